@@ -1,0 +1,92 @@
+"""PGD-k cost against its physical floor and against torchattacks' PGD.
+
+The floor is k forward passes plus k backward passes to the *input* (what any PGD must do);
+a second floor adds parameter gradients (a plain ``loss.backward()``). Our PGD is timed with
+``early_stop=False`` so that it does all k steps like the others; its one extra forward pass
+scores the last iterate (best-point tracking).
+
+    python benchmarks/bench_pgd.py --model resnet20 --batch 128 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from common import describe_device, pick_device, timeit
+
+from robustart.attacks import PGD
+from robustart.models import create_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--size", type=int, default=32, help="image side in pixels")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    model = create_model(args.model, num_classes=10).to(device).eval()
+    images = torch.rand(args.batch, 3, args.size, args.size, device=device)
+    labels = torch.randint(0, 10, (args.batch,), device=device)
+    eps, k = 8 / 255, args.steps
+
+    def floor_input_grad() -> None:
+        x = images.clone()
+        for _ in range(k):
+            x.requires_grad_(True)
+            loss = F.cross_entropy(model(x), labels, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x)
+            x = x.detach() + 0.001 * grad.sign()
+
+    def floor_full_backward() -> None:
+        for _ in range(k):
+            x = images.clone().requires_grad_(True)
+            F.cross_entropy(model(x), labels).backward()
+        model.zero_grad(set_to_none=True)
+
+    ours = PGD(eps=eps, steps=k, early_stop=False)
+    ours_early = PGD(eps=eps, steps=k)
+    rows = [
+        ("floor: k × (forward + input backward)", timeit(floor_input_grad, device, args.repeats)),
+        ("floor: k × (forward + full backward)", timeit(floor_full_backward, device, args.repeats)),
+        (
+            "robustart PGD (early_stop=False)",
+            timeit(lambda: ours(model, images, labels), device, args.repeats),
+        ),
+        (
+            "robustart PGD (default, early stop)",
+            timeit(lambda: ours_early(model, images, labels), device, args.repeats),
+        ),
+    ]
+    try:
+        import torchattacks
+
+        reference = torchattacks.PGD(model, eps=eps, alpha=2 / 255, steps=k, random_start=True)
+        rows.append(
+            ("torchattacks PGD", timeit(lambda: reference(images, labels), device, args.repeats))
+        )
+    except ImportError:
+        pass
+    floor = rows[0][1]
+    ours_time = rows[2][1]
+    print(
+        f"PGD-{k}, {args.model}, batch {args.batch}×3×{args.size}×{args.size}, "
+        f"{describe_device(device)}, median of {args.repeats}"
+    )
+    print("| method | time (ms) | / input-grad floor | ours / it |")
+    print("|---|---|---|---|")
+    for name, t in rows:
+        print(f"| {name} | {1000 * t:.1f} | {t / floor:.3f} | {ours_time / t:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""The :class:`Attack` base class and the attack registry.
+
+An attack maps clean images in [0, 1] to adversarial images in [0, 1] inside an ε-ball of a
+threat model. The base class does everything that is the same for all attacks:
+
+* checks the input (float NCHW in [0, 1], non-negative ε, a supported norm),
+* puts the model in eval mode (or train mode for adversarial training, see ``mode``) and restores
+  the previous ``training`` flag of every submodule afterwards,
+* re-enables autograd even inside Lightning's ``torch.inference_mode`` validation loop,
+* runs in fp32 by default (autocast off), and never touches the model's parameter gradients
+  (input gradients come from :func:`torch.autograd.grad`),
+* returns the clean images unchanged where ε = 0, so ε = 0 reproduces clean accuracy exactly.
+
+Subclasses implement :meth:`Attack.perturb`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from robustart.attacks.losses import ATTACK_LOSSES, check_logits
+from robustart.attacks.threat import ThreatModel, get_threat_model
+from robustart.errors import ConfigError
+from robustart.registry import Registry
+from robustart.utils import check_images, parse_eps, preserve_mode
+
+#: Registry of attack classes, keyed by name ("fgsm", "pgd", ...).
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+Model = Callable[[Tensor], Tensor]
+ModelMode = Literal["eval", "train", "keep"]
+
+
+class Attack(ABC):
+    """Base class of all attacks.
+
+    Args:
+        eps: Budget ε (float or a fraction string such as ``"8/255"``), ≥ 0.
+        norm: Threat model, one of :attr:`norms`.
+        loss: Name of the per-sample loss to maximise (see ``ATTACK_LOSSES``).
+        mode: Model mode while attacking: ``"eval"`` (evaluation), ``"train"`` (BatchNorm in
+            training mode, used by some adversarial-training recipes) or ``"keep"``.
+        precision: ``"fp32"`` disables autocast while attacking (default, strongest
+            gradients); ``"amp"`` keeps the caller's autocast.
+    """
+
+    #: Registry name, set by subclasses.
+    name: ClassVar[str] = ""
+    #: Norms the attack supports.
+    norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
+
+    def __init__(
+        self,
+        eps: float | str = 8 / 255,
+        norm: str = "linf",
+        loss: str = "ce",
+        mode: ModelMode = "eval",
+        precision: Literal["fp32", "amp"] = "fp32",
+    ) -> None:
+        if norm not in self.norms:
+            raise ConfigError(
+                f"attack {self.name!r} does not support norm {norm!r}; "
+                f"supported: {', '.join(self.norms)}"
+            )
+        if mode not in ("eval", "train", "keep"):
+            raise ConfigError(f"mode must be 'eval', 'train' or 'keep', got {mode!r}")
+        if precision not in ("fp32", "amp"):
+            raise ConfigError(f"precision must be 'fp32' or 'amp', got {precision!r}")
+        self.eps = parse_eps(eps)
+        self.norm = norm
+        self.threat: ThreatModel = get_threat_model(norm)
+        self.loss_name = loss
+        self.loss_fn = ATTACK_LOSSES.get(loss)
+        self.mode = mode
+        self.precision = precision
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(eps={self.eps:g}, norm={self.norm!r}, loss={self.loss_name!r})"
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Settings that must be reported with every number (iterations, restarts, ...)."""
+        return {"attack": self.name, "norm": self.norm, "eps": self.eps, "loss": self.loss_name}
+
+    def __call__(
+        self,
+        model: Model,
+        images: Tensor,
+        labels: Tensor,
+        *,
+        eps: float | str | Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Craft adversarial examples.
+
+        Args:
+            model: Maps images (N, C, H, W) in [0, 1] to logits (N, K).
+            images: Clean images, float (N, C, H, W) in [0, 1].
+            labels: True labels (N,), int64.
+            eps: Overrides the budget for this call: a float, a fraction string or a
+                per-sample tensor (N,).
+            generator: Random generator on the images' device for random starts.
+
+        Returns:
+            Adversarial images, same shape and dtype as ``images``, in [0, 1], detached.
+        """
+        check_images(images)
+        if labels.shape != images.shape[:1]:
+            raise ConfigError(
+                f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+            )
+        budget = self._budget(eps, images)
+        if not bool((budget > 0).any()):
+            return images.detach().clone()
+        with self._attack_context(model):
+            x = images.detach().clone().float()
+            y = labels.detach().clone()
+            adversarial = self.perturb(model, x, y, budget, generator).to(images.dtype)
+        zero = (budget == 0).view(-1, 1, 1, 1)
+        return torch.where(zero, images.detach(), adversarial.detach())
+
+    def _budget(self, eps: float | str | Tensor | None, images: Tensor) -> Tensor:
+        if eps is None:
+            eps = self.eps
+        if isinstance(eps, Tensor):
+            budget = eps.detach().to(device=images.device, dtype=torch.float32).flatten()
+            if budget.numel() == 1:
+                budget = budget.expand(images.shape[0])
+            if budget.shape[0] != images.shape[0]:
+                raise ConfigError(
+                    f"a per-sample eps must have {images.shape[0]} values, got {budget.shape[0]}"
+                )
+            if not bool(torch.isfinite(budget).all()) or bool((budget < 0).any()):
+                raise ConfigError("eps must be finite and >= 0")
+            return budget.clone()
+        return torch.full((images.shape[0],), parse_eps(eps), device=images.device)
+
+    @contextlib.contextmanager
+    def _attack_context(self, model: Model) -> Iterator[None]:
+        train = {"eval": False, "train": True, "keep": None}[self.mode]
+        mode_ctx = (
+            preserve_mode(model, train)
+            if isinstance(model, nn.Module)
+            else contextlib.nullcontext()
+        )
+        device_type = _device_type(model)
+        autocast_ctx = (
+            torch.autocast(device_type, enabled=False)
+            if self.precision == "fp32"
+            else contextlib.nullcontext()
+        )
+        with mode_ctx, torch.inference_mode(False), torch.enable_grad(), autocast_ctx:
+            yield
+
+    def forward(self, model: Model, images: Tensor) -> Tensor:
+        """Run the model and check that it returns logits."""
+        logits = model(images)
+        if not getattr(self, "_logits_checked", False):
+            check_logits(logits)
+            self._logits_checked = True
+        return logits.float()
+
+    def loss_and_grad(
+        self, model: Model, images: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-sample loss (N,), logits (N, K) and the loss gradient w.r.t. ``images``."""
+        images = images.detach().requires_grad_(True)
+        logits = self.forward(model, images)
+        loss = self.loss_fn(logits, labels)
+        (grad,) = torch.autograd.grad(loss.sum(), images)
+        return loss.detach(), logits.detach(), grad.detach()
+
+    @abstractmethod
+    def perturb(
+        self,
+        model: Model,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """Return adversarial images for ``images`` (N, C, H, W) with budgets ``eps`` (N,).
+
+        Called with autograd enabled, the model in the requested mode and fp32 inputs.
+        """
+
+
+def _device_type(model: Model) -> str:
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            return p.device.type
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def create_attack(name: str, **kwargs: Any) -> Attack:
+    """Build the attack registered as ``name`` with keyword settings.
+
+    Raises:
+        UnknownNameError: for an unknown name (close matches are suggested).
+        ConfigError: for a setting the attack does not accept or a bad value.
+
+    Example:
+        >>> attack = create_attack("pgd", eps="8/255", steps=10)
+        >>> attack.steps
+        10
+    """
+    cls = ATTACKS.get(name)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        import inspect
+
+        params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self",)]
+        raise ConfigError(
+            f"bad settings for attack {name!r}: {err}. Accepted settings: {', '.join(params)}"
+        ) from None

@@ -1,0 +1,61 @@
+"""Per-sample losses that attacks maximise.
+
+Each loss maps logits (N, K) and labels (N,) to a per-sample loss (N,). Attacks maximise the
+sum, so each sample's gradient does not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from robustart.registry import Registry
+
+AttackLoss = Callable[[Tensor, Tensor], Tensor]
+
+#: Registry of attack losses: ``(logits (N, K), labels (N,)) -> loss (N,)``.
+ATTACK_LOSSES: Registry[AttackLoss] = Registry("attack loss")
+
+
+@ATTACK_LOSSES.register("ce")
+def cross_entropy_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of the true class (Madry et al.'s PGD loss)."""
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+@ATTACK_LOSSES.register("margin")
+def margin_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Carlini-Wagner margin ``max_{i≠y} z_i − z_y``: positive once the sample is misclassified."""
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+    return others.amax(dim=1) - true
+
+
+def misclassified(logits: Tensor, labels: Tensor) -> Tensor:
+    """Boolean (N,): the top-1 prediction differs from the label."""
+    return logits.argmax(dim=1) != labels
+
+
+def check_logits(logits: Tensor) -> None:
+    """Refuse model outputs that look like probabilities (attacks need logits)."""
+    from robustart.errors import InputRangeError
+
+    if logits.ndim != 2:
+        raise InputRangeError(
+            f"the model must return logits of shape (N, num_classes), got {tuple(logits.shape)}"
+        )
+    with torch.no_grad():
+        looks_like_probs = (
+            logits.shape[1] > 1
+            and bool(((logits >= 0) & (logits <= 1)).all())
+            and bool(torch.allclose(logits.sum(dim=1), torch.ones_like(logits[:, 0]), atol=1e-4))
+        )
+    if looks_like_probs:
+        raise InputRangeError(
+            "the model's outputs are probabilities (non-negative rows summing to 1), but attacks "
+            "need logits: remove the final softmax from the model. Attacking softmax outputs "
+            "saturates gradients and overstates robustness."
+        )

@@ -1,0 +1,205 @@
+"""Projected gradient descent (Madry et al., 2018) and FGSM as its one-step special case."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustart.attacks.base import ATTACKS, Attack, Model
+from robustart.attacks.losses import misclassified
+from robustart.attacks.threat import clip_to_box, per_sample
+from robustart.errors import ConfigError
+from robustart.utils import parse_fraction
+
+
+class BestTracker:
+    """Keeps, per sample, the strongest adversarial point seen so far.
+
+    A point that fools the model beats one that does not; among equals the higher loss wins.
+    """
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images.clone()
+        self.fooled = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
+        self.loss = torch.full((images.shape[0],), float("-inf"), device=images.device)
+
+    def update(
+        self, candidates: Tensor, loss: Tensor, fooled: Tensor, index: Tensor | None = None
+    ) -> None:
+        """Offer ``candidates`` (for samples ``index``, or all) with their loss and success."""
+        idx = index if index is not None else slice(None)
+        old_fooled, old_loss = self.fooled[idx], self.loss[idx]
+        better = (fooled & ~old_fooled) | ((fooled == old_fooled) & (loss > old_loss))
+        if index is None:
+            self.images[better] = candidates[better]
+        else:
+            self.images[index[better]] = candidates[better]
+        self.fooled[idx] = old_fooled | fooled
+        self.loss[idx] = torch.where(better, loss, old_loss)
+
+
+@ATTACKS.register("pgd")
+class PGD(Attack):
+    """Projected gradient ascent on the loss inside an Lp ball.
+
+    Each restart draws a random start in the ball (``random_start``), then takes ``steps``
+    steepest-ascent steps, projecting onto the ball and the [0, 1] box after each. Restarts run
+    only on samples that are still classified correctly.
+
+    Args:
+        eps: Budget ε.
+        norm: ``"linf"`` or ``"l2"``.
+        steps: Number of gradient steps k.
+        step_size: Absolute step α. ``None`` uses ``rel_step_size · ε``.
+        rel_step_size: Step as a fraction of ε when ``step_size`` is None; ``None`` means
+            ``2.5 / steps`` (Madry et al.), i.e. 2/255 for 10 steps at 8/255.
+        random_start: Start from a uniform random point in the ball instead of the image.
+        restarts: Number of random restarts; the per-sample strongest point is kept.
+        track_best: Return the strongest iterate of each sample (evaluation). ``False`` returns
+            the last iterate, as adversarial training does.
+        early_stop: Stop once every sample is fooled (needs ``track_best``; the result is the
+            same, only faster).
+        **kwargs: ``loss``, ``mode``, ``precision`` of :class:`~robustart.attacks.base.Attack`.
+
+    Example:
+        >>> attack = PGD(eps="8/255", steps=10)
+        >>> adv = attack(model, images, labels)  # doctest: +SKIP
+        >>> (adv - images).abs().amax() <= 8 / 255 + 1e-6  # doctest: +SKIP
+        tensor(True)
+    """
+
+    name = "pgd"
+
+    def __init__(
+        self,
+        eps: float | str = 8 / 255,
+        norm: str = "linf",
+        steps: int = 10,
+        step_size: float | str | None = None,
+        rel_step_size: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        track_best: bool = True,
+        early_stop: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(eps=eps, norm=norm, **kwargs)
+        if int(steps) < 1:
+            raise ConfigError(f"steps must be >= 1, got {steps}")
+        if int(restarts) < 1:
+            raise ConfigError(f"restarts must be >= 1, got {restarts}")
+        self.steps = int(steps)
+        self.restarts = int(restarts)
+        self.step_size = None if step_size is None else parse_fraction(step_size, "step_size")
+        if self.step_size is not None and self.step_size <= 0:
+            raise ConfigError(f"step_size must be > 0, got {step_size}")
+        self.rel_step_size = 2.5 / self.steps if rel_step_size is None else float(rel_step_size)
+        self.random_start = bool(random_start)
+        self.track_best = bool(track_best)
+        self.early_stop = bool(early_stop) and self.track_best
+
+    @property
+    def config(self) -> dict:
+        return {
+            **super().config,
+            "steps": self.steps,
+            "restarts": self.restarts,
+            "step_size": self.step_size
+            if self.step_size is not None
+            else f"{self.rel_step_size:g}*eps",
+            "random_start": self.random_start,
+        }
+
+    def perturb(
+        self,
+        model: Model,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        if self.restarts == 1 and not self.track_best:
+            return self._run(model, images, labels, eps, generator, tracker=None)
+        tracker = BestTracker(images)
+        for _ in range(self.restarts):
+            active = (~tracker.fooled).nonzero().squeeze(1)
+            if active.numel() == 0:
+                break
+            sub = _SubsetTracker(tracker, active)
+            final = self._run(model, images[active], labels[active], eps[active], generator, sub)
+            if not self.track_best:  # score the last iterate of this restart
+                with torch.no_grad():
+                    logits = self.forward(model, final)
+                sub.update(
+                    final,
+                    self.loss_fn(logits, labels[active]),
+                    misclassified(logits, labels[active]),
+                )
+        return tracker.images
+
+    def _run(
+        self,
+        model: Model,
+        images: Tensor,
+        labels: Tensor,
+        eps: Tensor,
+        generator: torch.Generator | None,
+        tracker: _SubsetTracker | None,
+    ) -> Tensor:
+        """One restart: random start then ``steps`` projected steps. Returns the last iterate."""
+        step = per_sample(
+            eps * self.rel_step_size if self.step_size is None else self.step_size, images
+        )
+        if self.random_start:
+            delta = clip_to_box(images, self.threat.random_init(images, eps, generator))
+        else:
+            delta = torch.zeros_like(images)
+        track = tracker is not None and self.track_best
+        for _ in range(self.steps):
+            loss, logits, grad = self.loss_and_grad(model, images + delta, labels)
+            if track:
+                fooled = misclassified(logits, labels)
+                tracker.update(images + delta, loss, fooled)
+                if self.early_stop and bool(tracker.all_fooled()):
+                    return images + delta
+            delta = delta + self.threat.step(grad, step)
+            delta = clip_to_box(images, self.threat.project(delta, eps))
+        adversarial = images + delta
+        if track:
+            with torch.no_grad():
+                logits = self.forward(model, adversarial)
+            tracker.update(adversarial, self.loss_fn(logits, labels), misclassified(logits, labels))
+        return adversarial
+
+
+class _SubsetTracker:
+    """A view of a :class:`BestTracker` restricted to the samples ``index``."""
+
+    def __init__(self, tracker: BestTracker, index: Tensor) -> None:
+        self.tracker = tracker
+        self.index = index
+
+    def update(self, candidates: Tensor, loss: Tensor, fooled: Tensor) -> None:
+        self.tracker.update(candidates, loss, fooled, self.index)
+
+    def all_fooled(self) -> Tensor:
+        return self.tracker.fooled[self.index].all()
+
+
+@ATTACKS.register("fgsm")
+class FGSM(PGD):
+    """Fast gradient sign method (Goodfellow et al., 2015): one step of size ε, no random start.
+
+    For ``norm="l2"`` this is the fast gradient method (one normalised-gradient step of
+    length ε).
+    """
+
+    name = "fgsm"
+
+    def __init__(self, eps: float | str = 8 / 255, norm: str = "linf", **kwargs) -> None:
+        for fixed in ("steps", "step_size", "rel_step_size", "random_start", "restarts"):
+            if fixed in kwargs:
+                raise ConfigError(f"FGSM has no setting {fixed!r}; use the 'pgd' attack instead")
+        super().__init__(
+            eps=eps, norm=norm, steps=1, rel_step_size=1.0, random_start=False, restarts=1, **kwargs
+        )

@@ -1,0 +1,5 @@
+"""Lightning callbacks: robustness evaluation at epoch ends and at validate/test."""
+
+from robustart.callbacks.robustness import DEFAULT_CORRUPTIONS, RobustnessEvaluation
+
+__all__ = ["DEFAULT_CORRUPTIONS", "RobustnessEvaluation"]

@@ -1,0 +1,236 @@
+"""The epoch-end robustness evaluation callback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+
+from robustart.callbacks.run_dir import run_directory
+from robustart.corruptions import SEVERITIES
+from robustart.errors import ConfigError
+from robustart.evaluation import (
+    DEFAULT_ATTACKS,
+    CachedChunks,
+    RobustnessReport,
+    RobustnessSuite,
+    chunk_ids_for_rank,
+    evaluate_robustness,
+    iterate_chunks,
+)
+from robustart.utils import atomic_write_json, format_eps
+
+#: The default epoch-end corruptions (cheap and covering noise, blur, colour and digital).
+DEFAULT_CORRUPTIONS = [
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "gaussian_blur",
+    "brightness",
+    "contrast",
+    "jpeg_compression",
+]
+
+
+class RobustnessEvaluation(Callback):
+    """Measure robustness on a fixed subset every few epochs, and at ``validate``/``test``.
+
+    On a fixed, seeded subset of the validation split (the test split under ``test``), it
+    computes clean accuracy, accuracy under each attack at each budget (the robustness curve)
+    and accuracy per corruption × severity with their means, and logs them to every logger
+    under the names of :mod:`robustart.evaluation.report` (prefixed ``test/`` at test time).
+    It works inside Lightning's inference-mode validation loop, leaves the model's mode and
+    gradients as it found them, and gives the same numbers under DDP as on one device.
+
+    After each evaluation it also writes, on rank zero, ``robustness.json`` (the history of all
+    evaluations) and ``robustness_curves.png`` into the logger's directory, and logs the curves
+    as line plots to Weights & Biases when a ``WandbLogger`` is used.
+
+    Args:
+        attacks: Attack specifications, e.g. ``[{name: pgd, norm: linf, eps: [2/255, 8/255],
+            steps: 10}]``; ``None`` → PGD-10 L∞ at 2, 4 and 8/255; ``[]`` → no attacks.
+        corruptions: Corruption names or ``"all"``; ``None`` → seven fast corruptions;
+            ``[]`` → none.
+        severities: Corruption severities to run.
+        num_images: Size of the fixed subset (``None``: the whole split).
+        batch_size: Images per evaluation chunk.
+        seed: Seed of the subset selection and of all random tests.
+        every_n_epochs: Evaluate after every n-th training epoch (and after the last).
+        split: Split evaluated during ``fit`` and ``validate``.
+        test_split: Split evaluated during ``test``.
+        log_curves: Log the curves as W&B line plots (when a WandbLogger is attached).
+        save_dir: Where to write ``robustness.json`` and the plot (default: the run's
+            directory, next to ``checkpoints/``).
+        progress: Show a progress bar during the evaluation.
+    """
+
+    def __init__(
+        self,
+        attacks: list[dict[str, Any]] | None = None,
+        corruptions: list[str] | str | None = None,
+        severities: list[int] = list(SEVERITIES),  # noqa: B006 (jsonargparse shows it)
+        num_images: int | None = 256,
+        batch_size: int = 128,
+        seed: int = 0,
+        every_n_epochs: int = 1,
+        split: str = "val",
+        test_split: str = "test",
+        log_curves: bool = True,
+        save_dir: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ConfigError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        for name, value in (("split", split), ("test_split", test_split)):
+            if value not in ("train", "val", "test"):
+                raise ConfigError(f"{name} must be 'train', 'val' or 'test', got {value!r}")
+        self.suite = RobustnessSuite(
+            attacks=DEFAULT_ATTACKS if attacks is None else attacks,
+            corruptions=DEFAULT_CORRUPTIONS if corruptions is None else corruptions,
+            severities=severities,
+        )
+        self.num_images = num_images
+        self.batch_size = batch_size
+        self.seed = seed
+        self.every_n_epochs = every_n_epochs
+        self.split = split
+        self.test_split = test_split
+        self.log_curves = log_curves
+        self.save_dir = save_dir
+        self.progress = progress
+        self._chunks: dict[str, CachedChunks] = {}
+        #: The report of the latest evaluation.
+        self.last_report: RobustnessReport | None = None
+
+    # ---------------------------------------------------------------- hooks
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn == "fit":
+            epoch = trainer.current_epoch + 1
+            last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+            if epoch % self.every_n_epochs and not last:
+                return
+        self.run(trainer, pl_module, self.split, prefix="")
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.run(trainer, pl_module, self.test_split, prefix="test/")
+
+    # ---------------------------------------------------------------- work
+    def _chunks_for(self, trainer: Trainer, split: str) -> tuple[CachedChunks, int]:
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "robustness_subset"):
+            raise ConfigError(
+                "RobustnessEvaluation needs a robustart datamodule (with robustness_subset); "
+                f"got {type(datamodule).__name__}"
+            )
+        subset = datamodule.robustness_subset(split, self.num_images, self.seed)
+        rank, world = trainer.global_rank, trainer.world_size
+        n_chunks = len(chunk_ids_for_rank(len(subset), self.batch_size, rank, world))
+        if split not in self._chunks:
+            workers = getattr(datamodule, "num_workers", 0)
+            self._chunks[split] = CachedChunks(
+                lambda: iterate_chunks(subset, self.batch_size, rank, world, workers)
+            )
+        return self._chunks[split], n_chunks
+
+    def run(
+        self, trainer: Trainer, pl_module: LightningModule, split: str, prefix: str = ""
+    ) -> RobustnessReport:
+        """Evaluate now and log the results (called by the hooks)."""
+        chunks, n_chunks = self._chunks_for(trainer, split)
+
+        def reduce(tensor: Any) -> Any:
+            return trainer.strategy.reduce(tensor, reduce_op="sum")
+
+        report = evaluate_robustness(
+            pl_module,
+            chunks,
+            self.suite,
+            device=pl_module.device,
+            seed=self.seed,
+            reduce=reduce if trainer.world_size > 1 else None,
+            progress=(
+                self.progress
+                and trainer.is_global_zero
+                and trainer.progress_bar_callback is not None
+            ),
+            num_chunks=n_chunks,
+        )
+        self.last_report = report
+        for key, value in report.metrics(prefix).items():
+            pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False)
+        directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
+        if trainer.is_global_zero:
+            self._save(directory, trainer, report, split, prefix)
+            if self.log_curves:
+                self._log_wandb_curves(trainer, report, prefix)
+        return report
+
+    def _save(
+        self, directory: Path, trainer: Trainer, report: RobustnessReport, split: str, prefix: str
+    ) -> None:
+        history_path = directory / "robustness.json"
+        history: list[dict[str, Any]] = []
+        if history_path.is_file():
+            try:
+                history = json.loads(history_path.read_text())
+            except json.JSONDecodeError:
+                rank_zero_warn(f"{history_path} is not valid JSON; starting a new history")
+        history.append(
+            {
+                "stage": trainer.state.fn.value if trainer.state.fn else None,
+                "split": split,
+                "epoch": trainer.current_epoch,
+                "global_step": trainer.global_step,
+                "metrics": report.metrics(prefix),
+                "report": report.to_dict(),
+            }
+        )
+        atomic_write_json(history_path, history)
+        from robustart.plots import plot_robustness_curves
+
+        name = "robustness_curves_test.png" if prefix else "robustness_curves.png"
+        plot_robustness_curves(
+            {split: report},
+            directory / name,
+            title=f"{split} subset ({report.num_images} images), epoch {trainer.current_epoch}",
+        )
+
+    def _log_wandb_curves(self, trainer: Trainer, report: RobustnessReport, prefix: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers:
+            return
+        import wandb
+
+        data: dict[str, Any] = {}
+        for label, curve in report.attacks.items():
+            norm = report.attack_settings.get(label, {}).get("norm", "linf")
+            table = wandb.Table(columns=["eps", "eps_label", "accuracy"])
+            table.add_data(0.0, "0", report.clean)
+            for eps, acc in curve.items():
+                table.add_data(eps, format_eps(eps, norm), acc)
+            data[f"{prefix}curves/{label}"] = wandb.plot.line(
+                table, "eps", "accuracy", title=f"{label}: accuracy vs eps"
+            )
+        if report.corruptions:
+            names = list(report.corruptions)
+            severities = sorted({s for c in report.corruptions.values() for s in c})
+            data[f"{prefix}curves/corruption_severity"] = wandb.plot.line_series(
+                xs=[0, *severities],
+                ys=[[report.clean, *(report.corruptions[n][s] for s in severities)] for n in names],
+                keys=names,
+                title="accuracy vs corruption severity",
+                xname="severity",
+            )
+        data["trainer/global_step"] = trainer.global_step
+        for logger in loggers:
+            logger.experiment.log(data)

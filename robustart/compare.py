@@ -1,0 +1,179 @@
+"""``robustart compare``: train several recipes, test each, print one robustness table.
+
+Example::
+
+    robustart compare recipes/digits/standard.yaml recipes/digits/pgd_at.yaml
+    robustart compare base.yaml mixup.yaml --common recipes/loggers/wandb.yaml -- \\
+        --trainer.max_epochs 2
+
+Each recipe is fitted with ``robustart fit``, then tested (best checkpoint) with the
+``RobustnessEvaluation`` callback it configures. The table (percentages) is printed and written
+to ``<output>/comparison.{md,csv,json}`` with ``robustness_curves.png``, all atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from robustart.errors import ConfigError
+from robustart.evaluation import RobustnessReport
+from robustart.reporting import csv_table, format_table, markdown_table
+from robustart.utils import atomic_write_json, atomic_write_text, format_eps
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robustart compare",
+        description=(
+            "Train each recipe, test it with its RobustnessEvaluation callback and print one "
+            "table of clean, adversarial and corruption accuracy (an ablation table: keep "
+            "everything but one technique the same across recipes). Arguments after `--` are "
+            "passed to every `robustart fit`."
+        ),
+    )
+    parser.add_argument(
+        "recipes",
+        nargs="+",
+        type=Path,
+        help="recipe YAML files; the first one is the baseline of the table",
+    )
+    parser.add_argument(
+        "--common",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="YAML",
+        help="extra config layered on every recipe (e.g. "
+        "recipes/loggers/wandb.yaml); may be repeated",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("runs/compare"),
+        help="folder for comparison.{md,csv,json} and robustness_curves.png (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ckpt",
+        choices=["best", "last"],
+        default="best",
+        help="checkpoint each model is tested with (default: %(default)s)",
+    )
+    return parser
+
+
+def run_name(recipe: Path, taken: set[str]) -> str:
+    """A short unique name for a recipe: its file stem, prefixed by its folder if needed."""
+    name = recipe.stem
+    if name in taken:
+        name = f"{recipe.parent.name}/{recipe.stem}"
+    taken.add(name)
+    return name
+
+
+def fit_and_test(
+    recipe: Path, common: list[Path], extra: list[str], ckpt: str
+) -> tuple[dict[str, float], RobustnessReport]:
+    """Fit one recipe, test it and return the test metrics and robustness report."""
+    from robustart.callbacks import RobustnessEvaluation
+    from robustart.main import build_cli, finish_loggers
+
+    if not recipe.is_file():
+        raise ConfigError(f"recipe not found: {recipe}")
+    configs = [arg for path in [recipe, *common] for arg in ("--config", str(path))]
+    cli = build_cli(["fit", *configs, *extra], finish=False)
+    evaluators = [cb for cb in cli.trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
+    if not evaluators:
+        raise ConfigError(
+            f"{recipe} has no RobustnessEvaluation callback, so there is nothing to compare; "
+            "add one under trainer.callbacks"
+        )
+    try:
+        results = cli.trainer.test(
+            cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True
+        )
+    finally:
+        finish_loggers(cli.trainer)
+    report = evaluators[0].last_report
+    assert report is not None
+    return dict(results[0]) if results else {}, report
+
+
+def comparison_table(
+    runs: dict[str, tuple[dict[str, float], RobustnessReport]],
+) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows (percentages) of the comparison table."""
+    first = next(iter(runs.values()))[1]
+    headers = ["recipe", "test acc", "subset clean"]
+    columns: list[tuple[str, str, float]] = []
+    for label, curve in first.attacks.items():
+        norm = first.attack_settings.get(label, {}).get("norm", "linf")
+        for eps in curve:
+            columns.append((label, f"{label} {format_eps(eps, norm)}", eps))
+    headers += [c[1] for c in columns]
+    if first.corruptions:
+        headers.append(f"corruption mean ({len(first.corruptions)})")
+    rows = []
+    for name, (metrics, report) in runs.items():
+        row: list[Any] = [name, _pct(metrics.get("test/acc")), _pct(report.clean)]
+        row += [_pct(report.attacks.get(label, {}).get(eps)) for label, _, eps in columns]
+        if first.corruptions:
+            row.append(_pct(report.corruption_mean()))
+        rows.append(row)
+    return headers, rows
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else 100.0 * float(value)
+
+
+def compare_main(argv: list[str]) -> dict[str, Any]:
+    """Run ``robustart compare`` with command-line arguments ``argv``."""
+    if "--" in argv:
+        split = argv.index("--")
+        argv, extra = argv[:split], argv[split + 1 :]
+    else:
+        extra = []
+    args = build_parser().parse_args(argv)
+    for path in args.common:
+        if not path.is_file():
+            raise ConfigError(f"--common config not found: {path}")
+    taken: set[str] = set()
+    runs: dict[str, tuple[dict[str, float], RobustnessReport]] = {}
+    for recipe in args.recipes:
+        name = run_name(recipe, taken)
+        print(f"\n=== robustart compare: {name} ({recipe}) ===", file=sys.stderr)
+        runs[name] = fit_and_test(recipe, args.common, extra, args.ckpt)
+
+    headers, rows = comparison_table(runs)
+    first = next(iter(runs.values()))[1]
+    settings = "; ".join(
+        f"{label}: " + ", ".join(f"{k}={v}" for k, v in s.items() if k != "attack")
+        for label, s in first.attack_settings.items()
+    )
+    text = format_table(headers, rows)
+    print(
+        f"\nRobustness comparison (accuracy %, test split; subset of {first.num_images} "
+        f"images; {settings})\n{text}\n"
+    )
+
+    out = args.output
+    from robustart.plots import plot_robustness_curves
+
+    plot = plot_robustness_curves(
+        {n: r for n, (_, r) in runs.items()},
+        out / "robustness_curves.png",
+        title=f"test subset ({first.num_images} images)",
+    )
+    atomic_write_text(out / "comparison.md", markdown_table(headers, rows))
+    atomic_write_text(out / "comparison.csv", csv_table(headers, rows))
+    summary = {
+        "recipes": {name: str(path) for name, path in zip(runs, args.recipes)},
+        "attack_settings": first.attack_settings,
+        "runs": {n: {"test_metrics": m, "report": r.to_dict()} for n, (m, r) in runs.items()},
+    }
+    atomic_write_json(out / "comparison.json", summary)
+    print(f"Wrote {out / 'comparison.md'}, comparison.csv, comparison.json and {plot}")
+    return summary

@@ -1,0 +1,35 @@
+"""Common corruptions generated on the images' device, keyed by name in :data:`CORRUPTIONS`.
+
+Example:
+    >>> from robustart.corruptions import corrupt
+    >>> noisy = corrupt(images, "gaussian_noise", severity=3)  # doctest: +SKIP
+"""
+
+from robustart.corruptions import (  # noqa: F401  (registers the corruptions)
+    brightness,
+    contrast,
+    gaussian_blur,
+    gaussian_noise,
+    impulse_noise,
+    jpeg_compression,
+    shot_noise,
+)
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    SEVERITIES,
+    Corruption,
+    check_severity,
+    corrupt,
+    create_corruption,
+    table_for_size,
+)
+
+__all__ = [
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "Corruption",
+    "check_severity",
+    "corrupt",
+    "create_corruption",
+    "table_for_size",
+]

@@ -1,0 +1,136 @@
+"""The :class:`Corruption` base class, the corruption registry and the image-size rule.
+
+A corruption maps a batch of clean images in [0, 1] to corrupted images of the same shape, at a
+severity 1..5. Every corruption carries two parameter tables, one per severity, taken from the
+reference definitions (Hendrycks & Dietterich, 2019): ``imagenet`` for 224-px images and
+``cifar`` for 32-px images.
+
+Image-size rule (for sizes other than 32 and 224 px):
+    Let ``s`` be the shorter image side. Images with ``s < 85`` (nearer to 32 than to 224 on a
+    log scale, since √(32·224) ≈ 84.7) use the CIFAR table, larger ones the ImageNet table.
+    Spatial parameters (blur widths, radii, displacements in pixels) are then multiplied by
+    ``scale = s / 32`` or ``s / 224`` respectively; intensities (noise levels, quality, blend
+    weights) are not scaled. At exactly 32 or 224 px, ``scale == 1`` and the tables apply as
+    published. Each corruption says which of its parameters are spatial.
+
+Randomness is drawn per image from the ``generator`` passed in (on the images' device), so a
+seed reproduces the output exactly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from robustart.errors import ConfigError
+from robustart.registry import Registry
+from robustart.utils import check_images
+
+#: Registry of corruption classes, keyed by name ("gaussian_noise", ...).
+CORRUPTIONS: Registry[type[Corruption]] = Registry("corruption")
+
+#: Shorter side (px) at which the parameter tables were defined.
+TABLE_SIZES = {"cifar": 32, "imagenet": 224}
+#: Images with a shorter side below this use the CIFAR table.
+SIZE_THRESHOLD = 85
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def table_for_size(height: int, width: int) -> tuple[str, float]:
+    """Which parameter table applies to images of this size, and the spatial scale factor.
+
+    Example:
+        >>> table_for_size(32, 32)
+        ('cifar', 1.0)
+        >>> table_for_size(224, 224)
+        ('imagenet', 1.0)
+        >>> table_for_size(64, 64)
+        ('cifar', 2.0)
+    """
+    side = min(height, width)
+    table = "cifar" if side < SIZE_THRESHOLD else "imagenet"
+    return table, side / TABLE_SIZES[table]
+
+
+def check_severity(severity: int) -> int:
+    """Check that ``severity`` is an integer in 1..5."""
+    if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
+        raise ConfigError(f"severity must be an integer from 1 to 5, got {severity!r}")
+    return severity
+
+
+class Corruption(ABC):
+    """Base class of all corruptions.
+
+    Subclasses set :attr:`name`, :attr:`category`, the two parameter tables and implement
+    :meth:`apply`. Calling the corruption checks the input and the severity, looks up the
+    parameter for the image size, applies it and clamps the result to [0, 1].
+
+    Example:
+        >>> corrupt = create_corruption("gaussian_noise")
+        >>> out = corrupt(torch.rand(4, 3, 32, 32), severity=3)
+        >>> out.shape
+        torch.Size([4, 3, 32, 32])
+    """
+
+    name: ClassVar[str] = ""
+    #: "noise", "blur", "weather", "digital" or "extra".
+    category: ClassVar[str] = ""
+    #: One parameter per severity 1..5 for 224-px images.
+    imagenet: ClassVar[tuple[Any, ...]] = ()
+    #: One parameter per severity 1..5 for 32-px images.
+    cifar: ClassVar[tuple[Any, ...]] = ()
+
+    def __call__(
+        self, images: Tensor, severity: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Corrupt ``images``.
+
+        Args:
+            images: Float tensor (N, C, H, W) in [0, 1], on any device.
+            severity: Integer 1..5.
+            generator: Random generator on the images' device (``None``: global RNG).
+
+        Returns:
+            Corrupted images, same shape, dtype and device, in [0, 1].
+        """
+        check_images(images)
+        param, scale = self.parameter(severity, images.shape[-2], images.shape[-1])
+        with torch.no_grad():
+            out = self.apply(images, param, scale, generator)
+        return out.clamp_(0.0, 1.0).to(images.dtype)
+
+    def parameter(self, severity: int, height: int, width: int) -> tuple[Any, float]:
+        """The table parameter for ``severity`` at this image size, and the spatial scale."""
+        check_severity(severity)
+        table, scale = table_for_size(height, width)
+        return getattr(self, table)[severity - 1], scale
+
+    @abstractmethod
+    def apply(
+        self, images: Tensor, param: Any, scale: float, generator: torch.Generator | None
+    ) -> Tensor:
+        """Corrupt ``images`` (N, C, H, W) with one severity's parameter.
+
+        ``scale`` multiplies spatial parameters (see the module docstring). The result may
+        leave [0, 1]; the caller clamps it.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def create_corruption(name: str) -> Corruption:
+    """Instantiate the corruption registered as ``name`` (close matches suggested if unknown)."""
+    return CORRUPTIONS.get(name)()
+
+
+def corrupt(
+    images: Tensor, name: str, severity: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Functional shortcut: ``corrupt(images, "fog", 3)``."""
+    return create_corruption(name)(images, severity, generator)

@@ -1,0 +1,30 @@
+"""Additive Gaussian noise."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustart.corruptions.base import CORRUPTIONS, Corruption
+
+
+@CORRUPTIONS.register("gaussian_noise")
+class GaussianNoise(Corruption):
+    """``x + N(0, σ²)`` independently per pixel and channel. σ is not spatial.
+
+    Example:
+        >>> out = GaussianNoise()(torch.rand(2, 3, 32, 32), severity=5)
+    """
+
+    name = "gaussian_noise"
+    category = "noise"
+    imagenet = (0.08, 0.12, 0.18, 0.26, 0.38)
+    cifar = (0.04, 0.06, 0.08, 0.09, 0.10)
+
+    def apply(
+        self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
+    ) -> Tensor:
+        noise = torch.randn(
+            images.shape, generator=generator, device=images.device, dtype=images.dtype
+        )
+        return images + param * noise

@@ -1,0 +1,147 @@
+"""The base LightningDataModule of robustart and the fixed robustness-evaluation subset.
+
+Every datamodule yields ``(images, labels)`` batches with images as float tensors in [0, 1],
+NCHW, un-normalised (the model normalises), and labels as int64. It also publishes the facts
+the CLI links into the model: :attr:`num_classes`, :attr:`in_channels`, :attr:`image_size`,
+:attr:`mean` and :attr:`std`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from robustart.errors import ConfigError
+
+Split = Literal["train", "val", "test"]
+
+
+class TransformedDataset(Dataset):
+    """Applies ``transform`` to the image of each ``(image, label)`` pair of ``dataset``."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[Tensor], Tensor] | None) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        image, label = self.dataset[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+
+class RobustartDataModule(LightningDataModule):
+    """Base class: loaders, dataset facts and the fixed evaluation subset.
+
+    Subclasses set the class attributes below (or instance attributes in ``__init__``) and
+    implement :meth:`build_dataset`.
+
+    Args:
+        batch_size: Training batch size (per device).
+        eval_batch_size: Validation/test batch size (default: ``batch_size``).
+        num_workers: DataLoader worker processes.
+        pin_memory: Pin host memory for faster transfers to the GPU.
+    """
+
+    #: Number of classes.
+    num_classes: int = 10
+    #: Image channels.
+    in_channels: int = 3
+    #: Side of the (square) evaluation images in pixels.
+    image_size: int = 32
+    #: Per-channel normalisation constants, linked into the model.
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self._datasets: dict[tuple[str, bool], Dataset] = {}
+
+    def build_dataset(self, split: Split, train_transform: bool) -> Dataset:
+        """Return the dataset for ``split`` with training augmentation or evaluation transform.
+
+        Items are ``(image (C, H, W) float in [0, 1], label int)``.
+        """
+        raise NotImplementedError
+
+    def dataset(self, split: Split, train_transform: bool | None = None) -> Dataset:
+        """The (cached) dataset of ``split``; training augmentation only for ``train``."""
+        augment = split == "train" if train_transform is None else train_transform
+        key = (split, augment)
+        if key not in self._datasets:
+            self._datasets[key] = self.build_dataset(split, augment)
+        return self._datasets[key]
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.dataset("train")
+            self.dataset("val")
+        elif stage == "validate":
+            self.dataset("val")
+        elif stage in ("test", "predict"):
+            self.dataset("test")
+
+    def _loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("train"), True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), False, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), False, self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def robustness_subset(self, split: Split, size: int | None, seed: int = 0) -> Subset:
+        """A fixed, seeded subset of ``split`` with the evaluation transform.
+
+        The same ``(split, size, seed)`` always gives the same images in the same order, so
+        robustness curves over epochs (and across runs) compare the same images.
+
+        Args:
+            split: ``"val"`` or ``"test"`` (or ``"train"``, without augmentation).
+            size: Number of images; ``None`` or more than available means the whole split.
+            seed: Seed of the random selection.
+        """
+        dataset = self.dataset(split, train_transform=False)
+        n = len(dataset)  # type: ignore[arg-type]
+        if size is not None and size < 1:
+            raise ConfigError(f"the robustness subset size must be >= 1, got {size}")
+        if size is None or size >= n:
+            indices = list(range(n))
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            indices = sorted(torch.randperm(n, generator=generator)[:size].tolist())
+        return Subset(dataset, indices)

@@ -1,0 +1,34 @@
+"""Errors that robustart raises on bad input.
+
+Every error names the problem and says what to do about it. The command line catches
+:class:`RobustartError` and prints its message without a traceback (exit status 2).
+"""
+
+from __future__ import annotations
+
+
+class RobustartError(Exception):
+    """Base class of all errors caused by user input (configs, paths, data, checkpoints)."""
+
+
+class UnknownNameError(RobustartError, KeyError):
+    """A name (model, attack, corruption, ...) that no registry knows."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(RobustartError, ValueError):
+    """A configuration value that is out of range or inconsistent."""
+
+
+class DatasetNotFoundError(RobustartError, FileNotFoundError):
+    """A dataset that is missing or incomplete on disk."""
+
+
+class CheckpointError(RobustartError, RuntimeError):
+    """A checkpoint that is missing, corrupt, tampered with or made for another model."""
+
+
+class InputRangeError(RobustartError, ValueError):
+    """Images that are not float tensors in [0, 1] with NCHW layout."""

@@ -1,0 +1,130 @@
+"""Run a :class:`RobustnessSuite` over an evaluation subset, on one device or under DDP.
+
+The subset is cut into fixed-size chunks (global batch indices). Each process evaluates the
+chunks ``rank, rank + world_size, ...``; randomness is seeded per chunk; the correct counts are
+summed across processes. The result is therefore identical on one device and on any number of
+DDP processes, and there is no DistributedSampler padding to distort it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from robustart.evaluation.report import RobustnessReport
+from robustart.evaluation.suite import RobustnessSuite
+
+Chunk = tuple[int, Tensor, Tensor]
+
+
+def chunk_ids_for_rank(num_images: int, chunk_size: int, rank: int, world_size: int) -> list[int]:
+    """Global chunk indices that process ``rank`` of ``world_size`` evaluates."""
+    num_chunks = -(-num_images // chunk_size)
+    return list(range(rank, num_chunks, world_size))
+
+
+def iterate_chunks(
+    dataset: Dataset,
+    chunk_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+) -> Iterator[Chunk]:
+    """Yield ``(chunk_id, images, labels)`` for this rank's chunks of ``dataset``."""
+    n = len(dataset)  # type: ignore[arg-type]
+    ids = chunk_ids_for_rank(n, chunk_size, rank, world_size)
+    indices = [i for c in ids for i in range(c * chunk_size, min((c + 1) * chunk_size, n))]
+    if not indices:
+        return
+    loader = DataLoader(
+        Subset(dataset, indices), batch_size=chunk_size, shuffle=False, num_workers=num_workers
+    )
+    # All chunks but the globally last one are full, so loader batch k is chunk ids[k].
+    for chunk_id, (images, labels) in zip(ids, loader):
+        yield chunk_id, images, torch.as_tensor(labels)
+
+
+class CachedChunks:
+    """Keeps the chunks of a subset in host memory after the first pass (small subsets)."""
+
+    def __init__(self, make: Callable[[], Iterable[Chunk]], max_bytes: int = 1 << 30) -> None:
+        self.make = make
+        self.max_bytes = max_bytes
+        self._cache: list[Chunk] | None = None
+
+    def __iter__(self) -> Iterator[Chunk]:
+        if self._cache is not None:
+            yield from self._cache
+            return
+        kept: list[Chunk] = []
+        size = 0
+        for chunk in self.make():
+            size += chunk[1].numel() * chunk[1].element_size()
+            if size <= self.max_bytes:
+                kept.append(chunk)
+            yield chunk
+        if size <= self.max_bytes:
+            self._cache = kept
+
+
+def evaluate_robustness(
+    model: nn.Module,
+    chunks: Iterable[Chunk],
+    suite: RobustnessSuite,
+    device: torch.device | str,
+    seed: int = 0,
+    reduce: Callable[[Tensor], Tensor] | None = None,
+    progress: bool = False,
+    num_chunks: int | None = None,
+) -> RobustnessReport:
+    """Evaluate ``model`` on every test of ``suite``.
+
+    Works inside Lightning's ``inference_mode`` validation loop: autograd is re-enabled here
+    for the attacks. The model's train/eval flags and parameter gradients are left as found.
+
+    Args:
+        model: Classifier on images in [0, 1].
+        chunks: ``(chunk_id, images, labels)`` for this process (see :func:`iterate_chunks`).
+        suite: The tests to run.
+        device: Where to evaluate.
+        seed: Seed of all random tests.
+        reduce: Sums a tensor over processes (e.g. ``trainer.strategy.reduce`` with "sum");
+            ``None`` on one device.
+        progress: Show a progress bar.
+        num_chunks: Number of chunks (for the progress bar's total).
+
+    Returns:
+        The :class:`RobustnessReport` over all processes' images.
+    """
+    keys = suite.keys()
+    total_steps = None if num_chunks is None else num_chunks * len(keys)
+    with (
+        torch.inference_mode(False),
+        tqdm(
+            total=total_steps,
+            desc="robustness",
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
+        ) as bar,
+    ):
+
+        def on_test(key: str) -> None:
+            bar.set_postfix_str(key, refresh=False)
+            bar.update(1)
+
+        counts = torch.zeros(len(keys) + 1, dtype=torch.float64, device=device)
+        for chunk_id, images, labels in chunks:
+            images = images.to(device, non_blocking=True).float()
+            labels = labels.to(device, non_blocking=True)
+            correct = suite.run_batch(model, images, labels, chunk_id, seed, on_test)
+            counts[:-1] += torch.stack([correct[k].sum() for k in keys]).double()
+            counts[-1] += labels.shape[0]
+        if reduce is not None:
+            counts = reduce(counts)
+    values = counts.tolist()
+    return RobustnessReport.from_counts(suite, values[:-1], int(values[-1]))

@@ -1,0 +1,193 @@
+"""Robustness suites: which attacks (at which budgets) and corruptions (at which severities).
+
+A suite is plain data, written in YAML::
+
+    attacks:
+      - {name: pgd, norm: linf, eps: [2/255, 4/255, 8/255], steps: 10}
+      - {name: fgsm, eps: [8/255], label: fgsm_linf}
+    corruptions: [gaussian_noise, contrast]     # or "all"
+    severities: [1, 2, 3, 4, 5]
+
+Every entry is validated when the suite is built (unknown names, bad budgets, settings an
+attack does not accept), so a typo fails at start-up, not after an epoch of training.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from robustart.attacks import Attack, create_attack
+from robustart.corruptions import CORRUPTIONS, check_severity, create_corruption
+from robustart.corruptions.base import Corruption
+from robustart.errors import ConfigError
+from robustart.utils import format_eps, make_generator, parse_eps, preserve_mode, stable_seed
+
+#: The cheap default for epoch-end evaluation: PGD-10 (L∞) at three budgets.
+DEFAULT_ATTACKS: list[dict[str, Any]] = [
+    {"name": "pgd", "norm": "linf", "eps": ["2/255", "4/255", "8/255"], "steps": 10},
+]
+
+CLEAN_KEY = "robust/clean"
+
+
+@dataclass
+class AttackEntry:
+    """One attack of a suite, evaluated at each budget of ``eps``."""
+
+    label: str
+    attack: Attack
+    eps: tuple[float, ...]
+
+    def key(self, eps: float) -> str:
+        return f"robust/{self.label}/eps={format_eps(eps, self.attack.norm)}"
+
+
+def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
+    """Build the attacks of a suite from YAML-style dictionaries.
+
+    Each dictionary needs ``name`` and ``eps`` (a number, a fraction string or a list of them);
+    ``label`` (default ``<name>_<norm>``) names it in metrics; every other key is a setting of
+    the attack (``norm``, ``steps``, ``restarts``, ...).
+    """
+    entries: list[AttackEntry] = []
+    for i, spec in enumerate(specs or []):
+        if not isinstance(spec, dict):
+            raise ConfigError(
+                f"attack #{i + 1} must be a mapping with 'name' and 'eps', got {spec!r}"
+            )
+        spec = copy.deepcopy(dict(spec))
+        name = spec.pop("name", None)
+        if not name:
+            raise ConfigError(f"attack #{i + 1} has no 'name': {spec}")
+        if "eps" not in spec:
+            raise ConfigError(f"attack {name!r} has no 'eps' (a budget or a list of budgets)")
+        raw_eps = spec.pop("eps")
+        raw_eps = raw_eps if isinstance(raw_eps, (list, tuple)) else [raw_eps]
+        if not raw_eps:
+            raise ConfigError(f"attack {name!r} has an empty eps list")
+        eps = tuple(parse_eps(e, f"eps of attack {name!r}") for e in raw_eps)
+        label = spec.pop("label", None)
+        attack = create_attack(name, eps=eps[0], **spec)
+        label = label or f"{name}_{attack.norm}"
+        if any(e.label == label for e in entries):
+            raise ConfigError(f"two attacks share the label {label!r}: give one a 'label'")
+        entries.append(AttackEntry(label, attack, eps))
+    return entries
+
+
+def parse_corruptions(names: Sequence[str] | str | None) -> list[str]:
+    """Corruption names of a suite; ``"all"`` means every registered corruption."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        if names == "all":
+            return CORRUPTIONS.names()
+        names = [names]
+    for name in names:
+        CORRUPTIONS.get(name)  # raises with close matches
+    if len(set(names)) != len(names):
+        raise ConfigError(f"corruptions are listed twice: {list(names)}")
+    return list(names)
+
+
+class RobustnessSuite:
+    """A set of robustness tests run on the same images.
+
+    Args:
+        attacks: Attack dictionaries (see :func:`parse_attacks`); ``None`` → none.
+        corruptions: Corruption names or ``"all"``; ``None`` → none.
+        severities: Severities of each corruption (1..5).
+
+    Example:
+        >>> suite = RobustnessSuite(attacks=DEFAULT_ATTACKS, corruptions=["contrast"])
+        >>> suite.keys()[:2]
+        ['robust/clean', 'robust/pgd_linf/eps=2/255']
+    """
+
+    def __init__(
+        self,
+        attacks: Sequence[dict[str, Any]] | None = None,
+        corruptions: Sequence[str] | str | None = None,
+        severities: Sequence[int] = (1, 2, 3, 4, 5),
+    ) -> None:
+        self.attacks = parse_attacks(attacks)
+        self.corruption_names = parse_corruptions(corruptions)
+        self.corruptions: dict[str, Corruption] = {
+            n: create_corruption(n) for n in self.corruption_names
+        }
+        self.severities = tuple(check_severity(s) for s in severities)
+        if self.corruption_names and not self.severities:
+            raise ConfigError("severities is empty but corruptions are listed")
+
+    @staticmethod
+    def corruption_key(name: str, severity: int) -> str:
+        return f"corruption/{name}/{severity}"
+
+    def keys(self) -> list[str]:
+        """Metric keys of every test in the order they run."""
+        keys = [CLEAN_KEY]
+        keys += [entry.key(e) for entry in self.attacks for e in entry.eps]
+        keys += [self.corruption_key(n, s) for n in self.corruption_names for s in self.severities]
+        return keys
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    @torch.no_grad()
+    def _correct(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+        return model(images).argmax(dim=1) == labels
+
+    def run_batch(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        labels: Tensor,
+        chunk_id: int,
+        seed: int = 0,
+        on_test: Any = None,
+    ) -> dict[str, Tensor]:
+        """Run every test on one batch.
+
+        Randomness (attack starts, corruption noise) is seeded by ``(seed, test, chunk_id)``,
+        so a chunk of images gets the same result wherever (on whichever rank) it runs.
+
+        Args:
+            model: Classifier taking images in [0, 1]; evaluated in eval mode.
+            images: (N, C, H, W) in [0, 1], on the model's device.
+            labels: (N,).
+            chunk_id: Global index of this batch in the evaluation subset.
+            seed: Seed of the suite.
+            on_test: Optional callable ``(key) -> None`` called after each test (progress).
+
+        Returns:
+            ``{key: correct (N,) bool}`` for every key of :meth:`keys`.
+        """
+        device = images.device
+        results: dict[str, Tensor] = {}
+
+        def done(key: str, correct: Tensor) -> None:
+            results[key] = correct
+            if on_test is not None:
+                on_test(key)
+
+        with preserve_mode(model, False):
+            done(CLEAN_KEY, self._correct(model, images, labels))
+            for entry in self.attacks:
+                for eps in entry.eps:
+                    key = entry.key(eps)
+                    generator = make_generator(stable_seed(seed, key, chunk_id), device)
+                    adversarial = entry.attack(model, images, labels, eps=eps, generator=generator)
+                    done(key, self._correct(model, adversarial, labels))
+            for name, corruption in self.corruptions.items():
+                for severity in self.severities:
+                    key = self.corruption_key(name, severity)
+                    generator = make_generator(stable_seed(seed, key, chunk_id), device)
+                    corrupted = corruption(images, severity, generator)
+                    done(key, self._correct(model, corrupted, labels))
+        return results

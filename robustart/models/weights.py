@@ -1,0 +1,125 @@
+"""Loading model weights from untrusted files.
+
+Checkpoints are untrusted input: ``.safetensors`` files are read with safetensors, everything
+else with ``torch.load(..., weights_only=True)`` (no code execution). A SHA-256 checksum, when
+given (the model zoo lists one per file), is verified before anything is parsed. Truncated or
+corrupt files, checksum mismatches and weights for another architecture raise
+:class:`~robustart.errors.CheckpointError` with what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from robustart.errors import CheckpointError
+
+
+def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike, expected: str) -> None:
+    """Raise :class:`CheckpointError` if the file's SHA-256 differs from ``expected``."""
+    actual = sha256_of(path)
+    if actual.lower() != expected.lower().strip():
+        raise CheckpointError(
+            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}. The file "
+            "is corrupt, incomplete or was modified; download it again from its source."
+        )
+
+
+def load_checkpoint_file(path: str | os.PathLike, sha256: str | None = None) -> dict:
+    """Read a checkpoint safely and return its top-level dictionary.
+
+    Args:
+        path: A ``.safetensors`` file, a PyTorch state dict or a Lightning ``.ckpt``.
+        sha256: Expected hex digest; verified before parsing when given.
+
+    Raises:
+        CheckpointError: missing, truncated, corrupt, tampered or not a dictionary.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint not found: {path}. Check the path (and the working "
+            "directory it is relative to)."
+        )
+    if sha256:
+        verify_sha256(path, sha256)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refusing to load {path}: it contains objects other than tensors and plain data "
+            f"({err.__class__.__name__}: {str(err).splitlines()[0]}). robustart only loads "
+            "weights_only checkpoints; re-save it as a state dict or safetensors file."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: the file is truncated or corrupt "
+            f"({err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+            "Re-download it or use an earlier checkpoint."
+        ) from None
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dictionary")
+    return dict(obj)
+
+
+def extract_state_dict(checkpoint: Mapping, prefix: str = "model.") -> dict[str, Tensor]:
+    """The model weights in a checkpoint: a Lightning ``state_dict`` (keys under ``prefix``)
+    or a plain state dict."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, Mapping):
+        raise CheckpointError("the checkpoint's 'state_dict' entry is not a dictionary")
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k: v for k, v in state.items() if isinstance(v, Tensor)}
+
+
+def load_into(module: nn.Module, state: Mapping[str, Tensor], source: str, arch: str) -> None:
+    """Load ``state`` into ``module`` strictly, explaining any mismatch.
+
+    Raises:
+        CheckpointError: missing or unexpected keys or shape mismatches, e.g. weights of another
+            architecture or for another number of classes.
+    """
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:2])})")
+        raise CheckpointError(
+            f"the weights in {source} do not fit model {arch!r}: {'; '.join(parts)}. They were "
+            "probably saved for another architecture or number of classes: use the model "
+            "and dataset they were trained with."
+        )
+    module.load_state_dict(state, strict=True)

@@ -1,0 +1,197 @@
+"""Supervised image classification: the base task of robustart."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+import robustart
+from robustart.errors import CheckpointError, ConfigError
+from robustart.models import create_model
+from robustart.tasks.ema import ModelEma
+from robustart.tasks.optim import build_optimizer, lr_multiplier
+
+
+class ClassificationTask(LightningModule):
+    """Train a classifier with cross-entropy; every other training recipe subclasses this.
+
+    The network is ``self.model``, a :class:`~robustart.models.NormalizedClassifier` that takes
+    images in [0, 1]. Metrics: ``{train,val,test}/loss``, ``/acc`` (top-1) and ``/acc_top5``
+    (micro averages, i.e. the fraction of correct images), and ``val_ema/...`` with EMA.
+
+    Args:
+        model: Architecture: a robustart model (``resnet20``, ``preact_resnet18``,
+            ``wrn34_10``, ...) or any timm model name.
+        model_kwargs: Extra architecture arguments (e.g. ``drop_rate``, ``drop_path_rate``).
+        weights: Local checkpoint to initialise the model from (safetensors, state dict or
+            Lightning ``.ckpt``; loaded with ``weights_only=True``).
+        weights_sha256: Expected SHA-256 of ``weights``.
+        pretrained: Let timm download pretrained weights (internet needed; off by default).
+        num_classes: Number of classes (linked from the datamodule by the CLI).
+        in_channels: Image channels (linked from the datamodule).
+        mean: Normalisation mean applied inside the model (linked from the datamodule).
+        std: Normalisation std applied inside the model (linked from the datamodule).
+        optimizer: ``sgd``, ``adamw`` or ``adam``.
+        lr: Peak learning rate.
+        momentum: SGD momentum.
+        weight_decay: Weight decay (L2 for SGD, decoupled for AdamW).
+        nesterov: Nesterov momentum for SGD.
+        lr_schedule: ``cosine``, ``multistep``, ``cyclic`` or ``constant``, stepped per batch.
+        warmup_epochs: Linear warm-up length in epochs (may be fractional).
+        min_lr: Final learning rate of the cosine schedule.
+        milestones: ``multistep`` decay points as fractions of training.
+        gamma: ``multistep`` decay factor.
+        label_smoothing: Label smoothing of the cross-entropy (0 = none).
+        ema_decay: Keep an EMA of the weights with this decay (e.g. 0.999), evaluated as
+            ``val_ema/*`` and saved in checkpoints; ``None`` disables it.
+    """
+
+    def __init__(
+        self,
+        model: str = "resnet20",
+        model_kwargs: dict[str, Any] | None = None,
+        weights: str | None = None,
+        weights_sha256: str | None = None,
+        pretrained: bool = False,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        optimizer: Literal["sgd", "adamw", "adam"] = "sgd",
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        nesterov: bool = False,
+        lr_schedule: Literal["cosine", "multistep", "cyclic", "constant"] = "cosine",
+        warmup_epochs: float = 0.0,
+        min_lr: float = 0.0,
+        milestones: tuple[float, ...] = (0.5, 0.75),
+        gamma: float = 0.1,
+        label_smoothing: float = 0.0,
+        ema_decay: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if not 0 <= label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.model = create_model(
+            model,
+            num_classes=num_classes,
+            in_chans=in_channels,
+            mean=mean,
+            std=std,
+            pretrained=pretrained,
+            weights=weights,
+            weights_sha256=weights_sha256,
+            **(model_kwargs or {}),
+        )
+        self.ema = ModelEma(self.model, ema_decay) if ema_decay is not None else None
+        metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+        if num_classes > 5:
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        collection = MetricCollection(metrics)
+        self.train_metrics = collection.clone(prefix="train/")
+        self.val_metrics = collection.clone(prefix="val/")
+        self.test_metrics = collection.clone(prefix="test/")
+        self.val_ema_metrics = collection.clone(prefix="val_ema/") if self.ema else None
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits (N, K) for images (N, C, H, W) in [0, 1]."""
+        return self.model(images)
+
+    def criterion(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Mean cross-entropy with the configured label smoothing."""
+        return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+
+    def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss to minimise and the logits to score training accuracy with.
+
+        Training recipes (adversarial training, ...) override this.
+        """
+        logits = self.model(images)
+        return self.criterion(logits, labels), logits
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        loss, logits = self.training_loss(images, labels)
+        self.train_metrics(logits.detach(), labels)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        images, labels = batch
+        logits = self.model(images)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics(logits, labels)
+        self.log(
+            f"{stage}/loss", self.criterion(logits, labels), prog_bar=stage == "val", sync_dist=True
+        )
+        self.log_dict(metrics, prog_bar=stage == "val")
+        if self.ema is not None and stage == "val":
+            self.val_ema_metrics(self.ema(images), labels)
+            self.log_dict(self.val_ema_metrics)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self.model(batch[0]).softmax(dim=1)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = build_optimizer(
+            hp.optimizer, self.model, hp.lr, hp.momentum, hp.weight_decay, hp.nesterov
+        )
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = max(self.trainer.max_epochs or 1, 1)
+        warmup = round(hp.warmup_epochs * total / epochs)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lr_multiplier(hp.lr_schedule, total, warmup, hp.lr, hp.min_lr, hp.milestones, hp.gamma),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # Checkpoints record what they were trained on, so that loading them into another
+    # architecture fails with a clear message instead of a wall of state-dict errors.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["robustart"] = {
+            "version": robustart.__version__,
+            "task": type(self).__name__,
+            "model": self.hparams.model,
+            "num_classes": self.hparams.num_classes,
+            "in_channels": self.hparams.in_channels,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_checkpoint_matches(checkpoint, self.hparams.model, self.hparams.num_classes)
+
+
+def check_checkpoint_matches(
+    checkpoint: dict[str, Any], model: str, num_classes: int, source: str = "the checkpoint"
+) -> None:
+    """Raise :class:`CheckpointError` if ``checkpoint`` was saved for another architecture or
+    number of classes than ``model`` / ``num_classes``."""
+    info = checkpoint.get("robustart")
+    if not isinstance(info, dict):
+        return
+    saved_model, saved_classes = info.get("model"), info.get("num_classes")
+    if saved_model != model or saved_classes != num_classes:
+        raise CheckpointError(
+            f"{source} was trained with model={saved_model!r} and num_classes={saved_classes}, "
+            f"but the configuration builds model={model!r} with num_classes={num_classes}. "
+            "Use the recipe the checkpoint was trained with."
+        )

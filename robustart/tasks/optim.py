@@ -1,0 +1,134 @@
+"""Optimisers and learning-rate schedules, chosen by name in the task's YAML.
+
+Schedules are per-step multipliers of the base learning rate, so they do not depend on the
+number of batches per epoch. ``warmup_epochs`` adds a linear warm-up from 0 in front of any
+schedule except ``cyclic`` (which has its own ramp).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from robustart.errors import ConfigError
+from robustart.registry import Registry
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+#: ``(progress in [0, 1], milestones, gamma, min_ratio) -> lr multiplier``.
+Schedule = Callable[[float, Sequence[float], float, float], float]
+
+#: Optimisers by name.
+OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
+#: Learning-rate schedules by name.
+LR_SCHEDULES: Registry[Schedule] = Registry("lr schedule")
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(
+    params: Iterable, lr: float, momentum: float, weight_decay: float, nesterov: bool
+) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        nesterov=nesterov and momentum > 0,
+    )
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(
+    params: Iterable, lr: float, momentum: float, weight_decay: float, nesterov: bool
+) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("adam")
+def _adam(
+    params: Iterable, lr: float, momentum: float, weight_decay: float, nesterov: bool
+) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+@LR_SCHEDULES.register("constant")
+def constant_schedule(
+    progress: float, milestones: Sequence[float], gamma: float, min_ratio: float
+) -> float:
+    """The base learning rate throughout."""
+    return 1.0
+
+
+@LR_SCHEDULES.register("cosine")
+def cosine_schedule(
+    progress: float, milestones: Sequence[float], gamma: float, min_ratio: float
+) -> float:
+    """Half-cosine from the base rate down to ``min_lr``."""
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@LR_SCHEDULES.register("multistep")
+def multistep_schedule(
+    progress: float, milestones: Sequence[float], gamma: float, min_ratio: float
+) -> float:
+    """Multiply by ``gamma`` at each milestone (fractions of training, e.g. 0.5 and 0.75 for
+    epochs 100 and 150 of 200, the piecewise schedule of Rice et al.)."""
+    return gamma ** sum(progress >= m for m in milestones)
+
+
+@LR_SCHEDULES.register("cyclic")
+def cyclic_schedule(
+    progress: float, milestones: Sequence[float], gamma: float, min_ratio: float
+) -> float:
+    """Triangle: 0 → base rate at 2/5 of training → 0 (Wong et al.'s fast adversarial
+    training)."""
+    peak = 0.4
+    if progress <= peak:
+        return progress / peak
+    return max(0.0, (1 - progress) / (1 - peak))
+
+
+def build_optimizer(
+    name: str, model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool
+) -> torch.optim.Optimizer:
+    """Build optimiser ``name`` over the trainable parameters of ``model``."""
+    if lr <= 0:
+        raise ConfigError(f"lr must be > 0, got {lr}")
+    if weight_decay < 0:
+        raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    return OPTIMIZERS.get(name)(params, lr, momentum, weight_decay, nesterov)
+
+
+def lr_multiplier(
+    schedule: str,
+    total_steps: int,
+    warmup_steps: int = 0,
+    lr: float = 1.0,
+    min_lr: float = 0.0,
+    milestones: Sequence[float] = (0.5, 0.75),
+    gamma: float = 0.1,
+) -> Callable[[int], float]:
+    """A ``step -> multiplier`` function for :class:`torch.optim.lr_scheduler.LambdaLR`.
+
+    Example:
+        >>> f = lr_multiplier("cosine", total_steps=100, warmup_steps=10)
+        >>> round(f(5), 2), round(f(10), 2), round(f(100), 2)
+        (0.5, 1.0, 0.0)
+    """
+    fn = LR_SCHEDULES.get(schedule)
+    if any(not 0 < m < 1 for m in milestones):
+        raise ConfigError(f"milestones are fractions of training in (0, 1), got {milestones}")
+    total_steps = max(int(total_steps), 1)
+    warmup = 0 if schedule == "cyclic" else max(int(warmup_steps), 0)
+    min_ratio = min_lr / lr if lr > 0 else 0.0
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return fn(progress, milestones, gamma, min_ratio)
+
+    return multiplier

@@ -1,0 +1,202 @@
+"""Attack sanity, reference definitions, projections, side effects and bad input."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import accuracy
+from torch import nn
+
+from robustart.attacks import ATTACKS, FGSM, PGD, create_attack, get_threat_model
+from robustart.errors import ConfigError, InputRangeError, UnknownNameError
+from robustart.utils import make_generator
+
+
+def robust_accuracy(model, attack, images, labels, eps, seed=0):
+    adv = attack(model, images, labels, eps=eps, generator=make_generator(seed))
+    return accuracy(model, adv, labels), adv
+
+
+def test_eps_zero_reproduces_clean_accuracy_exactly(trained_model, heldout):
+    images, labels = heldout
+    for name in ("pgd", "fgsm"):
+        attack = create_attack(name, eps=0)
+        adv = attack(trained_model, images, labels)
+        assert torch.equal(adv, images)
+        assert accuracy(trained_model, adv, labels) == accuracy(trained_model, images, labels)
+
+
+def test_accuracy_does_not_increase_with_eps_and_huge_eps_reaches_zero(trained_model, heldout):
+    images, labels = heldout
+    clean = accuracy(trained_model, images, labels)
+    assert clean > 0.9
+    attack = PGD(steps=10)
+    budgets = [0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255, 0.5]
+    accs = [robust_accuracy(trained_model, attack, images, labels, e)[0] for e in budgets]
+    assert accs[0] == clean
+    assert all(b <= a for a, b in itertools.pairwise(accs)), accs
+    assert accs[-1] <= 0.01, accs
+    assert accs[4] < clean  # 8/255 hurts a standard model
+
+
+def test_iterative_attack_is_at_least_as_strong_as_fgsm(trained_model, heldout):
+    images, labels = heldout
+    eps = 8 / 255
+    fgsm = robust_accuracy(trained_model, FGSM(), images, labels, eps)[0]
+    pgd = robust_accuracy(trained_model, PGD(steps=10), images, labels, eps)[0]
+    assert pgd <= fgsm
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.5)])
+def test_projection_keeps_examples_in_ball_and_box(trained_model, heldout, norm, eps):
+    images, labels = heldout
+    attack = PGD(norm=norm, steps=5, rel_step_size=0.5, early_stop=False)
+    adv = attack(trained_model, images, labels, eps=eps, generator=make_generator(1))
+    assert adv.min() >= 0 and adv.max() <= 1
+    delta = (adv - images).flatten(1)
+    norms = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert (norms <= eps + 1e-5).all()
+    assert (norms > 0.5 * eps).float().mean() > 0.5  # the budget is actually used
+
+
+def test_per_sample_budgets(trained_model, heldout):
+    images, labels = heldout[0][:6], heldout[1][:6]
+    eps = torch.tensor([0, 1, 2, 4, 8, 0], dtype=torch.float32) / 255
+    adv = PGD(steps=3)(trained_model, images, labels, eps=eps)
+    linf = (adv - images).flatten(1).abs().amax(1)
+    assert torch.equal(adv[0], images[0]) and torch.equal(adv[5], images[5])
+    assert (linf <= eps + 1e-6).all()
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_random_init_lies_in_ball(norm):
+    threat = get_threat_model(norm)
+    like = torch.zeros(64, 3, 8, 8)
+    delta = threat.random_init(like, 0.3, make_generator(0))
+    assert (threat.norm(delta) <= 0.3 + 1e-6).all()
+    assert threat.norm(delta).min() > 0
+
+
+def test_l2_projection_matches_definition():
+    threat = get_threat_model("l2")
+    delta = torch.randn(4, 3, 5, 5)
+    projected = threat.project(delta, 1.0)
+    norms = delta.flatten(1).norm(dim=1)
+    expected = delta / torch.clamp(norms, min=1.0).view(-1, 1, 1, 1)
+    torch.testing.assert_close(projected, expected)
+
+
+def test_fgsm_matches_reference_definition(trained_model, heldout):
+    images, labels = heldout[0][:32], heldout[1][:32]
+    eps = 4 / 255
+    x = images.clone().requires_grad_(True)
+    F.cross_entropy(trained_model(x), labels).backward()
+    expected = (images + eps * x.grad.sign()).clamp(0, 1)
+    adv = FGSM(eps=eps, track_best=False)(trained_model, images, labels)
+    torch.testing.assert_close(adv, expected)
+
+
+def test_pgd_matches_reference_loop(trained_model, heldout):
+    """Without random start and best-iterate tracking PGD is exactly Madry's loop."""
+    images, labels = heldout[0][:32], heldout[1][:32]
+    eps, alpha, steps = 8 / 255, 2 / 255, 5
+    x = images.clone()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        loss = F.cross_entropy(trained_model(x), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+        x = x.detach() + alpha * grad.sign()
+        x = (images + (x - images).clamp(-eps, eps)).clamp(0, 1)
+    adv = PGD(eps=eps, steps=steps, step_size=alpha, random_start=False, track_best=False)(
+        trained_model, images, labels
+    )
+    torch.testing.assert_close(adv, x)
+
+
+def test_restarts_never_weaken_the_attack(trained_model, heldout):
+    images, labels = heldout
+    one = robust_accuracy(trained_model, PGD(steps=3), images, labels, 4 / 255, seed=3)[0]
+    three = robust_accuracy(
+        trained_model, PGD(steps=3, restarts=3), images, labels, 4 / 255, seed=3
+    )[0]
+    assert three <= one
+
+
+def test_attack_restores_mode_and_leaves_gradients(trained_model, heldout):
+    images, labels = heldout[0][:16], heldout[1][:16]
+    model = trained_model
+    model.train()
+    model.backbone.fc.eval()  # an odd submodule mode must survive too
+    bn = model.backbone.bn1
+    running_mean = bn.running_mean.clone()
+    try:
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 0.5)
+        PGD(steps=2)(model, images, labels)
+        assert model.training and not model.backbone.fc.training and bn.training
+        assert all(torch.all(p.grad == 0.5) for p in model.parameters())
+        # mode="eval" must not update BatchNorm statistics
+        torch.testing.assert_close(bn.running_mean, running_mean)
+    finally:
+        model.eval().zero_grad(set_to_none=True)
+
+
+def test_train_mode_crafting_updates_batchnorm_statistics(trained_model, heldout):
+    images, labels = heldout[0][:16], heldout[1][:16]
+    model = trained_model
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        PGD(steps=2, mode="train", track_best=False)(model, images, labels)
+        assert not model.training  # restored
+        assert not torch.equal(model.backbone.bn1.running_mean, saved["backbone.bn1.running_mean"])
+    finally:
+        model.load_state_dict(saved)
+
+
+def test_attack_runs_inside_inference_mode(trained_model, heldout):
+    images, labels = heldout[0][:16], heldout[1][:16]
+    with torch.inference_mode():
+        inference_images = images.clone()
+        adv = PGD(steps=2)(trained_model, inference_images, labels)
+    assert (adv - images).abs().max() > 0
+
+
+def test_same_seed_same_examples(trained_model, heldout):
+    images, labels = heldout[0][:16], heldout[1][:16]
+    a = PGD(steps=2)(trained_model, images, labels, generator=make_generator(5))
+    b = PGD(steps=2)(trained_model, images, labels, generator=make_generator(5))
+    c = PGD(steps=2)(trained_model, images, labels, generator=make_generator(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_bad_attack_input_gives_clear_errors(trained_model, heldout):
+    images, labels = heldout[0][:4], heldout[1][:4]
+    with pytest.raises(UnknownNameError, match="Did you mean: pgd"):
+        create_attack("pgdd")
+    with pytest.raises(ConfigError, match=">= 0"):
+        create_attack("pgd", eps=-1)
+    with pytest.raises(ConfigError, match="does not support norm 'l1'"):
+        create_attack("pgd", norm="l1")
+    with pytest.raises(ConfigError, match="Accepted settings"):
+        create_attack("pgd", stepz=3)
+    with pytest.raises(ConfigError, match="use the 'pgd' attack"):
+        create_attack("fgsm", steps=3)
+    with pytest.raises(InputRangeError, match=r"\[0, 1\]"):
+        PGD()(trained_model, images * 255, labels)
+    softmax_model = nn.Sequential(trained_model, nn.Softmax(dim=1))
+    with pytest.raises(InputRangeError, match="probabilities"):
+        PGD()(softmax_model, images, labels)
+    assert {"pgd", "fgsm"} <= set(ATTACKS.names())
+
+
+def test_pgd_is_at_least_as_strong_as_torchattacks(trained_model, heldout):
+    """Same model, images and budget: our PGD-10 is no weaker than torchattacks' PGD-10."""
+    torchattacks = pytest.importorskip("torchattacks")
+    images, labels = heldout
+    eps = 8 / 255
+    torch.manual_seed(0)
+    reference = torchattacks.PGD(trained_model, eps=eps, alpha=2 / 255, steps=10, random_start=True)
+    ref_acc = accuracy(trained_model, reference(images, labels), labels)
+    ours = robust_accuracy(trained_model, PGD(steps=10), images, labels, eps)[0]
+    assert ours <= ref_acc + 0.01, (ours, ref_acc)

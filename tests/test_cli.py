@@ -1,0 +1,227 @@
+"""The command line end to end: recipes, checkpoints, resume, compare and bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import FAST, RECIPES
+
+from robustart.main import cli_main
+
+DIGITS = [RECIPES / "digits" / "standard.yaml", RECIPES / "digits" / "pgd_at.yaml"]
+
+
+def run(*args):
+    return cli_main([str(a) for a in args])
+
+
+def csv_columns(path):
+    return path.read_text().splitlines()[0].split(",")
+
+
+@pytest.mark.parametrize("recipe", DIGITS, ids=lambda p: p.stem)
+def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run("fit", "--config", recipe, "--config", FAST) == 0
+    run_dir = next((tmp_path / "runs").glob("*/version_0"))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert last.is_file() and (run_dir / "config.yaml").is_file()
+    columns = csv_columns(run_dir / "metrics.csv")
+    for key in (
+        "robust/clean",
+        "robust/pgd_linf/eps=8/255",
+        "corruption/contrast/5",
+        "corruption/mean",
+        "val/acc",
+        "train/loss",
+    ):
+        assert key in columns, key
+    history = json.loads((run_dir / "robustness.json").read_text())
+    assert history[-1]["metrics"]["robust/clean"] >= history[-1]["metrics"]["corruption/mean"] - 1
+    assert (run_dir / "robustness_curves.png").stat().st_size > 1000
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["robustart"]["model"] == "resnet20"
+
+    assert run("test", "--config", recipe, "--config", FAST, "--ckpt_path", last) == 0
+    test_dir = run_dir.parent / "version_1"
+    assert "test/robust/pgd_linf/eps=8/255" in csv_columns(test_dir / "metrics.csv")
+    assert "test/acc" in csv_columns(test_dir / "metrics.csv")
+
+
+def test_resume_from_last_continues_at_the_right_epoch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = DIGITS[0]
+    run("fit", "--config", recipe, "--config", FAST)
+    run_dir = tmp_path / "runs" / "digits_standard" / "version_0"
+    first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["epoch"] == 0
+    run(
+        "fit",
+        "--config",
+        recipe,
+        "--config",
+        FAST,
+        "--trainer.max_epochs",
+        "2",
+        "--ckpt_path",
+        "last",
+    )
+    assert not (run_dir.parent / "version_1").exists()  # logs continue in the same version
+    resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 4  # 2 batches per epoch
+    epochs = [h["epoch"] for h in json.loads((run_dir / "robustness.json").read_text())]
+    assert epochs == [0, 1]
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="starting from scratch"):
+        run("fit", "--config", DIGITS[0], "--config", FAST, "--ckpt_path", "last")
+    assert (tmp_path / "runs" / "digits_standard" / "version_0" / "checkpoints").is_dir()
+
+
+def test_print_config_and_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        run("fit", "--config", DIGITS[1], "--print_config")
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "robustart.tasks.AdversarialTrainingTask" in out and "eps: 16/255" in out
+    with pytest.raises(SystemExit):
+        run("fit", "--model.help", "robustart.tasks.AdversarialTrainingTask")
+    out = capsys.readouterr().out
+    assert "bn_mode" in out and "BatchNorm" in out
+
+
+def test_compare_prints_one_table_and_writes_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run("compare", *DIGITS, "--common", FAST, "--output", "cmp")
+    out = capsys.readouterr().out
+    assert "recipe" in out and "standard" in out and "pgd_at" in out
+    assert "pgd_linf 8/255" in out and "corruption mean (2)" in out
+    summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert set(summary["runs"]) == {"standard", "pgd_at"}
+    assert summary["attack_settings"]["pgd_linf"]["steps"] == 2
+    assert (tmp_path / "cmp" / "comparison.md").read_text().startswith("| recipe |")
+    assert (tmp_path / "cmp" / "robustness_curves.png").is_file()
+
+
+# --------------------------------------------------------------------------- bad input
+def expect_error(capsys, *args, match):
+    with pytest.raises(SystemExit) as info:
+        run(*args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_missing_cifar_root(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        RECIPES / "cifar10" / "standard.yaml",
+        "--config",
+        FAST,
+        "--data.init_args.root",
+        tmp_path / "cifar",
+        match="robustart: error: CIFAR-10 not found",
+    )
+
+
+def test_unknown_model_suggests_names(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        DIGITS[0],
+        "--config",
+        FAST,
+        "--model.init_args.model",
+        "resnt20",
+        match="Did you mean: resnet20",
+    )
+
+
+def test_unknown_attack_in_callback(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad_attack.yaml"
+    bad.write_text(FAST.read_text().replace("name: pgd", "name: pgdd"))
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        DIGITS[0],
+        "--config",
+        bad,
+        match="unknown attack 'pgdd'. Did you mean: pgd",
+    )
+
+
+def test_malformed_yaml_key(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  init_args:\n    modle: resnet20\n")
+    expect_error(capsys, "fit", "--config", DIGITS[0], "--config", bad, match="modle")
+
+
+def test_truncated_and_mismatched_checkpoints(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run("fit", "--config", DIGITS[0], "--config", FAST)
+    last = tmp_path / "runs" / "digits_standard" / "version_0" / "checkpoints" / "last.ckpt"
+    expect_error(
+        capsys,
+        "test",
+        "--config",
+        DIGITS[0],
+        "--config",
+        FAST,
+        "--ckpt_path",
+        last,
+        "--model.init_args.model",
+        "resnet32",
+        match="trained with model='resnet20'",
+    )
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(last.read_bytes()[:1000])
+    expect_error(
+        capsys,
+        "test",
+        "--config",
+        DIGITS[0],
+        "--config",
+        FAST,
+        "--ckpt_path",
+        truncated,
+        match="truncated or corrupt",
+    )
+
+
+def test_console_script_exits_cleanly_on_bad_input(tmp_path):
+    """The installed entry point: one error line, exit status 2, no traceback."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "robustart",
+            "fit",
+            "--config",
+            str(DIGITS[0]),
+            "--config",
+            str(FAST),
+            "--data.init_args.batch_size",
+            "0",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "robustart: error: batch_size must be >= 1" in result.stderr
+    assert "Traceback" not in result.stderr

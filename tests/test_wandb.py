@@ -1,0 +1,66 @@
+"""Weights & Biases, for real, in offline mode (no account, no network)."""
+
+from conftest import FAST, RECIPES
+from wandb_records import logged_values
+
+from robustart.main import cli_main
+
+
+def test_wandb_offline_summary_holds_robustness_metrics(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cli_main(
+        [
+            "fit",
+            "--config",
+            str(RECIPES / "digits" / "pgd_at.yaml"),
+            "--config",
+            str(RECIPES / "loggers" / "wandb.yaml"),
+            "--config",
+            str(FAST),
+        ]
+    )
+    runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    run_id = runs[0].name.rsplit("-", 1)[1]
+    summary = logged_values(runs[0] / f"run-{run_id}.wandb")
+    for key in (
+        "robust/clean",
+        "robust/pgd_linf/eps=8/255",
+        "corruption/contrast/5",
+        "corruption/mean",
+        "val/acc",
+    ):
+        assert key in summary, sorted(summary)
+    assert 0 <= summary["robust/pgd_linf/eps=8/255"] <= summary["robust/clean"] <= 1
+    # the curves were logged as W&B line plots backed by tables
+    assert summary["curves/pgd_linf_table/_type"] == "table-file"
+    assert summary["curves/corruption_severity_table/_type"] == "table-file"
+    # files of the run live in its own folder next to its checkpoints
+    run_dir = tmp_path / "runs" / "robustart" / run_id
+    for name in (
+        "config.yaml",
+        "robustness.json",
+        "robustness_curves.png",
+        "checkpoints/last.ckpt",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert not (tmp_path / "runs" / "config.yaml").exists()
+
+
+def test_wandb_resume_from_last_uses_the_same_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = [
+        "fit",
+        "--config",
+        str(RECIPES / "digits" / "standard.yaml"),
+        "--config",
+        str(RECIPES / "loggers" / "wandb.yaml"),
+        "--config",
+        str(FAST),
+    ]
+    cli_main(args)
+    (first,) = (tmp_path / "runs" / "robustart").iterdir()
+    cli_main([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
+    assert [p.name for p in (tmp_path / "runs" / "robustart").iterdir()] == [first.name]
