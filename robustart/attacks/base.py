@@ -104,7 +104,7 @@ class Attack(ABC):
         Args:
             model: Maps images (N, C, H, W) in [0, 1] to logits (N, K).
             images: Clean images, float (N, C, H, W) in [0, 1].
-            labels: True labels (N,), int64.
+            labels: True labels (N,) int64, or soft label distributions (N, K).
             eps: Overrides the budget for this call: a float, a fraction string or a
                 per-sample tensor (N,).
             generator: Random generator on the images' device for random starts.
@@ -113,9 +113,10 @@ class Attack(ABC):
             Adversarial images, same shape and dtype as ``images``, in [0, 1], detached.
         """
         check_images(images)
-        if labels.shape != images.shape[:1]:
+        if labels.shape[:1] != images.shape[:1] or labels.ndim not in (1, 2):
             raise ConfigError(
-                f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+                f"labels must have shape ({images.shape[0]},) or ({images.shape[0]}, K) for "
+                f"soft labels, got {tuple(labels.shape)}"
             )
         budget = self._budget(eps, images)
         if not bool((budget > 0).any()):

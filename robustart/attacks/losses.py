@@ -1,7 +1,9 @@
 """Per-sample losses that attacks maximise.
 
-Each loss maps logits (N, K) and labels (N,) to a per-sample loss (N,). Attacks maximise the
-sum, so each sample's gradient does not depend on the batch size.
+Each loss maps logits (N, K) and labels to a per-sample loss (N,). Labels are class indices
+(N,) or soft label distributions (N, K) (Mixup/CutMix batches in adversarial training); losses
+that need one class use the most probable one. Attacks maximise the sum, so each sample's
+gradient does not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -20,23 +22,30 @@ AttackLoss = Callable[[Tensor, Tensor], Tensor]
 ATTACK_LOSSES: Registry[AttackLoss] = Registry("attack loss")
 
 
+def class_indices(labels: Tensor) -> Tensor:
+    """(N,) class indices from labels or soft label distributions (N, K)."""
+    return labels.argmax(dim=1) if labels.ndim == 2 else labels
+
+
 @ATTACK_LOSSES.register("ce")
 def cross_entropy_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Cross-entropy of the true class (Madry et al.'s PGD loss)."""
+    """Cross-entropy of the true class (Madry et al.'s PGD loss); soft labels give the
+    cross-entropy to the label distribution."""
     return F.cross_entropy(logits, labels, reduction="none")
 
 
 @ATTACK_LOSSES.register("margin")
 def margin_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Carlini-Wagner margin ``max_{i≠y} z_i − z_y``: positive once the sample is misclassified."""
+    labels = class_indices(labels)
     true = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
     return others.amax(dim=1) - true
 
 
 def misclassified(logits: Tensor, labels: Tensor) -> Tensor:
-    """Boolean (N,): the top-1 prediction differs from the label."""
-    return logits.argmax(dim=1) != labels
+    """Boolean (N,): the top-1 prediction differs from the (most probable) label."""
+    return logits.argmax(dim=1) != class_indices(labels)
 
 
 def check_logits(logits: Tensor) -> None:

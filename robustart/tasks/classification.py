@@ -12,6 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 import robustart
+from robustart.augment import build_batch_augmentations, hard_labels
 from robustart.errors import CheckpointError, ConfigError
 from robustart.models import create_model
 from robustart.tasks.ema import ModelEma
@@ -50,6 +51,8 @@ class ClassificationTask(LightningModule):
         label_smoothing: Label smoothing of the cross-entropy (0 = none).
         ema_decay: Keep an EMA of the weights with this decay (e.g. 0.999), evaluated as
             ``val_ema/*`` and saved in checkpoints; ``None`` disables it.
+        batch_augment: Batch-level training augmentations applied on the device, in order,
+            e.g. ``[{name: mixup, alpha: 0.2}]`` (see ``robustart.augment``).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class ClassificationTask(LightningModule):
         gamma: float = 0.1,
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
+        batch_augment: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -92,6 +96,7 @@ class ClassificationTask(LightningModule):
             **(model_kwargs or {}),
         )
         self.ema = ModelEma(self.model, ema_decay) if ema_decay is not None else None
+        self.batch_augment = build_batch_augmentations(batch_augment, num_classes)
         metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
         if num_classes > 5:
             metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
@@ -105,22 +110,37 @@ class ClassificationTask(LightningModule):
         """Logits (N, K) for images (N, C, H, W) in [0, 1]."""
         return self.model(images)
 
-    def criterion(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Mean cross-entropy with the configured label smoothing."""
-        return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+    def criterion(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Mean cross-entropy with the configured label smoothing.
 
-    def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        ``targets`` are labels (N,) or soft label distributions (N, K) (after Mixup/CutMix).
+        """
+        return F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+
+    def augment_batch(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Apply the batch augmentations; returns images and (possibly soft) targets."""
+        targets = labels
+        for augmentation in self.batch_augment:
+            images, targets = augmentation(images, targets)
+        return images, targets
+
+    def training_loss(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """The loss to minimise and the logits to score training accuracy with.
+
+        Args:
+            images: Augmented training images (N, C, H, W) in [0, 1].
+            targets: Labels (N,) or soft label distributions (N, K).
 
         Training recipes (adversarial training, ...) override this.
         """
         logits = self.model(images)
-        return self.criterion(logits, labels), logits
+        return self.criterion(logits, targets), logits
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        loss, logits = self.training_loss(images, labels)
-        self.train_metrics(logits.detach(), labels)
+        images, targets = self.augment_batch(images, labels)
+        loss, logits = self.training_loss(images, targets)
+        self.train_metrics(logits.detach(), hard_labels(targets))
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss
