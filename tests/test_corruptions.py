@@ -188,3 +188,12 @@ def test_impulse_noise_is_drawn_per_channel():
     assert set(out[flipped].unique().tolist()) == {0.0, 1.0}
     per_pixel = flipped.sum(dim=1)  # channels flipped at each pixel
     assert ((per_pixel > 0) & (per_pixel < 3)).any()  # not one mask shared by channels
+
+
+def test_catalog_lists_and_categories_agree():
+    from robustart.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTION_CATEGORIES
+
+    assert len(BENCHMARK_CORRUPTIONS) == 15 and BENCHMARK_CORRUPTIONS[0] == "gaussian_noise"
+    assert BENCHMARK_CORRUPTIONS[-1] == "jpeg_compression"
+    for name in CORRUPTIONS.names():
+        assert name in CORRUPTION_CATEGORIES[create_corruption(name).category], name

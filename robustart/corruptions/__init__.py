@@ -15,7 +15,10 @@ from robustart.corruptions import (  # noqa: F401  (registers the corruptions)
     shot_noise,
 )
 from robustart.corruptions.base import (
+    BENCHMARK_CORRUPTIONS,
+    CORRUPTION_CATEGORIES,
     CORRUPTIONS,
+    EXTRA_CORRUPTIONS,
     SEVERITIES,
     Corruption,
     check_severity,
@@ -25,7 +28,10 @@ from robustart.corruptions.base import (
 )
 
 __all__ = [
+    "BENCHMARK_CORRUPTIONS",
     "CORRUPTIONS",
+    "CORRUPTION_CATEGORIES",
+    "EXTRA_CORRUPTIONS",
     "SEVERITIES",
     "Corruption",
     "check_severity",

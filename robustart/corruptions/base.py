@@ -39,6 +39,23 @@ SIZE_THRESHOLD = 85
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
+#: The 15 benchmark corruptions of ImageNet-C / CIFAR-10-C, in their customary order, by
+#: category. Key per-corruption constants by name, never by position in these lists.
+CORRUPTION_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather": ("snow", "frost", "fog", "brightness"),
+    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+    "extra": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
+}
+BENCHMARK_CORRUPTIONS: tuple[str, ...] = tuple(
+    name
+    for category in ("noise", "blur", "weather", "digital")
+    for name in CORRUPTION_CATEGORIES[category]
+)
+#: The 4 held-out extra corruptions.
+EXTRA_CORRUPTIONS: tuple[str, ...] = CORRUPTION_CATEGORIES["extra"]
+
 
 def table_for_size(height: int, width: int) -> tuple[str, float]:
     """Which parameter table applies to images of this size, and the spatial scale factor.
