@@ -176,8 +176,10 @@ def test_bad_attack_input_gives_clear_errors(trained_model, heldout):
         create_attack("pgdd")
     with pytest.raises(ConfigError, match=">= 0"):
         create_attack("pgd", eps=-1)
+    with pytest.raises(ConfigError, match="does not support norm 'l7'"):
+        create_attack("pgd", norm="l7")
     with pytest.raises(ConfigError, match="does not support norm 'l1'"):
-        create_attack("pgd", norm="l1")
+        create_attack("fgsm", norm="l1")
     with pytest.raises(ConfigError, match="Accepted settings"):
         create_attack("pgd", stepz=3)
     with pytest.raises(ConfigError, match="use the 'pgd' attack"):

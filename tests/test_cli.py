@@ -31,7 +31,7 @@ def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch):
     columns = csv_columns(run_dir / "metrics.csv")
     for key in (
         "robust/clean",
-        "robust/pgd_linf/eps=8/255",
+        "robust/pgd2_linf/eps=8/255",
         "corruption/contrast/5",
         "corruption/mean",
         "val/acc",
@@ -46,7 +46,7 @@ def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch):
 
     assert run("test", "--config", recipe, "--config", FAST, "--ckpt_path", last) == 0
     test_dir = run_dir.parent / "version_1"
-    assert "test/robust/pgd_linf/eps=8/255" in csv_columns(test_dir / "metrics.csv")
+    assert "test/robust/pgd2_linf/eps=8/255" in csv_columns(test_dir / "metrics.csv")
     assert "test/acc" in csv_columns(test_dir / "metrics.csv")
 
 
@@ -99,10 +99,10 @@ def test_compare_prints_one_table_and_writes_files(tmp_path, monkeypatch, capsys
     run("compare", *DIGITS, "--common", FAST, "--output", "cmp")
     out = capsys.readouterr().out
     assert "recipe" in out and "standard" in out and "pgd_at" in out
-    assert "pgd_linf 8/255" in out and "corruption mean (2)" in out
+    assert "pgd2_linf 8/255" in out and "corruption mean (2)" in out
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert set(summary["runs"]) == {"standard", "pgd_at"}
-    assert summary["attack_settings"]["pgd_linf"]["steps"] == 2
+    assert summary["attack_settings"]["pgd2_linf"]["steps"] == 2
     assert (tmp_path / "cmp" / "comparison.md").read_text().startswith("| recipe |")
     assert (tmp_path / "cmp" / "robustness_curves.png").is_file()
 

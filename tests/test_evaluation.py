@@ -34,8 +34,8 @@ def small_suite():
 def test_suite_keys_follow_the_naming_scheme():
     assert small_suite().keys() == [
         "robust/clean",
-        "robust/pgd_linf/eps=2/255",
-        "robust/pgd_linf/eps=8/255",
+        "robust/pgd3_linf/eps=2/255",
+        "robust/pgd3_linf/eps=8/255",
         "corruption/gaussian_noise/1",
         "corruption/gaussian_noise/5",
         "corruption/contrast/1",
@@ -64,13 +64,13 @@ def test_report_metrics_and_means_hand_computed():
     report = RobustnessReport.from_counts(suite, [9, 7, 3, 8, 4, 6, 2], total=10)
     metrics = report.metrics()
     assert metrics["robust/clean"] == 0.9
-    assert metrics["robust/pgd_linf/eps=8/255"] == 0.3
+    assert metrics["robust/pgd3_linf/eps=8/255"] == 0.3
     assert metrics["corruption/gaussian_noise/mean"] == pytest.approx(0.6)
     assert metrics["corruption/contrast/mean"] == pytest.approx(0.4)
     assert metrics["corruption/mean"] == pytest.approx((0.8 + 0.4 + 0.6 + 0.2) / 4)
     assert report.metrics("test/").keys() == {f"test/{k}" for k in metrics}
     assert RobustnessReport.from_dict(report.to_dict()) == report
-    assert report.attack_settings["pgd_linf"]["steps"] == 3
+    assert report.attack_settings["pgd3_linf"]["steps"] == 3
 
 
 def direct_computation(model, dataset, chunk_size, seed):
@@ -91,7 +91,7 @@ def direct_computation(model, dataset, chunk_size, seed):
         with torch.no_grad():
             add("robust/clean", model(x).argmax(1))
         for eps, name in ((2 / 255, "2/255"), (8 / 255, "8/255")):
-            key = f"robust/pgd_linf/eps={name}"
+            key = f"robust/pgd3_linf/eps={name}"
             adv = pgd(model, x, y, eps=eps, generator=make_generator(stable_seed(seed, key, c)))
             with torch.no_grad():
                 add(key, model(adv).argmax(1))
@@ -135,7 +135,7 @@ def test_callback_numbers_equal_direct_computation_under_lightning(trained_model
     assert logged["corruption/mean"] == pytest.approx(
         sum(v for k, v in expected.items() if k.startswith("corruption/")) / 4
     )
-    assert expected["robust/clean"] > expected["robust/pgd_linf/eps=8/255"]
+    assert expected["robust/clean"] > expected["robust/pgd3_linf/eps=8/255"]
 
 
 def test_evaluation_leaves_mode_and_gradients_as_found(trained_model, heldout):
@@ -172,17 +172,8 @@ def _ddp_worker(rank, world, port, state, queue):
     model.load_state_dict(state)
     subset = DigitsDataModule().robustness_subset("val", 36, seed=1)
 
-    def reduce(t):
-        dist.all_reduce(t)
-        return t
-
     report = evaluate_robustness(
-        model.eval(),
-        iterate_chunks(subset, 8, rank, world),
-        small_suite(),
-        device="cpu",
-        seed=1,
-        reduce=reduce,
+        model.eval(), iterate_chunks(subset, 8, rank, world), small_suite(), device="cpu", seed=1
     )
     if rank == 0:
         queue.put(report.metrics())

@@ -26,15 +26,15 @@ def test_wandb_offline_summary_holds_robustness_metrics(tmp_path, monkeypatch):
     summary = logged_values(runs[0] / f"run-{run_id}.wandb")
     for key in (
         "robust/clean",
-        "robust/pgd_linf/eps=8/255",
+        "robust/pgd2_linf/eps=8/255",
         "corruption/contrast/5",
         "corruption/mean",
         "val/acc",
     ):
         assert key in summary, sorted(summary)
-    assert 0 <= summary["robust/pgd_linf/eps=8/255"] <= summary["robust/clean"] <= 1
+    assert 0 <= summary["robust/pgd2_linf/eps=8/255"] <= summary["robust/clean"] <= 1
     # the curves were logged as W&B line plots backed by tables
-    assert summary["curves/pgd_linf_table/_type"] == "table-file"
+    assert summary["curves/pgd2_linf_table/_type"] == "table-file"
     assert summary["curves/corruption_severity_table/_type"] == "table-file"
     # files of the run live in its own folder next to its checkpoints
     run_dir = tmp_path / "runs" / "robustart" / run_id

@@ -5,18 +5,28 @@ Example:
     >>> pgd = create_attack("pgd", eps="8/255", norm="linf", steps=10)
 """
 
+from robustart.attacks.apgd import APGD, APGDTargeted
 from robustart.attacks.base import ATTACKS, Attack, create_attack
+from robustart.attacks.cw import CarliniWagnerL2
+from robustart.attacks.ensemble import AutoAttack
 from robustart.attacks.losses import ATTACK_LOSSES
-from robustart.attacks.pgd import FGSM, PGD
+from robustart.attacks.pgd import FGSM, MIFGSM, PGD
+from robustart.attacks.square import Square
 from robustart.attacks.threat import THREAT_MODELS, ThreatModel, clip_to_box, get_threat_model
 
 __all__ = [
+    "APGD",
     "ATTACKS",
     "ATTACK_LOSSES",
     "FGSM",
+    "MIFGSM",
     "PGD",
     "THREAT_MODELS",
+    "APGDTargeted",
     "Attack",
+    "AutoAttack",
+    "CarliniWagnerL2",
+    "Square",
     "ThreatModel",
     "clip_to_box",
     "create_attack",

@@ -90,6 +90,16 @@ class Attack(ABC):
         """Settings that must be reported with every number (iterations, restarts, ...)."""
         return {"attack": self.name, "norm": self.norm, "eps": self.eps, "loss": self.loss_name}
 
+    @property
+    def label(self) -> str:
+        """Name used in metric keys, stating the iterations and restarts, e.g. ``pgd10_linf``,
+        ``pgd50x10_linf`` (10 restarts), ``apgd_ce100_linf``."""
+        config = self.config
+        iterations = config.get("steps") or config.get("queries") or ""
+        restarts = config.get("restarts", 1)
+        suffix = f"x{restarts}" if restarts and restarts > 1 else ""
+        return f"{self.name}{iterations}{suffix}_{self.norm}"
+
     def __call__(
         self,
         model: Model,

@@ -43,6 +43,59 @@ def margin_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return others.amax(dim=1) - true
 
 
+@ATTACK_LOSSES.register("dlr")
+def dlr_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Difference of logits ratio (Croce & Hein, 2020):
+    ``−(z_y − max_{i≠y} z_i) / (z_π1 − z_π3)`` with π sorting the logits in decreasing order.
+
+    Invariant to shifting and rescaling the logits; needs at least 3 classes.
+    """
+    _check_classes(logits, 3, "dlr")
+    labels = class_indices(labels)
+    sorted_logits = logits.sort(dim=1, descending=True).values
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    is_top = sorted_logits[:, 0] == true
+    best_other = torch.where(is_top, sorted_logits[:, 1], sorted_logits[:, 0])
+    scale = sorted_logits[:, 0] - sorted_logits[:, 2] + 1e-12
+    return -(true - best_other) / scale
+
+
+def targeted_dlr_loss(logits: Tensor, labels: Tensor, targets: Tensor) -> Tensor:
+    """Targeted DLR (APGD-T): ``−(z_y − z_t) / (z_π1 − (z_π3 + z_π4) / 2)``; needs ≥ 4 classes.
+
+    Args:
+        logits: (N, K).
+        labels: True classes (N,) (or soft labels).
+        targets: Target classes (N,).
+    """
+    _check_classes(logits, 4, "targeted dlr")
+    labels = class_indices(labels)
+    sorted_logits = logits.sort(dim=1, descending=True).values
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    target = logits.gather(1, targets[:, None]).squeeze(1)
+    scale = sorted_logits[:, 0] - 0.5 * (sorted_logits[:, 2] + sorted_logits[:, 3]) + 1e-12
+    return -(true - target) / scale
+
+
+@ATTACK_LOSSES.register("kl")
+def kl_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """``KL(p ‖ softmax(logits))`` to a reference distribution ``p`` given as soft labels (N, K)
+    (TRADES' inner maximisation uses the clean prediction as ``p``)."""
+    if labels.ndim != 2:
+        raise ValueError("the kl attack loss needs soft labels (N, K), e.g. clean probabilities")
+    log_q = F.log_softmax(logits, dim=1)
+    return F.kl_div(log_q, labels, reduction="none").sum(dim=1)
+
+
+def _check_classes(logits: Tensor, minimum: int, what: str) -> None:
+    if logits.shape[1] < minimum:
+        from robustart.errors import ConfigError
+
+        raise ConfigError(
+            f"the {what} loss needs at least {minimum} classes, the model has {logits.shape[1]}"
+        )
+
+
 def misclassified(logits: Tensor, labels: Tensor) -> Tensor:
     """Boolean (N,): the top-1 prediction differs from the (most probable) label."""
     return logits.argmax(dim=1) != class_indices(labels)

@@ -1,4 +1,4 @@
-"""Projected gradient descent (Madry et al., 2018) and FGSM as its one-step special case."""
+"""Projected gradient ascent (Madry et al., 2018) and its special cases FGSM and MI-FGSM."""
 
 from __future__ import annotations
 
@@ -44,16 +44,18 @@ class PGD(Attack):
 
     Each restart draws a random start in the ball (``random_start``), then takes ``steps``
     steepest-ascent steps, projecting onto the ball and the [0, 1] box after each. Restarts run
-    only on samples that are still classified correctly.
+    only on samples that are still classified correctly. For L1 the steps are sparse (see
+    :class:`~robustart.attacks.threat.L1Threat`).
 
     Args:
         eps: Budget ε.
-        norm: ``"linf"`` or ``"l2"``.
+        norm: ``"linf"``, ``"l2"`` or ``"l1"``.
         steps: Number of gradient steps k.
         step_size: Absolute step α. ``None`` uses ``rel_step_size · ε``.
         rel_step_size: Step as a fraction of ε when ``step_size`` is None; ``None`` means
             ``2.5 / steps`` (Madry et al.), i.e. 2/255 for 10 steps at 8/255.
-        random_start: Start from a uniform random point in the ball instead of the image.
+        random_start: ``True``/``"uniform"``: start from a uniform random point in the ball;
+            ``"normal"``: from ``x + 0.001·N(0, 1)`` (TRADES); ``False``: from the image.
         restarts: Number of random restarts; the per-sample strongest point is kept.
         track_best: Return the strongest iterate of each sample (evaluation). ``False`` returns
             the last iterate, as adversarial training does.
@@ -69,6 +71,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    norms = ("linf", "l2", "l1")
 
     def __init__(
         self,
@@ -77,7 +80,7 @@ class PGD(Attack):
         steps: int = 10,
         step_size: float | str | None = None,
         rel_step_size: float | None = None,
-        random_start: bool = True,
+        random_start: bool | str = True,
         restarts: int = 1,
         track_best: bool = True,
         early_stop: bool = True,
@@ -94,7 +97,11 @@ class PGD(Attack):
         if self.step_size is not None and self.step_size <= 0:
             raise ConfigError(f"step_size must be > 0, got {step_size}")
         self.rel_step_size = 2.5 / self.steps if rel_step_size is None else float(rel_step_size)
-        self.random_start = bool(random_start)
+        if random_start not in (True, False, "uniform", "normal"):
+            raise ConfigError(
+                f"random_start must be true, false, 'uniform' or 'normal', got {random_start!r}"
+            )
+        self.random_start = "uniform" if random_start is True else random_start
         self.track_best = bool(track_best)
         self.early_stop = bool(early_stop) and self.track_best
 
@@ -150,11 +157,9 @@ class PGD(Attack):
         step = per_sample(
             eps * self.rel_step_size if self.step_size is None else self.step_size, images
         )
-        if self.random_start:
-            delta = clip_to_box(images, self.threat.random_init(images, eps, generator))
-        else:
-            delta = torch.zeros_like(images)
+        delta = self.initial_delta(images, eps, generator)
         track = tracker is not None and self.track_best
+        state: dict = {}
         for _ in range(self.steps):
             loss, logits, grad = self.loss_and_grad(model, images + delta, labels)
             if track:
@@ -162,7 +167,8 @@ class PGD(Attack):
                 tracker.update(images + delta, loss, fooled)
                 if self.early_stop and bool(tracker.all_fooled()):
                     return images + delta
-            delta = delta + self.threat.step(grad, step)
+            grad = self.threat.mask_box(grad, images + delta)
+            delta = delta + self.threat.step(self.ascent_direction(grad, state), step)
             delta = clip_to_box(images, self.threat.project(delta, eps))
         adversarial = images + delta
         if track:
@@ -170,6 +176,26 @@ class PGD(Attack):
                 logits = self.forward(model, adversarial)
             tracker.update(adversarial, self.loss_fn(logits, labels), misclassified(logits, labels))
         return adversarial
+
+    def initial_delta(
+        self, images: Tensor, eps: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        """The starting perturbation of one restart (inside the ball and the box)."""
+        if self.random_start == "uniform":
+            delta = self.threat.random_init(images, eps, generator)
+        elif self.random_start == "normal":
+            noise = torch.randn(
+                images.shape, generator=generator, device=images.device, dtype=images.dtype
+            )
+            delta = self.threat.project(0.001 * noise, eps)
+        else:
+            return torch.zeros_like(images)
+        return clip_to_box(images, delta)
+
+    def ascent_direction(self, grad: Tensor, state: dict) -> Tensor:
+        """The direction handed to the threat model's steepest step (the gradient for PGD;
+        ``state`` persists across the steps of one restart, e.g. for momentum)."""
+        return grad
 
 
 class _SubsetTracker:
@@ -194,6 +220,8 @@ class FGSM(PGD):
     length ε).
     """
 
+    norms = ("linf", "l2")
+
     name = "fgsm"
 
     def __init__(self, eps: float | str = 8 / 255, norm: str = "linf", **kwargs) -> None:
@@ -203,3 +231,47 @@ class FGSM(PGD):
         super().__init__(
             eps=eps, norm=norm, steps=1, rel_step_size=1.0, random_start=False, restarts=1, **kwargs
         )
+
+    @property
+    def label(self) -> str:
+        return f"fgsm_{self.norm}"
+
+
+@ATTACKS.register("mifgsm")
+class MIFGSM(PGD):
+    """Momentum iterative FGSM (Dong et al., 2018): steps follow the sign of an accumulated,
+    L1-normalised gradient ``g ← μ·g + ∇ / ‖∇‖₁``; step ε / steps, no random start.
+
+    Args:
+        eps: Budget ε.
+        norm: ``"linf"`` or ``"l2"``.
+        steps: Iterations.
+        decay: Momentum decay μ (1.0 in the paper).
+        **kwargs: Other :class:`PGD` settings (``restarts``, ``track_best``, ``loss``, ...).
+    """
+
+    name = "mifgsm"
+    norms = ("linf", "l2")
+
+    def __init__(
+        self,
+        eps: float | str = 8 / 255,
+        norm: str = "linf",
+        steps: int = 10,
+        decay: float = 1.0,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("random_start", False)
+        kwargs.setdefault("rel_step_size", 1.0 / int(steps))
+        super().__init__(eps=eps, norm=norm, steps=steps, **kwargs)
+        self.decay = float(decay)
+
+    @property
+    def config(self) -> dict:
+        return {**super().config, "decay": self.decay}
+
+    def ascent_direction(self, grad: Tensor, state: dict) -> Tensor:
+        normalised = grad / grad.flatten(1).abs().sum(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        momentum = state.get("momentum")
+        state["momentum"] = normalised if momentum is None else self.decay * momentum + normalised
+        return state["momentum"]

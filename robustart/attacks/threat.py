@@ -17,7 +17,7 @@ from torch import Tensor
 
 from robustart.registry import Registry
 
-#: Registry of threat models, keyed by norm name ("linf", "l2").
+#: Registry of threat models, keyed by norm name ("linf", "l2", "l1").
 THREAT_MODELS: Registry[type[ThreatModel]] = Registry("norm")
 
 #: Guards divisions by a norm that can be zero.
@@ -63,6 +63,14 @@ class ThreatModel(ABC):
         self, like: Tensor, eps: float | Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
         """A random perturbation inside the ball, drawn independently per sample."""
+
+    def mask_box(self, grad: Tensor, adversarial: Tensor) -> Tensor:
+        """Zero gradient coordinates that would push a pixel already at 0 or 1 further out.
+
+        Harmless for L∞ and L2 (clipping undoes such moves); the L1 threat model uses it so
+        that its sparse steps are not wasted on saturated pixels.
+        """
+        return grad
 
 
 @THREAT_MODELS.register("linf")
@@ -120,6 +128,64 @@ class L2Threat(ThreatModel):
         return direction * radius
 
 
+@THREAT_MODELS.register("l1")
+class L1Threat(ThreatModel):
+    """L1 ball: the sum of absolute pixel changes is at most ε.
+
+    Steps are sparse (Tramèr & Boneh's SLIDE): only the ``1 − sparsity`` fraction of
+    coordinates with the largest gradient magnitude move, by equal amounts summing to the step
+    size. Projection onto the ball is exact (Duchi et al., 2008); the [0, 1] box is enforced
+    afterwards by clipping, which only shrinks the L1 norm.
+    """
+
+    name = "l1"
+    #: Fraction of coordinates left unchanged by a step (SLIDE's percentile q).
+    sparsity = 0.95
+
+    def norm(self, delta: Tensor) -> Tensor:
+        return delta.flatten(1).abs().sum(dim=1)
+
+    def project(self, delta: Tensor, eps: float | Tensor) -> Tensor:
+        flat = delta.flatten(1)
+        radius = per_sample(eps, delta).flatten(1)  # (N, 1)
+        magnitude = flat.abs()
+        outside = magnitude.sum(dim=1, keepdim=True) > radius
+        if not bool(outside.any()):
+            return delta
+        # threshold θ per sample such that Σ max(|v| − θ, 0) = ε
+        sorted_mag, _ = magnitude.sort(dim=1, descending=True)
+        cumulative = sorted_mag.cumsum(dim=1)
+        ranks = torch.arange(1, flat.shape[1] + 1, device=delta.device, dtype=delta.dtype)
+        feasible = sorted_mag * ranks > cumulative - radius
+        rho = feasible.to(delta.dtype).mul(ranks).argmax(dim=1, keepdim=True)  # last True
+        theta = (cumulative.gather(1, rho) - radius) / (rho + 1).to(delta.dtype)
+        shrunk = flat.sign() * (magnitude - theta.clamp_min(0)).clamp_min(0)
+        return torch.where(outside, shrunk, flat).view_as(delta)
+
+    def step(self, grad: Tensor, step_size: float | Tensor) -> Tensor:
+        flat = grad.flatten(1)
+        k = max(1, round((1 - self.sparsity) * flat.shape[1]))
+        top = flat.abs().topk(k, dim=1).indices
+        direction = torch.zeros_like(flat).scatter_(1, top, flat.gather(1, top).sign())
+        direction = direction / direction.abs().sum(dim=1, keepdim=True).clamp_min(_TINY)
+        return direction.view_as(grad) * per_sample(step_size, grad)
+
+    def random_init(
+        self, like: Tensor, eps: float | Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        # A Laplace direction on the L1 sphere and a radius eps * U^(1/d).
+        u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        laplace = -torch.sign(u - 0.5) * torch.log1p(-2 * (u - 0.5).abs().clamp(max=0.4999))
+        direction = laplace / (per_sample(self.norm(laplace), like) + _TINY)
+        r = torch.rand(like.shape[0], generator=generator, device=like.device, dtype=like.dtype)
+        radius = per_sample(eps, like) * per_sample(r ** (1.0 / like[0].numel()), like)
+        return direction * radius
+
+    def mask_box(self, grad: Tensor, adversarial: Tensor) -> Tensor:
+        blocked = ((adversarial <= 0) & (grad < 0)) | ((adversarial >= 1) & (grad > 0))
+        return grad.masked_fill(blocked, 0.0)
+
+
 def get_threat_model(norm: str) -> ThreatModel:
-    """Instantiate the threat model registered as ``norm`` ("linf", "l2")."""
+    """Instantiate the threat model registered as ``norm`` ("linf", "l2", "l1")."""
     return THREAT_MODELS.get(norm)()

@@ -146,16 +146,12 @@ class RobustnessEvaluation(Callback):
         """Evaluate now and log the results (called by the hooks)."""
         chunks, n_chunks = self._chunks_for(trainer, split)
 
-        def reduce(tensor: Any) -> Any:
-            return trainer.strategy.reduce(tensor, reduce_op="sum")
-
         report = evaluate_robustness(
             pl_module,
             chunks,
             self.suite,
             device=pl_module.device,
             seed=self.seed,
-            reduce=reduce if trainer.world_size > 1 else None,
             progress=(
                 self.progress
                 and trainer.is_global_zero
@@ -167,6 +163,8 @@ class RobustnessEvaluation(Callback):
         for key, value in report.metrics(prefix).items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False)
         directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
+        for message in report.sanity_warnings():
+            rank_zero_warn(f"robustness sanity check: {message}")
         if trainer.is_global_zero:
             self._save(directory, trainer, report, split, prefix)
             if self.log_curves:

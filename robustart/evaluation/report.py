@@ -1,12 +1,16 @@
-"""The result of a robustness evaluation and its metric names.
+"""The result of a robustness evaluation, its metric names and its sanity checks.
 
 Metric names, the same for every logger (CSV, W&B, ``trainer.callback_metrics``):
 
 * ``robust/clean``: clean accuracy on the evaluation subset,
-* ``robust/<attack label>/eps=<ε>``: accuracy under attack over all images (ε written as
-  ``8/255`` for L∞ multiples of 1/255, else as a decimal),
-* ``corruption/<name>/<severity>`` and ``corruption/<name>/mean`` per corruption,
-* ``corruption/mean``: mean accuracy over all corruption × severity pairs.
+* ``robust/<attack label>/eps=<ε>``: robust accuracy over all images; the label states the
+  iterations and restarts (``pgd10_linf``, ``apgd_ce100_linf``, ``square5000_linf``), ε is
+  written ``8/255`` for L∞ multiples of 1/255, else as a decimal,
+* ``robust_ar/<label>/eps=<ε>``: AR, robust accuracy over the clean-correct images (RobustART),
+* ``attack_success/<label>/eps=<ε>``: attack success rate (1 − AR),
+* ``robust/worst_case_<norm>/eps=<ε>``: WCAR, images correct under every attack of that norm
+  and budget (when the suite has two or more),
+* ``corruption/<name>/<severity>``, ``corruption/<name>/mean`` and ``corruption/mean``.
 
 Accuracies are fractions in [0, 1]; printed tables show percentages. At test time every name
 gets the prefix ``test/``.
@@ -14,11 +18,15 @@ gets the prefix ``test/``.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from robustart.evaluation.suite import CLEAN_KEY, RobustnessSuite
 from robustart.utils import format_eps
+
+#: Share of images with an all-zero CE input gradient above which a warning is raised.
+ZERO_GRADIENT_WARNING = 0.1
 
 
 @dataclass
@@ -28,10 +36,15 @@ class RobustnessReport:
     Attributes:
         num_images: Images evaluated.
         clean: Clean accuracy.
-        attacks: ``{label: {eps: accuracy}}``.
+        attacks: ``{label: {eps: robust accuracy}}``.
         attack_settings: ``{label: settings}`` (norm, steps, restarts, ...), to be reported with
             every number.
         corruptions: ``{name: {severity: accuracy}}``.
+        ar: ``{label: {eps: AR}}`` (robust accuracy over the clean-correct images).
+        worst_case: ``{metric name: WCAR}``.
+        distortion: ``{label: {eps: {"linf_mean", "linf_median", "l2_mean", "l2_median"}}}``
+            over successful points.
+        gradient_check: Fractions of images with all-zero / non-finite CE input gradients.
     """
 
     num_images: int
@@ -39,23 +52,54 @@ class RobustnessReport:
     attacks: dict[str, dict[float, float]] = field(default_factory=dict)
     attack_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     corruptions: dict[str, dict[int, float]] = field(default_factory=dict)
+    ar: dict[str, dict[float, float]] = field(default_factory=dict)
+    worst_case: dict[str, float] = field(default_factory=dict)
+    distortion: dict[str, dict[float, dict[str, float | None]]] = field(default_factory=dict)
+    gradient_check: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_metrics(
+        cls,
+        suite: RobustnessSuite,
+        counts: dict[str, dict[str, float]],
+        distortion: dict[str, dict[str, float | None]] | None = None,
+        gradient_check: dict[str, float] | None = None,
+    ) -> RobustnessReport:
+        """Build a report from the computed metrics of :mod:`robustart.metrics.robustness`."""
+        acc, ar = counts["accuracy"], counts["ar"]
+        report = cls(
+            num_images=int(counts["count"]["images"]),
+            clean=acc[CLEAN_KEY],
+            worst_case=dict(counts.get("wcar", {})),
+            gradient_check=dict(gradient_check or {}),
+        )
+        for entry in suite.attacks:
+            report.attacks[entry.label] = {e: acc[entry.key(e)] for e in entry.eps}
+            report.ar[entry.label] = {e: ar[entry.key(e)] for e in entry.eps}
+            report.attack_settings[entry.label] = {
+                k: v for k, v in entry.attack.config.items() if k != "eps"
+            }
+            if distortion:
+                report.distortion[entry.label] = {e: distortion[entry.key(e)] for e in entry.eps}
+        for name in suite.corruption_names:
+            report.corruptions[name] = {
+                s: acc[suite.corruption_key(name, s)] for s in suite.severities
+            }
+        return report
 
     @classmethod
     def from_counts(
         cls, suite: RobustnessSuite, correct: list[float], total: int
     ) -> RobustnessReport:
-        """Build a report from per-key correct counts (in ``suite.keys()`` order)."""
-        acc = dict(zip(suite.keys(), (c / max(total, 1) for c in correct)))
-        report = cls(num_images=int(total), clean=acc[CLEAN_KEY])
-        for entry in suite.attacks:
-            report.attacks[entry.label] = {e: acc[entry.key(e)] for e in entry.eps}
-            report.attack_settings[entry.label] = {
-                k: v for k, v in entry.attack.config.items() if k != "eps"
-            }
-        for name in suite.corruption_names:
-            report.corruptions[name] = {
-                s: acc[suite.corruption_key(name, s)] for s in suite.severities
-            }
+        """Build a report from plain correct counts in ``suite.keys()`` order (no AR)."""
+        keys = suite.keys()
+        counts = {
+            "accuracy": {k: c / max(total, 1) for k, c in zip(keys, correct)},
+            "ar": {k: float("nan") for k in keys},
+            "count": {"images": total},
+        }
+        report = cls.from_metrics(suite, counts)
+        report.ar = {}
         return report
 
     def corruption_means(self) -> dict[str, float]:
@@ -68,13 +112,21 @@ class RobustnessReport:
         values = [a for per_severity in self.corruptions.values() for a in per_severity.values()]
         return sum(values) / len(values) if values else None
 
+    def _norm(self, label: str) -> str:
+        return self.attack_settings.get(label, {}).get("norm", "linf")
+
     def metrics(self, prefix: str = "") -> dict[str, float]:
-        """Flat ``{name: accuracy}`` with the names of the module docstring."""
+        """Flat ``{name: value}`` with the names of the module docstring."""
         out = {f"{prefix}{CLEAN_KEY}": self.clean}
         for label, curve in self.attacks.items():
-            norm = self.attack_settings.get(label, {}).get("norm", "linf")
             for eps, acc in curve.items():
-                out[f"{prefix}robust/{label}/eps={format_eps(eps, norm)}"] = acc
+                suffix = f"{label}/eps={format_eps(eps, self._norm(label))}"
+                out[f"{prefix}robust/{suffix}"] = acc
+                if label in self.ar:
+                    out[f"{prefix}robust_ar/{suffix}"] = self.ar[label][eps]
+                    out[f"{prefix}attack_success/{suffix}"] = 1.0 - self.ar[label][eps]
+        for name, value in self.worst_case.items():
+            out[f"{prefix}{name}"] = value
         for name, curve in self.corruptions.items():
             for severity, acc in curve.items():
                 out[f"{prefix}corruption/{name}/{severity}"] = acc
@@ -85,28 +137,109 @@ class RobustnessReport:
             out[f"{prefix}corruption/mean"] = mean
         return out
 
+    def sanity_warnings(self) -> list[str]:
+        """The checks careful evaluators run by hand (Carlini et al., 2019), as messages.
+
+        ε = 0 must give clean accuracy; accuracy must not rise with ε; iterative attacks must
+        be at least as strong as FGSM; a gradient-free attack must not beat the gradient-based
+        ones; input gradients must not be zero or non-finite. Any failure hints at a weak or
+        misconfigured attack or at gradient masking.
+        """
+        warnings = []
+        for label, curve in self.attacks.items():
+            points = sorted(curve.items())
+            for eps, acc in points:
+                if eps == 0 and acc != self.clean:
+                    warnings.append(
+                        f"{label}: accuracy at eps=0 is {acc:.4f}, not the clean "
+                        f"accuracy {self.clean:.4f}"
+                    )
+            for (e1, a1), (e2, a2) in itertools.pairwise(points):
+                if a2 > a1:
+                    warnings.append(
+                        f"{label}: accuracy rises from {a1:.4f} at eps={e1:g} to {a2:.4f} at "
+                        f"eps={e2:g}; the attack is not converging (more steps or restarts?) "
+                        "or gradients are masked"
+                    )
+        by_budget: dict[tuple[str, float], dict[str, float]] = {}
+        for label, curve in self.attacks.items():
+            for eps, acc in curve.items():
+                by_budget.setdefault((self._norm(label), eps), {})[label] = acc
+        for (norm, eps), accs in by_budget.items():
+            kinds = {label: self.attack_settings.get(label, {}).get("attack", "") for label in accs}
+            fgsm = [accs[k] for k, a in kinds.items() if a == "fgsm"]
+            iterative = {
+                k: accs[k]
+                for k, a in kinds.items()
+                if a not in ("fgsm", "square", "cw", "autoattack")
+            }
+            black_box = [accs[k] for k, a in kinds.items() if a == "square"]
+            white_box = [accs[k] for k, a in kinds.items() if a not in ("square", "autoattack")]
+            for label, acc in iterative.items():
+                if fgsm and acc > min(fgsm):
+                    warnings.append(
+                        f"{label} at {norm} eps={eps:g} ({acc:.4f}) is weaker than "
+                        f"FGSM ({min(fgsm):.4f}): possible gradient masking"
+                    )
+            if black_box and white_box and min(black_box) < min(white_box):
+                warnings.append(
+                    f"the gradient-free square attack at {norm} eps={eps:g} "
+                    f"({min(black_box):.4f}) beats every gradient-based attack "
+                    f"({min(white_box):.4f}): likely gradient masking"
+                )
+        zero = self.gradient_check.get("zero_fraction", 0.0)
+        if zero > ZERO_GRADIENT_WARNING:
+            warnings.append(
+                f"{100 * zero:.1f}% of the images have an all-zero CE input gradient (saturated "
+                "softmax or gradient masking): CE-based attacks cannot move them; check with "
+                "margin/DLR-based attacks (APGD-DLR, APGD-T) or the square attack"
+            )
+        if self.gradient_check.get("nonfinite_fraction", 0.0) > 0:
+            warnings.append(
+                "some input gradients are NaN or infinite: the model or its "
+                "pre-processing is not differentiable everywhere"
+            )
+        return warnings
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (budgets and severities become strings)."""
+
+        def by_eps(values: dict) -> dict:
+            return {k: {repr(e): a for e, a in v.items()} for k, v in values.items()}
+
         return {
             "num_images": self.num_images,
             "clean": self.clean,
-            "attacks": {k: {repr(e): a for e, a in v.items()} for k, v in self.attacks.items()},
+            "attacks": by_eps(self.attacks),
+            "ar": by_eps(self.ar),
+            "worst_case": self.worst_case,
             "attack_settings": self.attack_settings,
+            "distortion": by_eps(self.distortion),
             "corruptions": {
                 k: {str(s): a for s, a in v.items()} for k, v in self.corruptions.items()
             },
             "corruption_mean": self.corruption_mean(),
+            "gradient_check": self.gradient_check,
+            "warnings": self.sanity_warnings(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RobustnessReport:
         """Inverse of :meth:`to_dict`."""
+
+        def by_eps(values: dict) -> dict:
+            return {k: {float(e): a for e, a in v.items()} for k, v in values.items()}
+
         return cls(
             num_images=int(data["num_images"]),
             clean=float(data["clean"]),
-            attacks={k: {float(e): a for e, a in v.items()} for k, v in data["attacks"].items()},
+            attacks=by_eps(data["attacks"]),
             attack_settings=dict(data.get("attack_settings", {})),
             corruptions={
                 k: {int(s): a for s, a in v.items()} for k, v in data["corruptions"].items()
             },
+            ar=by_eps(data.get("ar", {})),
+            worst_case=dict(data.get("worst_case", {})),
+            distortion=by_eps(data.get("distortion", {})),
+            gradient_check=dict(data.get("gradient_check", {})),
         )

@@ -1,13 +1,14 @@
 """Run a :class:`RobustnessSuite` over an evaluation subset, on one device or under DDP.
 
 The subset is cut into fixed-size chunks (global batch indices). Each process evaluates the
-chunks ``rank, rank + world_size, ...``; randomness is seeded per chunk; the correct counts are
-summed across processes. The result is therefore identical on one device and on any number of
-DDP processes, and there is no DistributedSampler padding to distort it.
+chunks ``rank, rank + world_size, ...``; randomness is seeded per chunk; the metric states
+(torchmetrics) are summed across processes. The result is therefore identical on one device
+and on any number of DDP processes, and there is no DistributedSampler padding to distort it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.suite import RobustnessSuite
+from robustart.metrics import GradientHealth, PerturbationNorms, RobustnessCounts
 
 Chunk = tuple[int, Tensor, Tensor]
 
@@ -77,7 +79,6 @@ def evaluate_robustness(
     suite: RobustnessSuite,
     device: torch.device | str,
     seed: int = 0,
-    reduce: Callable[[Tensor], Tensor] | None = None,
     progress: bool = False,
     num_chunks: int | None = None,
 ) -> RobustnessReport:
@@ -85,6 +86,8 @@ def evaluate_robustness(
 
     Works inside Lightning's ``inference_mode`` validation loop: autograd is re-enabled here
     for the attacks. The model's train/eval flags and parameter gradients are left as found.
+    Under DDP (``torch.distributed`` initialised) the metric states are summed over processes
+    when computed, so every process returns the report of all images.
 
     Args:
         model: Classifier on images in [0, 1].
@@ -92,8 +95,6 @@ def evaluate_robustness(
         suite: The tests to run.
         device: Where to evaluate.
         seed: Seed of all random tests.
-        reduce: Sums a tensor over processes (e.g. ``trainer.strategy.reduce`` with "sum");
-            ``None`` on one device.
         progress: Show a progress bar.
         num_chunks: Number of chunks (for the progress bar's total).
 
@@ -101,6 +102,7 @@ def evaluate_robustness(
         The :class:`RobustnessReport` over all processes' images.
     """
     keys = suite.keys()
+    attack_keys = suite.attack_keys()
     total_steps = None if num_chunks is None else num_chunks * len(keys)
     with (
         torch.inference_mode(False),
@@ -112,19 +114,31 @@ def evaluate_robustness(
             dynamic_ncols=True,
         ) as bar,
     ):
+        counts = RobustnessCounts(keys, suite.worst_case_groups()).to(device)
+        norms = PerturbationNorms(attack_keys).to(device)
+        gradients = GradientHealth().to(device)
+        empty = torch.zeros(0, 1, 1, 1, device=device)
+        for key in attack_keys:  # every process holds a state, even one without chunks
+            norms.update(key, empty, torch.zeros(0, dtype=torch.bool, device=device))
 
         def on_test(key: str) -> None:
             bar.set_postfix_str(key, refresh=False)
             bar.update(1)
 
-        counts = torch.zeros(len(keys) + 1, dtype=torch.float64, device=device)
         for chunk_id, images, labels in chunks:
             images = images.to(device, non_blocking=True).float()
             labels = labels.to(device, non_blocking=True)
-            correct = suite.run_batch(model, images, labels, chunk_id, seed, on_test)
-            counts[:-1] += torch.stack([correct[k].sum() for k in keys]).double()
-            counts[-1] += labels.shape[0]
-        if reduce is not None:
-            counts = reduce(counts)
-    values = counts.tolist()
-    return RobustnessReport.from_counts(suite, values[:-1], int(values[-1]))
+            result = suite.run_batch(model, images, labels, chunk_id, seed, on_test)
+            counts.update(result.correct)
+            for key, (perturbation, success) in result.perturbations.items():
+                norms.update(key, perturbation, success)
+            if result.clean_gradient is not None:
+                gradients.update(result.clean_gradient)
+        with warnings.catch_warnings():  # a process without chunks computes zero states
+            warnings.filterwarnings("ignore", message=".*before the ``update``.*")
+            return RobustnessReport.from_metrics(
+                suite,
+                counts.compute(),
+                norms.compute() if attack_keys else None,
+                gradients.compute() if attack_keys else None,
+            )

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
@@ -29,6 +30,7 @@ from robustart.errors import ConfigError
 from robustart.utils import format_eps, make_generator, parse_eps, preserve_mode, stable_seed
 
 #: The cheap default for epoch-end evaluation: PGD-10 (L∞) at three budgets.
+#: Attack labels in metric names state iterations and restarts (``pgd10_linf``).
 DEFAULT_ATTACKS: list[dict[str, Any]] = [
     {"name": "pgd", "norm": "linf", "eps": ["2/255", "4/255", "8/255"], "steps": 10},
 ]
@@ -47,13 +49,30 @@ class AttackEntry:
     def key(self, eps: float) -> str:
         return f"robust/{self.label}/eps={format_eps(eps, self.attack.norm)}"
 
+    @property
+    def gradient_free(self) -> bool:
+        return self.attack.name == "square"
+
+
+@dataclass
+class BatchResult:
+    """What one batch of a suite produced."""
+
+    #: ``{key: correct (N,) bool}`` for every test.
+    correct: dict[str, Tensor]
+    #: ``{attack key: (perturbation (N, C, H, W), success (N,) bool)}``.
+    perturbations: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    #: Input gradient of the CE loss on the clean images (N, C, H, W), if attacks ran.
+    clean_gradient: Tensor | None = None
+
 
 def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
     """Build the attacks of a suite from YAML-style dictionaries.
 
     Each dictionary needs ``name`` and ``eps`` (a number, a fraction string or a list of them);
-    ``label`` (default ``<name>_<norm>``) names it in metrics; every other key is a setting of
-    the attack (``norm``, ``steps``, ``restarts``, ...).
+    ``label`` (default: the attack's own, stating iterations and restarts, e.g. ``pgd10_linf``)
+    names it in metrics; every other key is a setting of the attack (``norm``, ``steps``,
+    ``restarts``, ...).
     """
     entries: list[AttackEntry] = []
     for i, spec in enumerate(specs or []):
@@ -74,7 +93,7 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
         eps = tuple(parse_eps(e, f"eps of attack {name!r}") for e in raw_eps)
         label = spec.pop("label", None)
         attack = create_attack(name, eps=eps[0], **spec)
-        label = label or f"{name}_{attack.norm}"
+        label = label or attack.label
         if any(e.label == label for e in entries):
             raise ConfigError(f"two attacks share the label {label!r}: give one a 'label'")
         entries.append(AttackEntry(label, attack, eps))
@@ -107,7 +126,7 @@ class RobustnessSuite:
     Example:
         >>> suite = RobustnessSuite(attacks=DEFAULT_ATTACKS, corruptions=["contrast"])
         >>> suite.keys()[:2]
-        ['robust/clean', 'robust/pgd_linf/eps=2/255']
+        ['robust/clean', 'robust/pgd10_linf/eps=2/255']
     """
 
     def __init__(
@@ -139,6 +158,19 @@ class RobustnessSuite:
     def __len__(self) -> int:
         return len(self.keys())
 
+    def attack_keys(self) -> list[str]:
+        return [entry.key(e) for entry in self.attacks for e in entry.eps]
+
+    def worst_case_groups(self) -> dict[str, list[str]]:
+        """WCAR groups: attacks sharing a norm and a budget (only groups of two or more)."""
+        groups: dict[str, list[str]] = {}
+        for entry in self.attacks:
+            for eps in entry.eps:
+                norm = entry.attack.norm
+                name = f"robust/worst_case_{norm}/eps={format_eps(eps, norm)}"
+                groups.setdefault(name, []).append(entry.key(eps))
+        return {k: v for k, v in groups.items() if len(v) > 1}
+
     @torch.no_grad()
     def _correct(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         return model(images).argmax(dim=1) == labels
@@ -166,28 +198,41 @@ class RobustnessSuite:
             on_test: Optional callable ``(key) -> None`` called after each test (progress).
 
         Returns:
-            ``{key: correct (N,) bool}`` for every key of :meth:`keys`.
+            A :class:`BatchResult` with the correctness of every key of :meth:`keys`.
         """
         device = images.device
-        results: dict[str, Tensor] = {}
+        result = BatchResult(correct={})
 
         def done(key: str, correct: Tensor) -> None:
-            results[key] = correct
+            result.correct[key] = correct
             if on_test is not None:
                 on_test(key)
 
         with preserve_mode(model, False):
-            done(CLEAN_KEY, self._correct(model, images, labels))
+            clean = self._correct(model, images, labels)
+            done(CLEAN_KEY, clean)
+            if self.attacks:
+                result.clean_gradient = self._clean_gradient(model, images, labels)
             for entry in self.attacks:
                 for eps in entry.eps:
                     key = entry.key(eps)
                     generator = make_generator(stable_seed(seed, key, chunk_id), device)
                     adversarial = entry.attack(model, images, labels, eps=eps, generator=generator)
-                    done(key, self._correct(model, adversarial, labels))
+                    correct = self._correct(model, adversarial, labels)
+                    result.perturbations[key] = (adversarial - images, clean & ~correct)
+                    done(key, correct)
             for name, corruption in self.corruptions.items():
                 for severity in self.severities:
                     key = self.corruption_key(name, severity)
                     generator = make_generator(stable_seed(seed, key, chunk_id), device)
                     corrupted = corruption(images, severity, generator)
                     done(key, self._correct(model, corrupted, labels))
-        return results
+        return result
+
+    @staticmethod
+    def _clean_gradient(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+        with torch.inference_mode(False), torch.enable_grad():
+            x = images.detach().clone().requires_grad_(True)
+            loss = F.cross_entropy(model(x).float(), labels, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x)
+        return grad
