@@ -28,7 +28,7 @@ def synthetic_frost(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("frost")
     g = torch.Generator().manual_seed(0)
-    for i, (h, w) in enumerate([(90, 120), (64, 80), (300, 260)]):  # one smaller than 224 px
+    for i, (h, w) in enumerate([(180, 200), (170, 240), (300, 260)]):  # two below 224 px
         crystals = F.interpolate(torch.rand(1, 3, h // 4, w // 4, generator=g), size=(h, w))
         pixels = (0.5 + 0.5 * crystals[0]).permute(1, 2, 0).mul(255).byte().numpy()
         Image.fromarray(pixels).save(folder / f"frost{i}.png")

@@ -136,10 +136,12 @@ def _line_motion_blur(image: np.ndarray, radius: int, sigma: float, angle: float
     weights /= weights.sum()
     h, w = image.shape[:2]
     out = np.zeros_like(image, dtype=np.float64)
-    sin, cos = math.sin(math.radians(angle)), math.cos(math.radians(angle))
+    # ImageMagick's arithmetic, in its order (it decides rounding ties at angles like 30°)
+    point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
+    length = math.hypot(*point)
     for i in range(width):
-        dy = math.ceil(i * sin - 0.5)
-        dx = math.ceil(i * cos - 0.5)
+        dy = math.ceil(i * point[0] / length - 0.5)
+        dx = math.ceil(i * point[1] / length - 0.5)
         if abs(dy) >= h or abs(dx) >= w:
             break
         rows = np.clip(np.arange(h) + dy, 0, h - 1)
@@ -251,6 +253,10 @@ def frost(x, c, rng, frost_files, table, **_):
     if table == "cifar":
         texture = cv2.resize(texture, (0, 0), fx=0.2, fy=0.2)
     h, w = x.shape[:2]
+    if texture.shape[0] < h or texture.shape[1] < w:  # beyond the reference: enlarge to fit
+        zoom = max(h / texture.shape[0], w / texture.shape[1])
+        size = (max(round(texture.shape[1] * zoom), w), max(round(texture.shape[0] * zoom), h))
+        texture = cv2.resize(texture, size, interpolation=cv2.INTER_LINEAR)
     top = rng.integers(0, max(texture.shape[0] - h, 1))
     left = rng.integers(0, max(texture.shape[1] - w, 1))
     crop = texture[top : top + h, left : left + w][..., [2, 1, 0]] / 255.0
@@ -416,11 +422,14 @@ def ssim(clean: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- imagecorruptions
-def import_imagecorruptions():
+def import_imagecorruptions(compat: bool = False):
     """Import the ``imagecorruptions`` package, or return ``None`` if it is not installed.
 
     Version 1.1.2 imports ``pkg_resources`` (gone from recent setuptools) only to locate its
     frost images; a stand-in module resolving paths inside the package is installed first.
+    With ``compat=True``, the three functions broken on current libraries are made to run
+    (for timing): ``glass_blur`` and ``gaussian_blur`` get scikit-image's ``channel_axis``
+    instead of the removed ``multichannel``, ``fog`` a NumPy with the removed ``float_``.
     """
     if importlib.util.find_spec("imagecorruptions") is None:
         return None
@@ -437,6 +446,25 @@ def import_imagecorruptions():
             stand_in.resource_filename = resource_filename
             sys.modules["pkg_resources"] = stand_in
     try:
-        return importlib.import_module("imagecorruptions")
+        package = importlib.import_module("imagecorruptions")
+        functions = importlib.import_module("imagecorruptions.corruptions")
     except Exception:  # a broken install should skip, not fail
         return None
+    if compat and not getattr(functions, "_robustart_compat", False):
+        original_gaussian = functions.gaussian
+
+        def gaussian(image, sigma=1, multichannel=None, **kwargs):
+            if multichannel:
+                kwargs.setdefault("channel_axis", -1)
+            return original_gaussian(image, sigma=sigma, **kwargs)
+
+        class NumpyWithFloat(types.ModuleType):
+            float_ = np.float64
+
+            def __getattr__(self, name):
+                return getattr(np, name)
+
+        functions.gaussian = gaussian
+        functions.np = NumpyWithFloat("numpy")
+        functions._robustart_compat = True
+    return package

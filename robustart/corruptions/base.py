@@ -174,8 +174,3 @@ def random_normal(
 ) -> Tensor:
     """Draws from N(mean, std²) of ``shape`` on ``device`` (float32), from ``generator``."""
     return mean + std * torch.randn(shape, generator=generator, device=device)
-
-
-def spatial(value: float, scale: float, minimum: float = 0.0) -> float:
-    """A spatial table parameter (pixels at the table's size) scaled to the image size."""
-    return max(float(value) * scale, minimum)

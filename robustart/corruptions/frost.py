@@ -96,13 +96,21 @@ def load_textures(files: tuple[Path, ...]) -> tuple[Tensor, ...]:
 
 def fit_texture(texture: Tensor, zoom: float, height: int, width: int) -> Tensor:
     """Resize a texture (3, h, w) by ``zoom`` (bilinear, no antialiasing, as ``cv2.resize``),
-    enlarging it further if it would be smaller than ``height × width``."""
+    then, if it is smaller than ``height × width``, enlarge it just enough to cover that (as
+    ``imagecorruptions`` does for small frost images; the reference never needs to)."""
+
+    def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+        if size == tuple(image.shape[-2:]):
+            return image
+        return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+
     h, w = texture.shape[-2:]
-    zoom = max(zoom, height / h, width / w)
-    size = (max(round(h * zoom), height), max(round(w * zoom), width))
-    if size == (h, w):
-        return texture
-    return F.interpolate(texture[None], size=size, mode="bilinear", align_corners=False)[0]
+    texture = resize(texture, (max(round(h * zoom), 1), max(round(w * zoom), 1)))
+    h, w = texture.shape[-2:]
+    if h < height or w < width:
+        grow = max(height / h, width / w)
+        texture = resize(texture, (max(round(h * grow), height), max(round(w * grow), width)))
+    return texture
 
 
 @CORRUPTIONS.register("frost")

@@ -15,6 +15,8 @@ from torch import Tensor
 from robustart.corruptions.kernels import filter2d_depthwise, pad2d
 
 SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
+#: Largest intermediate (elements) for the one-shot vertical pass of the distance transform.
+_UNFOLD_LIMIT = 1 << 24
 #: OpenCV's fixed-point tan(22.5°) (15 fractional bits), used to bin gradient directions.
 _TAN22_FIXED = int(0.4142135623730950488 * (1 << 15) + 0.5)
 
@@ -105,6 +107,10 @@ def distance_to_edges(edges: Tensor, limit: float) -> Tensor:
     squared = row_distance.square()
     reach = min(int(limit), h - 1)
     padded = F.pad(squared, (0, 0, reach, reach), value=float(big) ** 2)
+    offsets = torch.arange(-reach, reach + 1, device=edges.device, dtype=squared.dtype) ** 2
+    if squared.numel() * len(offsets) <= _UNFOLD_LIMIT:  # all vertical offsets at once
+        windows = padded.unfold(-2, 2 * reach + 1, 1)  # (N, 1, H, W, 2·reach + 1)
+        return (windows + offsets).amin(dim=-1).sqrt().clamp_max(limit)
     best = squared.clone()
     for dy in range(1, reach + 1):
         nearer = torch.minimum(

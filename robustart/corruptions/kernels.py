@@ -19,8 +19,10 @@ Any pad width works (the border is applied repeatedly), so kernels may be wider 
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -152,21 +154,27 @@ def motion_blur_weights(
 def motion_line_offsets(num_taps: int, angles: Tensor) -> tuple[Tensor, Tensor]:
     """Integer pixel offsets of the motion-blur taps along lines at ``angles`` (degrees).
 
-    Tap i of an image blurred at angle θ reads the pixel ``(y + ceil(i·sin θ − ½),
-    x + ceil(i·cos θ − ½))``, as ImageMagick's motion blur (0° points right, 90° down).
+    Tap i of an image blurred at angle θ reads the pixel ``(y + ceil(i·p_y/|p| − ½),
+    x + ceil(i·p_x/|p| − ½))`` with ``p = num_taps · (sin θ, cos θ)``, as ImageMagick's motion
+    blur (0° points right, 90° down). The arithmetic is done in float64 on the host in exactly
+    this order, as the reference does, because angles such as 30° or −120° put taps on
+    rounding ties that a mathematically equal formula would break differently.
 
     Args:
         num_taps: Number of taps (2·radius + 1).
         angles: Angles in degrees, shape (N,).
 
     Returns:
-        ``(dy, dx)``, long tensors of shape (N, num_taps).
+        ``(dy, dx)``, long tensors of shape (N, num_taps) on the angles' device.
     """
-    theta = torch.deg2rad(angles.double())[:, None]
-    taps = torch.arange(num_taps, device=angles.device, dtype=torch.float64)[None, :]
-    dy = torch.ceil(taps * torch.sin(theta) - 0.5).long()
-    dx = torch.ceil(taps * torch.cos(theta) - 0.5).long()
-    return dy, dx
+    radians = np.deg2rad(angles.detach().to("cpu", torch.float64).numpy())
+    point_y, point_x = num_taps * np.sin(radians), num_taps * np.cos(radians)
+    length = np.array([math.hypot(y, x) for y, x in zip(point_y.tolist(), point_x.tolist())])
+    taps = np.arange(num_taps, dtype=np.float64)[None, :]
+    dy = np.ceil(taps * point_y[:, None] / length[:, None] - 0.5)
+    dx = np.ceil(taps * point_x[:, None] / length[:, None] - 0.5)
+    as_long = functools.partial(torch.as_tensor, dtype=torch.long, device=angles.device)
+    return as_long(dy), as_long(dx)
 
 
 # ----------------------------------------------------------------------------- filtering
