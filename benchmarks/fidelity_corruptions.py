@@ -5,7 +5,8 @@ photographs) are corrupted by robustart (batched) and by the reference port in
 ``tests/reference_corruptions.py`` (one image at a time, SciPy / scikit-image / OpenCV / PIL),
 and the mean PSNR and SSIM to the clean images are compared. Deterministic corruptions also
 report the largest pixel difference. Optionally (``--imagecorruptions``) the PyPI package is
-run too where it still works (224 px only: it has no CIFAR table).
+run too (224 px only: it has no CIFAR table; its broken glass_blur and fog through small
+compatibility shims; frost with its own photographs, so that column differs in texture).
 
     python benchmarks/fidelity_corruptions.py --count32 64 --count224 8 --markdown
 
@@ -30,11 +31,13 @@ from robustart.corruptions import create_corruption
 from robustart.corruptions.frost import frost_texture_files
 from robustart.utils import make_generator
 
-#: imagecorruptions functions that run on current NumPy / scikit-image, and whose definition
-#: is the reference's (its elastic_transform is a different, affine-free definition).
+#: imagecorruptions functions whose definition is the reference's (its elastic_transform is a
+#: different, affine-free definition); glass_blur and fog run through compatibility shims.
 IMAGECORRUPTIONS_OK = (
     "speckle_noise",
     "defocus_blur",
+    "glass_blur",
+    "fog",
     "motion_blur",
     "zoom_blur",
     "snow",
@@ -71,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     frost_files = frost_texture_files()
-    module = ref.import_imagecorruptions() if args.imagecorruptions else None
+    module = ref.import_imagecorruptions(compat=True) if args.imagecorruptions else None
     header = (
         "| corruption | size | sev | ours PSNR | ref PSNR | Δ | ours SSIM | ref SSIM | Δ |"
         + (" pkg PSNR | pkg SSIM |" if module else "")

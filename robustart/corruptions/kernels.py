@@ -212,16 +212,16 @@ def _shifted_sum(padded: Tensor, kernel: Tensor, height: int, width: int) -> Ten
 def filter2d_depthwise(images: Tensor, kernel: Tensor, border: str = "nearest") -> Tensor:
     """Correlate every channel of ``images`` (N, C, H, W) with a 2-D ``kernel`` (kh, kw).
 
-    Odd kernel sizes keep the image size; ``border`` is one of :data:`BORDERS`. Small kernels
-    run as a sum of shifted copies, large ones (more than :data:`FFT_MIN_TAPS` taps) as a
-    product of Fourier transforms of the padded images (both much faster on CPUs than a
-    depthwise ``conv2d``).
+    Odd kernel sizes keep the image size; ``border`` is one of :data:`BORDERS`. Kernels with
+    few non-zero taps run as a sum of shifted copies, others (more than :data:`FFT_MIN_TAPS`
+    non-zero taps) as a product of Fourier transforms of the padded images (both much faster
+    on CPUs than a depthwise ``conv2d``).
     """
     h, w = images.shape[-2:]
     kh, kw = kernel.shape
     padded = pad2d(images, kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2, border)
     kernel = kernel.to(images.device, torch.float32)
-    if kh * kw <= FFT_MIN_TAPS:
+    if int(torch.count_nonzero(kernel)) <= FFT_MIN_TAPS:
         return _shifted_sum(padded, kernel, h, w)
     hp, wp = padded.shape[-2:]
     work = padded.float()
