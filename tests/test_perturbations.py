@@ -62,6 +62,11 @@ def test_crop_follows_the_reference_resize_256_then_crop_224():
     for name in ("translate", "rotate", "gaussian_noise"):
         video = perturb(images, name, 1, make_generator(0), crop=224)
         assert video.shape == (1, IMAGENET_FRAMES.get(name, 31), 3, 224, 224)
+    # non-geometric sequences crop first, as the reference: same as perturbing the crop
+    inner = images[..., 16:240, 16:240]
+    for name in ("gaussian_noise", "gaussian_blur"):
+        a = perturb(images, name, 1, make_generator(3), crop=224)
+        assert torch.equal(a, perturb(inner, name, 1, make_generator(3)))
     with pytest.raises(ConfigError, match="larger than the images"):
         perturb(images, "rotate", crop=300)
 

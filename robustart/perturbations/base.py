@@ -9,10 +9,11 @@ Every perturbation has two parameter sets from the reference generation code
 scaled by the same size rule as the corruptions (:func:`robustart.corruptions.table_for_size`).
 Noise sequences have three difficulties (1–3); the others have one.
 
-The reference generated ImageNet-P on images resized to 256 px and centre-cropped each frame to
-224 px, so that translations, rotations and zooms bring real content into view. Pass the
-larger images and ``crop=224`` to do the same; without ``crop``, frames keep the input size
-and regions from outside the image are black (as in CIFAR-10-P).
+The reference generated ImageNet-P on images resized to 256 px: geometric sequences (translate,
+rotate, tilt, scale, shear, zoom blur) transform the whole image and centre-crop each frame to
+224 px, so that real content comes into view; the others crop first. Pass the larger images
+and ``crop=224`` to do the same; without ``crop``, frames keep the input size and regions from
+outside the image are black (as in CIFAR-10-P).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Perturbation(ABC):
     #: True for noise sequences: every frame is compared with frame 0 (the clean image), not
     #: with the previous frame, when computing flip probabilities and top-5 distances.
     noise: ClassVar[bool] = False
+    #: Whether the frames are made on the whole image and then cropped (geometric sequences,
+    #: which bring content from outside the crop into view), rather than made on the crop.
+    crop_after: ClassVar[bool] = False
     #: One parameter per difficulty for 224-px images (ImageNet-P).
     imagenet: ClassVar[tuple[Any, ...]] = ()
     #: One parameter per difficulty for 32-px images (CIFAR-10-P).
@@ -102,8 +106,10 @@ class Perturbation(ABC):
             raise ConfigError(f"crop {crop} is larger than the images ({height}×{width})")
         param, scale = self.parameter(difficulty, out_h, out_w)
         with torch.no_grad():
-            video = self.frames(images, param, scale, generator)
-        video = center_crop(video, out_h, out_w)
+            if self.crop_after:
+                video = center_crop(self.frames(images, param, scale, generator), out_h, out_w)
+            else:
+                video = self.frames(center_crop(images, out_h, out_w), param, scale, generator)
         return video.clamp(0.0, 1.0).to(images.dtype)
 
     def parameter(self, difficulty: int, height: int, width: int) -> tuple[Any, float]:

@@ -43,6 +43,7 @@ class ZoomBlurSequence(Perturbation):
     No spatial parameters."""
 
     name = "zoom_blur"
+    crop_after = True
     imagenet = (0.004,)
     cifar = (0.004,)
 

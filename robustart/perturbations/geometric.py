@@ -35,6 +35,7 @@ class TranslateSequence(Perturbation):
     CIFAR-10-P: −7..8 (16 frames)."""
 
     name = "translate"
+    crop_after = True
     imagenet = ((41, -20),)
     cifar = ((16, -7),)
 
@@ -54,6 +55,7 @@ class RotateSequence(Perturbation):
     """Rotation by ``i − 15`` degrees (clockwise) about the centre, 31 frames."""
 
     name = "rotate"
+    crop_after = True
     imagenet = (1.0,)
     cifar = (1.0,)
 
@@ -71,6 +73,7 @@ class TiltSequence(Perturbation):
     φ = θ), 31 frames. ImageNet-P factor 1, CIFAR-10-P 0.75."""
 
     name = "tilt"
+    crop_after = True
     imagenet = (1.0,)
     cifar = (0.75,)
 
@@ -88,6 +91,7 @@ class ScaleSequence(Perturbation):
     frame), CIFAR-10-P 70 %..130 % (2 %), 31 frames."""
 
     name = "scale"
+    crop_after = True
     imagenet = ((40.0, 2.5),)
     cifar = ((70.0, 2.0),)
 
@@ -105,6 +109,7 @@ class ShearSequence(Perturbation):
     """Shear by ``i − 15`` degrees (torchvision 0.2's convention: the y axis tilts), 31 frames."""
 
     name = "shear"
+    crop_after = True
     imagenet = (1.0,)
     cifar = (1.0,)
 
