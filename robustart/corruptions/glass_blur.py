@@ -1,16 +1,19 @@
-"""Glass blur: blur, shuffle pixels locally, blur again.
+"""Glass blur: blur, move pixels locally, blur again.
 
-The reference shuffles pixels by visiting them in reverse raster order (rows ``H−d`` down to
-``d+1``, columns likewise) and swapping each with the pixel at offset ``(dy, dx)``, both drawn
-from ``{−d, ..., d − 1}``. The swaps are sequential: a pixel moved up-left is visited again and
-carried further, so some pixels travel far. In NumPy this takes seconds per 224-px image.
+The reference visits the pixels in reverse raster order (rows ``H−d`` down to ``d+1``, columns
+likewise) and, for each, draws an offset ``(dy, dx)`` from ``{−d, ..., d − 1}²`` and runs
+``x[h, w], x[h + dy, w + dx] = x[h + dy, w + dx], x[h, w]``. On an RGB array those are NumPy
+*views*, so this "swap" is a copy: ``x[h, w]`` takes the current value of ``x[h + dy, w + dx]``,
+which keeps its own. (On a 2-D greyscale array it would swap; ImageNet-C and CIFAR-10-C are
+RGB, so the copy is what made them.) Visits are sequential, so a pixel copied from a cell that
+was already visited receives that cell's *new* value: values travel along chains. In NumPy
+this takes seconds per 224-px image.
 
-Here the same swaps run exactly, batched, by wavefront scheduling. Visit ``(i, j)`` (the i-th
-visited row, j-th visited column) touches only cells within ``d`` of it, so it commutes with
-every visit at least ``2d`` columns away in its row band. Executing all visits with the same
-``t = 2d·i + j`` at once keeps the order of every pair of visits that touch a common cell, hence
-the result is identical to the sequential loop with the same random offsets (the tests check
-this), while each of the ``2d·rows + columns`` steps is one vectorised swap for the whole batch.
+The batched version here is exact. A visited pixel ``p`` reads cell ``q = p + (dy, dx)``: if
+``q`` is visited before ``p`` (later in raster order), ``p`` ends with ``q``'s final value,
+otherwise with ``q``'s original value. Following these links is a pointer chase, done for all
+pixels of all images at once by pointer doubling (``log2`` of the longest chain steps); the
+output equals the sequential loop's for the same offsets (the tests check this).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from robustart.corruptions.base import CORRUPTIONS, Corruption
 from robustart.corruptions.kernels import gaussian_blur
 
 
-def swap_offsets(
+def copy_offsets(
     count: int,
     height: int,
     width: int,
@@ -30,7 +33,7 @@ def swap_offsets(
     generator: torch.Generator | None,
     device: torch.device | str,
 ) -> Tensor:
-    """The reference's random offsets for one shuffling pass of ``count`` images.
+    """The reference's random offsets for one pass over ``count`` images.
 
     Returns:
         Long tensor (count, rows, cols, 2) of ``(dx, dy)`` in ``[−d, d − 1]``, one per visited
@@ -43,16 +46,16 @@ def swap_offsets(
     )
 
 
-def sequential_swaps(images: Tensor, max_delta: int, offsets: Tensor) -> Tensor:
-    """One pass of the reference's local pixel shuffle, batched (see the module docstring).
+def sequential_copies(images: Tensor, max_delta: int, offsets: Tensor) -> Tensor:
+    """One pass of the reference's local pixel moves, batched and exact (module docstring).
 
     Args:
         images: Tensor (N, C, H, W).
         max_delta: The reference's ``max_delta`` d (pixels).
-        offsets: ``(dx, dy)`` per visit, from :func:`swap_offsets`.
+        offsets: ``(dx, dy)`` per visit, from :func:`copy_offsets`.
 
     Returns:
-        Shuffled images (a permutation of each image's pixels), same shape.
+        Tensor (N, C, H, W): every pixel replaced by the input pixel it ends up holding.
     """
     n, c, h, w = images.shape
     d = max_delta
@@ -61,31 +64,30 @@ def sequential_swaps(images: Tensor, max_delta: int, offsets: Tensor) -> Tensor:
     device = images.device
     rows = torch.arange(h - d, d, -1, device=device)
     cols = torch.arange(w - d, d, -1, device=device)
-    step = (2 * d * torch.arange(len(rows), device=device)[:, None]) + torch.arange(
-        len(cols), device=device
-    )
-    order = torch.argsort(step.reshape(-1), stable=True)
-    visited = (rows[:, None] * w + cols[None, :]).reshape(-1)[order]
-    shift = (offsets[..., 1] * w + offsets[..., 0]).reshape(n, -1)[:, order]
-    first = (torch.arange(n, device=device) * (h * w))[:, None]
-    here = first + visited[None, :]  # flat pixel index in the batch, (N, visits)
-    pairs = torch.stack((here, here + shift), dim=-1).transpose(0, 1).contiguous()
-    swapped = pairs.flip(-1).contiguous()  # (visits, N, 2): write each value to the other cell
-    source = torch.arange(n * h * w, device=device)  # which input pixel each cell holds
-    start = 0
-    for size in torch.bincount(step.reshape(-1)).tolist():
-        cells = pairs[start : start + size].reshape(-1)
-        targets = swapped[start : start + size].reshape(-1)
-        source.index_copy_(0, targets, source.index_select(0, cells))
-        start += size
-    pixels = images.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    return pixels.index_select(0, source).reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
+    visited = (rows[:, None] * w + cols[None, :]).reshape(-1)  # flat index, visiting order
+    read = visited + (offsets[..., 1] * w + offsets[..., 0]).reshape(n, -1)  # (N, visits)
+    band = torch.zeros(h * w, dtype=torch.bool, device=device)
+    band[visited] = True
+    # p ends with q's final value if q is visited before p (later in raster order), else
+    # with q's original value: a link to follow, or a terminal read
+    follow = band[read] & (read > visited)
+    pointer = torch.arange(h * w, device=device).repeat(n, 1)
+    pointer[:, visited] = read
+    terminal = torch.ones(n, h * w, dtype=torch.bool, device=device)
+    terminal[:, visited] = ~follow
+    while not bool(terminal.all()):  # pointer doubling: each round doubles the jump
+        pointer, terminal = (
+            torch.where(terminal, pointer, pointer.gather(1, pointer)),
+            terminal | terminal.gather(1, pointer),
+        )
+    flat = images.reshape(n, c, h * w)
+    return flat.gather(2, pointer[:, None, :].expand(n, c, h * w)).reshape(n, c, h, w)
 
 
 @CORRUPTIONS.register("glass_blur")
 class GlassBlur(Corruption):
     """Gaussian blur (σ), 8-bit truncation, ``iterations`` passes of the reference's local pixel
-    shuffling (offsets up to ``max_delta`` d), Gaussian blur (σ) again, as the reference.
+    moves (offsets up to ``max_delta`` d, see the module docstring), Gaussian blur (σ) again.
 
     σ and d are spatial (d is rounded to whole pixels, at least 1); the iteration count is not.
     """
@@ -109,6 +111,6 @@ class GlassBlur(Corruption):
         max_delta = max(round(max_delta * scale), 1)
         n, _, h, w = images.shape
         for _ in range(iterations):
-            offsets = swap_offsets(n, h, w, max_delta, generator, images.device)
-            quantised = sequential_swaps(quantised, max_delta, offsets)
+            offsets = copy_offsets(n, h, w, max_delta, generator, images.device)
+            quantised = sequential_copies(quantised, max_delta, offsets)
         return gaussian_blur(quantised, sigma)
