@@ -21,6 +21,26 @@ os.environ.setdefault("WANDB_SILENT", "true")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def synthetic_frost(tmp_path_factory):
+    """Tiny synthetic frost PNGs for the frost corruption (no download, no optional package)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("frost")
+    g = torch.Generator().manual_seed(0)
+    for i, (h, w) in enumerate([(180, 200), (170, 240), (300, 260)]):  # two below 224 px
+        crystals = F.interpolate(torch.rand(1, 3, h // 4, w // 4, generator=g), size=(h, w))
+        pixels = (0.5 + 0.5 * crystals[0]).permute(1, 2, 0).mul(255).byte().numpy()
+        Image.fromarray(pixels).save(folder / f"frost{i}.png")
+    previous = os.environ.get("ROBUSTART_FROST_DIR")
+    os.environ["ROBUSTART_FROST_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("ROBUSTART_FROST_DIR", None)
+    else:
+        os.environ["ROBUSTART_FROST_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1,797 digits as (N, 3, 32, 32) images in [0, 1] and labels."""

@@ -54,6 +54,22 @@ def test_shape_dtype_range_and_device_preserved(name, size):
         assert not torch.equal(out, images)
 
 
+#: Corruptions whose reference CIFAR table is, by definition, not monotonic in pixel distortion
+#: (the reference port shows the same non-monotonic PSNR; see benchmarks/fidelity_corruptions.py).
+NOT_MONOTONIC = {
+    # severities 1-2 desaturate (a = 0.3, 0.1), 3-5 oversaturate from a = 1.5 up
+    "saturate": "desaturation then oversaturation",
+    # the affine jitter, which dominates, shrinks from 0.08 to 0.03 of the side as α grows
+    "elastic_transform": "affine jitter decreases with severity",
+    # severity 4 lowers the image weight (0.9 -> 0.85) at the same frost weight (0.4)
+    "frost": "image weight falls while frost weight stays",
+    # severity 3 blurs more (σ 0.4) with the same single shuffle pass as severity 2
+    "glass_blur": "σ and iterations trade off",
+    # severities 1-3 are water drops, 4-5 mud: different effects, not one scale
+    "spatter": "liquid then mud",
+}
+
+
 @pytest.mark.parametrize("name", CORRUPTIONS.names())
 def test_distortion_grows_with_severity(name):
     images = natural_images(8, 32)
@@ -61,6 +77,9 @@ def test_distortion_grows_with_severity(name):
     for severity in range(1, 6):
         out = corrupt(images, name, severity, make_generator(0))
         errors.append(F.mse_loss(out, images).item())
+    assert min(errors) > 0, errors
+    if name in NOT_MONOTONIC:  # explicit exemption, reason above
+        return
     assert all(b >= a * 0.98 for a, b in itertools.pairwise(errors)), errors
     assert errors[-1] > errors[0]
 

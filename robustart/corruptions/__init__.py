@@ -8,11 +8,23 @@ Example:
 from robustart.corruptions import (  # noqa: F401  (registers the corruptions)
     brightness,
     contrast,
+    defocus_blur,
+    elastic_transform,
+    fog,
+    frost,
     gaussian_blur,
     gaussian_noise,
+    glass_blur,
     impulse_noise,
     jpeg_compression,
+    motion_blur,
+    pixelate,
+    saturate,
     shot_noise,
+    snow,
+    spatter,
+    speckle_noise,
+    zoom_blur,
 )
 from robustart.corruptions.base import (
     BENCHMARK_CORRUPTIONS,

@@ -151,3 +151,26 @@ def corrupt(
 ) -> Tensor:
     """Functional shortcut: ``corrupt(images, "fog", 3)``."""
     return create_corruption(name)(images, severity, generator)
+
+
+def random_uniform(
+    shape: tuple[int, ...],
+    low: float,
+    high: float,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+) -> Tensor:
+    """Draws from U(low, high) of ``shape`` on ``device`` (float32), from ``generator``."""
+    draws = torch.rand(shape, generator=generator, device=device)
+    return low + (high - low) * draws
+
+
+def random_normal(
+    shape: tuple[int, ...],
+    mean: float,
+    std: float,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+) -> Tensor:
+    """Draws from N(mean, std²) of ``shape`` on ``device`` (float32), from ``generator``."""
+    return mean + std * torch.randn(shape, generator=generator, device=device)

@@ -1,66 +1,326 @@
-"""Convolution kernels and filtering shared by the blur corruptions.
+"""Convolution kernels, borders and filtering shared by the corruptions.
 
 Kernels are built on the images' device in float32; filtering is depthwise (each channel with
-the same kernel) with "nearest" (replicate) borders, as ``scipy.ndimage`` / ``skimage`` use in
-the reference definitions.
+the same kernel). Borders are named as in ``scipy.ndimage``, which the reference definitions
+use (through ``scipy`` and ``skimage``; OpenCV's default ``BORDER_REFLECT_101`` is "mirror"):
+
+=============  ===========================  =====================
+border         extension of ``a b c d``      OpenCV / torch name
+=============  ===========================  =====================
+``nearest``    ``a a | a b c d | d d``      REPLICATE / replicate
+``reflect``    ``b a | a b c d | d c``      REFLECT / -
+``mirror``     ``c b | a b c d | c b``      REFLECT_101 / reflect
+``wrap``       ``c d | a b c d | a b``      WRAP / circular
+``constant``   ``0 0 | a b c d | 0 0``      CONSTANT / constant
+=============  ===========================  =====================
+
+Any pad width works (the border is applied repeatedly), so kernels may be wider than images.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from robustart.errors import ConfigError
 
+BORDERS = ("nearest", "reflect", "mirror", "wrap", "constant")
+#: Borders that ``torch.nn.functional.pad`` implements natively (for pads narrower than the image).
+_TORCH_PAD_MODES = {"nearest": "replicate", "mirror": "reflect", "wrap": "circular"}
+
+
+# ----------------------------------------------------------------------------- borders
+def border_indices(
+    size: int, before: int, after: int, border: str, device: torch.device | str | None = None
+) -> Tensor:
+    """Source index of every position of an axis of length ``size`` padded by ``before``/``after``.
+
+    Args:
+        size: Length of the axis (≥ 1).
+        before: Positions added before index 0.
+        after: Positions added after index ``size - 1``.
+        border: One of :data:`BORDERS` except ``"constant"``.
+
+    Returns:
+        Long tensor of shape (before + size + after,) with values in [0, size).
+
+    Example:
+        >>> border_indices(4, 2, 2, "reflect").tolist()
+        [1, 0, 0, 1, 2, 3, 3, 2]
+    """
+    position = torch.arange(-before, size + after, device=device)
+    if border == "nearest":
+        return position.clamp(0, size - 1)
+    if border == "wrap":
+        return position.remainder(size)
+    if border == "reflect":
+        folded = position.remainder(2 * size)
+        return torch.where(folded < size, folded, 2 * size - 1 - folded)
+    if border == "mirror":
+        if size == 1:
+            return torch.zeros_like(position)
+        folded = position.remainder(2 * size - 2)
+        return torch.where(folded < size, folded, 2 * size - 2 - folded)
+    raise ConfigError(f"unknown border {border!r}; use one of {BORDERS}")
+
+
+def pad2d(images: Tensor, top: int, bottom: int, left: int, right: int, border: str) -> Tensor:
+    """Pad the last two dimensions of ``images`` (..., H, W) with a border of any width."""
+    if border not in BORDERS:
+        raise ConfigError(f"unknown border {border!r}; use one of {BORDERS}")
+    if top == bottom == left == right == 0:
+        return images
+    h, w = images.shape[-2:]
+    if border == "constant":
+        return F.pad(images, (left, right, top, bottom))
+    if border in _TORCH_PAD_MODES and max(top, bottom) < h and max(left, right) < w:
+        flat = images.reshape(-1, 1, h, w) if images.ndim != 4 else images
+        padded = F.pad(flat, (left, right, top, bottom), mode=_TORCH_PAD_MODES[border])
+        return padded.reshape(*images.shape[:-2], *padded.shape[-2:])
+    rows = border_indices(h, top, bottom, border, images.device)
+    cols = border_indices(w, left, right, border, images.device)
+    return images.index_select(-2, rows).index_select(-1, cols)
+
+
+# ----------------------------------------------------------------------------- kernels
 def gaussian_kernel1d(
-    sigma: float, truncate: float = 4.0, device: torch.device | str | None = None
+    sigma: float,
+    truncate: float = 4.0,
+    device: torch.device | str | None = None,
+    radius: int | None = None,
 ) -> Tensor:
     """Normalised 1-D Gaussian of standard deviation ``sigma`` (pixels).
 
-    The radius is ``int(truncate · sigma + 0.5)``, as in ``scipy.ndimage.gaussian_filter``.
+    The radius is ``int(truncate · sigma + 0.5)``, as in ``scipy.ndimage.gaussian_filter``,
+    unless ``radius`` is given (OpenCV's fixed ``ksize``, as ``cv2.getGaussianKernel``).
 
     Returns:
         Tensor of shape (2·radius + 1,), summing to 1.
     """
-    radius = int(truncate * float(sigma) + 0.5)
+    if radius is None:
+        radius = int(truncate * float(sigma) + 0.5)
     if sigma <= 0 or radius == 0:
-        return torch.ones(1, device=device)
+        kernel = torch.zeros(2 * radius + 1, device=device)
+        kernel[radius] = 1.0
+        return kernel
     x = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
 
 
-def filter2d_depthwise(images: Tensor, kernel: Tensor, border: str = "replicate") -> Tensor:
+def disk_kernel(
+    radius: float, alias_blur: float, device: torch.device | str | None = None
+) -> Tensor:
+    """The reference defocus kernel: a normalised disk, anti-aliased by a small Gaussian.
+
+    The disk ``x² + y² ≤ radius²`` lies on a grid of half-width 8 (``radius ≤ 8``) or
+    ``ceil(radius)``; it is normalised to sum 1, then blurred with a 3×3 (``radius ≤ 8``) or
+    5×5 Gaussian of standard deviation ``alias_blur`` with "mirror" borders, as
+    ``cv2.GaussianBlur`` in the reference.
+
+    Returns:
+        Tensor of shape (k, k), k = 17 for ``radius ≤ 8``, else 2·ceil(radius) + 1.
+    """
+    small = radius <= 8
+    half = 8 if small else math.ceil(radius)
+    grid = torch.arange(-half, half + 1, device=device, dtype=torch.float32)
+    disk = ((grid[:, None] ** 2 + grid[None, :] ** 2) <= radius**2).float()
+    disk = disk / disk.sum()
+    blur = gaussian_kernel1d(alias_blur, device=device, radius=1 if small else 2)
+    return separable_filter(disk[None, None], blur, border="mirror")[0, 0]
+
+
+def motion_blur_weights(
+    radius: int, sigma: float, device: torch.device | str | None = None
+) -> Tensor:
+    """Weights of the reference motion-blur line kernel (ImageMagick's ``MotionBlurImage``).
+
+    ``2·radius + 1`` taps ``exp(−i² / 2σ²)``, i = 0, 1, ..., normalised to sum 1: a one-sided
+    Gaussian along the line, heaviest at the pixel itself.
+
+    Returns:
+        Tensor of shape (2·radius + 1,).
+    """
+    taps = torch.arange(2 * radius + 1, device=device, dtype=torch.float32)
+    weights = torch.exp(-(taps**2) / (2 * float(sigma) ** 2))
+    return weights / weights.sum()
+
+
+def motion_line_offsets(num_taps: int, angles: Tensor) -> tuple[Tensor, Tensor]:
+    """Integer pixel offsets of the motion-blur taps along lines at ``angles`` (degrees).
+
+    Tap i of an image blurred at angle θ reads the pixel ``(y + ceil(i·p_y/|p| − ½),
+    x + ceil(i·p_x/|p| − ½))`` with ``p = num_taps · (sin θ, cos θ)``, as ImageMagick's motion
+    blur (0° points right, 90° down). The arithmetic is done in float64 on the host in exactly
+    this order, as the reference does, because angles such as 30° or −120° put taps on
+    rounding ties that a mathematically equal formula would break differently.
+
+    Args:
+        num_taps: Number of taps (2·radius + 1).
+        angles: Angles in degrees, shape (N,).
+
+    Returns:
+        ``(dy, dx)``, long tensors of shape (N, num_taps) on the angles' device.
+    """
+    radians = np.deg2rad(angles.detach().to("cpu", torch.float64).numpy())
+    point_y, point_x = num_taps * np.sin(radians), num_taps * np.cos(radians)
+    length = np.array([math.hypot(y, x) for y, x in zip(point_y.tolist(), point_x.tolist())])
+    taps = np.arange(num_taps, dtype=np.float64)[None, :]
+    dy = np.ceil(taps * point_y[:, None] / length[:, None] - 0.5)
+    dx = np.ceil(taps * point_x[:, None] / length[:, None] - 0.5)
+    as_long = functools.partial(torch.as_tensor, dtype=torch.long, device=angles.device)
+    return as_long(dy), as_long(dx)
+
+
+# ----------------------------------------------------------------------------- filtering
+def fft_size(minimum: int) -> int:
+    """The smallest integer ≥ ``minimum`` whose prime factors are 2, 3 and 5 (fast FFTs)."""
+    size = max(int(minimum), 1)
+    while True:
+        rest = size
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return size
+        size += 1
+
+
+#: 2-D kernels with more taps than this are applied through Fourier transforms.
+FFT_MIN_TAPS = 49
+
+
+def _shifted_sum(padded: Tensor, kernel: Tensor, height: int, width: int) -> Tensor:
+    """Σ kernel[i, j] · padded[..., i : i + height, j : j + width] (correlation, no copies of
+    the padded image beyond the running sum)."""
+    weights = kernel.tolist()
+    out = None
+    for i, row in enumerate(weights):
+        for j, weight in enumerate(row):
+            if weight == 0:
+                continue
+            window = padded[..., i : i + height, j : j + width]
+            out = window * weight if out is None else out.add_(window, alpha=weight)
+    return out if out is not None else torch.zeros_like(padded[..., :height, :width])
+
+
+def filter2d_depthwise(images: Tensor, kernel: Tensor, border: str = "nearest") -> Tensor:
     """Correlate every channel of ``images`` (N, C, H, W) with a 2-D ``kernel`` (kh, kw).
 
-    Odd kernel sizes keep the image size. ``border`` is a ``torch.nn.functional.pad`` mode.
+    Odd kernel sizes keep the image size; ``border`` is one of :data:`BORDERS`. Kernels with
+    few non-zero taps run as a sum of shifted copies, others (more than :data:`FFT_MIN_TAPS`
+    non-zero taps) as a product of Fourier transforms of the padded images (both much faster
+    on CPUs than a depthwise ``conv2d``).
     """
-    c = images.shape[1]
-    kh, kw = kernel.shape
-    padded = F.pad(images, (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2), mode=border)
-    weight = kernel.to(images).expand(c, 1, kh, kw)
-    return F.conv2d(padded, weight, groups=c)
-
-
-def separable_filter(images: Tensor, kernel1d: Tensor, border: str = "replicate") -> Tensor:
-    """Filter rows then columns of ``images`` (N, C, H, W) with the same 1-D kernel."""
-    if kernel1d.numel() == 1:
-        return images * kernel1d.to(images)
-    k = kernel1d.to(images)
-    out = filter2d_depthwise(images, k[None, :], border)
-    return filter2d_depthwise(out, k[:, None], border)
-
-
-def gaussian_blur(images: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
-    """Gaussian blur with "nearest" borders, matching ``scipy.ndimage.gaussian_filter``.
-
-    Kernels wider than the image are fine: replicate padding is applied in steps.
-    """
-    kernel = gaussian_kernel1d(sigma, truncate, images.device)
-    radius = kernel.numel() // 2
     h, w = images.shape[-2:]
-    if radius >= min(h, w):  # F.pad("replicate") needs pad < size: pad once up front
-        extra = radius
-        padded = F.pad(images, (extra, extra, extra, extra), mode="replicate")
-        return separable_filter(padded, kernel)[..., extra : extra + h, extra : extra + w]
-    return separable_filter(images, kernel)
+    kh, kw = kernel.shape
+    padded = pad2d(images, kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2, border)
+    kernel = kernel.to(images.device, torch.float32)
+    if int(torch.count_nonzero(kernel)) <= FFT_MIN_TAPS:
+        return _shifted_sum(padded, kernel, h, w)
+    hp, wp = padded.shape[-2:]
+    work = padded.float()
+    transfer = torch.zeros(hp, wp, device=images.device)  # (circular wrap stays in the pad)
+    transfer[:kh, :kw] = kernel.flip(0, 1)  # convolution with the flipped kernel = correlation
+    spectrum = torch.fft.rfft2(work) * torch.fft.rfft2(transfer)
+    out = torch.fft.irfft2(spectrum, s=(hp, wp))[..., kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w]
+    return out.to(images.dtype)
+
+
+def filter_matrix(size: int, kernel1d: Tensor, border: str) -> Tensor:
+    """The (size × size) matrix of 1-D correlation with ``kernel1d`` under ``border``.
+
+    Rows are output positions; a kernel much wider than the axis folds into the matrix through
+    the border, so the cost no longer depends on the kernel width.
+    """
+    k = kernel1d.numel()
+    radius = k // 2
+    device = kernel1d.device
+    padded_index = border_indices(size, radius, k - 1 - radius, border, device)
+    cols = padded_index[torch.arange(size, device=device)[:, None] + torch.arange(k, device=device)]
+    rows = torch.arange(size, device=device)[:, None].expand(size, k)
+    matrix = torch.zeros(size, size, device=device, dtype=kernel1d.dtype)
+    matrix.index_put_((rows, cols), kernel1d.expand(size, k).clone(), accumulate=True)
+    return matrix
+
+
+def filter_axis(images: Tensor, kernel1d: Tensor, dim: int, border: str = "nearest") -> Tensor:
+    """Correlate ``images`` (N, C, H, W) with a 1-D kernel along ``dim`` (−2: rows, −1: columns).
+
+    Short kernels run as shifted sums; kernels longer than a sixteenth of the axis as one
+    (size × size) matrix product, which also handles kernels wider than the image.
+    """
+    size = images.shape[dim]
+    k = kernel1d.numel()
+    if k == 1:
+        return images * float(kernel1d.reshape(-1)[0])
+    if k * 16 > size and border != "constant":
+        matrix = filter_matrix(size, kernel1d.to(images.device, images.dtype), border)
+        return matrix @ images if dim in (-2, 2) else images @ matrix.T
+    kernel2d = kernel1d.reshape(-1, 1) if dim in (-2, 2) else kernel1d.reshape(1, -1)
+    return filter2d_depthwise(images, kernel2d, border)
+
+
+def separable_filter(images: Tensor, kernel1d: Tensor, border: str = "nearest") -> Tensor:
+    """Filter rows then columns of ``images`` (N, C, H, W) with the same 1-D kernel."""
+    return filter_axis(filter_axis(images, kernel1d, -1, border), kernel1d, -2, border)
+
+
+def gaussian_blur(
+    images: Tensor, sigma: float, truncate: float = 4.0, border: str = "nearest"
+) -> Tensor:
+    """Gaussian blur matching ``scipy.ndimage.gaussian_filter`` (and ``skimage``'s).
+
+    Args:
+        images: Tensor (N, C, H, W).
+        sigma: Standard deviation in pixels (0: unchanged).
+        truncate: Kernel radius in units of ``sigma``.
+        border: One of :data:`BORDERS` ("nearest" is skimage's default).
+    """
+    return separable_filter(images, gaussian_kernel1d(sigma, truncate, images.device), border)
+
+
+def motion_blur(
+    images: Tensor, radius: int, sigma: float, angles: Tensor, border: str = "nearest"
+) -> Tensor:
+    """The reference motion blur: a Gaussian-weighted line kernel at a per-image angle.
+
+    ``out(y, x) = Σ_i w_i · in(y + dy_i, x + dx_i)`` with the weights of
+    :func:`motion_blur_weights` and the offsets of :func:`motion_line_offsets`; pixels beyond
+    the image repeat the edge (ImageMagick's default virtual pixels). As in the reference,
+    taps from the first one whose offset reaches the image size on are dropped (without
+    renormalising). Each image has its own kernel; the correlation runs as a product of
+    Fourier transforms of the edge-padded images, whose padding keeps the circular
+    wrap-around out of the result.
+
+    Args:
+        images: Tensor (N, C, H, W).
+        radius: Kernel radius in pixels (2·radius + 1 taps).
+        sigma: Standard deviation of the weights along the line, in pixels.
+        angles: Per-image angles in degrees, shape (N,).
+
+    Returns:
+        Blurred images, same shape.
+    """
+    n, _, h, w = images.shape
+    weights = motion_blur_weights(radius, sigma, images.device)
+    dy, dx = motion_line_offsets(weights.numel(), angles.to(images.device))
+    inside = ((dy.abs() < h) & (dx.abs() < w)).long().cummin(dim=1).values
+    # pad by the reach of the taps actually used, then up to sizes the FFT handles fast
+    top, bottom = max(-int(dy.min()), 0), max(int(dy.max()), 0)
+    left, right = max(-int(dx.min()), 0), max(int(dx.max()), 0)
+    hp, wp = fft_size(h + top + bottom), fft_size(w + left + right)
+    work = images.float() if images.dtype in (torch.float16, torch.bfloat16) else images
+    padded = pad2d(work, top, hp - h - top, left, wp - w - left, border)
+    kernel = torch.zeros(n, hp, wp, device=images.device, dtype=work.dtype)
+    image_index = torch.arange(n, device=images.device)[:, None].expand_as(dy)
+    taps = (weights * inside).to(work.dtype)
+    kernel.index_put_((image_index, (-dy) % hp, (-dx) % wp), taps, accumulate=True)
+    spectrum = torch.fft.rfft2(padded) * torch.fft.rfft2(kernel)[:, None]
+    blurred = torch.fft.irfft2(spectrum, s=(hp, wp))[..., top : top + h, left : left + w]
+    return blurred.to(images.dtype)

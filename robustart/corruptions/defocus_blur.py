@@ -1,0 +1,34 @@
+"""Defocus blur: convolution with an anti-aliased disk."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.kernels import disk_kernel, filter2d_depthwise
+
+
+@CORRUPTIONS.register("defocus_blur")
+class DefocusBlur(Corruption):
+    """Correlation with :func:`~robustart.corruptions.kernels.disk_kernel` (radius, alias σ),
+    with OpenCV's default "mirror" border as ``cv2.filter2D`` in the reference. Deterministic.
+
+    Both the disk radius and the anti-aliasing σ are spatial (pixels).
+    """
+
+    name = "defocus_blur"
+    category = "blur"
+    imagenet = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
+    cifar = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))
+
+    def apply(
+        self,
+        images: Tensor,
+        param: tuple[float, float],
+        scale: float,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        radius, alias_blur = param
+        kernel = disk_kernel(radius * scale, alias_blur * scale, images.device)
+        return filter2d_depthwise(images, kernel, border="mirror")

@@ -1,0 +1,32 @@
+"""Speckle (multiplicative Gaussian) noise."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustart.corruptions.base import CORRUPTIONS, Corruption
+
+
+@CORRUPTIONS.register("speckle_noise")
+class SpeckleNoise(Corruption):
+    """``x + x · N(0, σ²)`` independently per pixel and channel: noise grows with brightness.
+
+    σ is not spatial.
+
+    Example:
+        >>> out = SpeckleNoise()(torch.rand(2, 3, 32, 32), severity=5)
+    """
+
+    name = "speckle_noise"
+    category = "extra"
+    imagenet = (0.15, 0.2, 0.35, 0.45, 0.6)
+    cifar = (0.06, 0.1, 0.12, 0.16, 0.2)
+
+    def apply(
+        self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
+    ) -> Tensor:
+        noise = torch.randn(
+            images.shape, generator=generator, device=images.device, dtype=images.dtype
+        )
+        return images + images * (param * noise)

@@ -1,0 +1,55 @@
+"""Zoom blur: the average of the image and copies zoomed into its centre."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.geometry import clipped_zoom
+
+
+def zoom_factors(start: float, stop: float, step: float) -> list[float]:
+    """``numpy.arange(start, stop, step)`` as the reference builds its zoom factors."""
+    return [float(z) for z in np.arange(start, stop, step)]
+
+
+@CORRUPTIONS.register("zoom_blur")
+class ZoomBlur(Corruption):
+    """``(x + Σ_z zoom(x, z)) / (1 + #z)`` over ``z = arange(start, stop, step)``. Deterministic.
+
+    Each zoomed copy is the reference's ``clipped_zoom``: the central ``ceil(side / z)`` pixels
+    enlarged bilinearly (end points aligned, as ``scipy.ndimage.zoom``) and trimmed to the
+    image size around the centre. The zoom factors are ratios, not spatial.
+    """
+
+    name = "zoom_blur"
+    category = "blur"
+    imagenet = (
+        (1, 1.11, 0.01),
+        (1, 1.16, 0.01),
+        (1, 1.21, 0.02),
+        (1, 1.26, 0.02),
+        (1, 1.31, 0.03),
+    )
+    cifar = (
+        (1, 1.06, 0.01),
+        (1, 1.11, 0.01),
+        (1, 1.16, 0.01),
+        (1, 1.21, 0.01),
+        (1, 1.26, 0.01),
+    )
+
+    def apply(
+        self,
+        images: Tensor,
+        param: tuple[float, float, float],
+        scale: float,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        factors = zoom_factors(*param)
+        total = images.clone()
+        for zoom in factors:
+            total += clipped_zoom(images, zoom)
+        return total / (len(factors) + 1)

@@ -1,0 +1,29 @@
+"""ImageNet-P / CIFAR-10-P perturbation sequences generated on the images' device.
+
+Example:
+    >>> from robustart.perturbations import perturb, is_noise_sequence
+    >>> video = perturb(images, "rotate")  # (N, 31, C, H, W)  # doctest: +SKIP
+    >>> is_noise_sequence("gaussian_noise")
+    True
+"""
+
+from robustart.perturbations import blur, geometric, noise, weather  # noqa: F401  (registers)
+from robustart.perturbations.base import (
+    BENCHMARK_PERTURBATIONS,
+    EXTRA_PERTURBATIONS,
+    PERTURBATIONS,
+    Perturbation,
+    create_perturbation,
+    is_noise_sequence,
+    perturb,
+)
+
+__all__ = [
+    "BENCHMARK_PERTURBATIONS",
+    "EXTRA_PERTURBATIONS",
+    "PERTURBATIONS",
+    "Perturbation",
+    "create_perturbation",
+    "is_noise_sequence",
+    "perturb",
+]
