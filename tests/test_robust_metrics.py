@@ -153,7 +153,8 @@ def test_unnormalized_mce_mean_accuracy_and_categories():
 def test_summarize_report_complete_and_incomplete():
     report = RobustnessReport(num_images=10, clean=0.8, corruptions=full(0.6))
     summary = summarize_report(report)
-    # every error 0.4: CE_c = 2.0 / (5·mean_c); relative CE_c = 5·(0.4 − 0.2) / (5·mean_c − 5·.43478)
+    # every error 0.4: CE_c = 2.0 / (5·mean_c);
+    # relative CE_c = 5·(0.4 − 0.2) / (5·mean_c − 5·.43478)
     expected_mce = 100 * sum(0.4 / ALEXNET_MEANS[n] for n in BENCHMARK_CORRUPTIONS) / 15
     expected_rel = (
         100

@@ -80,7 +80,7 @@ def test_subset_restrict_mask_and_wrapper():
         imagenet_subset("imagenet-a")
 
 
-# ------------------------------------------------------------------ CIFAR-10-C / 100-C / 10.1 / 10-P
+# ---------------------------------------------------------- CIFAR-10-C / 100-C / 10.1 / 10-P
 def make_cifar_c(root: Path, n: int = 4, corruptions=("fog", "contrast"), full_labels=True):
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -100,7 +100,7 @@ def test_cifar10_c_severity_major_slicing(tmp_path):
     assert len(data) == 4
     image, label = data[1]
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32
-    assert 0 <= image.min() and image.max() <= 1
+    assert image.min() >= 0 and image.max() <= 1
     raw = np.load(root / "fog.npy")
     assert image[0, 0, 0].item() == pytest.approx(30 / 255)  # severity 3 block
     assert torch.equal(image, torch.from_numpy(raw[2 * 4 + 1]).permute(2, 0, 1).float() / 255)
@@ -118,7 +118,7 @@ def test_cifar_c_errors_name_the_expected_files(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"snow\.npy not found.*Found: contrast, fog"):
         CIFAR10C(root, "snow", 1)
     (root / "labels.npy").unlink()
-    with pytest.raises(DatasetNotFoundError, match="labels.npy"):
+    with pytest.raises(DatasetNotFoundError, match=r"labels\.npy"):
         CIFAR10C(root, "fog", 1)
     np.save(root / "bad.npy", np.zeros((7, 32, 32, 3), dtype=np.uint8))
     np.save(root / "labels.npy", np.zeros(7, dtype=np.int64))
@@ -140,7 +140,7 @@ def test_cifar10_1(tmp_path):
     image, label = data[2]
     assert len(data) == 6 and int(label) == 4 and image.shape == (3, 32, 32)
     assert torch.equal(image, torch.from_numpy(images[2]).permute(2, 0, 1).float() / 255)
-    with pytest.raises(DatasetNotFoundError, match="cifar10.1_v4_data.npy"):
+    with pytest.raises(DatasetNotFoundError, match=r"cifar10\.1_v4_data\.npy"):
         CIFAR101(tmp_path, version="v4")
 
 
@@ -172,7 +172,7 @@ def test_imagenet_sketch_and_non_wnid_folders(tmp_path):
     data = ImageNetSketch(tmp_path / "sketch")
     image, label = data[0]
     assert label == 1 and image.shape == (3, 224, 224)
-    with pytest.raises(DatasetNotFoundError, match="wnids.*sketch"):
+    with pytest.raises(DatasetNotFoundError, match=r"wnids.*sketch"):
         ImageNetSketch(tmp_path)  # root one level too high: folder "sketch" is not a wnid
 
 
@@ -184,7 +184,7 @@ def test_imagenet_v2_sorts_numerically_and_labels_by_folder_number(tmp_path):
     assert data.targets == [0, 2, 10, 100]
     assert data[2][1] == 10
     (tmp_path / "1000").mkdir()
-    with pytest.raises(DatasetNotFoundError, match="named 0..999.*1000"):
+    with pytest.raises(DatasetNotFoundError, match=r"named 0\.\.999.*1000"):
         ImageNetV2(tmp_path)
     with pytest.raises(DatasetNotFoundError, match="not a folder"):
         ImageNetV2(tmp_path / "missing")

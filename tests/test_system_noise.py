@@ -121,7 +121,7 @@ def test_validation_transform_resizes_by_8_over_7_and_centre_crops():
     assert torch.allclose(out[0, 0], torch.arange(left, left + 28) * 5 / 255.0)
     variant = SystemNoiseVariant("opencv", "cv2_cubic")
     x = variant(encode(smooth_image(300, 400), "PNG"))
-    assert x.shape == (3, 224, 224) and 0 <= x.min() and x.max() <= 1
+    assert x.shape == (3, 224, 224) and x.min() >= 0 and x.max() <= 1
 
 
 def test_jpeg_quality_variants_degrade_with_quality():
@@ -151,7 +151,7 @@ def test_cifar_variants_change_images_but_keep_shape_and_range():
     assert len(variants) == 12
     for variant in variants:
         out = variant(images)
-        assert out.shape == images.shape and 0 <= out.min() and out.max() <= 1, variant.name
+        assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1, variant.name
         assert not torch.equal(out, images), variant.name
         assert torch.equal(out * 255, (out * 255).round()), variant.name  # 8-bit values
     # nearest 32 → 64 → 32 duplicates and then picks pixels: the identity (a sanity check

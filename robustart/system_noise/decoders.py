@@ -12,6 +12,7 @@ with libjpeg-turbo and default settings, and agree bit for bit; deployments with
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -56,14 +57,19 @@ def decode_opencv(data: bytes) -> np.ndarray:
 
 @DECODERS.register("torchvision")
 def decode_torchvision(data: bytes) -> np.ndarray:
-    """torchvision: ``torchvision.io.decode_image`` (libjpeg / libpng / libwebp) in RGB mode."""
+    """torchvision: ``torchvision.io.decode_image`` (libjpeg / libpng / libwebp) in RGB mode.
+
+    torchvision 0.29 deprecates its codecs in favour of TorchCodec; the warning is silenced
+    here until a TorchCodec decoder is registered alongside.
+    """
     import torch
     from torchvision.io import ImageReadMode, decode_image
 
+    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     try:
-        tensor = decode_image(
-            torch.frombuffer(bytearray(data), dtype=torch.uint8), ImageReadMode.RGB
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tensor = decode_image(encoded, ImageReadMode.RGB)
     except RuntimeError as err:
         raise InputRangeError(f"torchvision could not decode the image: {err}") from None
     return _check(tensor.permute(1, 2, 0).numpy(), "torchvision")
