@@ -103,3 +103,17 @@ def test_heatmap_empty_report_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no reports"):
         accuracy_heatmap_figure({})
     assert not (tmp_path / "x.png").exists()
+
+
+def test_robustness_curves_still_write_a_png(tmp_path):
+    from robustart.plots import plot_robustness_curves
+
+    r = RobustnessReport(
+        num_images=8,
+        clean=0.9,
+        attacks={"pgd_linf": {2 / 255: 0.7, 8 / 255: 0.3}},
+        attack_settings={"pgd_linf": {"norm": "linf"}},
+        corruptions={"fog": {1: 0.8, 3: 0.6}},
+    )
+    width, height = png_size(plot_robustness_curves({"run": r}, tmp_path / "curves.png"))
+    assert width > 800 and height > 300
