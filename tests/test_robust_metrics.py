@@ -331,3 +331,23 @@ def test_ood_scores_match_sklearn_with_ood_positive():
     with pytest.raises(ConfigError, match="both"):
         ood_detection_scores(torch.tensor([]), torch.tensor([0.1]))
     assert math.isfinite(result["aupr"])
+
+
+def test_metric_states_merge_like_ddp_ranks():
+    """merge_state applies the states' dist_reduce_fx, as the DDP sync does: two "ranks" that
+    each saw half the data must give the single-process value."""
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(60, 7, generator=g)
+    labels = torch.randint(0, 7, (60,), generator=g)
+    sequences = torch.randn(6, 5, 7, generator=g)
+    for make, args in (
+        (CalibrationError, (logits, labels)),
+        (lambda: FlipProbability(noise=True), (sequences,)),
+        (lambda: Top5Distance(noise=False), (sequences,)),
+    ):
+        whole, rank0, rank1 = make(), make(), make()
+        whole.update(*args)
+        rank0.update(*(a[: len(a) // 3] for a in args))
+        rank1.update(*(a[len(a) // 3 :] for a in args))
+        rank0.merge_state(rank1)
+        assert rank0.compute().item() == pytest.approx(whole.compute().item(), abs=1e-6)
