@@ -1,13 +1,76 @@
-"""Pictures of robustness: accuracy-vs-ε curves and accuracy-vs-severity curves."""
+"""Pictures of robustness: accuracy curves, a corruption gallery and an accuracy heat map.
+
+Every picture has a ``*_figure`` function returning a matplotlib ``Figure`` (Agg backend) and a
+``save_*``/``plot_*`` function writing it as a PNG atomically. :func:`figure_to_array` turns a
+figure into an RGB array, e.g. for ``wandb.Image(figure_to_array(fig))``.
+"""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+from torch import Tensor
+
+from robustart.corruptions import CORRUPTION_CATEGORIES, CORRUPTIONS, SEVERITIES, create_corruption
+from robustart.errors import ConfigError
 from robustart.evaluation.report import RobustnessReport
-from robustart.utils import atomic_output
+from robustart.utils import atomic_output, check_images, make_generator, stable_seed
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        _pyplot().close(fig)
+    return Path(path)
+
+
+def figure_to_array(fig: Figure, dpi: int | None = None, close: bool = True) -> np.ndarray:
+    """Render ``fig`` to a uint8 RGB array (H, W, 3), e.g. for ``wandb.Image``.
+
+    Args:
+        fig: A matplotlib figure.
+        dpi: Rendering resolution (default: the figure's).
+        close: Close the figure afterwards (frees its memory).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if dpi is not None:
+        fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    array = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+    if close:
+        _pyplot().close(fig)
+    return array
+
+
+def corruption_order(names: Iterable[str]) -> list[str]:
+    """``names`` in the customary order: the 15 benchmark corruptions by category, the 4
+    extra ones, then any others alphabetically."""
+    canonical = [n for group in CORRUPTION_CATEGORIES.values() for n in group]
+    names = set(names)
+    return [n for n in canonical if n in names] + sorted(names - set(canonical))
 
 
 def plot_robustness_curves(
@@ -22,11 +85,7 @@ def plot_robustness_curves(
 
     Curves start at ε = 0 and severity 0 with the clean accuracy of the same images.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     has_corruptions = any(r.corruptions for r in reports.values())
     ncols = 2 if has_corruptions else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.2), squeeze=False)
@@ -74,7 +133,167 @@ def plot_robustness_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- gallery
+def _image_strip(images: Tensor, gap: int = 2) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] → one RGB array (H, N·W + (N−1)·gap, 3) with white gaps."""
+    pictures = images.detach().float().cpu().clamp(0, 1)
+    if pictures.shape[1] == 1:
+        pictures = pictures.expand(-1, 3, -1, -1)
+    pictures = pictures[:, :3].permute(0, 2, 3, 1).numpy()
+    n, h, w, _ = pictures.shape
+    strip = np.ones((h, n * w + (n - 1) * gap, 3), dtype=np.float32)
+    for i, picture in enumerate(pictures):
+        strip[:, i * (w + gap) : i * (w + gap) + w] = picture
+    return strip
+
+
+def corruption_gallery_figure(
+    images: Tensor,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    max_images: int = 3,
+    cell_inches: float = 1.2,
+) -> Figure:
+    """A grid of example images: one row per corruption, one column per severity.
+
+    The first column shows the clean images; each cell holds the same (up to ``max_images``)
+    images side by side.
+
+    Args:
+        images: Float images (N, C, H, W) in [0, 1] (C = 1 or 3).
+        corruptions: Names (default: every registered corruption, in the customary order).
+        severities: Columns after "clean".
+        seed: Seed of the corruptions' randomness (each cell gets its own stable seed).
+        max_images: Images shown per cell.
+        cell_inches: Height of a cell in inches.
+
+    Raises:
+        InputRangeError: for images that are not float NCHW in [0, 1].
+        ConfigError: for no images, no corruptions or unknown names.
+    """
+    check_images(images)
+    if len(images) == 0:
+        raise ConfigError("the corruption gallery needs at least one image")
+    names = corruption_order(CORRUPTIONS.names()) if corruptions is None else list(corruptions)
+    if not names:
+        raise ConfigError("the corruption gallery needs at least one corruption")
+    shown = images[:max_images]
+    corrupted = {
+        (name, severity): create_corruption(name)(
+            shown, severity, generator=make_generator(stable_seed("gallery", seed, name, severity))
+        )
+        for name in names
+        for severity in severities
+    }
+    clean = _image_strip(shown)
+    aspect = clean.shape[1] / clean.shape[0]
+    plt = _pyplot()
+    cols = 1 + len(severities)
+    fig, axes = plt.subplots(
+        len(names),
+        cols,
+        figsize=(1.2 + cols * cell_inches * aspect, 0.6 + len(names) * cell_inches),
+        squeeze=False,
+    )
+    for row, name in enumerate(names):
+        cells = [clean, *(_image_strip(corrupted[(name, s)]) for s in severities)]
+        for col, cell in enumerate(cells):
+            ax = axes[row, col]
+            ax.imshow(cell, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title("clean" if col == 0 else f"severity {severities[col - 1]}", fontsize=9)
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_corruption_gallery(images: Tensor, path: str | os.PathLike, **kwargs) -> Path:
+    """Write :func:`corruption_gallery_figure` (same keyword arguments) as a PNG atomically."""
+    return save_figure(corruption_gallery_figure(images, **kwargs), path, dpi=80)
+
+
+# ----------------------------------------------------------------------------- heat map
+def _as_runs(
+    reports: RobustnessReport | Mapping[str, RobustnessReport],
+) -> dict[str, RobustnessReport]:
+    runs = {"": reports} if isinstance(reports, RobustnessReport) else dict(reports)
+    if not runs:
+        raise ConfigError("no reports given for the accuracy heat map")
+    empty = [name or "the report" for name, r in runs.items() if not any(r.corruptions.values())]
+    if empty:
+        raise ConfigError(
+            f"{', '.join(empty)} has no corruption accuracies to draw; evaluate corruptions "
+            "first (e.g. `corruptions: all` in the robustness suite)"
+        )
+    return runs
+
+
+def accuracy_heatmap_figure(
+    reports: RobustnessReport | Mapping[str, RobustnessReport], title: str = ""
+) -> Figure:
+    """Heat map of accuracy (%) per corruption (rows) × severity (columns), plus a mean column.
+
+    Args:
+        reports: One report, or ``{run name: report}`` drawn side by side with a shared colour
+            scale (0–100 %). Missing pairs are left blank.
+        title: Figure title.
+
+    Raises:
+        ConfigError: if there is no report or a report has no corruption accuracies.
+    """
+    runs = _as_runs(reports)
+    names = corruption_order({n for r in runs.values() for n, c in r.corruptions.items() if c})
+    severities = sorted({s for r in runs.values() for c in r.corruptions.values() for s in c})
+    columns = [str(s) for s in severities] + ["mean"]
+    plt = _pyplot()
+    width = 1.6 + 0.55 * len(columns)
+    fig, axes = plt.subplots(
+        1,
+        len(runs),
+        figsize=(width * len(runs) + 1.2, 1.2 + 0.32 * len(names)),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    image = None
+    for ax, (run, report) in zip(axes[0], runs.items()):
+        grid = np.full((len(names), len(columns)), np.nan)
+        for i, name in enumerate(names):
+            curve = report.corruptions.get(name, {})
+            for j, severity in enumerate(severities):
+                if severity in curve:
+                    grid[i, j] = 100 * curve[severity]
+            if curve:
+                grid[i, -1] = 100 * sum(curve.values()) / len(curve)
+        image = ax.imshow(
+            np.ma.masked_invalid(grid), cmap="viridis", vmin=0, vmax=100, aspect="auto"
+        )
+        for (i, j), value in np.ndenumerate(grid):
+            if not math.isnan(value):
+                color = "black" if value > 60 else "white"
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color=color)
+        ax.set_xticks(range(len(columns)), columns)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xlabel("severity")
+        ax.axvline(len(severities) - 0.5, color="white", linewidth=2)
+        label = f"{run}: " if run else ""
+        ax.set_title(f"{label}clean {100 * report.clean:.1f}%", fontsize=9)
+    fig.colorbar(image, ax=list(axes[0]), label="accuracy (%)", shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_accuracy_heatmap(
+    reports: RobustnessReport | Mapping[str, RobustnessReport],
+    path: str | os.PathLike,
+    title: str = "",
+) -> Path:
+    """Write :func:`accuracy_heatmap_figure` as a PNG atomically."""
+    return save_figure(accuracy_heatmap_figure(reports, title), path)

@@ -1,0 +1,180 @@
+"""Datasets of image files in class folders, with explicit labels per folder.
+
+Unlike ``torchvision.datasets.ImageFolder`` (labels = position in the lexically sorted folder
+list), the label of each folder is given explicitly, so that a folder tree holding only some
+classes, or folders named ``0..999``, still gets the labels a 1000-class model expects.
+
+Items are ``(image, label)`` with the image a float tensor (3, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from robustart.data.imagenet_classes import ClassSubset, imagenet_wnid_to_index
+from robustart.errors import DatasetNotFoundError
+
+#: File name endings read as images (compared case-insensitively).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+
+ImageTransform = Callable[[Image.Image], Tensor]
+
+
+def to_float_transform() -> ImageTransform:
+    """PIL image → float tensor (3, H, W) in [0, 1], no resizing."""
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+
+
+def evaluation_transform(image_size: int = 224, resize_size: int = 256) -> ImageTransform:
+    """The ImageNet validation transform: shorter side to ``resize_size``, centre crop
+    ``image_size``, float tensor in [0, 1] (no normalisation: the model normalises)."""
+    return v2.Compose(
+        [
+            v2.Resize(resize_size, antialias=True),
+            v2.CenterCrop(image_size),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def class_folder_names(root: Path, dataset: str, layout: str) -> list[str]:
+    """Sorted names of the sub-folders of ``root``.
+
+    Args:
+        root: The folder holding the class folders.
+        dataset: Dataset name for messages (``"ImageNet-A"``).
+        layout: Expected layout for messages (``"<root>/<wnid>/*.JPEG"``).
+
+    Raises:
+        DatasetNotFoundError: if ``root`` is missing or has no sub-folders.
+    """
+    if not root.is_dir():
+        raise DatasetNotFoundError(
+            f"{dataset} not found: {root} is not a folder. Expected the layout {layout}."
+        )
+    names = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not names:
+        raise DatasetNotFoundError(
+            f"{dataset}: no class folders in {root}. Expected the layout {layout}; point the "
+            "root at the folder that directly contains the class folders."
+        )
+    return names
+
+
+def scan_class_folders(
+    root: Path, labels: Mapping[str, int], dataset: str, layout: str
+) -> list[tuple[Path, int]]:
+    """``(file, label)`` for every image in the folders named in ``labels`` (in the mapping's
+    order), files sorted by name.
+
+    Raises:
+        DatasetNotFoundError: if a folder is missing or no image is found.
+    """
+    samples: list[tuple[Path, int]] = []
+    for name in labels:
+        folder = root / name
+        if not folder.is_dir():
+            raise DatasetNotFoundError(f"{dataset}: class folder {folder} is missing ({layout})")
+        samples.extend((f, labels[name]) for f in sorted(folder.iterdir()) if is_image_file(f))
+    if not samples:
+        raise DatasetNotFoundError(
+            f"{dataset}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the class folders of "
+            f"{root}. Expected the layout {layout}."
+        )
+    return samples
+
+
+class ImageFileDataset(Dataset):
+    """Items ``(transform(image), label)`` from a list of ``(file, label)``.
+
+    Args:
+        samples: Image files and their labels.
+        transform: PIL image → float tensor (3, H, W) in [0, 1].
+    """
+
+    def __init__(self, samples: list[tuple[Path, int]], transform: ImageTransform) -> None:
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+        return self.transform(image), label
+
+
+class WnidFolderDataset(ImageFileDataset):
+    """Class folders named by ImageNet-1k wnids (``<root>/<wnid>/*.JPEG``).
+
+    Args:
+        root: Folder holding the wnid folders.
+        transform: PIL image → float tensor in [0, 1].
+        subset: ``None``: every folder, labelled with its ImageNet-1k class index (0..999).
+            A :class:`ClassSubset`: only its classes, labelled ``0..len(subset)-1`` (or with
+            ImageNet indices if ``imagenet_labels``).
+        skip_other_folders: With a subset, ignore folders outside it (e.g. ImageNet val when
+            only some classes are wanted) instead of raising.
+        imagenet_labels: Label subset images with ImageNet-1k indices instead.
+        dataset: Dataset name for messages.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        transform: ImageTransform,
+        subset: ClassSubset | None = None,
+        skip_other_folders: bool = False,
+        imagenet_labels: bool = False,
+        dataset: str = "image folder",
+    ) -> None:
+        self.root = Path(root)
+        self.subset = subset
+        layout = f"{self.root}/<wnid>/<images>"
+        names = class_folder_names(self.root, dataset, layout)
+        imagenet = imagenet_wnid_to_index()
+        unknown = [n for n in names if n not in imagenet]
+        if unknown:
+            raise DatasetNotFoundError(
+                f"{dataset}: folders of {self.root} must be ImageNet-1k wnids such as n01440764; "
+                f"not recognised: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}"
+            )
+        if subset is None:
+            labels = {n: imagenet[n] for n in names}
+        else:
+            outside = [n for n in names if n not in subset.wnids]
+            if outside and not skip_other_folders:
+                raise DatasetNotFoundError(
+                    f"{dataset}: {len(outside)} class folders of {self.root} are not in the "
+                    f"{len(subset)}-class subset {subset.name!r} (e.g. {', '.join(outside[:3])}). "
+                    "Point the root at the right dataset, or use subset='folders' to take the "
+                    "classes from the folders present."
+                )
+            kept = [n for n in names if n in subset.wnids]
+            if not kept:
+                raise DatasetNotFoundError(
+                    f"{dataset}: none of the class folders of {self.root} is in the subset "
+                    f"{subset.name!r}"
+                )
+            labels = {n: imagenet[n] if imagenet_labels else subset.label_of(n) for n in kept}
+        self.classes = sorted(labels)
+        self.class_to_idx = labels
+        super().__init__(scan_class_folders(self.root, labels, dataset, layout), transform)

@@ -1,0 +1,21 @@
+"""ImageNet-Sketch: ``<root>/<wnid>/*.JPEG`` with the 1000 ImageNet classes (50 sketches each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from robustart.data.folders import ImageTransform, WnidFolderDataset, evaluation_transform
+from robustart.data.shift import SHIFT_DATASETS
+
+
+@SHIFT_DATASETS.register("imagenet_sketch")
+class ImageNetSketch(WnidFolderDataset):
+    """ImageNet-Sketch; labels are ImageNet-1k class indices of the wnid folders.
+
+    Args:
+        root: Folder holding the wnid folders (``sketch/`` of the official archive).
+        transform: PIL image → float tensor (default: resize 256, centre crop 224).
+    """
+
+    def __init__(self, root: str | Path, transform: ImageTransform | None = None) -> None:
+        super().__init__(root, transform or evaluation_transform(), dataset="ImageNet-Sketch")

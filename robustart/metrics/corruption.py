@@ -1,0 +1,320 @@
+"""Common-corruption scores: CE, mCE, relative mCE, unnormalised mCE, mean accuracy.
+
+Inputs are top-1 *errors* (or accuracies) as fractions in [0, 1], keyed by corruption name and
+severity: ``{"gaussian_noise": {1: 0.31, 2: 0.42, ...}, ...}``. Following the published
+convention (Hendrycks & Dietterich, 2019), the mCE family is returned as a percentage (a
+ResNet-50 has an mCE of about 76.7); accuracies stay fractions like everywhere in robustart.
+
+Every per-corruption constant is keyed by name; the order of a list of names never matters.
+
+Definitions, with ``E(f, c, s)`` the error of model ``f`` on corruption ``c`` at severity ``s``:
+
+* ``CE(f, c) = Σ_s E(f, c, s) / Σ_s E(AlexNet, c, s)``
+* ``mCE = 100 · mean_c CE(f, c)`` over the 15 benchmark corruptions
+* ``relative CE(f, c) = Σ_s (E(f, c, s) − E(f, clean)) / Σ_s (E(AlexNet, c, s) − E(AlexNet,
+  clean))`` and relative mCE its mean (×100)
+* unnormalised mCE = ``100 · mean_{c, s} E(f, c, s)`` (RobustART, CIFAR work)
+* mean corruption accuracy = ``mean_{c, s} accuracy`` (RobustBench's CIFAR-10-C score)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, CORRUPTION_CATEGORIES, SEVERITIES
+from robustart.errors import ConfigError
+
+if TYPE_CHECKING:  # the evaluation package may import these metrics: no import cycle
+    from robustart.evaluation.report import RobustnessReport
+
+#: ``{corruption: {severity: value}}``: errors or accuracies as fractions.
+CorruptionTable = Mapping[str, Mapping[int, float]]
+
+_ALEXNET_ROWS: dict[str, tuple[float, float, float, float, float]] = {
+    "gaussian_noise": (0.69528, 0.82542, 0.93554, 0.98138, 0.99452),
+    "shot_noise": (0.71224, 0.85108, 0.93574, 0.98182, 0.99146),
+    "impulse_noise": (0.78374, 0.89808, 0.94870, 0.98720, 0.99548),
+    "defocus_blur": (0.65624, 0.73202, 0.85036, 0.91364, 0.94714),
+    "glass_blur": (0.64308, 0.75054, 0.88806, 0.91622, 0.93344),
+    "motion_blur": (0.58430, 0.70048, 0.82108, 0.89750, 0.92638),
+    "zoom_blur": (0.70008, 0.76992, 0.80784, 0.84198, 0.87198),
+    "snow": (0.71726, 0.88392, 0.86468, 0.91870, 0.94952),
+    "frost": (0.61390, 0.79734, 0.88790, 0.89942, 0.93430),
+    "fog": (0.67474, 0.76050, 0.84378, 0.87260, 0.94500),
+    "brightness": (0.45140, 0.48502, 0.54048, 0.62166, 0.72440),
+    "contrast": (0.64548, 0.76150, 0.88874, 0.97760, 0.99270),
+    "elastic_transform": (0.52596, 0.70116, 0.55686, 0.64076, 0.80554),
+    "pixelate": (0.52218, 0.54620, 0.73728, 0.87092, 0.91262),
+    "jpeg_compression": (0.51002, 0.54718, 0.57294, 0.65458, 0.74778),
+    "speckle_noise": (0.66192, 0.74440, 0.90246, 0.94548, 0.97268),
+    "gaussian_blur": (0.54732, 0.70444, 0.82574, 0.89864, 0.95940),
+    "spatter": (0.47196, 0.62194, 0.75052, 0.84132, 0.90182),
+    "saturate": (0.59342, 0.65514, 0.51174, 0.70834, 0.82260),
+}
+
+#: Top-1 error of AlexNet on ImageNet-C, ``{corruption: {severity: error}}`` (fractions), for all
+#: 19 corruptions. Keyed by name: never index it by position in a list of corruptions.
+ALEXNET_ERRORS: dict[str, dict[int, float]] = {
+    name: dict(zip(SEVERITIES, row)) for name, row in _ALEXNET_ROWS.items()
+}
+#: Clean top-1 error of torchvision's AlexNet on ImageNet (fraction).
+ALEXNET_CLEAN_ERROR = 0.43478
+
+
+def _check_fraction(value: float, what: str) -> float:
+    value = float(value)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{what} must be a fraction in [0, 1], got {value!r}")
+    return value
+
+
+def _check_curve(values: Mapping[int, float], what: str) -> dict[int, float]:
+    """Validate ``{severity: fraction}`` and return it with int keys."""
+    if not values:
+        raise ConfigError(f"{what} has no severities")
+    out = {}
+    for severity, value in values.items():
+        if int(severity) not in SEVERITIES:
+            raise ConfigError(f"{what}: severity must be 1..5, got {severity!r}")
+        out[int(severity)] = _check_fraction(value, f"{what} at severity {severity}")
+    return out
+
+
+def _baseline_row(baseline: CorruptionTable, name: str) -> Mapping[int, float]:
+    if name not in baseline:
+        raise ConfigError(
+            f"no baseline errors for corruption {name!r}; the baseline knows "
+            f"{', '.join(sorted(baseline))}"
+        )
+    return baseline[name]
+
+
+def accuracies_to_errors(accuracies: CorruptionTable) -> dict[str, dict[int, float]]:
+    """``{c: {s: 1 - accuracy}}``."""
+    return {
+        name: {
+            s: 1.0 - _check_fraction(a, f"accuracy of {name} at severity {s}") for s, a in v.items()
+        }
+        for name, v in accuracies.items()
+    }
+
+
+def corruption_error(
+    name: str, errors: Mapping[int, float], baseline: CorruptionTable = ALEXNET_ERRORS
+) -> float:
+    """Baseline-normalised corruption error CE of one corruption (a ratio, 1.0 = baseline).
+
+    Sums run over the severities present in ``errors``; the baseline is summed over the same
+    severities, so a partial curve is compared like with like.
+
+    Args:
+        name: Corruption name (key of ``baseline``).
+        errors: ``{severity: top-1 error}`` of the model, fractions in [0, 1].
+        baseline: ``{corruption: {severity: error}}`` of the reference model (AlexNet).
+
+    Example:
+        >>> round(corruption_error("gaussian_noise", {s: 0.5 for s in range(1, 6)}), 6)
+        0.564062
+    """
+    curve = _check_curve(errors, f"errors of {name}")
+    row = _baseline_row(baseline, name)
+    missing = [s for s in curve if s not in row]
+    if missing:
+        raise ConfigError(f"the baseline has no error for {name} at severities {missing}")
+    return sum(curve.values()) / sum(row[s] for s in curve)
+
+
+def relative_corruption_error(
+    name: str,
+    errors: Mapping[int, float],
+    clean_error: float,
+    baseline: CorruptionTable = ALEXNET_ERRORS,
+    baseline_clean_error: float = ALEXNET_CLEAN_ERROR,
+) -> float:
+    """Relative CE: the error *increase* over clean, normalised by the baseline's increase.
+
+    ``Σ_s (E(f, c, s) − E(f, clean)) / Σ_s (E(base, c, s) − E(base, clean))`` over the severities
+    present in ``errors``.
+    """
+    curve = _check_curve(errors, f"errors of {name}")
+    clean = _check_fraction(clean_error, "clean_error")
+    row = _baseline_row(baseline, name)
+    denominator = sum(row[s] - baseline_clean_error for s in curve)
+    if denominator <= 0:
+        raise ConfigError(f"the baseline's error on {name} does not exceed its clean error")
+    return sum(e - clean for e in curve.values()) / denominator
+
+
+def missing_pairs(
+    table: CorruptionTable,
+    corruptions: Iterable[str] = BENCHMARK_CORRUPTIONS,
+    severities: Iterable[int] = SEVERITIES,
+) -> list[str]:
+    """Human-readable list of what ``table`` lacks among ``corruptions × severities``.
+
+    Example:
+        >>> missing_pairs({"fog": {1: 0.1}}, ["fog", "snow"], [1, 2])
+        ['fog (severity 2)', 'snow']
+    """
+    severities = list(severities)
+    out = []
+    for name in corruptions:
+        if name not in table or not table[name]:
+            out.append(name)
+            continue
+        absent = [s for s in severities if s not in table[name]]
+        if absent:
+            label = "severity" if len(absent) == 1 else "severities"
+            out.append(f"{name} ({label} {', '.join(map(str, absent))})")
+    return out
+
+
+def _require_complete(table: CorruptionTable, corruptions: Sequence[str], what: str) -> None:
+    missing = missing_pairs(table, corruptions)
+    if missing:
+        raise ConfigError(
+            f"{what} needs all {len(corruptions)} corruptions at severities 1-5; missing: "
+            f"{'; '.join(missing)}. Evaluate them, or pass `corruptions=` to average a named "
+            "subset explicitly."
+        )
+
+
+def mean_corruption_error(
+    errors: CorruptionTable,
+    corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS,
+    baseline: CorruptionTable = ALEXNET_ERRORS,
+) -> float:
+    """mCE (percent): ``100 · mean_c CE(f, c)`` over ``corruptions`` (default: the 15).
+
+    Raises:
+        ConfigError: if any corruption × severity pair is missing (named in the message);
+            a subset is never averaged silently.
+    """
+    _require_complete(errors, corruptions, "mCE")
+    ces = [corruption_error(name, errors[name], baseline) for name in corruptions]
+    return 100.0 * sum(ces) / len(ces)
+
+
+def relative_mean_corruption_error(
+    errors: CorruptionTable,
+    clean_error: float,
+    corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS,
+    baseline: CorruptionTable = ALEXNET_ERRORS,
+    baseline_clean_error: float = ALEXNET_CLEAN_ERROR,
+) -> float:
+    """Relative mCE (percent): ``100 · mean_c relative CE(f, c)`` over ``corruptions``."""
+    _require_complete(errors, corruptions, "relative mCE")
+    values = [
+        relative_corruption_error(n, errors[n], clean_error, baseline, baseline_clean_error)
+        for n in corruptions
+    ]
+    return 100.0 * sum(values) / len(values)
+
+
+def _pair_values(table: CorruptionTable, what: str) -> list[float]:
+    values = [
+        _check_fraction(v, f"{what} of {name} at severity {s}")
+        for name, curve in table.items()
+        for s, v in curve.items()
+    ]
+    if not values:
+        raise ConfigError(f"no corruption {what} given")
+    return values
+
+
+def unnormalized_mean_corruption_error(errors: CorruptionTable) -> float:
+    """Unnormalised mCE (percent): mean error over every corruption × severity pair given."""
+    values = _pair_values(errors, "errors")
+    return 100.0 * sum(values) / len(values)
+
+
+def mean_corruption_accuracy(accuracies: CorruptionTable) -> float:
+    """Mean accuracy (fraction) over every corruption × severity pair given (RobustBench)."""
+    values = _pair_values(accuracies, "accuracies")
+    return sum(values) / len(values)
+
+
+def category_means(accuracies: CorruptionTable) -> dict[str, float]:
+    """Mean accuracy per category (noise, blur, weather, digital, extra) over its corruptions
+    present in ``accuracies``; categories with none present are left out."""
+    out = {}
+    for category, names in CORRUPTION_CATEGORIES.items():
+        present = {n: accuracies[n] for n in names if accuracies.get(n)}
+        if present:
+            out[category] = mean_corruption_accuracy(present)
+    return out
+
+
+def summarize_report(
+    report: RobustnessReport, baseline: CorruptionTable = ALEXNET_ERRORS
+) -> dict[str, Any]:
+    """Corruption scores of a :class:`RobustnessReport`, JSON-ready.
+
+    Keys:
+        ``mce``: mCE (percent) over the 15 benchmark corruptions, or ``None`` when a pair is
+            missing; ``mce_missing`` then lists what is missing (empty list otherwise).
+        ``relative_mce``: relative mCE (percent) under the same condition (uses the report's
+            clean accuracy).
+        ``unnormalized_mce``: mean error (percent) over the report's pairs.
+        ``mean_corruption_accuracy``: mean accuracy over the report's pairs; ``num_pairs`` how
+            many pairs that is.
+        ``ce``: ``{name: CE (percent)}`` for every corruption of the report with a baseline
+            (over the severities present).
+        ``category_accuracy``: ``{category: mean accuracy}``.
+        ``clean_error``: 1 − clean accuracy.
+
+    Raises:
+        ConfigError: if the report has no corruption accuracies.
+    """
+    accuracies = {n: c for n, c in report.corruptions.items() if c}
+    if not accuracies:
+        raise ConfigError(
+            "the report has no corruption accuracies; evaluate corruptions first (e.g. "
+            "`corruptions: all` in the robustness suite)"
+        )
+    errors = accuracies_to_errors(accuracies)
+    clean_error = 1.0 - _check_fraction(report.clean, "clean accuracy")
+    missing = missing_pairs(errors, BENCHMARK_CORRUPTIONS)
+    complete = not missing
+    return {
+        "mce": mean_corruption_error(errors, baseline=baseline) if complete else None,
+        "mce_missing": missing,
+        "relative_mce": (
+            relative_mean_corruption_error(errors, clean_error, baseline=baseline)
+            if complete
+            else None
+        ),
+        "unnormalized_mce": unnormalized_mean_corruption_error(errors),
+        "mean_corruption_accuracy": mean_corruption_accuracy(accuracies),
+        "num_pairs": sum(len(c) for c in accuracies.values()),
+        "ce": {
+            n: 100.0 * corruption_error(n, e, baseline) for n, e in errors.items() if n in baseline
+        },
+        "category_accuracy": category_means(accuracies),
+        "clean_error": clean_error,
+    }
+
+
+def summary_metrics(summary: Mapping[str, Any], prefix: str = "corruption/") -> dict[str, float]:
+    """Flatten :func:`summarize_report` output to ``{name: float}`` for loggers.
+
+    ``None`` values (an incomplete mCE) are left out; names are ``<prefix>mce``,
+    ``<prefix>relative_mce``, ``<prefix>unnormalized_mce``, ``<prefix>mean_accuracy``,
+    ``<prefix>ce/<name>`` and ``<prefix>category/<category>``.
+    """
+    out: dict[str, float] = {}
+    for key, name in (
+        ("mce", "mce"),
+        ("relative_mce", "relative_mce"),
+        ("unnormalized_mce", "unnormalized_mce"),
+        ("mean_corruption_accuracy", "mean_accuracy"),
+    ):
+        if summary.get(key) is not None:
+            out[f"{prefix}{name}"] = float(summary[key])
+    for name, value in summary.get("ce", {}).items():
+        out[f"{prefix}ce/{name}"] = float(value)
+    for category, value in summary.get("category_accuracy", {}).items():
+        out[f"{prefix}category/{category}"] = float(value)
+    return out

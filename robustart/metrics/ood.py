@@ -1,0 +1,110 @@
+"""Out-of-distribution detection scores (ImageNet-O): AUPR and AUROC.
+
+As in the ImageNet-O reference evaluation (Hendrycks et al., 2021), out-of-distribution images
+are the *positive* class and the anomaly score is the negative maximum softmax probability
+(``−max softmax``): a confident prediction is a low anomaly score. AUPR is the average precision
+``Σ_k (R_k − R_{k−1}) · P_k`` over the distinct score thresholds (highest first), the definition
+of scikit-learn's ``average_precision_score``. AUROC counts tied scores as one half.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from robustart.errors import ConfigError, InputRangeError
+
+
+def max_softmax_anomaly_score(logits: Tensor) -> Tensor:
+    """``−max softmax`` per row of (N, K) logits: (N,) in [−1, −1/K]; higher = more anomalous."""
+    if logits.ndim != 2:
+        raise InputRangeError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
+    return -logits.detach().float().softmax(dim=1).max(dim=1).values
+
+
+def _scores_and_labels(in_scores: Tensor, out_scores: Tensor) -> tuple[Tensor, Tensor]:
+    in_scores = torch.as_tensor(in_scores).detach().double().flatten().cpu()
+    out_scores = torch.as_tensor(out_scores).detach().double().flatten().cpu()
+    if in_scores.numel() == 0 or out_scores.numel() == 0:
+        raise ConfigError(
+            "OOD detection needs scores of both in-distribution and out-of-distribution images, "
+            f"got {in_scores.numel()} and {out_scores.numel()}"
+        )
+    if not (torch.isfinite(in_scores).all() and torch.isfinite(out_scores).all()):
+        raise InputRangeError("anomaly scores contain NaN or infinite values")
+    scores = torch.cat([out_scores, in_scores])
+    positive = torch.zeros(len(scores), dtype=torch.bool)
+    positive[: len(out_scores)] = True
+    return scores, positive
+
+
+def average_precision(scores: Tensor, positive: Tensor) -> float:
+    """Average precision of ``scores`` for the binary labels ``positive`` (area under PR).
+
+    Args:
+        scores: (N,) scores; higher means "more positive".
+        positive: (N,) bool labels; at least one positive.
+
+    Example:
+        >>> average_precision(torch.tensor([0.9, 0.8, 0.7, 0.6]),
+        ...                   torch.tensor([True, False, True, False]))
+        0.8333333333333333
+    """
+    scores = torch.as_tensor(scores).double().flatten()
+    positive = torch.as_tensor(positive).bool().flatten()
+    num_positive = int(positive.sum())
+    if num_positive == 0:
+        raise ConfigError("average precision needs at least one positive example")
+    order = torch.argsort(scores, descending=True, stable=True)
+    scores, positive = scores[order], positive[order]
+    true_pos = torch.cumsum(positive.double(), 0)
+    # keep the last index of each run of equal scores: one point per distinct threshold
+    last = torch.ones_like(positive)
+    last[:-1] = scores[1:] != scores[:-1]
+    true_pos = true_pos[last]
+    predicted = torch.nonzero(last).flatten().double() + 1
+    precision = true_pos / predicted
+    recall = true_pos / num_positive
+    recall_step = torch.diff(recall, prepend=torch.zeros(1, dtype=torch.float64))
+    return float((recall_step * precision).sum())
+
+
+def auroc(scores: Tensor, positive: Tensor) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties count ½.
+
+    Example:
+        >>> auroc(torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([True, False, True, False]))
+        0.75
+    """
+    scores = torch.as_tensor(scores).double().flatten()
+    positive = torch.as_tensor(positive).bool().flatten()
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ConfigError("AUROC needs at least one positive and one negative example")
+    # average ranks (ties share their mean rank), then the Mann-Whitney U statistic
+    order = torch.argsort(scores, stable=True)
+    sorted_scores = scores[order]
+    _, inverse, counts = torch.unique_consecutive(
+        sorted_scores, return_inverse=True, return_counts=True
+    )
+    ends = torch.cumsum(counts, 0).double()
+    mean_rank = ends - (counts.double() - 1) / 2
+    ranks = torch.empty_like(scores)
+    ranks[order] = mean_rank[inverse]
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def ood_detection_scores(in_scores: Tensor, out_scores: Tensor) -> dict[str, float]:
+    """AUPR and AUROC with out-of-distribution images as the positive class.
+
+    Args:
+        in_scores: Anomaly scores (e.g. :func:`max_softmax_anomaly_score`) of in-distribution
+            images, (N_in,).
+        out_scores: Anomaly scores of out-of-distribution images, (N_out,).
+
+    Returns:
+        ``{"aupr": ..., "auroc": ...}`` as fractions.
+    """
+    scores, positive = _scores_and_labels(in_scores, out_scores)
+    return {"aupr": average_precision(scores, positive), "auroc": auroc(scores, positive)}

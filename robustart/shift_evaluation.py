@@ -1,0 +1,211 @@
+"""Evaluate a model on the datasets kept on disk: shift sets, corruption files, ImageNet-O,
+perturbation sequences.
+
+These loops run on one device (no DistributedSampler padding, so numbers are exact) and return
+plain numbers or a :class:`~robustart.evaluation.report.RobustnessReport`, which
+:func:`robustart.metrics.summarize_report` turns into mCE & co.
+
+Example:
+    >>> report, ece = evaluate_corruption_files(
+    ...     model, "cifar10_c", "data/CIFAR-10-C", clean_accuracy=0.95)  # doctest: +SKIP
+    >>> summarize_report(report)["mce"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, SEVERITIES, check_severity
+from robustart.data.shift import create_shift_dataset
+from robustart.errors import ConfigError
+from robustart.evaluation.report import RobustnessReport
+from robustart.metrics.calibration import CalibrationError
+from robustart.metrics.ood import max_softmax_anomaly_score, ood_detection_scores
+from robustart.metrics.perturbation import FlipProbability, Top5Distance
+from robustart.utils import preserve_mode
+
+OutputTransform = Callable[[Tensor], Tensor]
+
+
+def _device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    parameter = next(iter(model.parameters()), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def iterate_logits(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+    output_transform: OutputTransform | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(logits (B, K), labels (B,))`` over ``dataset`` of ``(image, label)`` items, with
+    the model in eval mode and without gradients."""
+    device = _device(model, device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    with preserve_mode(model, train=False), torch.inference_mode():
+        for images, labels in loader:
+            logits = model(images.to(device))
+            if output_transform is not None:
+                logits = output_transform(logits)
+            yield logits, torch.as_tensor(labels).to(device)
+
+
+def evaluate_classification(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+    output_transform: OutputTransform | None = None,
+    n_bins: int = 15,
+) -> dict[str, float]:
+    """Top-1 accuracy and expected calibration error on ``dataset``.
+
+    Args:
+        model: Images (N, 3, H, W) in [0, 1] → logits.
+        dataset: Items ``(image, label)``, e.g. :class:`~robustart.data.ImageNetA`.
+        output_transform: Applied to the logits first, e.g. ``dataset.subset.restrict`` to score
+            a 1000-class model on a 200-class subset.
+        n_bins: ECE bins.
+
+    Returns:
+        ``{"accuracy": ..., "ece": ..., "num_images": ...}``.
+    """
+    correct, total = 0, 0
+    ece = CalibrationError(n_bins=n_bins)
+    for logits, labels in iterate_logits(
+        model, dataset, batch_size, device, num_workers, output_transform
+    ):
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        total += len(labels)
+        ece.update(logits.cpu(), labels.cpu())
+    if total == 0:
+        raise ConfigError("the dataset is empty")
+    return {"accuracy": correct / total, "ece": float(ece.compute()), "num_images": total}
+
+
+def evaluate_corruption_files(
+    model: nn.Module,
+    dataset: str,
+    root: str,
+    clean_accuracy: float,
+    corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS,
+    severities: Sequence[int] = SEVERITIES,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+    output_transform: OutputTransform | None = None,
+) -> tuple[RobustnessReport, dict[str, dict[int, float]]]:
+    """Accuracy (and ECE) on every corruption × severity of a pre-generated corruption set.
+
+    Args:
+        model: Images → logits.
+        dataset: Registered name: ``"cifar10_c"``, ``"cifar100_c"`` or ``"imagenet_c"``.
+        root: Folder of the extracted dataset.
+        clean_accuracy: Clean accuracy of the model on the uncorrupted test set (stored in the
+            report; relative mCE needs it).
+        corruptions: Names to evaluate (default: the 15 benchmark corruptions).
+        severities: Severities to evaluate.
+
+    Returns:
+        ``(report, ece)``: a :class:`RobustnessReport` with ``corruptions[name][severity]``
+        accuracies, and ``{name: {severity: ECE}}``.
+    """
+    for severity in severities:
+        check_severity(severity)
+    report = RobustnessReport(num_images=0, clean=float(clean_accuracy))
+    calibration: dict[str, dict[int, float]] = {}
+    for name in corruptions:
+        for severity in severities:
+            data = create_shift_dataset(dataset, root, corruption=name, severity=severity)
+            scores = evaluate_classification(
+                model, data, batch_size, device, num_workers, output_transform
+            )
+            report.corruptions.setdefault(name, {})[severity] = scores["accuracy"]
+            calibration.setdefault(name, {})[severity] = scores["ece"]
+            report.num_images = int(scores["num_images"])
+    return report, calibration
+
+
+def anomaly_scores(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+    output_transform: OutputTransform | None = None,
+) -> Tensor:
+    """``−max softmax`` of every image of ``dataset`` (CPU tensor (N,))."""
+    scores = [
+        max_softmax_anomaly_score(logits).cpu()
+        for logits, _ in iterate_logits(
+            model, dataset, batch_size, device, num_workers, output_transform
+        )
+    ]
+    return torch.cat(scores) if scores else torch.empty(0)
+
+
+def evaluate_ood(
+    model: nn.Module,
+    in_dataset: Dataset,
+    out_dataset: Dataset,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+    output_transform: OutputTransform | None = None,
+) -> dict[str, float]:
+    """AUPR and AUROC of detecting ``out_dataset`` images among ``in_dataset`` images.
+
+    For ImageNet-O as in its reference evaluation: ``in_dataset =
+    ImageNetOInDistribution(val_root)``, ``out_dataset = ImageNetO(root)`` and
+    ``output_transform = out_dataset.subset.restrict`` (softmax over the 200 classes).
+    """
+    in_scores = anomaly_scores(model, in_dataset, batch_size, device, num_workers, output_transform)
+    out_scores = anomaly_scores(
+        model, out_dataset, batch_size, device, num_workers, output_transform
+    )
+    return ood_detection_scores(in_scores, out_scores)
+
+
+def evaluate_perturbation_sequences(
+    model: nn.Module,
+    dataset: Dataset,
+    noise: bool,
+    batch_size: int = 8,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+) -> dict[str, float]:
+    """Flip probability and mean top-5 distance over sequences of frames.
+
+    Args:
+        model: Images → logits.
+        dataset: Items are frames (F, C, H, W) in [0, 1] (e.g. :class:`~robustart.data.CIFAR10P`;
+            its ``noise`` attribute gives the pairing).
+        noise: Compare frames with frame 0 (noise perturbations) instead of consecutively.
+        batch_size: Sequences per batch (the model sees ``batch_size · F`` images).
+
+    Returns:
+        ``{"flip_probability": ..., "top5_distance": ...}``; divide by a baseline model's values
+        on the same sequences with :func:`robustart.metrics.normalize_by_baseline`.
+    """
+    device = _device(model, device)
+    flips, distances = FlipProbability(noise=noise), Top5Distance(noise=noise)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    with preserve_mode(model, train=False), torch.inference_mode():
+        for frames in loader:
+            n, f = frames.shape[:2]
+            logits = model(frames.flatten(0, 1).to(device)).view(n, f, -1).cpu()
+            flips.update(logits)
+            distances.update(logits)
+    return {
+        "flip_probability": float(flips.compute()),
+        "top5_distance": float(distances.compute()),
+    }
