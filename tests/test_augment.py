@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from adain_fakes import write_fake_adain
 from scipy import stats
+from test_data import make_image_folder
 from torch.utils.data import DataLoader, TensorDataset
 
 from robustart.augment import (
@@ -21,7 +22,7 @@ from robustart.augment.cutmix import cutmix_images
 from robustart.augment.mixing import sample_beta
 from robustart.augment.stylize import Stylize
 from robustart.augment.stylized_dataset import write_stylized_dataset
-from robustart.data import DigitsDataModule
+from robustart.data import DigitsDataModule, ImageFolderDataModule
 from robustart.data.base import TransformedDataset
 from robustart.errors import CheckpointError, ConfigError, DatasetNotFoundError, UnknownNameError
 
@@ -339,3 +340,19 @@ def test_stylized_copy_on_disk_mixes_with_the_training_set(fake_adain, tmp_path)
     (bad / "a").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="one folder per class"):
         DigitsDataModule(stylized_root=str(bad)).dataset("train")
+
+
+def test_image_folder_policy_and_stylized_copy_in_worker_processes(tmp_path):
+    make_image_folder(tmp_path / "data")
+    make_image_folder(tmp_path / "stylized")  # a stand-in "stylized" copy, same classes
+    dm = ImageFolderDataModule(
+        root=str(tmp_path / "data"),
+        image_size=32,
+        batch_size=6,
+        num_workers=2,
+        augment_policy={"name": "augmix", "severity": 1},
+        stylized_root=str(tmp_path / "stylized" / "train"),
+    )
+    assert len(dm.dataset("train")) == 18 and len(dm.dataset("val")) == 9
+    views, labels = next(iter(dm.train_dataloader()))  # policies pickle into workers
+    assert views.shape == (6, 3, 3, 32, 32) and labels.dtype == torch.int64
