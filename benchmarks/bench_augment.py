@@ -135,7 +135,10 @@ def main() -> None:
         help="images timed one by one on the device for the policies",
     )
     parser.add_argument("--adain-dir", default=None)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads on the device")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     torch.manual_seed(0)
     cpu_images = torch.rand(args.batch, 3, args.size, args.size)
