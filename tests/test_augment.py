@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from adain_fakes import write_fake_adain
 from scipy import stats
+from single_thread import one_thread  # noqa: F401  (fixture)
 from test_data import make_image_folder
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -26,6 +27,7 @@ from robustart.data import DigitsDataModule, ImageFolderDataModule
 from robustart.data.base import TransformedDataset
 from robustart.errors import CheckpointError, ConfigError, DatasetNotFoundError, UnknownNameError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 K = 10
 
 

@@ -9,12 +9,14 @@ import torch
 import yaml
 from adain_fakes import write_fake_adain
 from conftest import FAST, RECIPES
+from single_thread import one_thread  # noqa: F401  (fixture)
 
 from robustart.compare import recipe_files, run_name
 from robustart.errors import ConfigError
 from robustart.main import cli_main
 from robustart.tasks import AdversarialTrainingTask, ClassificationTask
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 DIGITS = RECIPES / "digits"
 OVERLAYS = [
     "mixup",
@@ -29,7 +31,8 @@ OVERLAYS = [
 ]
 #: Beside tests/configs/fast_eval.yaml: small batches and no robustness suite, so that each
 #: overlay trains two batches in a few seconds (the suite itself is tested in test_cli.py).
-QUICK = ["--trainer.callbacks=[]", "--data.init_args.batch_size", "16"]
+QUICK = ["--trainer.callbacks=[]", "--trainer.num_sanity_val_steps", "0"]
+QUICK += ["--data.init_args.batch_size", "16"]
 
 
 def fit(*configs, extra=()):
@@ -146,8 +149,9 @@ def test_stylize_overlay_with_local_fake_weights(tmp_path, monkeypatch):
 
 def test_overlay_composes_with_adversarial_training(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    name = ["--trainer.logger.init_args.name", "digits_pgd_at_mixup"]
-    assert fit(DIGITS / "pgd_at.yaml", DIGITS / "mixup.yaml", extra=name) == 0
+    extra = ["--trainer.logger.init_args.name", "digits_pgd_at_mixup"]
+    extra += ["--model.init_args.steps", "1"]  # one PGD step keeps the test quick
+    assert fit(DIGITS / "pgd_at.yaml", DIGITS / "mixup.yaml", extra=extra) == 0
     run_dir = tmp_path / "runs" / "digits_pgd_at_mixup" / "version_0"
     assert "train/loss_adv" in metric_columns(run_dir)
 
