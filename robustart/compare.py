@@ -5,6 +5,8 @@ Example::
     robustart compare recipes/digits/standard.yaml recipes/digits/pgd_at.yaml
     robustart compare base.yaml mixup.yaml --common recipes/loggers/wandb.yaml -- \\
         --trainer.max_epochs 2
+    robustart compare recipes/digits/standard.yaml \\
+        recipes/digits/standard.yaml+recipes/digits/mixup.yaml   # base + technique overlay
 
 Each recipe is fitted with ``robustart fit``, then tested (best checkpoint) with the
 ``RobustnessEvaluation`` callback it configures. The table (percentages) is printed and written
@@ -38,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "recipes",
         nargs="+",
         type=Path,
-        help="recipe YAML files; the first one is the baseline of the table",
+        help="recipe YAML files, or a base recipe and overlays joined by '+' "
+        "(recipes/digits/standard.yaml+recipes/digits/mixup.yaml); the first is the baseline",
     )
     parser.add_argument(
         "--common",
@@ -64,11 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def recipe_files(recipe: Path) -> list[Path]:
+    """The config files of a recipe argument: one file, or a base and overlays joined by
+    ``+`` (layered in that order)."""
+    return [Path(part) for part in str(recipe).split("+")]
+
+
 def run_name(recipe: Path, taken: set[str]) -> str:
-    """A short unique name for a recipe: its file stem, prefixed by its folder if needed."""
-    name = recipe.stem
+    """A short unique name for a recipe: its file stem(s), prefixed by the folder if needed."""
+    files = recipe_files(recipe)
+    name = "+".join(f.stem for f in files)
     if name in taken:
-        name = f"{recipe.parent.name}/{recipe.stem}"
+        name = f"{files[0].parent.name}/{name}"
     taken.add(name)
     return name
 
@@ -80,9 +90,11 @@ def fit_and_test(
     from robustart.callbacks import RobustnessEvaluation
     from robustart.main import build_cli, finish_loggers
 
-    if not recipe.is_file():
-        raise ConfigError(f"recipe not found: {recipe}")
-    configs = [arg for path in [recipe, *common] for arg in ("--config", str(path))]
+    files = recipe_files(recipe)
+    for path in files:
+        if not path.is_file():
+            raise ConfigError(f"recipe not found: {path}")
+    configs = [arg for path in [*files, *common] for arg in ("--config", str(path))]
     cli = build_cli(["fit", *configs, *extra], finish=False)
     evaluators = [cb for cb in cli.trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
     if not evaluators:

@@ -31,6 +31,11 @@ class BatchAugmentation(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    #: Whether the augmentation mixes different images of the batch (Mixup, CutMix): such
+    #: augmentations cannot run on multi-view batches whose views must stay of one image.
+    mixes_images: ClassVar[bool] = False
+    #: Label smoothing folded into the targets this augmentation returns (0 = none).
+    label_smoothing: float = 0.0
 
     def forward(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Return the augmented ``(images, targets)``; see the module docstring for shapes."""
@@ -42,6 +47,14 @@ def soft_targets(targets: Tensor, num_classes: int) -> Tensor:
     if targets.ndim == 2:
         return targets.float()
     return F.one_hot(targets, num_classes).float()
+
+
+def smooth_targets(targets: Tensor, smoothing: float) -> Tensor:
+    """Label smoothing of (N, K) distributions: ``(1 − ε) · targets + ε / K``; rows still
+    sum to 1."""
+    if smoothing == 0:
+        return targets
+    return targets * (1 - smoothing) + smoothing / targets.shape[1]
 
 
 def hard_labels(targets: Tensor) -> Tensor:

@@ -9,14 +9,16 @@ the CLI links into the model: :attr:`num_classes`, :attr:`in_channels`, :attr:`i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from robustart.errors import ConfigError
+from robustart.augment.policy import build_augment_policy
+from robustart.errors import ConfigError, DatasetNotFoundError
 
 Split = Literal["train", "val", "test"]
 
@@ -38,6 +40,21 @@ class TransformedDataset(Dataset):
         return image, label
 
 
+class IntLabels(Dataset):
+    """Returns the labels of ``dataset`` as Python ints, so that datasets whose labels are
+    tensors and datasets whose labels are ints can be concatenated and batched together."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        image, label = self.dataset[index]
+        return image, int(label)
+
+
 class RobustartDataModule(LightningDataModule):
     """Base class: loaders, dataset facts and the fixed evaluation subset.
 
@@ -49,6 +66,14 @@ class RobustartDataModule(LightningDataModule):
         eval_batch_size: Validation/test batch size (default: ``batch_size``).
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory for faster transfers to the GPU.
+        augment_policy: A per-image augmentation policy applied to training images after the
+            datamodule's own augmentation, e.g. ``{name: autoaugment, policy: cifar10}``,
+            ``{name: randaugment, n: 2, m: 9}``, ``{name: trivialaugment}`` or
+            ``{name: augmix}`` (see :mod:`robustart.augment.policy`).
+        stylized_root: A stylized copy of the training set as class folders
+            (``<root>/<class>/<images>``, one folder per class, sorted names in label order),
+            added to the training images (Geirhos et al.'s Stylized + original training);
+            see :mod:`robustart.augment.stylized_dataset`.
     """
 
     #: Number of classes.
@@ -67,6 +92,8 @@ class RobustartDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        augment_policy: dict[str, Any] | None = None,
+        stylized_root: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -75,7 +102,59 @@ class RobustartDataModule(LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.augment_policy = build_augment_policy(augment_policy)
+        self.stylized_root = stylized_root
         self._datasets: dict[tuple[str, bool], Dataset] = {}
+
+    @property
+    def train_views(self) -> int:
+        """Views per training image: 1, or V when training items are (V, C, H, W) stacks
+        (AugMix with its consistency loss); batches are then (N, V, C, H, W)."""
+        return self.augment_policy.views if self.augment_policy is not None else 1
+
+    def train_augmentation(self) -> Callable[[Tensor], Tensor] | None:
+        """The datamodule's own per-image training augmentation on float (C, H, W) images
+        (crop, flip, ...), also applied to ``stylized_root`` images; ``None`` for none."""
+        return None
+
+    def folder_dataset(self, root: Path) -> Dataset:
+        """Training dataset from a class-folder tree (``stylized_root``): images resized and
+        centre-cropped to :attr:`image_size`, then :meth:`train_augmentation`."""
+        from torchvision import datasets
+        from torchvision.transforms import v2
+
+        transform = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Resize(self.image_size, antialias=True),
+                v2.CenterCrop(self.image_size),
+            ]
+        )
+        folder = datasets.ImageFolder(str(root), transform=transform, allow_empty=True)
+        return TransformedDataset(folder, self.train_augmentation())
+
+    def _stylized_dataset(self) -> Dataset:
+        root = Path(str(self.stylized_root))
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+        if len(classes) != self.num_classes:
+            raise DatasetNotFoundError(
+                f"stylized_root {root} must hold one folder per class ({self.num_classes}, "
+                f"sorted names in label order, e.g. 0/ ... 9/), found {len(classes)}. Write it "
+                "with robustart.augment.stylized_dataset.write_stylized_dataset."
+            )
+        dataset = self.folder_dataset(root)
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise DatasetNotFoundError(f"stylized_root {root} holds no images")
+        return dataset
+
+    def _with_training_extras(self, dataset: Dataset) -> Dataset:
+        """Add the stylized images and the augmentation policy to a training dataset."""
+        if self.stylized_root:
+            dataset = ConcatDataset([IntLabels(dataset), IntLabels(self._stylized_dataset())])
+        if self.augment_policy is not None:
+            dataset = TransformedDataset(dataset, self.augment_policy)
+        return dataset
 
     def build_dataset(self, split: Split, train_transform: bool) -> Dataset:
         """Return the dataset for ``split`` with training augmentation or evaluation transform.
@@ -89,7 +168,8 @@ class RobustartDataModule(LightningDataModule):
         augment = split == "train" if train_transform is None else train_transform
         key = (split, augment)
         if key not in self._datasets:
-            self._datasets[key] = self.build_dataset(split, augment)
+            dataset = self.build_dataset(split, augment)
+            self._datasets[key] = self._with_training_extras(dataset) if augment else dataset
         return self._datasets[key]
 
     def setup(self, stage: str) -> None:

@@ -144,7 +144,8 @@ class CIFAR10DataModule(RobustartDataModule):
         root: Folder containing ``cifar-10-batches-py/``.
         download: Download the official archive into ``root`` if missing (needs internet).
         augment: Random crop and flip for training.
-        **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``.
+        **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
+            ``augment_policy``, ``stylized_root`` (see :class:`RobustartDataModule`).
     """
 
     spec = CIFAR10
@@ -168,12 +169,16 @@ class CIFAR10DataModule(RobustartDataModule):
 
             download_and_extract_archive(self.spec.url, self.root, md5=self.spec.md5)
 
+    def train_augmentation(self) -> v2.Compose | None:
+        if not self.augment:
+            return None
+        return v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
+
     def build_dataset(self, split: Split, train_transform: bool) -> Dataset:
         images, labels = load_cifar_split(self.root, self.spec, train=split == "train")
         dataset = UInt8ImageDataset(images, labels)
         if train_transform and self.augment:
-            augmentation = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
-            return TransformedDataset(dataset, augmentation)
+            return TransformedDataset(dataset, self.train_augmentation())
         return dataset
 
 

@@ -56,7 +56,8 @@ class DigitsDataModule(RobustartDataModule):
     Args:
         augment: Random shifts of up to ``shift`` pixels for training.
         shift: Maximum shift in pixels.
-        **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``.
+        **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
+            ``augment_policy``, ``stylized_root`` (see :class:`RobustartDataModule`).
     """
 
     num_classes = 10
@@ -83,9 +84,12 @@ class DigitsDataModule(RobustartDataModule):
         self.mean = tuple(train_images.mean(dim=(0, 2, 3)).tolist())
         self.std = tuple(train_images.std(dim=(0, 2, 3)).tolist())
 
+    def train_augmentation(self) -> RandomShift | None:
+        return RandomShift(self.shift) if self.augment else None
+
     def build_dataset(self, split: Split, train_transform: bool) -> Dataset:
         images, labels = self._splits[split]
         dataset = TensorDataset(images, labels)
         if train_transform and self.augment:
-            return TransformedDataset(dataset, RandomShift(self.shift))
+            return TransformedDataset(dataset, self.train_augmentation())
         return dataset

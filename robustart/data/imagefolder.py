@@ -35,7 +35,8 @@ class ImageFolderDataModule(RobustartDataModule):
             (or ``val/``).
         mean: Normalisation mean linked into the model (default: ImageNet's).
         std: Normalisation std linked into the model (default: ImageNet's).
-        **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``.
+        **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
+            ``augment_policy``, ``stylized_root`` (see :class:`RobustartDataModule`).
     """
 
     def __init__(
@@ -82,15 +83,21 @@ class ImageFolderDataModule(RobustartDataModule):
             f"{self.root}/train/<class>/<images>, or pass num_classes explicitly."
         )
 
+    def _train_transform(self) -> v2.Compose:
+        return v2.Compose(
+            [
+                v2.RandomResizedCrop(self.image_size, antialias=True),
+                v2.RandomHorizontalFlip(),
+                *_to_float(),
+            ]
+        )
+
+    def folder_dataset(self, root: Path) -> Dataset:
+        return datasets.ImageFolder(str(root), transform=self._train_transform())
+
     def build_dataset(self, split: Split, train_transform: bool) -> Dataset:
         if train_transform:
-            transform = v2.Compose(
-                [
-                    v2.RandomResizedCrop(self.image_size, antialias=True),
-                    v2.RandomHorizontalFlip(),
-                    *_to_float(),
-                ]
-            )
+            transform = self._train_transform()
         else:
             transform = v2.Compose(
                 [

@@ -12,7 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 import robustart
-from robustart.augment import build_batch_augmentations, hard_labels
+from robustart.augment import build_batch_augmentations, hard_labels, jensen_shannon
 from robustart.errors import CheckpointError, ConfigError
 from robustart.models import create_model
 from robustart.tasks.ema import ModelEma
@@ -53,6 +53,14 @@ class ClassificationTask(LightningModule):
             ``val_ema/*`` and saved in checkpoints; ``None`` disables it.
         batch_augment: Batch-level training augmentations applied on the device, in order,
             e.g. ``[{name: mixup, alpha: 0.2}]`` (see ``robustart.augment``).
+        consistency_weight: Weight of the Jensen–Shannon consistency loss on multi-view
+            batches (N, V, C, H, W), which the datamodule yields with
+            ``augment_policy: {name: augmix}`` (12 in the AugMix paper); unused otherwise.
+
+    Multi-view batches (AugMix): all views go through the network in one forward pass, the
+    cross-entropy is taken on the clean view (view 0) and ``consistency_weight ·`` the
+    Jensen–Shannon divergence among the views' predictions is added; ``train/acc`` scores the
+    clean view. Tasks that replace :meth:`training_loss` (adversarial training) refuse them.
     """
 
     def __init__(
@@ -79,11 +87,14 @@ class ClassificationTask(LightningModule):
         label_smoothing: float = 0.0,
         ema_decay: float | None = None,
         batch_augment: list[dict[str, Any]] | None = None,
+        consistency_weight: float = 12.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if not 0 <= label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if consistency_weight < 0:
+            raise ConfigError(f"consistency_weight must be >= 0, got {consistency_weight}")
         self.model = create_model(
             model,
             num_classes=num_classes,
@@ -97,6 +108,13 @@ class ClassificationTask(LightningModule):
         )
         self.ema = ModelEma(self.model, ema_decay) if ema_decay is not None else None
         self.batch_augment = build_batch_augmentations(batch_augment, num_classes)
+        smoothing = [a.name for a in self.batch_augment if a.label_smoothing > 0]
+        if label_smoothing > 0 and smoothing:
+            raise ConfigError(
+                f"label smoothing is set twice: label_smoothing={label_smoothing} on the task "
+                f"and label_smoothing in batch augmentation {', '.join(smoothing)}; they would "
+                "compound. Set it in one place."
+            )
         metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
         if num_classes > 5:
             metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
@@ -136,10 +154,59 @@ class ClassificationTask(LightningModule):
         logits = self.model(images)
         return self.criterion(logits, targets), logits
 
+    def multi_view_loss(self, views: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Loss of a multi-view (AugMix) batch: clean cross-entropy plus weighted JSD.
+
+        Args:
+            views: (N, V, C, H, W) in [0, 1]; view 0 is the clean image.
+            labels: (N,) int64.
+
+        Returns:
+            The loss, the clean view's logits (N, K) and its targets.
+        """
+        n, v = views.shape[:2]
+        self.check_multi_view_support(v)
+        images = views.transpose(0, 1).reshape(v * n, *views.shape[2:])  # view-major
+        images, targets = self.augment_batch(images, labels.repeat(v))
+        logits = self.model(images)  # one pass: BatchNorm normalises all views together
+        loss = self.criterion(logits[:n], targets[:n])
+        consistency = jensen_shannon(logits.view(v, n, -1))
+        self.log("train/loss_consistency", consistency.detach(), on_step=False, on_epoch=True)
+        return loss + self.hparams.consistency_weight * consistency, logits[:n], targets[:n]
+
+    def check_multi_view_support(self, views: int) -> None:
+        """Raise :class:`ConfigError` if this task cannot train on ``views`` views per image."""
+        if views < 2:
+            return
+        if type(self).training_loss is not ClassificationTask.training_loss:
+            raise ConfigError(
+                f"AugMix with its consistency loss (batches of {views} views per image) needs "
+                f"standard training, but {type(self).__name__} replaces the training loss "
+                "(adversarial training crafts its own inputs; the Jensen–Shannon term is not "
+                "defined for them). Use robustart.tasks.ClassificationTask, or "
+                "`augment_policy: {name: augmix, views: 1}` to train on AugMix images without "
+                "the consistency loss."
+            )
+        mixing = [a.name for a in self.batch_augment if a.mixes_images]
+        if mixing:
+            raise ConfigError(
+                f"batch augmentation {', '.join(mixing)} mixes different images, but AugMix's "
+                f"{views} views of each image must stay views of that image for the "
+                "consistency loss. Use one or the other (or AugMix with views: 1)."
+            )
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage == "fit" and datamodule is not None:
+            self.check_multi_view_support(getattr(datamodule, "train_views", 1))
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        images, targets = self.augment_batch(images, labels)
-        loss, logits = self.training_loss(images, targets)
+        if images.ndim == 5:
+            loss, logits, targets = self.multi_view_loss(images, labels)
+        else:
+            images, targets = self.augment_batch(images, labels)
+            loss, logits = self.training_loss(images, targets)
         self.train_metrics(logits.detach(), hard_labels(targets))
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, prog_bar=True)
