@@ -400,3 +400,23 @@ def test_non_square_and_single_channel_images(name):
     grey = rect[:, :1]
     out = corrupt(grey, name, 3, make_generator(0))
     assert out.shape == grey.shape and out.min() >= 0 and out.max() <= 1
+
+
+# --------------------------------------------------------------------------- accuracy drop
+@pytest.mark.parametrize("severity", [3, 5])
+def test_accuracy_drop_of_a_trained_model_matches_the_reference(
+    trained_model, digits, frost_files, severity
+):
+    """The same model loses the same accuracy on our corruptions as on the reference port's
+    (the 297 digits it did not train on; the random corruptions differ in their draws, hence a
+    tolerance of 8 points, about two standard errors of a difference at this size)."""
+    images, labels = digits[0][1500:], digits[1][1500:]
+    array = images.permute(0, 2, 3, 1).double().numpy()
+    for name in ref.NAMES:
+        mine = torch.from_numpy(ours(array, name, severity, seed=0)).permute(0, 3, 1, 2).float()
+        theirs = ref.reference_corrupt(array, name, severity, seed=1, frost_files=frost_files)
+        theirs = torch.from_numpy(theirs).permute(0, 3, 1, 2).float()
+        with torch.no_grad():
+            acc_mine = (trained_model(mine).argmax(1) == labels).float().mean().item()
+            acc_theirs = (trained_model(theirs).argmax(1) == labels).float().mean().item()
+        assert abs(acc_mine - acc_theirs) <= 0.08, (name, severity, acc_mine, acc_theirs)

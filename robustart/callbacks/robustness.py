@@ -20,7 +20,9 @@ from robustart.evaluation import (
     chunk_ids_for_rank,
     evaluate_robustness,
     iterate_chunks,
+    load_suite,
 )
+from robustart.metrics.corruption import summarize_report, summary_metrics
 from robustart.utils import atomic_write_json, format_eps
 
 #: The default epoch-end corruptions (cheap and covering noise, blur, colour and digital).
@@ -49,12 +51,28 @@ class RobustnessEvaluation(Callback):
     evaluations) and ``robustness_curves.png`` into the logger's directory, and logs the curves
     as line plots to Weights & Biases when a ``WandbLogger`` is used.
 
+    Suites can be named: ``suite: epoch_end`` (PGD-10 at three ε, APGD-CE-20 and seven
+    corruptions) for training, and ``test_suite: autoattack_linf`` (FGSM, PGD-50, AutoAttack
+    "standard" and every corruption) for the final ``robustart test``; see ``recipes/suites/``.
+
+    When a suite has corruptions, each evaluation also writes a heat map of accuracy per
+    corruption × severity (``corruption_heatmap.png``) and logs the corruption summary (mCE
+    normalised by AlexNet's ImageNet-C errors when all 15 benchmark corruptions ran,
+    unnormalised mCE, per-category accuracy) as ``corruption/mce``, ``corruption/ce/<name>``,
+    ...; at test time a gallery of the corrupted subset images (``corruption_gallery.png``).
+
     Args:
+        suite: The suite run during ``fit``/``validate`` (and ``test`` unless ``test_suite``
+            is given): a shipped suite's name, a YAML file or a mapping with ``attacks``,
+            ``corruptions`` and ``severities``. Replaces ``attacks``/``corruptions``/
+            ``severities``, which must then be left unset.
+        test_suite: The suite run at ``test`` (default: the same as during fit), e.g. the
+            full ``autoattack_linf``.
         attacks: Attack specifications, e.g. ``[{name: pgd, norm: linf, eps: [2/255, 8/255],
             steps: 10}]``; ``None`` → PGD-10 L∞ at 2, 4 and 8/255; ``[]`` → no attacks.
         corruptions: Corruption names or ``"all"``; ``None`` → seven fast corruptions;
             ``[]`` → none.
-        severities: Corruption severities to run.
+        severities: Corruption severities to run (default 1–5).
         num_images: Size of the fixed subset (``None``: the whole split).
         batch_size: Images per evaluation chunk.
         seed: Seed of the subset selection and of all random tests.
@@ -71,7 +89,9 @@ class RobustnessEvaluation(Callback):
         self,
         attacks: list[dict[str, Any]] | None = None,
         corruptions: list[str] | str | None = None,
-        severities: list[int] = list(SEVERITIES),  # noqa: B006 (jsonargparse shows it)
+        severities: list[int] | None = None,
+        suite: str | dict[str, Any] | None = None,
+        test_suite: str | dict[str, Any] | None = None,
         num_images: int | None = 256,
         batch_size: int = 128,
         seed: int = 0,
@@ -90,11 +110,28 @@ class RobustnessEvaluation(Callback):
         for name, value in (("split", split), ("test_split", test_split)):
             if value not in ("train", "val", "test"):
                 raise ConfigError(f"{name} must be 'train', 'val' or 'test', got {value!r}")
-        self.suite = RobustnessSuite(
-            attacks=DEFAULT_ATTACKS if attacks is None else attacks,
-            corruptions=DEFAULT_CORRUPTIONS if corruptions is None else corruptions,
-            severities=severities,
-        )
+        if suite is not None:
+            given = [
+                n
+                for n, v in (
+                    ("attacks", attacks),
+                    ("corruptions", corruptions),
+                    ("severities", severities),
+                )
+                if v is not None
+            ]
+            if given:
+                raise ConfigError(
+                    f"give either suite or {'/'.join(given)} to RobustnessEvaluation, not both"
+                )
+            self.suite = load_suite(suite)
+        else:
+            self.suite = RobustnessSuite(
+                attacks=DEFAULT_ATTACKS if attacks is None else attacks,
+                corruptions=DEFAULT_CORRUPTIONS if corruptions is None else corruptions,
+                severities=SEVERITIES if severities is None else severities,
+            )
+        self.test_suite = self.suite if test_suite is None else load_suite(test_suite)
         self.num_images = num_images
         self.batch_size = batch_size
         self.seed = seed
@@ -120,7 +157,7 @@ class RobustnessEvaluation(Callback):
         self.run(trainer, pl_module, self.split, prefix="")
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.run(trainer, pl_module, self.test_split, prefix="test/")
+        self.run(trainer, pl_module, self.test_split, prefix="test/", suite=self.test_suite)
 
     # ---------------------------------------------------------------- work
     def _chunks_for(self, trainer: Trainer, split: str) -> tuple[CachedChunks, int]:
@@ -141,15 +178,21 @@ class RobustnessEvaluation(Callback):
         return self._chunks[split], n_chunks
 
     def run(
-        self, trainer: Trainer, pl_module: LightningModule, split: str, prefix: str = ""
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        split: str,
+        prefix: str = "",
+        suite: RobustnessSuite | None = None,
     ) -> RobustnessReport:
-        """Evaluate now and log the results (called by the hooks)."""
+        """Evaluate ``suite`` (default: the fit suite) now and log the results."""
         chunks, n_chunks = self._chunks_for(trainer, split)
+        suite = self.suite if suite is None else suite
 
         report = evaluate_robustness(
             pl_module,
             chunks,
-            self.suite,
+            suite,
             device=pl_module.device,
             seed=self.seed,
             progress=(
@@ -160,16 +203,78 @@ class RobustnessEvaluation(Callback):
             num_chunks=n_chunks,
         )
         self.last_report = report
-        for key, value in report.metrics(prefix).items():
+        metrics = {**report.metrics(prefix), **self.corruption_summary_metrics(report, prefix)}
+        for key, value in metrics.items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False)
         directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
         for message in report.sanity_warnings():
             rank_zero_warn(f"robustness sanity check: {message}")
         if trainer.is_global_zero:
             self._save(directory, trainer, report, split, prefix)
+            figures = self._save_corruption_figures(directory, report, chunks, prefix, suite)
             if self.log_curves:
                 self._log_wandb_curves(trainer, report, prefix)
+                self._log_wandb_images(trainer, figures, prefix)
         return report
+
+    @staticmethod
+    def corruption_summary_metrics(report: RobustnessReport, prefix: str = "") -> dict[str, float]:
+        """``{name: value}`` of the corruption summary (mCE, CE per corruption, category means)
+        of ``report``; empty when the report has no corruption accuracies."""
+        if not any(report.corruptions.values()):
+            return {}
+        metrics = summary_metrics(summarize_report(report), prefix=f"{prefix}corruption/")
+        metrics.pop(f"{prefix}corruption/mean_accuracy", None)  # == corruption/mean
+        return metrics
+
+    def _save_corruption_figures(
+        self,
+        directory: Path,
+        report: RobustnessReport,
+        chunks: CachedChunks,
+        prefix: str,
+        suite: RobustnessSuite,
+    ) -> dict[str, Path]:
+        """Heat map of every evaluation with corruptions; gallery at test time."""
+        if not any(report.corruptions.values()):
+            return {}
+        from robustart.plots import save_accuracy_heatmap, save_corruption_gallery
+
+        suffix = "_test" if prefix else ""
+        figures = {
+            "corruption_heatmap": save_accuracy_heatmap(
+                report,
+                directory / f"corruption_heatmap{suffix}.png",
+                title=f"accuracy under corruption ({report.num_images} images)",
+            )
+        }
+        if prefix:
+            first = next(iter(chunks), None)
+            if first is not None:
+                figures["corruption_gallery"] = save_corruption_gallery(
+                    first[1][:3].float().cpu(),
+                    directory / "corruption_gallery.png",
+                    corruptions=suite.corruption_names,
+                    severities=suite.severities,
+                    seed=self.seed,
+                )
+        return figures
+
+    @staticmethod
+    def _log_wandb_images(trainer: Trainer, figures: dict[str, Path], prefix: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers or not figures:
+            return
+        import wandb
+
+        data: dict[str, Any] = {
+            f"{prefix}figures/{k}": wandb.Image(str(p)) for k, p in figures.items()
+        }
+        data["trainer/global_step"] = trainer.global_step
+        for logger in loggers:
+            logger.experiment.log(data)
 
     def _save(
         self, directory: Path, trainer: Trainer, report: RobustnessReport, split: str, prefix: str

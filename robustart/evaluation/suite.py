@@ -15,12 +15,15 @@ attack does not accept), so a typo fails at start-up, not after an epoch of trai
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
@@ -236,3 +239,63 @@ class RobustnessSuite:
             loss = F.cross_entropy(model(x).float(), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
         return grad
+
+
+def suites_dir() -> Path:
+    """The folder of the named suites: ``$ROBUSTART_SUITES`` if set, else ``recipes/suites/`` of
+    the source tree."""
+    env = os.environ.get("ROBUSTART_SUITES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "recipes" / "suites"
+
+
+def suite_names() -> list[str]:
+    """Names of the shipped suites (``epoch_end``, ``autoattack_linf``, ...)."""
+    folder = suites_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+_SUITE_KEYS = ("attacks", "corruptions", "severities")
+
+
+def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
+    """Build a :class:`RobustnessSuite` from a name, a YAML file or a mapping.
+
+    Args:
+        spec: A shipped suite's name (see :func:`suite_names`), the path of a YAML file, or a
+            mapping with the keys ``attacks``, ``corruptions`` and ``severities`` (all optional).
+
+    Raises:
+        ConfigError: for an unknown name, a missing or malformed file, or unknown keys.
+
+    Example:
+        >>> load_suite("epoch_end").keys()[1]
+        'robust/pgd10_linf/eps=2/255'
+    """
+    if isinstance(spec, dict):
+        data, source = spec, "the suite mapping"
+    else:
+        text = str(spec)
+        path = Path(text)
+        if not path.suffix and not path.exists():
+            path = suites_dir() / f"{text}.yaml"
+            if not path.is_file():
+                known = ", ".join(suite_names()) or "none found in " + str(suites_dir())
+                raise ConfigError(
+                    f"unknown robustness suite {text!r}; give a YAML file or one of: {known}"
+                )
+        if not path.is_file():
+            raise ConfigError(f"robustness suite file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"robustness suite file {path} is not valid YAML: {exc}") from exc
+        source = str(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping with keys {', '.join(_SUITE_KEYS)}")
+    unknown = sorted(set(data) - set(_SUITE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{source} has unknown keys {unknown}; a suite has {', '.join(_SUITE_KEYS)}"
+        )
+    kwargs = {k: data[k] for k in _SUITE_KEYS if k in data}
+    return RobustnessSuite(**kwargs)

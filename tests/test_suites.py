@@ -1,0 +1,118 @@
+"""Named robustness suites (YAML), the test-time suite and the corruption figures and summary."""
+
+from pathlib import Path
+
+import pytest
+from lightning.pytorch import Trainer
+
+from robustart.callbacks import RobustnessEvaluation
+from robustart.data import DigitsDataModule
+from robustart.errors import ConfigError, UnknownNameError
+from robustart.evaluation import load_suite, suite_names
+from robustart.metrics import ALEXNET_ERRORS
+from robustart.tasks import ClassificationTask
+
+
+def test_every_shipped_suite_loads_and_has_the_promised_content():
+    names = suite_names()
+    assert {"epoch_end", "autoattack_linf", "autoattack_l2", "digits_final"} <= set(names)
+    for name in names:
+        assert len(load_suite(name)) > 1, name
+    cheap = load_suite("epoch_end")
+    assert [e.label for e in cheap.attacks] == ["pgd10_linf", "apgd_ce20_linf"]
+    final = load_suite("autoattack_linf")
+    autoattack = next(e for e in final.attacks if e.attack.name == "autoattack")
+    assert [m.name for m in autoattack.attack.members] == ["apgd", "apgd_t", "square"]
+    assert [m.config.get("steps") for m in autoattack.attack.members[:2]] == [100, 100]
+    assert autoattack.attack.members[2].queries == 5000
+    assert set(ALEXNET_ERRORS) <= set(final.corruption_names)
+    assert "robust/worst_case_linf/eps=8/255" in final.worst_case_groups()
+
+
+def test_suite_from_file_and_mapping_agree(tmp_path):
+    spec = {"attacks": [{"name": "fgsm", "eps": ["8/255"]}], "corruptions": ["contrast"]}
+    path = tmp_path / "mine.yaml"
+    path.write_text("attacks:\n  - {name: fgsm, eps: [8/255]}\ncorruptions: [contrast]\n")
+    assert load_suite(spec).keys() == load_suite(path).keys() == load_suite(str(path)).keys()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_such_suite", "unknown robustness suite 'no_such_suite'.*epoch_end"),
+        ("missing/file.yaml", "does not exist"),
+        ({"attack": []}, "unknown keys \\['attack'\\]"),
+        ({"attacks": [{"name": "pgdd", "eps": 0.1}]}, "pgdd"),
+    ],
+)
+def test_bad_suites_are_refused_with_clear_errors(spec, message):
+    with pytest.raises((ConfigError, UnknownNameError), match=message):
+        load_suite(spec)
+
+
+def test_malformed_suite_file_is_refused(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("attacks: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_suite(path)
+    path.write_text("- just a list\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_suite(path)
+
+
+def test_suite_and_explicit_attacks_are_exclusive():
+    with pytest.raises(ConfigError, match="either suite or attacks"):
+        RobustnessEvaluation(suite="epoch_end", attacks=[])
+
+
+def test_test_suite_runs_at_test_time_with_figures_and_corruption_summary(trained_model, tmp_path):
+    fit_suite = {"attacks": [{"name": "pgd", "eps": ["8/255"], "steps": 2}], "corruptions": []}
+    test_suite = {
+        "attacks": [
+            {"name": "fgsm", "eps": ["8/255"]},
+            {"name": "pgd", "eps": ["8/255"], "steps": 3},
+        ],
+        "corruptions": ["gaussian_noise", "contrast"],
+        "severities": [1, 5],
+    }
+    callback = RobustnessEvaluation(
+        suite=fit_suite,
+        test_suite=test_suite,
+        num_images=16,
+        batch_size=8,
+        progress=False,
+        save_dir=str(tmp_path),
+    )
+    task = ClassificationTask(model="resnet20", mean=(0.3,) * 3, std=(0.33,) * 3)
+    task.model.load_state_dict(trained_model.state_dict())
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        limit_test_batches=1,
+    )
+    datamodule = DigitsDataModule(batch_size=32)
+    trainer.validate(task, datamodule=datamodule)
+    assert "robust/pgd2_linf/eps=8/255" in trainer.callback_metrics
+    assert not (tmp_path / "corruption_heatmap.png").exists()  # no corruptions during fit
+
+    trainer.test(task, datamodule=datamodule)
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert "test/robust/pgd3_linf/eps=8/255" in logged
+    assert "test/robust/worst_case_linf/eps=8/255" in logged
+    assert logged["test/robust/worst_case_linf/eps=8/255"] <= min(
+        logged["test/robust/pgd3_linf/eps=8/255"], logged["test/robust/fgsm_linf/eps=8/255"]
+    )
+    # corruption summary: CE of one corruption = error / AlexNet error (over severities 1, 5)
+    accuracies = [logged[f"test/corruption/gaussian_noise/{s}"] for s in (1, 5)]
+    alexnet = [ALEXNET_ERRORS["gaussian_noise"][s] for s in (1, 5)]
+    expected_ce = 100 * sum(1 - a for a in accuracies) / sum(alexnet)
+    assert logged["test/corruption/ce/gaussian_noise"] == pytest.approx(expected_ce, rel=1e-5)
+    assert "test/corruption/mce" not in logged  # 13 benchmark corruptions missing
+    assert "test/corruption/unnormalized_mce" in logged
+    for name in ("corruption_heatmap_test.png", "corruption_gallery.png"):
+        assert Path(tmp_path / name).stat().st_size > 1000, name
