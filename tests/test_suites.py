@@ -116,3 +116,19 @@ def test_test_suite_runs_at_test_time_with_figures_and_corruption_summary(traine
     assert "test/corruption/unnormalized_mce" in logged
     for name in ("corruption_heatmap_test.png", "corruption_gallery.png"):
         assert Path(tmp_path / name).stat().st_size > 1000, name
+
+
+def test_final_evaluation_layer_keeps_the_recipe_callback_and_adds_the_test_suite(capsys):
+    import yaml
+
+    from robustart.main import cli_main
+
+    root = Path(__file__).resolve().parents[1] / "recipes"
+    args = ["test", "--config", str(root / "digits" / "pgd_at.yaml")]
+    args += ["--config", str(root / "evaluation" / "digits_final.yaml"), "--print_config"]
+    with pytest.raises(SystemExit):
+        cli_main(args)
+    (callback,) = yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"]
+    assert callback["init_args"]["test_suite"] == "digits_final"
+    assert callback["init_args"]["every_n_epochs"] == 4  # from the recipe
+    RobustnessEvaluation(**{k: v for k, v in callback["init_args"].items()})  # builds
