@@ -212,6 +212,10 @@ def cli_main(args: list[str] | None = None) -> int:
             from robustart.compare import compare_main
 
             compare_main(argv[1:])
+        elif argv and argv[0] == "transfer":
+            from robustart.evaluation.transfer import transfer_main
+
+            transfer_main(argv[1:])
         else:
             build_cli(None if args is None else argv)
     except Exception as exc:

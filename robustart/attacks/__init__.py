@@ -10,6 +10,13 @@ from robustart.attacks.base import ATTACKS, Attack, create_attack
 from robustart.attacks.cw import CarliniWagnerL2
 from robustart.attacks.ensemble import AutoAttack
 from robustart.attacks.losses import ATTACK_LOSSES
+from robustart.attacks.minimal import (
+    DistortionStatistics,
+    MinimalEpsilonResult,
+    MinimalEpsilonSearch,
+    accuracy_curve,
+    distortion_statistics,
+)
 from robustart.attacks.pgd import FGSM, MIFGSM, PGD
 from robustart.attacks.square import Square
 from robustart.attacks.threat import THREAT_MODELS, ThreatModel, clip_to_box, get_threat_model
@@ -26,9 +33,14 @@ __all__ = [
     "Attack",
     "AutoAttack",
     "CarliniWagnerL2",
+    "DistortionStatistics",
+    "MinimalEpsilonResult",
+    "MinimalEpsilonSearch",
     "Square",
     "ThreatModel",
+    "accuracy_curve",
     "clip_to_box",
     "create_attack",
+    "distortion_statistics",
     "get_threat_model",
 ]

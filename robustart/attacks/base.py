@@ -131,6 +131,7 @@ class Attack(ABC):
         budget = self._budget(eps, images)
         if not bool((budget > 0).any()):
             return images.detach().clone()
+        self._logits_checked = False  # check every call: the same attack may see another model
         with self._attack_context(model):
             x = images.detach().clone().float()
             y = labels.detach().clone()

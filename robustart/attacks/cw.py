@@ -49,7 +49,7 @@ class CarliniWagnerL2(Attack):
         abort_early: bool = True,
         **kwargs,
     ) -> None:
-        unbounded = isinstance(eps, str) and eps.strip().lower() in ("inf", "infinity")
+        unbounded = _is_unbounded(eps)
         super().__init__(eps=0.0 if unbounded else eps, norm=norm, **kwargs)
         if unbounded:
             self.eps = math.inf
@@ -79,7 +79,7 @@ class CarliniWagnerL2(Attack):
     def _budget(self, eps, images: Tensor) -> Tensor:
         if eps is None and math.isinf(self.eps):
             return torch.full((images.shape[0],), math.inf, device=images.device)
-        if isinstance(eps, str) and eps.strip().lower() in ("inf", "infinity"):
+        if _is_unbounded(eps):
             return torch.full((images.shape[0],), math.inf, device=images.device)
         return super()._budget(parse_fraction(eps) if isinstance(eps, str) else eps, images)
 
@@ -135,3 +135,10 @@ class CarliniWagnerL2(Attack):
             const = torch.where(torch.isinf(upper), const * 10, (lower + upper) / 2)
         within = best_dist <= eps
         return torch.where(within.view(-1, 1, 1, 1), best_adv, images)
+
+
+def _is_unbounded(eps: object) -> bool:
+    """``"inf"``, ``"infinity"`` or ``math.inf``: the unbounded, minimal-distortion budget."""
+    if isinstance(eps, str):
+        return eps.strip().lower() in ("inf", "infinity")
+    return isinstance(eps, float) and math.isinf(eps) and eps > 0
