@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Transfer attack matrix: craft adversarial examples on each model (source) and "
             "evaluate them on every model (target). The diagonal is white-box robust accuracy; "
             "off-diagonal entries show how well the examples transfer. Prints the matrix "
-            "(accuracy %%) and writes transfer.{md,csv,json} and the heat map transfer.png to "
+            "(accuracy in %) and writes transfer.{md,csv,json} and the heat map transfer.png to "
             "--output."
         ),
     )

@@ -2,5 +2,26 @@
 
 from robustart.tasks.adversarial import AdversarialTrainingTask
 from robustart.tasks.classification import ClassificationTask
+from robustart.tasks.free_at import FreeAdversarialTrainingTask
+from robustart.tasks.objectives import (
+    AT_OBJECTIVES,
+    MART,
+    TRADES,
+    ATObjective,
+    FastAdversarialTraining,
+    PGDAdversarialTraining,
+    build_objective,
+)
 
-__all__ = ["AdversarialTrainingTask", "ClassificationTask"]
+__all__ = [
+    "AT_OBJECTIVES",
+    "MART",
+    "TRADES",
+    "ATObjective",
+    "AdversarialTrainingTask",
+    "ClassificationTask",
+    "FastAdversarialTraining",
+    "FreeAdversarialTrainingTask",
+    "PGDAdversarialTraining",
+    "build_objective",
+]
