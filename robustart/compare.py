@@ -87,6 +87,8 @@ def fit_and_test(
     recipe: Path, common: list[Path], extra: list[str], ckpt: str
 ) -> tuple[dict[str, float], RobustnessReport]:
     """Fit one recipe, test it and return the test metrics and robustness report."""
+    from lightning.pytorch.utilities import rank_zero_warn
+
     from robustart.callbacks import RobustnessEvaluation
     from robustart.main import build_cli, finish_loggers
 
@@ -102,6 +104,14 @@ def fit_and_test(
             f"{recipe} has no RobustnessEvaluation callback, so there is nothing to compare; "
             "add one under trainer.callbacks"
         )
+    checkpointer = cli.trainer.checkpoint_callback
+    if ckpt == "best" and checkpointer is not None and not checkpointer.best_model_path:
+        # the monitored metric was never computed (e.g. a run shorter than every_n_epochs)
+        rank_zero_warn(
+            f"{recipe}: no best checkpoint by {checkpointer.monitor!r} was saved; testing the "
+            "last weights instead"
+        )
+        ckpt = "last"
     try:
         results = cli.trainer.test(
             cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True
