@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import Tensor
@@ -234,6 +234,35 @@ def _as_runs(
     return runs
 
 
+def draw_accuracy_grid(ax: Any, grid: np.ndarray, decimals: int = 0, fontsize: int = 7) -> Any:
+    """Draw a grid of accuracies (%) on ``ax`` with a fixed 0–100 colour scale and each value
+    written in its cell; NaN cells stay blank. Shared by the corruption and transfer heat maps.
+
+    Args:
+        ax: A matplotlib Axes.
+        grid: (rows, columns) accuracies in percent; NaN for missing cells.
+        decimals: Decimals of the written values.
+        fontsize: Font size of the written values.
+
+    Returns:
+        The ``AxesImage`` (for a colour bar).
+    """
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        if not math.isnan(value):
+            color = "black" if value > 60 else "white"
+            ax.text(
+                j,
+                i,
+                f"{value:.{decimals}f}",
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color=color,
+            )
+    return image
+
+
 def accuracy_heatmap_figure(
     reports: RobustnessReport | Mapping[str, RobustnessReport], title: str = ""
 ) -> Figure:
@@ -271,13 +300,7 @@ def accuracy_heatmap_figure(
                     grid[i, j] = 100 * curve[severity]
             if curve:
                 grid[i, -1] = 100 * sum(curve.values()) / len(curve)
-        image = ax.imshow(
-            np.ma.masked_invalid(grid), cmap="viridis", vmin=0, vmax=100, aspect="auto"
-        )
-        for (i, j), value in np.ndenumerate(grid):
-            if not math.isnan(value):
-                color = "black" if value > 60 else "white"
-                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color=color)
+        image = draw_accuracy_grid(ax, grid, decimals=0, fontsize=7)
         ax.set_xticks(range(len(columns)), columns)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set_xlabel("severity")

@@ -211,17 +211,13 @@ def transfer_heatmap_figure(result: TransferResult, title: str = "") -> Figure:
         result: A :class:`TransferResult`.
         title: Figure title.
     """
-    from robustart.plots import _pyplot
+    from robustart.plots import _pyplot, draw_accuracy_grid
 
     plt = _pyplot()
     s, t = len(result.sources), len(result.targets)
     fig, ax = plt.subplots(figsize=(2.2 + 0.9 * t, 1.4 + 0.55 * (s + 1)), layout="constrained")
     grid = 100.0 * torch.cat([result.clean[None], result.matrix]).numpy()
-    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            color = "black" if grid[i, j] > 60 else "white"
-            ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8, color=color)
+    image = draw_accuracy_grid(ax, grid, decimals=1, fontsize=8)
     for i, source in enumerate(result.sources):
         if source in result.targets:
             j = result.targets.index(source)
