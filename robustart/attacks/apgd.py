@@ -94,9 +94,8 @@ class APGD(Attack):
         }
 
     @property
-    def label(self) -> str:
-        suffix = f"x{self.restarts}" if self.restarts > 1 else ""
-        return f"apgd_{self.loss_name}{self.steps}{suffix}_{self.norm}"
+    def label_stem(self) -> str:
+        return f"apgd_{self.loss_name}"
 
     def perturb(
         self,
@@ -226,9 +225,8 @@ class APGDTargeted(APGD):
         return {**super().config, "num_targets": self.num_targets}
 
     @property
-    def label(self) -> str:
-        suffix = f"x{self.restarts}" if self.restarts > 1 else ""
-        return f"apgd_t{self.steps}{suffix}_{self.norm}"
+    def label_stem(self) -> str:
+        return "apgd_t"
 
     def losses(self, clean_logits: Tensor, labels: Tensor) -> list:
         num_classes = clean_logits.shape[1]

@@ -91,6 +91,11 @@ class Attack(ABC):
         return {"attack": self.name, "norm": self.norm, "eps": self.eps, "loss": self.loss_name}
 
     @property
+    def label_stem(self) -> str:
+        """What the label starts with: the attack's name, or a variant of it (``apgd_ce``)."""
+        return self.name
+
+    @property
     def label(self) -> str:
         """Name used in metric keys, stating the iterations and restarts, e.g. ``pgd10_linf``,
         ``pgd50x10_linf`` (10 restarts), ``apgd_ce100_linf``."""
@@ -98,7 +103,7 @@ class Attack(ABC):
         iterations = config.get("steps") or config.get("queries") or ""
         restarts = config.get("restarts", 1)
         suffix = f"x{restarts}" if restarts and restarts > 1 else ""
-        return f"{self.name}{iterations}{suffix}_{self.norm}"
+        return f"{self.label_stem}{iterations}{suffix}_{self.norm}"
 
     def __call__(
         self,
