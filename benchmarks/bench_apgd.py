@@ -3,7 +3,9 @@
 Both implementations attack only the images the model classifies correctly and run all k
 iterations on them (a robust model keeps most images unbroken, so neither stops early). The
 floor is what any APGD-k must compute on those images: k + 1 forward passes and backward
-passes to the input (the initial point and k iterates).
+passes to the input (the initial point and k iterates); robustart skips the last iterate's
+backward pass, which no step uses. The methods run interleaved and ratios are medians of
+per-round ratios (see ``common.timeit_interleaved``).
 
     python benchmarks/bench_apgd.py --steps 100 --batch 128
 """
@@ -11,14 +13,19 @@ passes to the input (the initial point and k iterates).
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import torch
 import torch.nn.functional as F
-from common import describe_device, pick_device, timeit
+from common import describe_device, paired_ratio, pick_device, timeit_interleaved
 
 from robustart.attacks import APGD
 from robustart.data.digits import load_digits_tensors
 from robustart.models import create_model
+
+FLOOR = "floor: (k+1) × (forward + input backward)"
+OURS = "robustart APGD-CE"
+PEER = "torchattacks APGD (ce)"
 
 
 def main() -> None:
@@ -54,39 +61,39 @@ def main() -> None:
             x = (x.detach() + 0.001 * grad.sign()).clamp(0, 1)
 
     ours = APGD(eps=args.eps, steps=k, loss="ce")
-    rows = [
-        ("floor: (k+1) × (forward + input backward)", timeit(floor, device, args.repeats)),
-        ("robustart APGD-CE", timeit(lambda: ours(model, images, labels), device, args.repeats)),
-    ]
-    adv = ours(model, images, labels)
-    accuracies = {"robustart APGD-CE": (model(adv).argmax(1) == labels).float().mean().item()}
+    methods = {
+        FLOOR: floor,
+        OURS: lambda: ours(model, images, labels),
+    }
+    adversarial = {OURS: lambda: ours(model, images, labels)}
     try:
         import torchattacks
 
         reference = torchattacks.APGD(model, eps=args.eps, steps=k, loss="ce", seed=0)
-        rows.append(
-            (
-                "torchattacks APGD (ce)",
-                timeit(lambda: reference(images, labels), device, args.repeats),
-            )
-        )
-        adv = reference(images, labels)
-        accuracies["torchattacks APGD (ce)"] = (
-            (model(adv).argmax(1) == labels).float().mean().item()
-        )
+        methods[PEER] = lambda: reference(images, labels)
+        adversarial[PEER] = lambda: reference(images, labels)
     except ImportError:
         pass
-    base, ours_time = rows[0][1], rows[1][1]
+    times = timeit_interleaved(methods, device, args.repeats)
+    accuracies = {}
+    for name, attack in adversarial.items():
+        with torch.no_grad():
+            accuracies[name] = (model(attack()).argmax(1) == labels).float().mean().item()
     print(
         f"APGD-CE-{k} L∞ ε={args.eps:.4f}, ResNet-20 ({args.weights}), {args.batch} digits "
-        f"({int(correct.sum())} correct), {describe_device(device)}, median of {args.repeats}"
+        f"({int(correct.sum())} correct), {describe_device(device)}, "
+        f"{args.repeats} interleaved rounds"
     )
-    print("| method | time (ms) | ÷ floor | ours ÷ it | robust acc |")
+    print("| method | median time (ms) | ÷ floor | ours ÷ it | robust acc |")
     print("|---|---|---|---|---|")
-    for name, t in rows:
+    for name, t in times.items():
         acc = accuracies.get(name)
         acc_text = f"{100 * acc:.1f} %" if acc is not None else ""
-        print(f"| {name} | {1000 * t:.1f} | {t / base:.3f} | {ours_time / t:.3f} | {acc_text} |")
+        print(
+            f"| {name} | {1000 * statistics.median(t):.1f} | {paired_ratio(t, times[FLOOR]):.3f} "
+            f"| {paired_ratio(times[OURS], t):.3f} | {acc_text} |"
+        )
+    print("Ratios are medians of per-round ratios.")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 The floor is k forward passes plus k backward passes to the *input* (what any PGD must do);
 a second floor adds parameter gradients (a plain ``loss.backward()``). Our PGD is timed with
-``early_stop=False`` so that it does all k steps like the others; its one extra forward pass
-scores the last iterate (best-point tracking).
+``early_stop=False`` so that it does all k steps like the others. The methods run interleaved
+(one round runs each once) and ratios are medians of per-round ratios, which keeps a shared
+machine's slow spells out of the comparison.
 
     python benchmarks/bench_pgd.py --model resnet20 --batch 128 --steps 10
 """
@@ -11,13 +12,17 @@ scores the last iterate (best-point tracking).
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import torch
 import torch.nn.functional as F
-from common import describe_device, pick_device, timeit
+from common import describe_device, paired_ratio, pick_device, timeit_interleaved
 
 from robustart.attacks import PGD
 from robustart.models import create_model
+
+OURS = "robustart PGD (early_stop=False)"
+PEER = "torchattacks PGD"
 
 
 def main() -> None:
@@ -55,37 +60,33 @@ def main() -> None:
 
     ours = PGD(eps=eps, steps=k, early_stop=False)
     ours_early = PGD(eps=eps, steps=k)
-    rows = [
-        ("floor: k × (forward + input backward)", timeit(floor_input_grad, device, args.repeats)),
-        ("floor: k × (forward + full backward)", timeit(floor_full_backward, device, args.repeats)),
-        (
-            "robustart PGD (early_stop=False)",
-            timeit(lambda: ours(model, images, labels), device, args.repeats),
-        ),
-        (
-            "robustart PGD (default, early stop)",
-            timeit(lambda: ours_early(model, images, labels), device, args.repeats),
-        ),
-    ]
+    methods = {
+        "floor: k × (forward + input backward)": floor_input_grad,
+        "floor: k × (forward + full backward)": floor_full_backward,
+        OURS: lambda: ours(model, images, labels),
+        "robustart PGD (default, early stop)": lambda: ours_early(model, images, labels),
+    }
     try:
         import torchattacks
 
         reference = torchattacks.PGD(model, eps=eps, alpha=2 / 255, steps=k, random_start=True)
-        rows.append(
-            ("torchattacks PGD", timeit(lambda: reference(images, labels), device, args.repeats))
-        )
+        methods[PEER] = lambda: reference(images, labels)
     except ImportError:
         pass
-    floor = rows[0][1]
-    ours_time = rows[2][1]
+    times = timeit_interleaved(methods, device, args.repeats)
+    floor = times["floor: k × (forward + input backward)"]
     print(
         f"PGD-{k}, {args.model}, batch {args.batch}×3×{args.size}×{args.size}, "
-        f"{describe_device(device)}, median of {args.repeats}"
+        f"{describe_device(device)}, {args.repeats} interleaved rounds"
     )
-    print("| method | time (ms) | / input-grad floor | ours / it |")
+    print("| method | median time (ms) | ÷ input-grad floor | ours ÷ it |")
     print("|---|---|---|---|")
-    for name, t in rows:
-        print(f"| {name} | {1000 * t:.1f} | {t / floor:.3f} | {ours_time / t:.3f} |")
+    for name, t in times.items():
+        print(
+            f"| {name} | {1000 * statistics.median(t):.1f} | {paired_ratio(t, floor):.3f} "
+            f"| {paired_ratio(times[OURS], t):.3f} |"
+        )
+    print("Ratios are medians of per-round ratios.")
 
 
 if __name__ == "__main__":

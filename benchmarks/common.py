@@ -31,6 +31,39 @@ def timeit(
     return statistics.median(times)
 
 
+def timeit_interleaved(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device,
+    repeats: int = 5,
+    warmup: int = 1,
+) -> dict[str, list[float]]:
+    """Wall times (seconds) of every function over ``repeats`` rounds, run interleaved.
+
+    Each round runs every function once, in an order rotated from round to round, so that a
+    slow spell of a shared machine hits all methods alike; ratios are then taken per round
+    (:func:`paired_ratio`) rather than between medians measured minutes apart.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            fns[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of ``numerator[i] / denominator[i]``."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -114,6 +114,74 @@ def test_pgd_matches_reference_loop(trained_model, heldout):
     torch.testing.assert_close(adv, x)
 
 
+class CountingModel(nn.Module):
+    """Counts forward passes with and without autograd (the cost of an attack)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.with_grad = 0
+        self.without_grad = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            self.with_grad += 1
+        else:
+            self.without_grad += 1
+        return self.model(x)
+
+
+def test_pgd_k_costs_exactly_k_forward_backward_passes(trained_model, heldout):
+    images, labels = heldout[0][:16], heldout[1][:16]
+    counted = CountingModel(trained_model)
+    PGD(steps=5, early_stop=False)(counted, images, labels)
+    assert (counted.with_grad, counted.without_grad) == (5, 0)
+    counted = CountingModel(trained_model)
+    PGD(eps=1 / 255, steps=5, restarts=2, early_stop=False)(counted, images, labels)
+    # the first restart's last iterate is scored (it decides who restarts); the last one's not
+    assert (counted.with_grad, counted.without_grad) == (10, 1)
+
+
+def test_apgd_skips_the_last_backward_pass(trained_model, heldout):
+    images, labels = heldout[0][:16], heldout[1][:16]
+    counted = CountingModel(trained_model)
+    create_attack("apgd", eps=1 / 255, steps=10)(counted, images, labels)
+    # clean logits, then the start and 9 iterates with gradients, the 10th iterate scored only
+    assert (counted.with_grad, counted.without_grad) == (10, 2)
+
+
+def test_tracked_pgd_fools_every_sample_its_last_iterate_fools(trained_model, heldout):
+    """Keeping the last iterate unscored never loses a success: per sample, the tracked result
+    fools the model wherever the plain last iterate (same seed, same trajectory) does."""
+    images, labels = heldout
+    settings = {"eps": 3 / 255, "steps": 5, "early_stop": False}
+    tracked = PGD(**settings)(trained_model, images, labels, generator=make_generator(5))
+    last = PGD(track_best=False, **settings)(
+        trained_model, images, labels, generator=make_generator(5)
+    )
+    with torch.no_grad():
+        fooled_tracked = trained_model(tracked).argmax(1) != labels
+        fooled_last = trained_model(last).argmax(1) != labels
+    assert fooled_last.any() and not fooled_last.all()
+    assert (fooled_tracked | ~fooled_last).all()
+
+
+def test_best_tracker_unscored_offer_only_replaces_unfooled_points():
+    from robustart.attacks.pgd import BestTracker
+
+    images = torch.zeros(3, 1, 2, 2)
+    tracker = BestTracker(images)
+    tracker.update(
+        torch.full_like(images, 0.5),
+        torch.tensor([1.0, 1.0, 1.0]),
+        torch.tensor([True, False, False]),
+    )
+    tracker.offer_unscored(torch.ones(2, 1, 2, 2), index=torch.tensor([0, 2]))
+    assert tracker.images[0].eq(0.5).all()  # fooled earlier: kept
+    assert tracker.images[1].eq(0.5).all()  # not offered
+    assert tracker.images[2].eq(1.0).all()  # not fooled: takes the last iterate
+
+
 def test_restarts_never_weaken_the_attack(trained_model, heldout):
     images, labels = heldout
     one = robust_accuracy(trained_model, PGD(steps=3), images, labels, 4 / 255, seed=3)[0]

@@ -147,13 +147,16 @@ class APGD(Attack):
         def project(candidate: Tensor) -> Tensor:
             return x + clip_to_box(x, self.threat.project(candidate - x, eps))
 
-        def evaluate(point: Tensor) -> tuple[Tensor, Tensor]:
-            point = point.detach().requires_grad_(True)
-            logits = self.forward(model, point)
-            loss = loss_fn(logits, y)
-            (grad,) = torch.autograd.grad(loss.sum(), point)
+        def evaluate(point: Tensor, need_grad: bool = True) -> tuple[Tensor, Tensor | None]:
+            """Loss (n,) and its input gradient at ``point``; offers ``point`` to the tracker.
+            The last iterate needs no gradient, which saves one backward pass."""
+            point = point.detach().requires_grad_(need_grad)
+            with torch.set_grad_enabled(need_grad):
+                logits = self.forward(model, point)
+                loss = loss_fn(logits, y)
+            grad = torch.autograd.grad(loss.sum(), point)[0].detach() if need_grad else None
             tracker.update(point.detach(), loss.detach(), misclassified(logits.detach(), y))
-            return loss.detach(), grad.detach()
+            return loss.detach(), grad
 
         if self.random_start:
             adv = x + clip_to_box(x, self.threat.random_init(x, eps, generator))
@@ -173,21 +176,26 @@ class APGD(Attack):
             z = project(adv + self.threat.step(grad, step))
             new = project(adv + a * (z - adv) + (1 - a) * (adv - previous))
             previous, adv = adv, new
+            if i == self.steps - 1:  # the last iterate is only scored
+                evaluate(adv, need_grad=False)
+                return
             new_loss, grad = evaluate(adv)
             increases += (new_loss > loss).float()
             loss = new_loss
             improved = loss > best_loss
             best_loss = torch.where(improved, loss, best_loss)
-            best_point[improved] = adv[improved]
-            best_grad[improved] = grad[improved]
+            improved_x = per_sample(improved, x).bool()
+            best_point = torch.where(improved_x, adv, best_point)
+            best_grad = torch.where(improved_x, grad, best_grad)
             since_check += 1
             if since_check == interval and i < self.steps - 1:
                 oscillating = increases < self.rho * interval
                 stalled = ~halved_at_check & (best_loss <= best_at_check)
                 halve = oscillating | stalled
-                step = torch.where(per_sample(halve, x).bool(), step / 2, step)
-                adv = torch.where(per_sample(halve, x).bool(), best_point, adv)
-                grad = torch.where(per_sample(halve, x).bool(), best_grad, grad)
+                halve_x = per_sample(halve, x).bool()
+                step = torch.where(halve_x, step / 2, step)
+                adv = torch.where(halve_x, best_point, adv)
+                grad = torch.where(halve_x, best_grad, grad)
                 halved_at_check, best_at_check = halve, best_loss.clone()
                 increases.zero_()
                 since_check = 0

@@ -27,15 +27,36 @@ class BestTracker:
         self, candidates: Tensor, loss: Tensor, fooled: Tensor, index: Tensor | None = None
     ) -> None:
         """Offer ``candidates`` (for samples ``index``, or all) with their loss and success."""
-        idx = index if index is not None else slice(None)
-        old_fooled, old_loss = self.fooled[idx], self.loss[idx]
-        better = (fooled & ~old_fooled) | ((fooled == old_fooled) & (loss > old_loss))
+        # torch.where and index_copy_ rather than boolean indexing: no host-device sync.
         if index is None:
-            self.images[better] = candidates[better]
-        else:
-            self.images[index[better]] = candidates[better]
-        self.fooled[idx] = old_fooled | fooled
-        self.loss[idx] = torch.where(better, loss, old_loss)
+            better = (fooled & ~self.fooled) | ((fooled == self.fooled) & (loss > self.loss))
+            take = per_sample(better, candidates).bool()
+            self.images = torch.where(take, candidates, self.images)
+            self.loss = torch.where(better, loss, self.loss)
+            self.fooled = self.fooled | fooled
+            return
+        old_fooled, old_loss = self.fooled[index], self.loss[index]
+        better = (fooled & ~old_fooled) | ((fooled == old_fooled) & (loss > old_loss))
+        kept = torch.where(per_sample(better, candidates).bool(), candidates, self.images[index])
+        self.images.index_copy_(0, index, kept)
+        self.loss.index_copy_(0, index, torch.where(better, loss, old_loss))
+        self.fooled.index_copy_(0, index, old_fooled | fooled)
+
+    def offer_unscored(self, candidates: Tensor, index: Tensor | None = None) -> None:
+        """Give ``candidates`` to every sample (of ``index``) that nothing has fooled yet,
+        without scoring them: a last iterate that is kept without its forward pass.
+
+        Robust accuracy is the same as if the candidates had been scored (a sample that is not
+        fooled keeps a point that fools the model if and only if the candidate does), but the
+        tracker no longer knows whether these samples are fooled: call it only after the last
+        scored update.
+        """
+        if index is None:
+            keep = per_sample(self.fooled, candidates).bool()
+            self.images = torch.where(keep, self.images, candidates)
+            return
+        keep = per_sample(self.fooled[index], candidates).bool()
+        self.images.index_copy_(0, index, torch.where(keep, self.images[index], candidates))
 
 
 @ATTACKS.register("pgd")
@@ -128,12 +149,15 @@ class PGD(Attack):
         if self.restarts == 1 and not self.track_best:
             return self._run(model, images, labels, eps, generator, tracker=None)
         tracker = BestTracker(images)
-        for _ in range(self.restarts):
+        for restart in range(self.restarts):
             active = (~tracker.fooled).nonzero().squeeze(1)
             if active.numel() == 0:
                 break
             sub = _SubsetTracker(tracker, active)
-            final = self._run(model, images[active], labels[active], eps[active], generator, sub)
+            last = restart == self.restarts - 1
+            final = self._run(
+                model, images[active], labels[active], eps[active], generator, sub, last
+            )
             if not self.track_best:  # score the last iterate of this restart
                 with torch.no_grad():
                     logits = self.forward(model, final)
@@ -152,8 +176,16 @@ class PGD(Attack):
         eps: Tensor,
         generator: torch.Generator | None,
         tracker: _SubsetTracker | None,
+        last_restart: bool = True,
     ) -> Tensor:
-        """One restart: random start then ``steps`` projected steps. Returns the last iterate."""
+        """One restart: random start then ``steps`` projected steps. Returns the last iterate.
+
+        With best-point tracking, every iterate but the last is scored by the forward pass that
+        computes its gradient. The last iterate needs a forward pass of its own; on the last
+        restart it is skipped and the last iterate goes to the samples that no earlier iterate
+        fooled (:meth:`BestTracker.offer_unscored`): the robust accuracy is the same, and PGD-k
+        costs exactly k forward and backward passes.
+        """
         step = per_sample(
             eps * self.rel_step_size if self.step_size is None else self.step_size, images
         )
@@ -171,7 +203,9 @@ class PGD(Attack):
             delta = delta + self.threat.step(self.ascent_direction(grad, state), step)
             delta = clip_to_box(images, self.threat.project(delta, eps))
         adversarial = images + delta
-        if track:
+        if track and last_restart:
+            tracker.offer_unscored(adversarial)
+        elif track:
             with torch.no_grad():
                 logits = self.forward(model, adversarial)
             tracker.update(adversarial, self.loss_fn(logits, labels), misclassified(logits, labels))
@@ -207,6 +241,9 @@ class _SubsetTracker:
 
     def update(self, candidates: Tensor, loss: Tensor, fooled: Tensor) -> None:
         self.tracker.update(candidates, loss, fooled, self.index)
+
+    def offer_unscored(self, candidates: Tensor) -> None:
+        self.tracker.offer_unscored(candidates, self.index)
 
     def all_fooled(self) -> Tensor:
         return self.tracker.fooled[self.index].all()
