@@ -74,6 +74,20 @@ def trained_model(digits):
 
 
 @pytest.fixture(scope="session")
+def standard():
+    """The zoo's standard digits ResNet-20 (eval mode) and the first 64 test digits, all of which
+    it classifies correctly."""
+    from robustart.data import DigitsDataModule
+
+    data = DigitsDataModule()
+    model = create_model(
+        "resnet20", 10, mean=data.mean, std=data.std, weights="zoo:digits_resnet20_standard"
+    ).eval()
+    images, labels = data.dataset("test")[:64]
+    return model, images, labels
+
+
+@pytest.fixture(scope="session")
 def heldout(digits):
     """128 held-out digits the trained model did not see."""
     images, labels = digits

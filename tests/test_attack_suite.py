@@ -38,20 +38,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SLACK_IMAGES = 2
 
 
-@pytest.fixture(scope="module")
-def standard():
-    """The zoo's standard digits ResNet-20 and 64 test digits it classifies."""
-    from robustart.data import DigitsDataModule
-    from robustart.models import create_model
-
-    data = DigitsDataModule()
-    model = create_model(
-        "resnet20", 10, mean=data.mean, std=data.std, weights="zoo:digits_resnet20_standard"
-    ).eval()
-    images, labels = data.dataset("test")[:64]
-    return model, images, labels
-
-
 def correct(model, images, labels) -> torch.Tensor:
     with torch.no_grad():
         return model(images).argmax(1) == labels
@@ -285,10 +271,12 @@ def test_autoattack_standard_version_and_bad_members():
     assert [m.label for m in standard.members] == [
         "apgd_ce100_linf",
         "apgd_t100_linf",
+        "fab_t100_linf",
         "square5000_linf",
     ]
     assert standard.members[1].num_targets == 9
-    assert AutoAttack(norm="l2", eps=0.5).members[2].norm == "l2"
+    assert standard.members[2].num_targets == 9
+    assert AutoAttack(norm="l2", eps=0.5).members[3].norm == "l2"
     with pytest.raises(ConfigError, match="unknown autoattack version"):
         AutoAttack(version="plus")
     with pytest.raises(ConfigError, match="share the ensemble's eps"):

@@ -22,9 +22,9 @@ def test_every_shipped_suite_loads_and_has_the_promised_content():
     assert [e.label for e in cheap.attacks] == ["pgd10_linf", "apgd_ce20_linf"]
     final = load_suite("autoattack_linf")
     autoattack = next(e for e in final.attacks if e.attack.name == "autoattack")
-    assert [m.name for m in autoattack.attack.members] == ["apgd", "apgd_t", "square"]
-    assert [m.config.get("steps") for m in autoattack.attack.members[:2]] == [100, 100]
-    assert autoattack.attack.members[2].queries == 5000
+    assert [m.name for m in autoattack.attack.members] == ["apgd", "apgd_t", "fab_t", "square"]
+    assert [m.config.get("steps") for m in autoattack.attack.members[:3]] == [100, 100, 100]
+    assert autoattack.attack.members[3].queries == 5000
     assert set(ALEXNET_ERRORS) <= set(final.corruption_names)
     assert "robust/worst_case_linf/eps=8/255" in final.worst_case_groups()
 

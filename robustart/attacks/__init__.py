@@ -9,6 +9,8 @@ from robustart.attacks.apgd import APGD, APGDTargeted
 from robustart.attacks.base import ATTACKS, Attack, create_attack
 from robustart.attacks.cw import CarliniWagnerL2
 from robustart.attacks.ensemble import AutoAttack
+from robustart.attacks.fab import FABTargeted
+from robustart.attacks.hyperplane import hyperplane_projection
 from robustart.attacks.losses import ATTACK_LOSSES
 from robustart.attacks.minimal import (
     DistortionStatistics,
@@ -34,6 +36,7 @@ __all__ = [
     "AutoAttack",
     "CarliniWagnerL2",
     "DistortionStatistics",
+    "FABTargeted",
     "MinimalEpsilonResult",
     "MinimalEpsilonSearch",
     "Square",
@@ -43,4 +46,5 @@ __all__ = [
     "create_attack",
     "distortion_statistics",
     "get_threat_model",
+    "hyperplane_projection",
 ]

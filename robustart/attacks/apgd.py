@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from robustart.attacks.base import ATTACKS, Attack, Model
-from robustart.attacks.losses import class_indices, misclassified, targeted_dlr_loss
+from robustart.attacks.losses import misclassified, targeted_dlr_loss, top_other_classes
 from robustart.attacks.pgd import BestTracker, _SubsetTracker
 from robustart.attacks.threat import clip_to_box, per_sample
 from robustart.errors import ConfigError
@@ -240,11 +240,8 @@ class APGDTargeted(APGD):
         num_classes = clean_logits.shape[1]
         if num_classes < 4:
             raise ConfigError(f"apgd_t needs at least 4 classes, the model has {num_classes}")
-        order = clean_logits.argsort(dim=1, descending=True)
-        true = class_indices(labels)[:, None]
-        others = order[order != true].view(order.shape[0], num_classes - 1)
-        count = min(self.num_targets, num_classes - 1)
-        return [_targeted(others[:, k]) for k in range(count)]
+        targets = top_other_classes(clean_logits, labels, self.num_targets)
+        return [_targeted(targets[:, k]) for k in range(targets.shape[1])]
 
 
 def _targeted(targets: Tensor):

@@ -27,6 +27,29 @@ def class_indices(labels: Tensor) -> Tensor:
     return labels.argmax(dim=1) if labels.ndim == 2 else labels
 
 
+def top_other_classes(logits: Tensor, labels: Tensor, count: int) -> Tensor:
+    """The ``count`` classes with the highest logits other than the true one, best first: the
+    target classes of the targeted attacks (APGD-T, FAB-T).
+
+    Args:
+        logits: Clean logits (N, K).
+        labels: True classes (N,) (or soft labels (N, K)).
+        count: Number of targets; at most K − 1 are returned.
+
+    Returns:
+        Target classes (N, min(count, K − 1)), int64.
+
+    Example:
+        >>> top_other_classes(torch.tensor([[0.1, 3.0, 2.0, 5.0]]), torch.tensor([3]), 2)
+        tensor([[1, 2]])
+    """
+    num_classes = logits.shape[1]
+    order = logits.argsort(dim=1, descending=True)
+    true = class_indices(labels)[:, None]
+    others = order[order != true].view(order.shape[0], num_classes - 1)
+    return others[:, : min(count, num_classes - 1)]
+
+
 @ATTACK_LOSSES.register("ce")
 def cross_entropy_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy of the true class (Madry et al.'s PGD loss); soft labels give the
