@@ -8,6 +8,7 @@ Example:
 from robustart.attacks.apgd import APGD, APGDTargeted
 from robustart.attacks.base import ATTACKS, Attack, create_attack
 from robustart.attacks.cw import CarliniWagnerL2
+from robustart.attacks.deepfool import DeepFool
 from robustart.attacks.ensemble import AutoAttack
 from robustart.attacks.losses import ATTACK_LOSSES
 from robustart.attacks.minimal import (
@@ -33,6 +34,7 @@ __all__ = [
     "Attack",
     "AutoAttack",
     "CarliniWagnerL2",
+    "DeepFool",
     "DistortionStatistics",
     "MinimalEpsilonResult",
     "MinimalEpsilonSearch",
