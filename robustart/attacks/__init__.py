@@ -8,6 +8,7 @@ Example:
 from robustart.attacks.apgd import APGD, APGDTargeted
 from robustart.attacks.base import ATTACKS, Attack, create_attack
 from robustart.attacks.cw import CarliniWagnerL2
+from robustart.attacks.deepfool import DeepFool
 from robustart.attacks.ensemble import AutoAttack
 from robustart.attacks.fab import FABTargeted
 from robustart.attacks.hyperplane import hyperplane_projection
@@ -35,6 +36,7 @@ __all__ = [
     "Attack",
     "AutoAttack",
     "CarliniWagnerL2",
+    "DeepFool",
     "DistortionStatistics",
     "FABTargeted",
     "MinimalEpsilonResult",

@@ -171,7 +171,7 @@ class RobustnessReport:
             iterative = {
                 k: accs[k]
                 for k, a in kinds.items()
-                if a not in ("fgsm", "square", "cw", "autoattack")
+                if a not in ("fgsm", "square", "cw", "deepfool", "fab_t", "autoattack")
             }
             black_box = [accs[k] for k, a in kinds.items() if a == "square"]
             white_box = [accs[k] for k, a in kinds.items() if a not in ("square", "autoattack")]

@@ -1,6 +1,7 @@
 """Training recipes as LightningModules, all on :class:`ClassificationTask`."""
 
 from robustart.tasks.adversarial import AdversarialTrainingTask
+from robustart.tasks.awp import AdversarialWeightPerturbation
 from robustart.tasks.classification import ClassificationTask
 from robustart.tasks.free_at import FreeAdversarialTrainingTask
 from robustart.tasks.objectives import (
@@ -19,6 +20,7 @@ __all__ = [
     "TRADES",
     "ATObjective",
     "AdversarialTrainingTask",
+    "AdversarialWeightPerturbation",
     "ClassificationTask",
     "FastAdversarialTraining",
     "FreeAdversarialTrainingTask",

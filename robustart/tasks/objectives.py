@@ -159,7 +159,7 @@ class ATObjective:
             objective's default.
 
     Subclasses set :attr:`name`, :attr:`defaults` and :attr:`attack_loss` and implement
-    :meth:`__call__`.
+    :meth:`loss` (and :meth:`adversarial_examples` when the attack needs other labels).
     """
 
     #: Registry name.
@@ -225,10 +225,38 @@ class ATObjective:
         """Adversarial examples for ``images`` against ``model`` (detached, in [0, 1])."""
         return self.attack(model, images, labels)
 
+    def adversarial_examples(self, model: nn.Module, images: Tensor, targets: Tensor) -> Tensor:
+        """The inputs the objective's loss is taken on: its attack on ``images`` (N, C, H, W)
+        with the training ``targets`` (N,) or (N, K); detached, in [0, 1]."""
+        return self.craft(model, images, targets)
+
+    def loss(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        adversarial: Tensor,
+        targets: Tensor,
+        criterion: Criterion,
+    ) -> ObjectiveOutput:
+        """The training loss of one batch, given its adversarial examples.
+
+        Separate from crafting so that the loss can be taken again at other weights (AWP,
+        see :mod:`robustart.tasks.awp`).
+
+        Args:
+            model: The classifier (train mode), images in [0, 1] → logits.
+            images: Clean training images (N, C, H, W) in [0, 1].
+            adversarial: Their adversarial examples (N, C, H, W), from
+                :meth:`adversarial_examples`.
+            targets: Labels (N,) or soft label distributions (N, K).
+            criterion: The task's cross-entropy (with its label smoothing).
+        """
+        raise NotImplementedError
+
     def __call__(
         self, model: nn.Module, images: Tensor, targets: Tensor, criterion: Criterion
     ) -> ObjectiveOutput:
-        """The training loss of one batch.
+        """The training loss of one batch: crafting, then :meth:`loss`.
 
         Args:
             model: The classifier (train mode), images in [0, 1] → logits.
@@ -236,7 +264,8 @@ class ATObjective:
             targets: Labels (N,) or soft label distributions (N, K).
             criterion: The task's cross-entropy (with its label smoothing).
         """
-        raise NotImplementedError
+        adversarial = self.adversarial_examples(model, images, targets)
+        return self.loss(model, images, adversarial, targets, criterion)
 
 
 def _check_beta(beta: float) -> float:
@@ -268,10 +297,14 @@ class PGDAdversarialTraining(ATObjective):
         super().__init__(**settings)
         self.adv_weight = float(adv_weight)
 
-    def __call__(
-        self, model: nn.Module, images: Tensor, targets: Tensor, criterion: Criterion
+    def loss(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        adversarial: Tensor,
+        targets: Tensor,
+        criterion: Criterion,
     ) -> ObjectiveOutput:
-        adversarial = self.craft(model, images, targets)
         logits = model(adversarial)
         loss = criterion(logits, targets)
         terms = {"loss_adv": loss.detach()}
@@ -358,10 +391,17 @@ class TRADES(ATObjective):
         ):
             return F.softmax(model(images.float()).float(), dim=1)
 
-    def __call__(
-        self, model: nn.Module, images: Tensor, targets: Tensor, criterion: Criterion
+    def adversarial_examples(self, model: nn.Module, images: Tensor, targets: Tensor) -> Tensor:
+        return self.craft(model, images, self.reference_probabilities(model, images))
+
+    def loss(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        adversarial: Tensor,
+        targets: Tensor,
+        criterion: Criterion,
     ) -> ObjectiveOutput:
-        adversarial = self.craft(model, images, self.reference_probabilities(model, images))
         clean_logits = model(images)
         adv_logits = model(adversarial)
         loss, natural, robust = trades_loss(clean_logits, adv_logits, targets, self.beta, criterion)
@@ -410,12 +450,19 @@ class MART(ATObjective):
                 "Remove it, or use objective 'trades' or 'pgd_at'."
             )
 
-    def __call__(
-        self, model: nn.Module, images: Tensor, targets: Tensor, criterion: Criterion
-    ) -> ObjectiveOutput:
+    def adversarial_examples(self, model: nn.Module, images: Tensor, targets: Tensor) -> Tensor:
         if targets.ndim != 1:
             self.check_task(0.0, ["(soft targets in the batch)"])
-        adversarial = self.craft(model, images, targets)
+        return self.craft(model, images, targets)
+
+    def loss(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        adversarial: Tensor,
+        targets: Tensor,
+        criterion: Criterion,
+    ) -> ObjectiveOutput:
         clean_logits = model(images)
         adv_logits = model(adversarial)
         loss, bce, robust = mart_loss(clean_logits, adv_logits, targets, self.beta)
