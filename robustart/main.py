@@ -3,8 +3,12 @@
 ``robustart fit | validate | test | predict`` are LightningCLI subcommands: any task and any
 datamodule from YAML (``class_path`` / ``init_args``), several ``--config`` files layered
 (later files win), ``--print_config``, and the dataset's facts (number of classes, channels,
-normalisation) linked into the model. ``robustart compare`` trains and tests several recipes and
-prints one table (see :mod:`robustart.compare`).
+normalisation) linked into the model. The other subcommands are plain argparse programs
+registered in :data:`EXTRA_SUBCOMMANDS`: ``robustart compare`` trains and tests several recipes
+and prints one table (see :mod:`robustart.compare`), ``robustart transfer`` a transfer-attack
+matrix (:mod:`robustart.evaluation.transfer`) and ``robustart shift`` evaluates models on the
+distribution-shift, corruption, perturbation and system-noise sets kept on disk
+(:mod:`robustart.evaluation.shift_cli`).
 
 Errors caused by input (missing data, unknown names, bad checkpoints, bad values) are printed as
 one ``robustart: error: ...`` line with exit status 2, without a traceback.
@@ -12,8 +16,10 @@ one ``robustart: error: ...`` line with exit status 2, without a traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,24 @@ from robustart.tasks import ClassificationTask
 #: Checkpoints live in ``<log dir>/checkpoints``; ``last.ckpt`` is what ``--ckpt_path last``
 #: resumes from.
 LAST_CHECKPOINT = "last.ckpt"
+
+#: Subcommands besides LightningCLI's: name → ``"module:function"``, the function taking the
+#: arguments after the subcommand. Imported only when used, so ``robustart fit`` does not pay
+#: for them.
+EXTRA_SUBCOMMANDS: dict[str, str] = {
+    "compare": "robustart.compare:compare_main",
+    "transfer": "robustart.evaluation.transfer:transfer_main",
+    "shift": "robustart.evaluation.shift_cli:shift_main",
+}
+
+
+def extra_subcommand(name: str) -> Callable[[list[str]], Any] | None:
+    """The entry function of the extra subcommand ``name``, or ``None`` if it is not one."""
+    target = EXTRA_SUBCOMMANDS.get(name)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 class RobustartCLI(LightningCLI):
@@ -193,7 +217,9 @@ def build_cli(args: list[str] | None = None, run: bool = True, finish: bool = Tr
                 "logger": lazy_instance(CSVLogger, save_dir="runs", name="default"),
             },
             parser_kwargs={
-                "description": "robustart: train image classifiers and measure their robustness.",
+                "description": "robustart: train image classifiers and measure their robustness. "
+                f"Other subcommands: {', '.join(EXTRA_SUBCOMMANDS)} "
+                "(see `robustart <name> --help`).",
                 "default_env": False,
             },
             args=args,
@@ -208,14 +234,9 @@ def cli_main(args: list[str] | None = None) -> int:
     """Entry point of the ``robustart`` command. Returns the exit status (0 on success)."""
     argv = list(sys.argv[1:] if args is None else args)
     try:
-        if argv and argv[0] == "compare":
-            from robustart.compare import compare_main
-
-            compare_main(argv[1:])
-        elif argv and argv[0] == "transfer":
-            from robustart.evaluation.transfer import transfer_main
-
-            transfer_main(argv[1:])
+        entry = extra_subcommand(argv[0]) if argv else None
+        if entry is not None:
+            entry(argv[1:])
         else:
             build_cli(None if args is None else argv)
     except Exception as exc:

@@ -1,4 +1,5 @@
-"""Pictures of robustness: accuracy curves, a corruption gallery and an accuracy heat map.
+"""Pictures of robustness: accuracy curves, a corruption gallery, an accuracy heat map and
+grouped bar charts.
 
 Every picture has a ``*_figure`` function returning a matplotlib ``Figure`` (Agg backend) and a
 ``save_*``/``plot_*`` function writing it as a PNG atomically. :func:`figure_to_array` turns a
@@ -270,7 +271,8 @@ def accuracy_heatmap_figure(
 
     Args:
         reports: One report, or ``{run name: report}`` drawn side by side with a shared colour
-            scale (0–100 %). Missing pairs are left blank.
+            scale (0–100 %). Missing pairs are left blank; a NaN clean accuracy reads "clean
+            not measured".
         title: Figure title.
 
     Raises:
@@ -306,7 +308,10 @@ def accuracy_heatmap_figure(
         ax.set_xlabel("severity")
         ax.axvline(len(severities) - 0.5, color="white", linewidth=2)
         label = f"{run}: " if run else ""
-        ax.set_title(f"{label}clean {100 * report.clean:.1f}%", fontsize=9)
+        clean = (
+            "clean not measured" if math.isnan(report.clean) else f"clean {100 * report.clean:.1f}%"
+        )
+        ax.set_title(f"{label}{clean}", fontsize=9)
     fig.colorbar(image, ax=list(axes[0]), label="accuracy (%)", shrink=0.9)
     if title:
         fig.suptitle(title)
@@ -320,3 +325,69 @@ def save_accuracy_heatmap(
 ) -> Path:
     """Write :func:`accuracy_heatmap_figure` as a PNG atomically."""
     return save_figure(accuracy_heatmap_figure(reports, title), path)
+
+
+# ----------------------------------------------------------------------------- bar chart
+def grouped_bar_figure(
+    values: Mapping[str, Mapping[str, float]],
+    xlabel: str,
+    title: str = "",
+    zoom: bool = False,
+) -> Figure:
+    """Horizontal bars of one value per category (rows, top to bottom), one bar per run in each
+    row, with the values written at the bar ends.
+
+    Args:
+        values: ``{run name: {category: value}}``; categories in first-seen order, missing
+            ones left out.
+        xlabel: Label of the value axis (e.g. ``"accuracy (%)"``).
+        title: Figure title.
+        zoom: Start the axis near the smallest value instead of 0, for values that differ
+            little (system-noise accuracies); the axis label says where it starts.
+
+    Raises:
+        ConfigError: if there are no values.
+    """
+    categories = list(dict.fromkeys(c for row in values.values() for c in row))
+    numbers = [v for row in values.values() for v in row.values() if not math.isnan(v)]
+    if not categories or not numbers:
+        raise ConfigError("no values to draw in the bar chart")
+    plt = _pyplot()
+    runs = list(values)
+    height = 0.8 / len(runs)
+    fig, ax = plt.subplots(
+        figsize=(7.0, min(40.0, 1.2 + (0.08 + 0.13 * len(runs)) * len(categories))),
+        layout="constrained",
+    )
+    for k, run in enumerate(runs):
+        ys = [i + (k - (len(runs) - 1) / 2) * height for i in range(len(categories))]
+        widths = [values[run].get(c, math.nan) for c in categories]
+        bars = ax.barh(ys, widths, height=height * 0.95, label=run or None)
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=2)
+    low, high = min(numbers), max(numbers)
+    if zoom:
+        margin = max(0.5, 0.1 * (high - low))
+        ax.set_xlim(max(0.0, low - 3 * margin), high + 3 * margin)
+        xlabel = f"{xlabel}; axis starts at {ax.get_xlim()[0]:.1f}"
+    else:
+        ax.set_xlim(0, high * 1.15 if high > 0 else 1)
+    ax.set_yticks(range(len(categories)), categories, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    if any(runs):
+        ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def save_grouped_bars(
+    values: Mapping[str, Mapping[str, float]],
+    path: str | os.PathLike,
+    xlabel: str,
+    title: str = "",
+    zoom: bool = False,
+) -> Path:
+    """Write :func:`grouped_bar_figure` as a PNG atomically."""
+    return save_figure(grouped_bar_figure(values, xlabel, title, zoom), path)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, SEVERITIES, check_severity
 from robustart.data.shift import create_shift_dataset
@@ -26,9 +26,39 @@ from robustart.evaluation.report import RobustnessReport
 from robustart.metrics.calibration import CalibrationError
 from robustart.metrics.ood import max_softmax_anomaly_score, ood_detection_scores
 from robustart.metrics.perturbation import FlipProbability, Top5Distance
-from robustart.utils import preserve_mode
+from robustart.utils import Progress, preserve_mode, track_progress
 
 OutputTransform = Callable[[Tensor], Tensor]
+
+
+def evenly_spaced_indices(total: int, limit: int | None) -> list[int]:
+    """``limit`` indices spread evenly over ``range(total)``, starting at 0 (all of them when
+    ``limit`` is ``None`` or at least ``total``).
+
+    Example:
+        >>> evenly_spaced_indices(10, 4)
+        [0, 2, 5, 7]
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"the image limit must be >= 1, got {limit}")
+    if limit is None or limit >= total:
+        return list(range(total))
+    return [i * total // limit for i in range(limit)]
+
+
+def limit_dataset(dataset: Dataset, limit: int | None) -> Dataset:
+    """At most ``limit`` items of ``dataset``, evenly spaced (:func:`evenly_spaced_indices`), for
+    quick runs; ``dataset`` itself when it is not larger.
+
+    Evenly spaced rather than the first ``limit``: class folders are read in class order, so the
+    first items would cover only the first classes. Datasets of the same length give the same
+    positions, so a corruption set and its clean test set keep matching images.
+    """
+    total = len(dataset)  # type: ignore[arg-type]
+    if limit is None or limit >= total:
+        evenly_spaced_indices(total, limit)  # checks the value
+        return dataset
+    return Subset(dataset, evenly_spaced_indices(total, limit))
 
 
 def _device(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -45,13 +75,15 @@ def iterate_logits(
     device: torch.device | str | None = None,
     num_workers: int = 0,
     output_transform: OutputTransform | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield ``(logits (B, K), labels (B,))`` over ``dataset`` of ``(image, label)`` items, with
-    the model in eval mode and without gradients."""
+    the model in eval mode and without gradients (``progress``: a bar advanced per batch, see
+    :func:`~robustart.utils.track_progress`)."""
     device = _device(model, device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     with preserve_mode(model, train=False), torch.inference_mode():
-        for images, labels in loader:
+        for images, labels in track_progress(loader, progress):
             logits = model(images.to(device))
             if output_transform is not None:
                 logits = output_transform(logits)
@@ -66,6 +98,7 @@ def evaluate_classification(
     num_workers: int = 0,
     output_transform: OutputTransform | None = None,
     n_bins: int = 15,
+    progress: Progress | None = None,
 ) -> dict[str, float]:
     """Top-1 accuracy and expected calibration error on ``dataset``.
 
@@ -75,6 +108,7 @@ def evaluate_classification(
         output_transform: Applied to the logits first, e.g. ``dataset.subset.restrict`` to score
             a 1000-class model on a 200-class subset.
         n_bins: ECE bins.
+        progress: A progress bar advanced once per batch (e.g. ``tqdm``).
 
     Returns:
         ``{"accuracy": ..., "ece": ..., "num_images": ...}``.
@@ -82,7 +116,7 @@ def evaluate_classification(
     correct, total = 0, 0
     ece = CalibrationError(n_bins=n_bins)
     for logits, labels in iterate_logits(
-        model, dataset, batch_size, device, num_workers, output_transform
+        model, dataset, batch_size, device, num_workers, output_transform, progress
     ):
         correct += int((logits.argmax(dim=1) == labels).sum())
         total += len(labels)
@@ -103,6 +137,8 @@ def evaluate_corruption_files(
     device: torch.device | str | None = None,
     num_workers: int = 0,
     output_transform: OutputTransform | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[RobustnessReport, dict[str, dict[int, float]]]:
     """Accuracy (and ECE) on every corruption × severity of a pre-generated corruption set.
 
@@ -114,6 +150,9 @@ def evaluate_corruption_files(
             report; relative mCE needs it).
         corruptions: Names to evaluate (default: the 15 benchmark corruptions).
         severities: Severities to evaluate.
+        limit: Evaluate only this many images of each corruption × severity, evenly spaced
+            (:func:`limit_dataset`; the same positions in every subset), for quick runs.
+        progress: A progress bar advanced once per batch (e.g. ``tqdm``).
 
     Returns:
         ``(report, ece)``: a :class:`RobustnessReport` with ``corruptions[name][severity]``
@@ -127,7 +166,13 @@ def evaluate_corruption_files(
         for severity in severities:
             data = create_shift_dataset(dataset, root, corruption=name, severity=severity)
             scores = evaluate_classification(
-                model, data, batch_size, device, num_workers, output_transform
+                model,
+                limit_dataset(data, limit),
+                batch_size,
+                device,
+                num_workers,
+                output_transform,
+                progress=progress,
             )
             report.corruptions.setdefault(name, {})[severity] = scores["accuracy"]
             calibration.setdefault(name, {})[severity] = scores["ece"]
@@ -142,12 +187,13 @@ def anomaly_scores(
     device: torch.device | str | None = None,
     num_workers: int = 0,
     output_transform: OutputTransform | None = None,
+    progress: Progress | None = None,
 ) -> Tensor:
     """``−max softmax`` of every image of ``dataset`` (CPU tensor (N,))."""
     scores = [
         max_softmax_anomaly_score(logits).cpu()
         for logits, _ in iterate_logits(
-            model, dataset, batch_size, device, num_workers, output_transform
+            model, dataset, batch_size, device, num_workers, output_transform, progress
         )
     ]
     return torch.cat(scores) if scores else torch.empty(0)
@@ -161,16 +207,20 @@ def evaluate_ood(
     device: torch.device | str | None = None,
     num_workers: int = 0,
     output_transform: OutputTransform | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, float]:
     """AUPR and AUROC of detecting ``out_dataset`` images among ``in_dataset`` images.
 
     For ImageNet-O as in its reference evaluation: ``in_dataset =
     ImageNetOInDistribution(val_root)``, ``out_dataset = ImageNetO(root)`` and
     ``output_transform = out_dataset.subset.restrict`` (softmax over the 200 classes).
+    ``progress``: a bar advanced once per batch.
     """
-    in_scores = anomaly_scores(model, in_dataset, batch_size, device, num_workers, output_transform)
+    in_scores = anomaly_scores(
+        model, in_dataset, batch_size, device, num_workers, output_transform, progress
+    )
     out_scores = anomaly_scores(
-        model, out_dataset, batch_size, device, num_workers, output_transform
+        model, out_dataset, batch_size, device, num_workers, output_transform, progress
     )
     return ood_detection_scores(in_scores, out_scores)
 
@@ -182,6 +232,7 @@ def evaluate_perturbation_sequences(
     batch_size: int = 8,
     device: torch.device | str | None = None,
     num_workers: int = 0,
+    progress: Progress | None = None,
 ) -> dict[str, float]:
     """Flip probability and mean top-5 distance over sequences of frames.
 
@@ -191,6 +242,7 @@ def evaluate_perturbation_sequences(
             its ``noise`` attribute gives the pairing).
         noise: Compare frames with frame 0 (noise perturbations) instead of consecutively.
         batch_size: Sequences per batch (the model sees ``batch_size · F`` images).
+        progress: A progress bar advanced once per batch (e.g. ``tqdm``).
 
     Returns:
         ``{"flip_probability": ..., "top5_distance": ...}``; divide by a baseline model's values
@@ -200,7 +252,7 @@ def evaluate_perturbation_sequences(
     flips, distances = FlipProbability(noise=noise), Top5Distance(noise=noise)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     with preserve_mode(model, train=False), torch.inference_mode():
-        for frames in loader:
+        for frames in track_progress(loader, progress):
             n, f = frames.shape[:2]
             logits = model(frames.flatten(0, 1).to(device)).view(n, f, -1).cpu()
             flips.update(logits)

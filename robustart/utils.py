@@ -1,4 +1,5 @@
-"""Small helpers shared across robustart: input checks, budgets, seeds and atomic files."""
+"""Small helpers shared across robustart: input checks, budgets, seeds, atomic files and
+progress reporting."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import math
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,8 @@ from robustart.errors import ConfigError, InputRangeError
 
 #: Values a little outside [0, 1] that float arithmetic can produce are tolerated.
 RANGE_TOLERANCE = 1e-5
+
+T = TypeVar("T")
 
 
 def check_images(images: Tensor, what: str = "images") -> None:
@@ -190,3 +193,75 @@ def as_tuple(values: float | Sequence[float], length: int, what: str) -> tuple[f
     if len(values) != length:
         raise ConfigError(f"{what} must have {length} values, got {len(values)}: {values}")
     return values
+
+
+class Progress(Protocol):
+    """What the evaluation loops need of a progress bar (a ``tqdm`` bar has it)."""
+
+    total: float | None
+
+    def update(self, n: float | None = 1) -> bool | None: ...
+
+
+def track_progress(
+    batches: Iterable[T], progress: Progress | None, total: int | None = None
+) -> Iterator[T]:
+    """Yield the items of ``batches``, advancing ``progress`` by one after each.
+
+    The number of batches (``total``, else ``len(batches)``) is first added to
+    ``progress.total``, so one bar can follow several loops whose sizes are only known when they
+    start (e.g. the 75 corruption × severity subsets of a -C benchmark).
+
+    Args:
+        batches: A sized iterable (a ``DataLoader``, a ``range``) or any iterable with ``total``.
+        progress: A bar such as ``tqdm(total=0)``; ``None`` just yields the items.
+        total: Number of items, if ``batches`` has no length.
+
+    Example:
+        >>> import io
+        >>> from tqdm import tqdm
+        >>> with tqdm(total=0, file=io.StringIO()) as bar:
+        ...     items = list(track_progress(range(3), bar))
+        >>> items, bar.total, bar.n
+        ([0, 1, 2], 3, 3)
+    """
+    if progress is None:
+        yield from batches
+        return
+    progress.total = (progress.total or 0) + (len(batches) if total is None else total)  # type: ignore[arg-type]
+    for batch in batches:
+        yield batch
+        progress.update(1)
+
+
+class FixedTotal:
+    """A :class:`Progress` for an evaluation whose number of batches is known in advance.
+
+    It sets the bar's total once and ignores what :func:`track_progress` adds as each loop
+    starts, so the bar shows the share of the whole evaluation done rather than of the loops
+    started so far.
+
+    Args:
+        bar: The progress bar (e.g. ``tqdm``).
+        total: Batches of the whole evaluation.
+    """
+
+    def __init__(self, bar: Progress, total: int) -> None:
+        self.bar = bar
+        bar.total = total
+
+    @property
+    def total(self) -> float | None:
+        return self.bar.total
+
+    @total.setter
+    def total(self, value: float | None) -> None:
+        pass  # fixed in advance
+
+    def update(self, n: float | None = 1) -> bool | None:
+        return self.bar.update(n)
+
+
+def fixed_total(progress: Progress | None, total: int) -> Progress | None:
+    """``progress`` wrapped in :class:`FixedTotal` (``None`` stays ``None``)."""
+    return None if progress is None else FixedTotal(progress, total)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,12 @@ from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
 from robustart.attacks.base import Model
-from robustart.errors import CheckpointError, ConfigError
+from robustart.errors import ConfigError
+from robustart.evaluation.model_loading import (
+    display_names,
+    load_model,
+    resolve_device,
+)
 from robustart.utils import check_images, make_generator, preserve_mode
 
 if TYPE_CHECKING:
@@ -258,110 +263,6 @@ def _datamodule(name: str, root: str) -> RobustartDataModule:
     raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
-def load_model(
-    spec: str,
-    num_classes: int,
-    in_channels: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    dataset: str | None = None,
-) -> nn.Module:
-    """Load a classifier from a Lightning checkpoint or a model-zoo entry, in eval mode.
-
-    Args:
-        spec: ``zoo:<name>`` (checksum verified; normalised with ``mean``/``std``) or a
-            Lightning ``.ckpt`` written by ``robustart fit`` (read with ``weights_only=True``;
-            the architecture comes from the checkpoint and is checked against its weights;
-            the normalisation is the one the model was trained with).
-        num_classes: Classes of the evaluation data; the model must have as many.
-        in_channels: Image channels of the evaluation data.
-        mean: Normalisation mean of the data (zoo models).
-        std: Normalisation std of the data (zoo models).
-        dataset: Name of the evaluation data, checked against a zoo entry's ``dataset``.
-
-    Raises:
-        UnknownNameError: an unknown zoo entry (close names suggested).
-        CheckpointError: a missing, unsafe, corrupt or mismatched checkpoint.
-        ConfigError: a model made for another number of classes or dataset.
-    """
-    from robustart.models import create_model, zoo
-    from robustart.models.weights import extract_state_dict, load_checkpoint_file, load_into
-    from robustart.tasks.classification import check_checkpoint_matches
-
-    if spec.startswith(zoo.ZOO_PREFIX):
-        name = spec[len(zoo.ZOO_PREFIX) :]
-        index = zoo.load_index()
-        if name not in index:
-            zoo.resolve(spec, "", num_classes)  # raises UnknownNameError with close matches
-        entry = index[name]
-        if dataset and entry.get("dataset") and entry["dataset"] != dataset:
-            raise ConfigError(
-                f"zoo model {name!r} was trained on {entry['dataset']!r}, not on {dataset!r}: "
-                f"pass --data {entry['dataset']}"
-            )
-        if int(entry["num_classes"]) != num_classes:
-            raise ConfigError(
-                f"zoo model {name!r} has {entry['num_classes']} classes but the data has "
-                f"{num_classes}"
-            )
-        model = create_model(
-            entry["model"], num_classes, in_channels, mean=mean, std=std, weights=spec
-        )
-        return model.eval()
-
-    path = Path(spec)
-    checkpoint = load_checkpoint_file(path)  # weights_only; CheckpointError if missing/unsafe
-    if "state_dict" not in checkpoint:
-        raise CheckpointError(
-            f"{path} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt written by "
-            "`robustart fit` or a zoo:<name> entry"
-        )
-    hparams = checkpoint.get("hyper_parameters") or {}
-    info = checkpoint.get("robustart") or {}
-    arch = hparams.get("model", info.get("model"))
-    classes = hparams.get("num_classes", info.get("num_classes"))
-    if not isinstance(arch, str) or classes is None:
-        raise CheckpointError(
-            f"{path} does not record its architecture (no 'model' and 'num_classes' in its "
-            "hyper-parameters); it was not written by `robustart fit`"
-        )
-    check_checkpoint_matches(checkpoint, arch, int(classes), source=str(path))
-    if int(classes) != num_classes:
-        raise ConfigError(
-            f"{path} holds a model with {classes} classes but the data has {num_classes}"
-        )
-    channels = int(hparams.get("in_channels", info.get("in_channels", in_channels)))
-    if channels != in_channels:
-        raise ConfigError(
-            f"{path} holds a model for {channels}-channel images but the data has {in_channels}"
-        )
-    model = create_model(arch, num_classes, channels, **(hparams.get("model_kwargs") or {}))
-    # The whole wrapper is loaded, normalisation buffers included: the checkpoint normalises
-    # its input the way it was trained to.
-    load_into(model, extract_state_dict(checkpoint), str(path), arch)
-    return model.eval()
-
-
-def model_names(specs: Sequence[str]) -> list[str]:
-    """Short unique display names: a zoo entry's name, or the checkpoint's run folder and file
-    stem (``digits_pgd_at/version_0:last``)."""
-    names: list[str] = []
-    for spec in specs:
-        if spec.startswith("zoo:"):
-            name = spec[len("zoo:") :]
-        else:
-            path = Path(spec)
-            if path.parent.name == "checkpoints" and len(path.parents) >= 3:
-                name = f"{path.parents[2].name}/{path.parents[1].name}:{path.stem}"
-            else:
-                name = path.stem
-        base, k = name, 2
-        while name in names:
-            name, k = f"{base}#{k}", k + 1
-        names.append(name)
-    return names
-
-
 # ----------------------------------------------------------------------------- command line
 def _attack_arg(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
@@ -478,18 +379,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"--device: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but CUDA is not available")
-    return device
-
-
 def transfer_main(argv: list[str]) -> dict[str, Any]:
     """Run ``robustart transfer`` with command-line arguments ``argv``; returns the summary."""
     from torch.utils.data import DataLoader
@@ -502,24 +391,24 @@ def transfer_main(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"--num-images must be >= 0, got {args.num_images}")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    names = model_names(args.models)
-    if args.names is not None:
-        names = [n.strip() for n in args.names.split(",")]
-        if len(names) != len(args.models) or len(set(names)) != len(names) or "" in names:
-            raise ConfigError(
-                f"--names needs {len(args.models)} distinct names, got {args.names!r}"
-            )
+    names = display_names(args.models, args.names)
     settings = dict(args.attack_arg)
     if args.steps is not None:
         settings["steps"] = args.steps
     attack = create_attack(args.attack, eps=args.eps, norm=args.norm, **settings)
     eps = attack.eps
-    device = _device(args.device)
+    device = resolve_device(args.device)
 
     data = _datamodule(args.data, args.data_root)
     models = {
         name: load_model(
-            spec, data.num_classes, data.in_channels, data.mean, data.std, args.data
+            spec,
+            data.num_classes,
+            data.in_channels,
+            data.mean,
+            data.std,
+            args.data,
+            dataset_hint="pass --data {trained_on}",
         ).to(device)
         for name, spec in zip(names, args.models)
     }

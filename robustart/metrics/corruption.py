@@ -248,9 +248,21 @@ def category_means(accuracies: CorruptionTable) -> dict[str, float]:
 
 
 def summarize_report(
-    report: RobustnessReport, baseline: CorruptionTable = ALEXNET_ERRORS
+    report: RobustnessReport,
+    baseline: CorruptionTable | None = ALEXNET_ERRORS,
+    baseline_clean_error: float | None = ALEXNET_CLEAN_ERROR,
 ) -> dict[str, Any]:
     """Corruption scores of a :class:`RobustnessReport`, JSON-ready.
+
+    Args:
+        report: Corruption accuracies; ``report.clean`` may be NaN when the clean accuracy was
+            not measured (``relative_mce`` and ``clean_error`` are then ``None``).
+        baseline: ``{corruption: {severity: error}}`` of the reference model the CE values are
+            normalised by (AlexNet's ImageNet-C errors by default); ``None``: no normalised
+            scores (``mce``, ``relative_mce`` ``None``, ``ce`` empty), e.g. for CIFAR-10-C
+            without a baseline model.
+        baseline_clean_error: Clean error of the reference model, for the relative mCE;
+            ``None``: no relative mCE.
 
     Keys:
         ``mce``: mCE (percent) over the 15 benchmark corruptions, or ``None`` when a pair is
@@ -275,22 +287,29 @@ def summarize_report(
             "`corruptions: all` in the robustness suite)"
         )
     errors = accuracies_to_errors(accuracies)
-    clean_error = 1.0 - _check_fraction(report.clean, "clean accuracy")
+    clean_error = (
+        None if math.isnan(report.clean) else 1.0 - _check_fraction(report.clean, "clean accuracy")
+    )
     missing = missing_pairs(errors, BENCHMARK_CORRUPTIONS)
-    complete = not missing
+    normalized = baseline is not None and not missing
+    relative = normalized and clean_error is not None and baseline_clean_error is not None
     return {
-        "mce": mean_corruption_error(errors, baseline=baseline) if complete else None,
+        "mce": mean_corruption_error(errors, baseline=baseline) if normalized else None,
         "mce_missing": missing,
         "relative_mce": (
-            relative_mean_corruption_error(errors, clean_error, baseline=baseline)
-            if complete
+            relative_mean_corruption_error(
+                errors, clean_error, baseline=baseline, baseline_clean_error=baseline_clean_error
+            )
+            if relative
             else None
         ),
         "unnormalized_mce": unnormalized_mean_corruption_error(errors),
         "mean_corruption_accuracy": mean_corruption_accuracy(accuracies),
         "num_pairs": sum(len(c) for c in accuracies.values()),
         "ce": {
-            n: 100.0 * corruption_error(n, e, baseline) for n, e in errors.items() if n in baseline
+            n: 100.0 * corruption_error(n, e, baseline)
+            for n, e in errors.items()
+            if baseline is not None and n in baseline
         },
         "category_accuracy": category_means(accuracies),
         "clean_error": clean_error,

@@ -28,7 +28,7 @@ from robustart.system_noise.pipeline import (
     validation_transform,
 )
 from robustart.system_noise.resizers import RESIZERS
-from robustart.utils import check_images, preserve_mode
+from robustart.utils import Progress, check_images, preserve_mode, track_progress
 
 ImageSample = tuple[str | os.PathLike, int]
 OutputTransform = Callable[[Tensor], Tensor]
@@ -189,6 +189,7 @@ def evaluate_system_noise(
     num_workers: int = 0,
     labels: Literal["sorted", "imagenet"] = "sorted",
     output_transform: OutputTransform | None = None,
+    progress: Progress | None = None,
 ) -> SystemNoiseResult:
     """Top-1 accuracy of ``model`` on the same image files under each variant.
 
@@ -203,6 +204,7 @@ def evaluate_system_noise(
         labels: How a folder's class folders are labelled: ``"sorted"`` or ``"imagenet"``.
         output_transform: Applied to the logits before the argmax, e.g.
             ``ClassSubset.restrict`` for a 200-class subset.
+        progress: A progress bar advanced once per batch (e.g. ``tqdm``).
     """
     variants = list(variants) if variants is not None else imagenet_s_variants()
     names = _unique_names(variants)
@@ -214,7 +216,7 @@ def evaluate_system_noise(
     device = _model_device(model, device)
     correct = torch.zeros(len(variants), dtype=torch.long, device=device)
     with preserve_mode(model, train=False), torch.inference_mode():
-        for inputs, targets in loader:
+        for inputs, targets in track_progress(loader, progress):
             correct += _count_correct(
                 model, inputs.to(device), targets.to(device), output_transform
             )
@@ -229,6 +231,7 @@ def evaluate_cifar_system_noise(
     variants: Sequence[CifarResizeVariant] | None = None,
     batch_size: int = 256,
     device: torch.device | str | None = None,
+    progress: Progress | None = None,
 ) -> SystemNoiseResult:
     """Top-1 accuracy on CIFAR-style images under each resize variant (and untouched).
 
@@ -237,6 +240,7 @@ def evaluate_cifar_system_noise(
         images: (N, C, H, W) float in [0, 1], e.g. the CIFAR-10 test set.
         labels: (N,) integer labels.
         variants: Default :func:`cifar_variants` (3 interpolations × 4 sizes).
+        progress: A progress bar advanced once per batch (e.g. ``tqdm``).
     """
     check_images(images)
     if labels.shape != images.shape[:1]:
@@ -246,7 +250,7 @@ def evaluate_cifar_system_noise(
     device = _model_device(model, device)
     correct = torch.zeros(len(variants) + 1, dtype=torch.long, device=device)
     with preserve_mode(model, train=False), torch.inference_mode():
-        for start in range(0, len(images), batch_size):
+        for start in track_progress(range(0, len(images), batch_size), progress):
             x = images[start : start + batch_size].to(device)
             y = labels[start : start + batch_size].to(device)
             batch = torch.stack([x, *(variant(x) for variant in variants)], dim=1)

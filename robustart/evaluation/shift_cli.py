@@ -1,0 +1,388 @@
+"""``robustart shift``: evaluate models on distribution-shift, corruption, perturbation and
+system-noise datasets kept on disk, and print one table.
+
+Command line::
+
+    robustart shift runs/cifar_at/version_0/checkpoints/last.ckpt runs/cifar_std/.../last.ckpt \\
+        --benchmark cifar10-c --root data/CIFAR-10-C --clean-root data --limit 500 \\
+        --output runs/shift/cifar10-c
+
+prints a table with the benchmark's headline metrics per model, shows a progress bar over the
+batches, and writes ``results.{md,csv,json}`` and, where a picture helps, a plot (corruption ×
+severity heat map, bar chart per variant or perturbation) to ``--output``, all atomically. The
+benchmarks and their metrics live in :mod:`robustart.evaluation.shift_benchmarks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from robustart.errors import ConfigError
+from robustart.evaluation.model_loading import (
+    display_names,
+    load_model,
+    model_names,
+    resolve_device,
+)
+from robustart.evaluation.shift_benchmarks import (
+    ALEXNET,
+    BENCHMARKS,
+    Benchmark,
+    CorruptionBenchmark,
+    ShiftSettings,
+    get_benchmark,
+)
+
+__all__ = ["build_parser", "shift_main"]
+
+#: Settings whose option is refused by benchmarks that do not read them: field → option.
+OPTIONAL_SETTINGS = {
+    "clean_root": "--clean-root",
+    "subsets": "--subsets",
+    "severities": "--severities",
+    "baseline": "--baseline",
+    "jpeg_qualities": "--jpeg-qualities",
+    "crop_size": "--crop-size",
+    "folder_labels": "--folder-labels",
+}
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated names")
+    return names
+
+
+def _benchmark_list() -> str:
+    """The ``--help`` epilog: every benchmark, its metrics and layouts, and examples."""
+    indent = " " * 18
+
+    def wrap(text: str, first: str) -> str:
+        return textwrap.fill(text, 96, initial_indent=first, subsequent_indent=indent)
+
+    lines = ["benchmarks (--benchmark NAME):"]
+    for name in BENCHMARKS:
+        benchmark = BENCHMARKS.get(name)
+        lines.append(wrap(benchmark.summary, f"  {name:<16}"))
+        lines.append(wrap(f"--root holds {benchmark.layout}", indent))
+        if isinstance(benchmark, CorruptionBenchmark):
+            lines.append(wrap(f"--clean-root holds {benchmark.clean_layout}", indent))
+    lines += [
+        "",
+        "examples:",
+        "  robustart shift CKPT --benchmark cifar10-c --root data/CIFAR-10-C --clean-root data",
+        "  robustart shift A.ckpt B.ckpt -b cifar10-p --root data/CIFAR-10-P --baseline A.ckpt",
+        "  robustart shift CKPT -b imagenet-r --root data/imagenet-r --limit 2000 --device cuda",
+        "  robustart shift CKPT -b imagenet-s --root data/val_subset --batch-size 512",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``robustart shift``."""
+    parser = argparse.ArgumentParser(
+        prog="robustart shift",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Evaluate one or more models on a distribution-shift, corruption, perturbation or "
+            "system-noise benchmark kept on disk (nothing is downloaded). Prints one row per "
+            "model with the benchmark's headline metrics (accuracy in %), shows a progress bar "
+            "over the batches, and writes results.md, results.csv, results.json and, for -C, "
+            "-P and system-noise benchmarks, a plot to --output.",
+            width=90,
+        ),
+        epilog=_benchmark_list(),
+    )
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="CKPT_OR_ZOO",
+        help="models to evaluate: Lightning checkpoints written by `robustart fit` (loaded with "
+        "weights_only=True, architecture checked) or model-zoo entries zoo:<name> (see "
+        "model_zoo/zoo.yaml); they must predict the benchmark's classes (CIFAR-10: 10, "
+        "CIFAR-100: 100, ImageNet: 1000)",
+    )
+    parser.add_argument(
+        "-b",
+        "--benchmark",
+        required=True,
+        metavar="NAME",
+        help="benchmark to run, one of the names listed below (case, '-' and '_' are ignored)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        required=True,
+        help="folder holding the benchmark's files, in the layout listed below",
+    )
+    parser.add_argument(
+        "--clean-root",
+        "--clean_root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="clean counterpart: for -C benchmarks the clean test set (CIFAR: the folder holding "
+        "cifar-10-batches-py/ or cifar-100-python/; ImageNet-C: ImageNet val <wnid>/*.JPEG) to "
+        "report clean accuracy and relative mCE; for imagenet-o the ImageNet val folder "
+        "(required: the in-distribution images)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="MODEL",
+        help="reference that normalised metrics divide by: one of the models (its display name "
+        "or CKPT_OR_ZOO; added if not listed) for mCE on -C and mFR/mT5D on -P, or 'alexnet' "
+        "(ImageNet-C's published AlexNet errors; the default for imagenet-c), or 'none'",
+    )
+    parser.add_argument(
+        "--names",
+        default=None,
+        help="comma-separated display names, one per model (default: the zoo name, or the "
+        "checkpoint's run folder and file stem)",
+    )
+    parser.add_argument(
+        "--subsets",
+        type=_name_list,
+        default=None,
+        metavar="A,B,...",
+        help="-C: corruptions to evaluate (default: the 15 benchmark corruptions; 'all': every "
+        "one found); -P: perturbation files to evaluate (default: all found)",
+    )
+    parser.add_argument(
+        "--severities",
+        type=_int_list,
+        default=None,
+        metavar="1,2,...",
+        help="-C: corruption severities to evaluate (default: 1,2,3,4,5)",
+    )
+    parser.add_argument(
+        "--jpeg-qualities",
+        "--jpeg_qualities",
+        type=_int_list,
+        default=None,
+        metavar="Q,Q,...",
+        help="imagenet-s-jpeg: JPEG qualities (1-100) of the sweep (default: 95,85,75,50,30,10)",
+    )
+    parser.add_argument(
+        "--crop-size",
+        "--crop_size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="imagenet-s, imagenet-s-jpeg: model input side; images are resized to "
+        "round(8/7 · PX) and centre-cropped (default: 224)",
+    )
+    parser.add_argument(
+        "--folder-labels",
+        "--folder_labels",
+        choices=["imagenet", "sorted"],
+        default=None,
+        help="imagenet-s, imagenet-s-jpeg: 'imagenet': class folders are wnids, labelled with "
+        "their ImageNet-1k index (1000-class models); 'sorted': labelled by position in the "
+        "sorted folder list, as ImageFolder does (models with one class per folder) "
+        "(default: imagenet)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=int,
+        default=128,
+        metavar="N",
+        help="images per forward pass; -P batches N // frames sequences and system noise "
+        "N // variants images, so memory stays the same (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate only N evenly spaced images of each subset (each corruption × severity, "
+        "the clean set, each perturbation's sequences) for a quick run (default: all)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where to run: auto (cuda if available), cpu, cuda, cuda:1, ... "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-workers",
+        "--num_workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="DataLoader worker processes reading the images (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for results.{md,csv,json} and the plot (default: runs/shift/<benchmark>)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="do not show the progress bar (it goes to stderr)",
+    )
+    return parser
+
+
+def _check_options(benchmark: Benchmark, args: argparse.Namespace) -> None:
+    refused = [
+        option
+        for dest, option in OPTIONAL_SETTINGS.items()
+        if getattr(args, dest) is not None and dest not in benchmark.options
+    ]
+    if refused:
+        accepted = [OPTIONAL_SETTINGS[d] for d in OPTIONAL_SETTINGS if d in benchmark.options]
+        raise ConfigError(
+            f"{', '.join(refused)} does not apply to {benchmark.name}; its options besides the "
+            f"common ones: {', '.join(accepted) or 'none'}"
+        )
+    for option, value in (
+        ("--batch-size", args.batch_size),
+        ("--limit", args.limit),
+        ("--crop-size", args.crop_size),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be >= 1, got {value}")
+    if args.num_workers < 0:
+        raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
+
+
+def _resolve_baseline(
+    benchmark: Benchmark, baseline: str | None, specs: list[str], names: list[str]
+) -> str | None:
+    """The baseline's display name (or ``alexnet`` / ``None``); a model spec that is not among
+    ``specs`` is appended to ``specs`` and ``names``."""
+    if baseline is None:
+        baseline = benchmark.default_baseline
+    if baseline is None or baseline.lower() == "none":
+        return None
+    if baseline.lower() == ALEXNET and baseline not in names:
+        benchmark.check_baseline(ALEXNET)
+        return ALEXNET
+    if baseline in names:
+        return baseline
+    if baseline in specs:
+        return names[specs.index(baseline)]
+    if not baseline.startswith("zoo:") and not Path(baseline).is_file():
+        raise ConfigError(
+            f"--baseline {baseline!r} is none of the models ({', '.join(names)}), nor a "
+            "checkpoint file or zoo:<name>"
+        )
+    base = name = model_names([baseline])[0]
+    k = 2
+    while name in names:
+        name, k = f"{base}#{k}", k + 1
+    specs.append(baseline)
+    names.append(name)
+    return name
+
+
+def shift_main(argv: list[str]) -> dict[str, Any]:
+    """Run ``robustart shift`` with command-line arguments ``argv``; returns the summary that
+    is also written to ``results.json``."""
+    from tqdm.auto import tqdm
+
+    from robustart.utils import atomic_write_json, atomic_write_text
+
+    args = build_parser().parse_args(argv)
+    benchmark = get_benchmark(args.benchmark)
+    _check_options(benchmark, args)
+    specs = list(args.models)
+    names = display_names(specs, args.names)
+    baseline = _resolve_baseline(benchmark, args.baseline, specs, names)
+    settings = ShiftSettings(
+        root=args.root,
+        clean_root=args.clean_root,
+        subsets=args.subsets,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        device=resolve_device(args.device),
+        num_workers=args.num_workers,
+    )
+    for field in ("severities", "jpeg_qualities", "crop_size", "folder_labels"):
+        if getattr(args, field) is not None:
+            setattr(settings, field, getattr(args, field))
+
+    # data first, then every model: input errors surface before the long evaluation
+    benchmark.check_root(settings)
+    evaluate = benchmark.prepare(settings)
+    data = benchmark.model_data(settings)
+    hint = f"the {benchmark.name} benchmark evaluates {data.dataset} models"
+    models = {
+        name: load_model(
+            spec, data.num_classes, data.in_channels, data.mean, data.std, data.dataset, hint
+        ).to(settings.device)
+        for name, spec in zip(names, specs)
+    }
+    limit = f", at most {args.limit} images per subset" if args.limit else ""
+    print(
+        f"robustart shift: {benchmark.title} ({benchmark.name}) from {args.root}, "
+        f"{len(models)} models on {settings.device}{limit}",
+        file=sys.stderr,
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for name, model in models.items():
+        with tqdm(
+            total=0,
+            desc=name,
+            unit="batch",
+            disable=args.no_progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        ) as bar:
+            results[name] = evaluate(model, bar)
+    warnings = benchmark.summarize(results, baseline)
+
+    table = benchmark.table(results, baseline)
+    details = benchmark.details(results, baseline)
+    caption = benchmark.caption(results, baseline)
+    print(f"\n{caption}\n{table.text()}\n")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    out = args.output or Path("runs/shift") / benchmark.name
+    markdown = f"{caption}\n\n{table.markdown()}"
+    if details is not None:
+        markdown += f"\n{details.markdown()}"
+    summary = {
+        "benchmark": benchmark.name,
+        "title": benchmark.title,
+        "root": str(args.root),
+        "clean_root": None if args.clean_root is None else str(args.clean_root),
+        "limit": args.limit,
+        "baseline": baseline,
+        "models": dict(zip(names, specs)),
+        "results": results,
+        "table": table.to_dict(),
+        "warnings": warnings,
+    }
+    written = [
+        atomic_write_text(out / "results.md", markdown),
+        atomic_write_text(out / "results.csv", table.csv()),
+        atomic_write_json(out / "results.json", summary),
+    ]
+    if benchmark.plot_file:
+        written.append(benchmark.plot(results, out / benchmark.plot_file))
+    print(f"Wrote {', '.join(str(p) for p in written if p is not None)}")
+    return summary
