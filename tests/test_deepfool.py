@@ -142,7 +142,8 @@ def test_median_distortion_matches_torchattacks(standard, unbounded):
     12 digits. Measured: the per-image L2 distortions of the 10 digits both break agree to
     within 0.02 % (median 1.5894 vs 1.5892; ours adds the 10⁻⁴ push per step); ours breaks
     all 12, torchattacks 10 (without a push its iterates can converge onto the boundary
-    without crossing it). Asserted: per-image ratios within 1 %, medians within 0.5 %."""
+    without crossing it; on another CPU, 9: which ones stop on the boundary depends on float
+    rounding). Asserted: per-image ratios within 1 %, medians within 0.5 %."""
     torchattacks = pytest.importorskip("torchattacks")
     model, images, labels = standard
     images, labels = images[:12], labels[:12]
@@ -153,7 +154,7 @@ def test_median_distortion_matches_torchattacks(standard, unbounded):
     ref_fooled = predictions(model, reference) != labels
     assert ours_fooled.sum() >= ref_fooled.sum()
     both = ours_fooled & ref_fooled
-    assert both.sum() >= 10
+    assert both.sum() >= 8
     ratio = l2[both] / ref_l2[both]
     assert ratio.max() <= 1.01 and ratio.min() >= 0.99, ratio
     assert l2[both].median() == pytest.approx(ref_l2[both].median().item(), rel=0.005)

@@ -67,7 +67,9 @@ class AdversarialTrainingTask(ClassificationTask):
             ``v_l = γ·‖w_l‖·g_l/‖g_l‖``; the loss and its gradient are taken at ``w + v``, the
             weights restored exactly and the optimiser steps from ``w``. ``null`` (default)
             or ``0``: no AWP. Published: 5e-3 (CIFAR-10, PGD-AT and TRADES; the authors'
-            TRADES-AWP script's default); ports of their PGD-AT script use 1e-2.
+            TRADES-AWP script's default); ports of their PGD-AT script use 1e-2. Too large a
+            γ can keep a post-activation ResNet at chance level (the authors saw it with
+            ResNet-18; the digits ResNet-20 at ε = 16/255 needs 2e-3): watch ``train/loss``.
         awp_warmup_epochs: Epochs trained without AWP before it starts (AWP applies from
             epoch index ``awp_warmup_epochs``, counting from 0). The authors' TRADES-AWP script
             starts it at its 10th epoch (9 here), their PGD-AT-AWP script at once (0).
