@@ -233,6 +233,14 @@ class RankWeights(L.Callback):
         if trainer.global_rank == 0:
             torch.save({"weights": gathered, "applied": pl_module.awp.applied}, self.path)
 
+    def teardown(self, trainer, pl_module, stage) -> None:
+        # Close the gloo group on both ranks together, after Lightning's last collective: left
+        # to interpreter exit, one rank's gloo threads occasionally abort the process
+        # ("terminate called without an active exception", SIGABRT) once its peer is gone.
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
 
 def test_awp_under_ddp_keeps_the_ranks_identical(tmp_path):
     """Two CPU processes (gloo): each computes v from its local batch, the gradients at
