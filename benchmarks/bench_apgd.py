@@ -17,7 +17,13 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from common import describe_device, paired_ratio, pick_device, timeit_interleaved
+from common import (
+    add_device_arguments,
+    describe_device,
+    device_from_arguments,
+    paired_ratio,
+    timeit_interleaved,
+)
 
 from robustart.attacks import APGD
 from robustart.data.digits import load_digits_tensors
@@ -34,13 +40,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--eps", type=float, default=8 / 255)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    add_device_arguments(parser, repeats=3)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = device_from_arguments(args)
     images, labels = load_digits_tensors(32)
     images, labels = images[-args.batch :].to(device), labels[-args.batch :].to(device)
     model = create_model("resnet20", 10, mean=(0.3,) * 3, std=(0.33,) * 3, weights=args.weights).to(

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import describe_device, pick_device, timeit
+from common import add_device_arguments, describe_device, device_from_arguments, timeit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -90,14 +90,10 @@ def main() -> None:
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--ref-images", type=int, default=4, help="images per reference run")
     parser.add_argument("--budget", type=float, default=20.0, help="max s per reference run")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    add_device_arguments(parser, repeats=3, device="cpu")
     parser.add_argument("--names", nargs="*", default=None)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = device_from_arguments(args)
     names = args.names or CORRUPTIONS.names()
     images_np = ref.natural_test_images(args.batch, args.size, seed=0)
     images = torch.from_numpy(images_np).permute(0, 3, 1, 2).float().to(device)

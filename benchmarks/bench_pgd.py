@@ -16,7 +16,13 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from common import describe_device, paired_ratio, pick_device, timeit_interleaved
+from common import (
+    add_device_arguments,
+    describe_device,
+    device_from_arguments,
+    paired_ratio,
+    timeit_interleaved,
+)
 
 from robustart.attacks import PGD
 from robustart.models import create_model
@@ -31,13 +37,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--size", type=int, default=32, help="image side in pixels")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    add_device_arguments(parser, repeats=5)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = device_from_arguments(args)
     torch.manual_seed(0)
     model = create_model(args.model, num_classes=10).to(device).eval()
     images = torch.rand(args.batch, 3, args.size, args.size, device=device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
@@ -74,3 +75,20 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def add_device_arguments(
+    parser: argparse.ArgumentParser, repeats: int | None = None, device: str = "auto"
+) -> None:
+    """Add ``--device`` and ``--threads`` (and ``--repeats`` when a default is given)."""
+    if repeats is not None:
+        parser.add_argument("--repeats", type=int, default=repeats, help="timed rounds")
+    parser.add_argument("--device", default=device, help="auto (cuda if present), cpu, cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+
+
+def device_from_arguments(args: argparse.Namespace) -> torch.device:
+    """Apply ``--threads`` and return the ``--device`` to run on."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return pick_device(args.device)
