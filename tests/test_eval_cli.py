@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 from single_thread import one_thread  # noqa: F401
-from test_shift_datasets import write_images
+from test_shift_datasets import write_images, write_video
 
 from robustart.corruptions.base import BENCHMARK_CORRUPTIONS
 from robustart.data import (
@@ -27,6 +27,7 @@ from robustart.data import (
     DigitsDataModule,
     ImageNetO,
     ImageNetOInDistribution,
+    ImageNetP,
     ImageNetR,
     imagenet_subset,
 )
@@ -389,6 +390,44 @@ def test_cifar10_p_flip_rates_relative_to_a_baseline(digits_data, checkpoints, t
     again = results_of(out)
     assert list(again["results"]) == ["at", "digits_standard/version_0:last"]
     assert again["results"]["at"]["mean_flip_rate"] == results["at"]["mean_flip_rate"]
+
+
+def test_imagenet_p_flip_rates_from_videos(digits_data, checkpoints, tmp_path, capsys):
+    """ImageNet-P's layout (one mp4 per sequence in class folders): the command's numbers are
+    those of the Python function on the same decoded videos, for two 1000-class models."""
+    data, pixels, _ = digits_data
+    root = tmp_path / "ImageNet-P"
+    rng = np.random.default_rng(0)
+    for i in range(6):  # 6 sequences of 6 frames per perturbation, in two class folders
+        wnid = ("n01440764", "n01443537")[i % 2]
+        shifted = np.stack([np.roll(pixels[i], 3 * f, axis=1) for f in range(6)])
+        write_video(root / "translate" / wnid / f"{i}.mp4", shifted)
+        noise = rng.normal(0, 30, (6, 32, 32, 3)) * np.arange(6)[:, None, None, None]
+        noisy = np.clip(pixels[i] + noise, 0, 255).astype(np.uint8)
+        write_video(root / "gaussian_noise" / wnid / f"{i}.mp4", noisy)
+    pgd = create_model("resnet20", 10, mean=data.mean, std=data.std, weights=PGD_AT).eval()
+    std = checkpoints["imagenet"]
+    at = _checkpoint(_as_imagenet(pgd), tmp_path / "imagenet_at.ckpt", 1000)
+    out = tmp_path / "out"
+    printed, _ = run(
+        capsys, std, at, "-b", "imagenet-p", "--root", root, "--names", "std,at",
+        "--baseline", "std", "--batch-size", 12, "--no-progress", "--output", out,
+    )  # fmt: skip
+    results = results_of(out)["results"]
+    fp = {}
+    for name, path in (("std", std), ("at", at)):
+        model = load_model(path, 1000, 3, IMAGENET_MODELS.mean, IMAGENET_MODELS.std)
+        measured = {}
+        for p in ("gaussian_noise", "translate"):
+            sequences = ImageNetP(root, p)
+            measured[p] = evaluate_perturbation_sequences(model, sequences, sequences.noise)
+        assert results[name]["perturbations"] == measured
+        assert results[name]["num_sequences"] == 6
+        fp[name] = {p: v["flip_probability"] for p, v in measured.items()}
+    assert 0 < fp["std"]["gaussian_noise"] < 1
+    assert results["at"]["mean_flip_rate"] == pytest.approx(mean_flip_rate(fp["at"], fp["std"]))
+    assert f"{results['at']['mean_flip_rate']:.1f}" in printed
+    assert (out / "flip_probability.png").is_file()
 
 
 # ----------------------------------------------------------------------------- system noise

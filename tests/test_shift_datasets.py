@@ -22,6 +22,7 @@ from robustart.data import (
     ImageNetC,
     ImageNetO,
     ImageNetOInDistribution,
+    ImageNetP,
     ImageNetR,
     ImageNetSketch,
     ImageNetV2,
@@ -41,6 +42,21 @@ def write_images(folder: Path, n: int, seed: int, ext: str = "JPEG", size=(20, 2
     for i in range(n):
         pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"img_{i}.{ext}")
+
+
+def write_video(path: Path, frames: np.ndarray) -> Path:
+    """Encode uint8 frames (F, H, W, 3), H and W even, as an H.264 mp4 (the codec of the
+    ImageNet-P release) at CRF 0, so decoding gives them back to within YUV rounding."""
+    av = pytest.importorskip("av")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "0"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
 
 
 # ------------------------------------------------------------------ class lists and masks
@@ -151,6 +167,54 @@ def test_cifar10_p_sequences(tmp_path):
     assert len(data) == 3 and data[0].shape == (5, 3, 32, 32) and data.noise
     with pytest.raises(DatasetNotFoundError, match=r"rotate\.npy.*Found: gaussian_noise_2"):
         CIFAR10P(tmp_path, "rotate")
+
+
+def gray_sequence(frames: int, seed: int, size: int = 32) -> np.ndarray:
+    """A smooth gray image drifting right one pixel per frame, uint8 (F, size, size, 3)."""
+    rng = np.random.default_rng(seed)
+    base = np.kron(rng.integers(0, 256, (size // 8, size // 8, 1)), np.ones((8, 8, 3)))
+    return np.stack([np.roll(base, f, axis=1) for f in range(frames)]).astype(np.uint8)
+
+
+def test_imagenet_p_decodes_the_release_layout(tmp_path):
+    written = {}
+    for perturbation, wnid, name, seed in (
+        ("rotate", "n01443537", "b.mp4", 1),
+        ("rotate", "n01440764", "z.mp4", 2),
+        ("rotate", "n01440764", "a.mp4", 3),
+        ("gaussian_noise_2", "n01440764", "c.mp4", 4),
+    ):
+        frames = gray_sequence(5, seed)
+        written[name] = frames
+        write_video(tmp_path / perturbation / wnid / name, frames)
+    (tmp_path / "empty").mkdir()
+    assert ImageNetP.perturbations(tmp_path) == ["gaussian_noise_2", "rotate"]
+    data = ImageNetP(tmp_path, "rotate")
+    assert [f.name for f in data.files] == ["a.mp4", "z.mp4", "b.mp4"]  # class, then file
+    assert len(data) == 3 and data.frames == 5 and not data.noise
+    item = data[0]
+    assert item.shape == (5, 3, 32, 32) and item.dtype == torch.float32
+    expected = torch.from_numpy(written["a.mp4"]).permute(0, 3, 1, 2).float() / 255
+    assert (item - expected).abs().max() <= 2 / 255  # H.264 at CRF 0: YUV rounding only
+    assert ImageNetP(tmp_path, "gaussian_noise_2").noise
+    assert isinstance(
+        create_shift_dataset("imagenet_p", str(tmp_path), perturbation="rotate"), ImageNetP
+    )
+
+
+def test_imagenet_p_errors_name_the_problem(tmp_path, monkeypatch):
+    write_video(tmp_path / "rotate" / "n01440764" / "a.mp4", gray_sequence(5, 0))
+    with pytest.raises(DatasetNotFoundError, match=r"no videos in .*tilt.*Found: rotate"):
+        ImageNetP(tmp_path, "tilt")
+    write_video(tmp_path / "rotate" / "n01440764" / "b.mp4", gray_sequence(4, 1))
+    with pytest.raises(DatasetNotFoundError, match=r"b\.mp4 has 4 frames .* equal lengths"):
+        ImageNetP(tmp_path, "rotate")[1]
+    (tmp_path / "rotate" / "n01440764" / "c.mp4").write_bytes(b"not a video" * 100)
+    with pytest.raises(DatasetNotFoundError, match=r"cannot decode .*c\.mp4"):
+        ImageNetP(tmp_path, "rotate")[2]
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # PyAV not installed
+    with pytest.raises(ConfigError, match="needs PyAV: `pip install av`"):
+        ImageNetP(tmp_path, "rotate")
 
 
 # ------------------------------------------------------------------ ImageNet-C / Sketch / V2

@@ -25,6 +25,7 @@ from robustart.data.imagenet_classes import (
     imagenet_subset,
     imagenet_wnids,
 )
+from robustart.data.imagenet_p import ImageNetP
 from robustart.data.imagenet_sketch import ImageNetSketch
 from robustart.data.imagenet_subsets import ImageNetA, ImageNetO, ImageNetOInDistribution, ImageNetR
 from robustart.data.imagenet_v2 import ImageNetV2
@@ -50,6 +51,7 @@ __all__ = [
     "ImageNetC",
     "ImageNetO",
     "ImageNetOInDistribution",
+    "ImageNetP",
     "ImageNetR",
     "ImageNetSketch",
     "ImageNetV2",

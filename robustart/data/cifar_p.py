@@ -25,13 +25,14 @@ class CIFAR10P(Dataset):
         perturbation: File stem, e.g. ``"rotate"`` or ``"gaussian_noise_2"``.
 
     Attributes:
+        frames: Frames per sequence.
         noise: Whether frames are compared with frame 0 (noise) rather than consecutively.
     """
 
     def __init__(self, root: str | Path, perturbation: str) -> None:
         self.root = Path(root)
         path = self.root / f"{perturbation}.npy"
-        found = sorted(p.stem for p in self.root.glob("*.npy")) if self.root.is_dir() else []
+        found = self.perturbations(self.root)
         hint = f" Found: {', '.join(found)}." if found else ""
         self.sequences = load_npy(
             path, "CIFAR-10-P", f"{self.root}/<perturbation>.npy of shape (N, F, 32, 32, 3).{hint}"
@@ -39,6 +40,13 @@ class CIFAR10P(Dataset):
         check_uint8_images(self.sequences, path, "CIFAR-10-P", leading=2)
         self.perturbation = perturbation
         self.noise = compares_with_first_frame(perturbation)
+        self.frames = int(self.sequences.shape[1])
+
+    @staticmethod
+    def perturbations(root: str | Path) -> list[str]:
+        """Sorted stems of the ``<perturbation>.npy`` files under ``root``."""
+        root = Path(root)
+        return sorted(p.stem for p in root.glob("*.npy")) if root.is_dir() else []
 
     def __len__(self) -> int:
         return len(self.sequences)

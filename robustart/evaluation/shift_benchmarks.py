@@ -15,8 +15,9 @@ A benchmark
 
 Families: common corruptions (``cifar10-c``, ``cifar100-c``, ``imagenet-c``), natural shift
 (``cifar10.1``, ``imagenet-a``, ``imagenet-r``, ``imagenet-sketch``, ``imagenet-v2``),
-out-of-distribution detection (``imagenet-o``), perturbation stability (``cifar10-p``) and
-system noise (``imagenet-s``, ``imagenet-s-jpeg``, ``cifar10-s``, ``cifar100-s``).
+out-of-distribution detection (``imagenet-o``), perturbation stability (``cifar10-p``,
+``imagenet-p``) and system noise (``imagenet-s``, ``imagenet-s-jpeg``, ``cifar10-s``,
+``cifar100-s``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from robustart.data.cifar101 import CIFAR101
 from robustart.data.cifar_p import CIFAR10P
 from robustart.data.folders import WnidFolderDataset, class_folder_names, evaluation_transform
 from robustart.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+from robustart.data.imagenet_p import ImageNetP
 from robustart.data.imagenet_sketch import ImageNetSketch
 from robustart.data.imagenet_subsets import ImageNetA, ImageNetO, ImageNetOInDistribution, ImageNetR
 from robustart.data.imagenet_v2 import ImageNetV2
@@ -584,13 +586,23 @@ class OODBenchmark(Benchmark):
 # ----------------------------------------------------------------------------- perturbations
 class PerturbationBenchmark(Benchmark):
     """Perturbation sequences (-P): flip probability and top-5 distance; mFR and mT5D
-    relative to a baseline model."""
+    relative to a baseline model.
+
+    Args:
+        dataset: The sequence dataset class: ``dataset(root, perturbation)`` has ``frames``
+            and ``noise``; ``dataset.perturbations(root)`` lists what ``root`` holds.
+        **kwargs: See :class:`Benchmark`.
+    """
 
     options = frozenset({"subsets", "baseline"})
     plot_file = "flip_probability.png"
 
+    def __init__(self, *, dataset: type[CIFAR10P] | type[ImageNetP], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+
     def prepare(self, settings: ShiftSettings) -> Evaluator:
-        found = sorted(p.stem for p in settings.root.glob("*.npy"))
+        found = self.dataset.perturbations(settings.root)
         names = found if settings.subsets in (None, ["all"]) else list(settings.subsets)
         if not names:
             raise DatasetNotFoundError(
@@ -599,10 +611,9 @@ class PerturbationBenchmark(Benchmark):
             )
         runs = []  # (name, sequences, noise pairing, sequences per batch)
         for name in names:
-            data = CIFAR10P(settings.root, name)
-            frames = data.sequences.shape[1]
+            data = self.dataset(settings.root, name)
             sequences = limit_dataset(data, settings.limit)
-            runs.append((name, sequences, data.noise, max(1, settings.batch_size // frames)))
+            runs.append((name, sequences, data.noise, max(1, settings.batch_size // data.frames)))
         total = sum(_batches(sequences, size) for _, sequences, _, size in runs)
         count = max(len(sequences) for _, sequences, _, _ in runs)  # type: ignore[arg-type]
 
@@ -962,6 +973,19 @@ _register(
         layout="<perturbation>.npy (uint8 (N, frames, 32, 32, 3))",
         source=_HENDRYCKS,
         models=CIFAR10_MODELS,
+        dataset=CIFAR10P,
+    )
+)
+_register(
+    PerturbationBenchmark(
+        name="imagenet-p",
+        title="ImageNet-P",
+        summary="flip probability and top-5 distance per perturbation (mFR, mT5D with "
+        "--baseline MODEL); decodes the videos with PyAV (pip install av)",
+        layout="<perturbation>/<wnid>/*.mp4 (frames fed as decoded, 224 px in the release)",
+        source=_HENDRYCKS,
+        models=IMAGENET_MODELS,
+        dataset=ImageNetP,
     )
 )
 _register(
