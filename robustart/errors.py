@@ -32,3 +32,12 @@ class CheckpointError(RobustartError, RuntimeError):
 
 class InputRangeError(RobustartError, ValueError):
     """Images that are not float tensors in [0, 1] with NCHW layout."""
+
+
+class NonFiniteError(RobustartError, FloatingPointError):
+    """A model whose loss, gradients, weights or logits are NaN or infinite: robustart refuses to
+    train on or report numbers for it."""
+
+
+class DivergenceError(NonFiniteError):
+    """Training diverged: the loss or the gradient norm became NaN or infinite."""

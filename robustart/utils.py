@@ -47,6 +47,11 @@ def check_images(images: Tensor, what: str = "images") -> None:
             f"{what} must have shape (N, C, H, W), got shape {tuple(images.shape)}; "
             "add a batch dimension with `images.unsqueeze(0)`"
         )
+    if channels_last_layout(images):
+        raise InputRangeError(
+            f"{what} look channels-last (N, H, W, C): got shape {tuple(images.shape)}. robustart "
+            "expects (N, C, H, W); convert with `images.permute(0, 3, 1, 2)`"
+        )
     if images.numel() == 0:
         return
     lo, hi = torch.aminmax(images.detach())
@@ -58,6 +63,91 @@ def check_images(images: Tensor, what: str = "images") -> None:
             f"{what} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]. robustart expects "
             "un-normalised images: the model normalises its input itself. Remove Normalize() "
             "from your transforms and pass mean/std to the model instead."
+        )
+
+
+#: Channel counts robustart's images can have (grey, grey + alpha, RGB, RGBA).
+CHANNEL_COUNTS = (1, 2, 3, 4)
+
+
+def channels_last_layout(images: Tensor) -> bool:
+    """Whether a 4-D batch is laid out (N, H, W, C) rather than (N, C, H, W).
+
+    True when the last dimension is a channel count (1..4) and dimension 1 is not: e.g.
+    (8, 32, 32, 3). A batch whose dimension 1 is a channel count is taken as NCHW.
+    """
+    return (
+        images.ndim == 4
+        and images.shape[1] not in CHANNEL_COUNTS
+        and images.shape[-1] in CHANNEL_COUNTS
+    )
+
+
+def check_labels(
+    labels: Tensor, num_images: int, num_classes: int | None = None, what: str = "labels"
+) -> None:
+    """Check class labels before they are scored.
+
+    Args:
+        labels: Integer tensor of shape (N,) with values in [0, num_classes).
+        num_images: N, the number of images the labels belong to.
+        num_classes: Number of classes of the model (the width of its logits); ``None`` skips
+            the upper bound.
+        what: Name used in the error message.
+
+    Raises:
+        InputRangeError: soft or float labels, a wrong shape, or values out of range (which
+            would otherwise be scored silently as wrong predictions).
+    """
+    if not isinstance(labels, Tensor):
+        raise InputRangeError(f"{what} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
+        raise InputRangeError(
+            f"{what} must be integer class indices, got dtype {labels.dtype}"
+            + (
+                "; soft labels (N, K) are for training losses, not for scoring"
+                if labels.ndim == 2
+                else ""
+            )
+        )
+    if labels.ndim != 1 or labels.shape[0] != num_images:
+        raise InputRangeError(
+            f"{what} must have shape ({num_images},), one per image, got {tuple(labels.shape)}"
+        )
+    if labels.numel() == 0:
+        return
+    lo, hi = (int(v) for v in torch.aminmax(labels.detach()))
+    if lo < 0 or (num_classes is not None and hi >= num_classes):
+        bound = f"[0, {num_classes - 1}]" if num_classes is not None else ">= 0"
+        raise InputRangeError(
+            f"{what} must lie in {bound} for a model with {num_classes} classes, got values in "
+            f"[{lo}, {hi}]. Check that the dataset and the model agree on the classes (a "
+            "1000-class label on a 200-class model, or -1 for 'unlabelled')."
+        )
+
+
+def check_finite_logits(logits: Tensor, what: str = "the model's logits") -> None:
+    """Refuse to score predictions made from NaN or infinite logits.
+
+    ``argmax`` of a NaN row is an arbitrary class, so an accuracy computed from such logits is
+    a number for a broken model.
+
+    Raises:
+        NonFiniteError: naming how many rows are affected and what to do.
+    """
+    from robustart.errors import NonFiniteError
+
+    bad = (
+        ~torch.isfinite(logits.detach()).all(dim=-1)
+        if logits.ndim > 1
+        else ~torch.isfinite(logits.detach())
+    )
+    count = int(bad.sum())
+    if count:
+        raise NonFiniteError(
+            f"{what} are NaN or infinite for {count} of {bad.numel()} images: the model is "
+            "numerically broken (diverged training, or weights/inputs out of range), so no "
+            "accuracy is reported. Evaluate an earlier, finite checkpoint."
         )
 
 
@@ -141,8 +231,31 @@ def preserve_mode(model: nn.Module, train: bool | None) -> Iterator[nn.Module]:
             module.training = flag
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask (read without changing it where the OS allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no thread-safe read elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | os.PathLike) -> None:
+    """Give a temporary file the mode a plain ``open(path, "w")`` would have (0666 minus the
+    umask): ``tempfile.mkstemp`` creates 0600 files, unreadable to collaborators."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: readers see the old or the new file, never half."""
+    """Write ``text`` to ``path`` atomically: readers see the old or the new file, never half.
+
+    The file gets the permissions of an ordinary write (the user's umask applies), and no
+    temporary file is left behind, also when writing fails.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -151,6 +264,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        publish_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -178,11 +292,40 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        publish_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Check, before any work starts, that results can be written under ``path``.
+
+    The folder may exist or not; it is not created here. Refused: a path that is a regular
+    file, a path below a regular file, and an existing folder (or nearest existing ancestor)
+    that is not writable.
+
+    Raises:
+        ConfigError: naming the path and what to do.
+    """
+    path = Path(path).expanduser()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is" if probe == path else f"is below {probe}, which is"
+        raise ConfigError(
+            f"{what} {path} {where} a file, not a folder; choose another path or remove the file"
+        )
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{what} {path}: cannot write in {probe} (permission denied); choose a writable path"
+        )
+    return path
 
 
 def as_tuple(values: float | Sequence[float], length: int, what: str) -> tuple[float, ...]:

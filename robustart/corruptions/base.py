@@ -121,6 +121,12 @@ class Corruption(ABC):
             out = self.apply(images, param, scale, generator)
         return out.clamp_(0.0, 1.0).to(images.dtype)
 
+    def check_available(self) -> None:
+        """Raise a :class:`~robustart.errors.RobustartError` if this corruption cannot run here
+        (missing files or optional packages). Suites call it when they are built, so a missing
+        prerequisite fails before any training or attack starts, not after hours of work.
+        The default has no prerequisites."""
+
     def parameter(self, severity: int, height: int, width: int) -> tuple[Any, float]:
         """The table parameter for ``severity`` at this image size, and the spatial scale."""
         check_severity(severity)
