@@ -2,7 +2,9 @@
 
 Both train the same model on the same in-memory batch with the same optimiser and per-step
 LR schedule; the plain loop is the floor. Lightning's time per step is measured between
-batch starts after a warm-up, so set-up and validation are excluded.
+batch starts after a warm-up, so set-up and validation are excluded. The task is timed twice:
+bare, and with the DivergenceGuard that ``robustart fit`` attaches (a gradient-norm and loss
+check per step, one host synchronisation each).
 
     python benchmarks/bench_train_step.py --model resnet20 --batch 128 --steps 30
 """
@@ -19,6 +21,7 @@ from common import describe_device, pick_device, sync
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader, Dataset
 
+from robustart.callbacks import DivergenceGuard
 from robustart.tasks import ClassificationTask
 from robustart.tasks.optim import build_optimizer, lr_multiplier
 
@@ -45,7 +48,7 @@ class StepTimer(Callback):
         self.starts.append(time.perf_counter())
 
 
-def lightning_step_time(model_name, images, labels, steps, warmup, device) -> float:
+def lightning_step_time(model_name, images, labels, steps, warmup, device, guard=False) -> float:
     torch.manual_seed(0)
     task = ClassificationTask(model=model_name, num_classes=10)
     loader = DataLoader(
@@ -60,7 +63,7 @@ def lightning_step_time(model_name, images, labels, steps, warmup, device) -> fl
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[timer],
+        callbacks=[timer, DivergenceGuard()] if guard else [timer],
         num_sanity_val_steps=0,
         limit_val_batches=0,
     )
@@ -107,6 +110,9 @@ def main() -> None:
     labels = torch.randint(0, 10, (args.batch,))
     plain = plain_step_time(args.model, images, labels, args.steps, args.warmup, device)
     lightning = lightning_step_time(args.model, images, labels, args.steps, args.warmup, device)
+    guarded = lightning_step_time(
+        args.model, images, labels, args.steps, args.warmup, device, guard=True
+    )
     print(
         f"Training step, {args.model}, batch {args.batch}×3×{args.size}×{args.size}, "
         f"{describe_device(device)}, median of {args.steps} steps"
@@ -117,6 +123,10 @@ def main() -> None:
     print(
         f"| robustart ClassificationTask (Lightning) | {1000 * lightning:.1f} | "
         f"{lightning / plain:.3f} |"
+    )
+    print(
+        f"| ... + DivergenceGuard (robustart fit's default) | {1000 * guarded:.1f} | "
+        f"{guarded / plain:.3f} (guard / bare task: {guarded / lightning:.3f}) |"
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from robustart.errors import ConfigError
 from robustart.evaluation import RobustnessReport
 from robustart.reporting import csv_table, format_table, markdown_table
-from robustart.utils import atomic_write_json, atomic_write_text, format_eps
+from robustart.utils import atomic_write_json, atomic_write_text, check_output_dir, format_eps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +83,38 @@ def run_name(recipe: Path, taken: set[str]) -> str:
     return name
 
 
+def recipe_arguments(recipe: Path, common: list[Path]) -> list[str]:
+    """``--config`` arguments of a recipe (its files, then the common layers)."""
+    return [arg for path in [*recipe_files(recipe), *common] for arg in ("--config", str(path))]
+
+
+def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> None:
+    """Build every recipe's configuration (models, data, suites, callbacks) without training,
+    so that a mistake in the last recipe fails now, not after training the others.
+
+    Raises:
+        RobustartError: the first problem found, naming the recipe.
+    """
+    from robustart.callbacks import RobustnessEvaluation
+    from robustart.main import build_cli, check_config_file, check_monitors
+
+    for path in common:
+        check_config_file(path, "--common config")
+    for recipe in recipes:
+        for path in recipe_files(recipe):
+            check_config_file(path, "recipe")
+    for recipe in recipes:
+        cli = build_cli([*recipe_arguments(recipe, common), *extra], run=False)
+        evaluators = [cb for cb in cli.trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
+        if not evaluators:
+            raise ConfigError(
+                f"{recipe} has no RobustnessEvaluation callback, so there is nothing to compare; "
+                "add one under trainer.callbacks"
+            )
+        check_monitors(cli.trainer, cli.model)
+        del cli
+
+
 def fit_and_test(
     recipe: Path, common: list[Path], extra: list[str], ckpt: str
 ) -> tuple[dict[str, float], RobustnessReport]:
@@ -92,11 +124,7 @@ def fit_and_test(
     from robustart.callbacks import RobustnessEvaluation
     from robustart.main import build_cli, finish_loggers
 
-    files = recipe_files(recipe)
-    for path in files:
-        if not path.is_file():
-            raise ConfigError(f"recipe not found: {path}")
-    configs = [arg for path in [*files, *common] for arg in ("--config", str(path))]
+    configs = recipe_arguments(recipe, common)
     cli = build_cli(["fit", *configs, *extra], finish=False)
     evaluators = [cb for cb in cli.trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
     if not evaluators:
@@ -159,9 +187,8 @@ def compare_main(argv: list[str]) -> dict[str, Any]:
     else:
         extra = []
     args = build_parser().parse_args(argv)
-    for path in args.common:
-        if not path.is_file():
-            raise ConfigError(f"--common config not found: {path}")
+    check_output_dir(args.output, "--output folder")
+    check_recipes(args.recipes, args.common, extra)
     taken: set[str] = set()
     runs: dict[str, tuple[dict[str, float], RobustnessReport]] = {}
     for recipe in args.recipes:

@@ -41,3 +41,17 @@ class NonFiniteError(RobustartError, FloatingPointError):
 
 class DivergenceError(NonFiniteError):
     """Training diverged: the loss or the gradient norm became NaN or infinite."""
+
+
+class CorruptImageError(RobustartError, OSError):
+    """An image file that cannot be decoded: truncated, corrupt, or not an image at all.
+
+    Raised when the image is read (inside a ``DataLoader``, possibly in a worker process), so
+    it is constructible from a single message string: torch re-raises worker exceptions as
+    ``type(exc)(message_with_worker_traceback)``.
+    """
+
+
+class EmptyInputError(ConfigError):
+    """Nothing to score: zero images, an empty subset or empty predictions. An accuracy (or
+    any other mean) over nothing is refused rather than reported as 0 or NaN."""

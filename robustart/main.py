@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import Namespace, lazy_instance
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from robustart.callbacks.checkpoint import RunCheckpoint
+from robustart.callbacks.divergence import DivergenceGuard
 from robustart.callbacks.run_dir import SaveRunConfig
 from robustart.data import RobustartDataModule
-from robustart.errors import CheckpointError, RobustartError
+from robustart.errors import CheckpointError, ConfigError, RobustartError
+from robustart.loggers import CSVLogger
 from robustart.tasks import ClassificationTask
+from robustart.utils import check_output_dir
 
 #: Checkpoints live in ``<log dir>/checkpoints``; ``last.ckpt`` is what ``--ckpt_path last``
 #: resumes from.
@@ -48,6 +52,10 @@ EXTRA_SUBCOMMANDS: dict[str, str] = {
 }
 
 
+#: LightningCLI's subcommands.
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
 def extra_subcommand(name: str) -> Callable[[list[str]], Any] | None:
     """The entry function of the extra subcommand ``name``, or ``None`` if it is not one."""
     target = EXTRA_SUBCOMMANDS.get(name)
@@ -55,6 +63,48 @@ def extra_subcommand(name: str) -> Callable[[list[str]], Any] | None:
         return None
     module, _, function = target.partition(":")
     return getattr(importlib.import_module(module), function)
+
+
+#: Lightning's CSV logger, replaced by robustart's drop-in resumable one (same arguments).
+LIGHTNING_CSV_LOGGERS = (
+    "lightning.pytorch.loggers.CSVLogger",
+    "lightning.pytorch.loggers.csv_logs.CSVLogger",
+    "pytorch_lightning.loggers.CSVLogger",
+)
+ROBUSTART_CSV_LOGGER = "robustart.loggers.CSVLogger"
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its non-empty lines stripped and joined."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def tidy_parser_message(message: str) -> str:
+    """A jsonargparse error as one readable line: the key, what was wrong and the value,
+    without the list of union subtypes it tried."""
+    key = re.search(r'Parser key "([^"]+)"', message)
+    option = re.search(
+        r"Problem with given class_path '([^']+)':(.*?)(?:\n\s{4}- |\Z)", message, re.S
+    )
+    if key and option:
+        return f"{key.group(1)} ({option.group(1)}): {one_line(option.group(2))}"
+    expected = re.findall(r"Expected an? <class '([^']+)'>", message)
+    given = re.search(r"Given value: ([^\n]+)", message)
+    if key and expected and given:
+        kinds = " or ".join(dict.fromkeys(expected))
+        return f"{key.group(1)}: expected {kinds}, got {given.group(1).strip()!r}"
+    return one_line(message)
+
+
+class RobustartArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser, reporting errors as one ``robustart: error: ...`` line (exit
+    status 2) instead of the full usage followed by the error."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        prog = self.prog.replace(" [options]", "")
+        raise ConfigError(f"{tidy_parser_message(message)} (see `{prog} --help`)") from None
 
 
 class RobustartCLI(LightningCLI):
@@ -78,7 +128,8 @@ class RobustartCLI(LightningCLI):
             ("data.std", "model.init_args.std"),
         ):
             parser.link_arguments(source, target, apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
         parser.set_defaults(
             {
                 "checkpoint.save_last": True,
@@ -121,8 +172,16 @@ class RobustartCLI(LightningCLI):
             check_checkpoint_matches(checkpoint, arch, num_classes, source=path)
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
-            self._resolve_last_checkpoint(self.config.fit)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        _use_resumable_csv_logger(config.trainer)
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            self._resolve_last_checkpoint(config)
+        if self.subcommand in ("fit", "validate", "test", None):
+            _check_output_folders(config)
+
+    def before_fit(self) -> None:
+        """Check what can only be checked on the built objects, before training starts."""
+        check_monitors(self.trainer, self.model)
 
     def _resolve_last_checkpoint(self, config: Namespace) -> None:
         """Resume the latest run of this recipe: find its ``last.ckpt`` and continue logging
@@ -156,6 +215,109 @@ class RobustartCLI(LightningCLI):
         if "weights_only" in self._subcommand_method_arguments.get(subcommand, ()):
             kwargs["weights_only"] = True  # checkpoints are untrusted input
         return kwargs
+
+
+def _loggers_of(trainer_config: Namespace) -> list[Any]:
+    logger = trainer_config.get("logger")
+    return logger if isinstance(logger, list) else [logger]
+
+
+def _use_resumable_csv_logger(trainer_config: Namespace) -> None:
+    """Swap Lightning's ``CSVLogger`` for robustart's (same arguments), whose ``metrics.csv``
+    survives a killed and resumed run."""
+    for logger in _loggers_of(trainer_config):
+        if isinstance(logger, Namespace) and logger.get("class_path") in LIGHTNING_CSV_LOGGERS:
+            logger.class_path = ROBUSTART_CSV_LOGGER
+
+
+def _check_output_folders(config: Namespace) -> None:
+    """Refuse, before anything is built or trained, output folders that cannot be written
+    (below a regular file, not writable)."""
+    trainer = config.trainer
+    folders: list[tuple[str, Any]] = [("trainer.default_root_dir", trainer.get("default_root_dir"))]
+    for logger in _loggers_of(trainer):
+        if isinstance(logger, Namespace) and "init_args" in logger:
+            folders.append(("the logger's save_dir", logger.init_args.get("save_dir")))
+    checkpoint = config.get("checkpoint")
+    if isinstance(checkpoint, Namespace):
+        folders.append(("checkpoint.dirpath", checkpoint.get("dirpath")))
+    for callback in trainer.get("callbacks") or []:
+        if isinstance(callback, Namespace) and "init_args" in callback:
+            name = str(callback.get("class_path", "callback")).rsplit(".", 1)[-1]
+            folders.append((f"{name} save_dir", callback.init_args.get("save_dir")))
+    for what, folder in folders:
+        if folder:
+            check_output_dir(folder, what)
+
+
+#: Metric-name prefixes of the robustness evaluation (see robustart.evaluation.report).
+ROBUSTNESS_PREFIXES = ("robust/", "robust_ar/", "attack_success/", "corruption/")
+
+
+def check_monitors(trainer: Any, model: Any) -> None:
+    """Refuse a checkpoint or early-stopping ``monitor`` that no evaluation will log, or that
+    is only computed on some epochs while the callback acts on others (it would rank a
+    checkpoint by a stale value from an earlier epoch).
+
+    Raises:
+        ConfigError: naming the monitor, the keys that exist (close matches) and the fix.
+    """
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from robustart.callbacks import RobustnessEvaluation
+    from robustart.registry import close_matches
+
+    evaluators = [cb for cb in trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
+    robustness_keys: set[str] = set()
+    for evaluator in evaluators:
+        robustness_keys |= evaluator.metric_names()
+    task_keys = {"val/loss", "val/acc"}
+    num_classes = getattr(getattr(model, "hparams", {}), "get", lambda *_: None)("num_classes")
+    if num_classes is not None and num_classes > 5:
+        task_keys.add("val/acc_top5")
+    if getattr(model, "ema", None) is not None:
+        task_keys |= {k.replace("val/", "val_ema/") for k in task_keys if k != "val/loss"}
+    for callback in trainer.callbacks:
+        if not isinstance(callback, (ModelCheckpoint, EarlyStopping)):
+            continue
+        monitor = callback.monitor
+        if not monitor:
+            continue
+        what = f"{type(callback).__name__}(monitor={monitor!r})"
+        if monitor.startswith(ROBUSTNESS_PREFIXES):
+            if monitor not in robustness_keys:
+                hint = close_matches(monitor, sorted(robustness_keys))
+                raise ConfigError(
+                    f"{what}: no RobustnessEvaluation logs this metric"
+                    + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                    + (
+                        ""
+                        if evaluators
+                        else " (add a robustart.callbacks.RobustnessEvaluation callback)"
+                    )
+                )
+            every = min(e.every_n_epochs for e in evaluators if monitor in e.metric_names())
+            if isinstance(callback, ModelCheckpoint):
+                steps = callback._every_n_train_steps
+                epochs = callback._every_n_epochs
+                stale = bool(steps) or (every > 1 and (epochs < 1 or epochs % every))
+            else:
+                stale = every > 1
+            if stale:
+                raise ConfigError(
+                    f"{what} acts every epoch it runs, but the robustness evaluation computes "
+                    f"{monitor!r} only every {every} epochs: it would rank checkpoints by a "
+                    f"stale value of an earlier epoch. Set the callback's every_n_epochs to a "
+                    f"multiple of {every} (checkpoint.every_n_epochs: {every}), or evaluate "
+                    "every epoch"
+                )
+        elif monitor.startswith(("val/", "val_ema/")) and monitor not in task_keys:
+            hint = close_matches(monitor, sorted(task_keys | robustness_keys))
+            raise ConfigError(
+                f"{what}: the task does not log this metric"
+                + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                + f" It logs {', '.join(sorted(task_keys))}."
+            )
 
 
 def finish_loggers(trainer: Any) -> None:
@@ -210,6 +372,7 @@ def build_cli(args: list[str] | None = None, run: bool = True, finish: bool = Tr
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=SaveRunConfig,
+            parser_class=RobustartArgumentParser,  # one-line errors, not usage + error
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
             auto_configure_optimizers=False,
@@ -237,15 +400,81 @@ def cli_main(args: list[str] | None = None) -> int:
         entry = extra_subcommand(argv[0]) if argv else None
         if entry is not None:
             entry(argv[1:])
+        elif not argv or not (argv[0].startswith("-") or argv[0] in LIGHTNING_SUBCOMMANDS):
+            given = f"unknown subcommand {argv[0]!r}; " if argv else ""
+            names = ", ".join([*LIGHTNING_SUBCOMMANDS, *EXTRA_SUBCOMMANDS])
+            raise ConfigError(f"{given}give one of {names} (see `robustart --help`)")
         else:
+            check_config_arguments(argv)
             build_cli(None if args is None else argv)
     except Exception as exc:
         err = find_input_error(exc)
         if err is None:
             raise
-        print(f"robustart: error: {err}", file=sys.stderr)
+        print(f"robustart: error: {error_message(err)}", file=sys.stderr)
         raise SystemExit(2) from None
     return 0
+
+
+def error_message(err: BaseException) -> str:
+    """The one-line message of an input error.
+
+    Errors raised in a DataLoader worker process come back re-raised by torch with the
+    worker's traceback in their message; only the original message is kept.
+    """
+    text = str(err)
+    if "Original Traceback" in text:
+        lines = [line for line in text.splitlines() if line.strip()]
+        name = type(err).__name__
+        for line in reversed(lines):
+            head, sep, rest = line.partition(": ")
+            if sep and head.rsplit(".", 1)[-1] == name:
+                text = rest
+                break
+    return one_line(text)
+
+
+def check_config_file(path: str | os.PathLike, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML config file, refusing a missing, unreadable, unparsable or empty one with an
+    error that names the file.
+
+    Returns:
+        The parsed mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or one_line(str(exc))
+        raise ConfigError(f"{what} {path} is not valid YAML{at}: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{what} {path} is empty; a config is a YAML mapping ('model: ...')")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{what} {path} holds a YAML {type(data).__name__}, not a mapping of settings "
+            "(model:, data:, trainer:, ...)"
+        )
+    return data
+
+
+def check_config_arguments(argv: list[str]) -> None:
+    """Check every ``--config`` file of a LightningCLI command line before parsing, so that a
+    missing, empty or unparsable file is named in a one-line error."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--config="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        if Path(value).exists() or not value.lstrip().startswith(("{", "[")):
+            check_config_file(value, "--config file")
 
 
 def find_input_error(exc: BaseException) -> RobustartError | None:

@@ -18,7 +18,7 @@ import numpy as np
 from torch import Tensor
 
 from robustart.corruptions import CORRUPTION_CATEGORIES, CORRUPTIONS, SEVERITIES, create_corruption
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, EmptyInputError
 from robustart.evaluation.report import RobustnessReport
 from robustart.utils import atomic_output, check_images, make_generator, stable_seed
 
@@ -178,7 +178,9 @@ def corruption_gallery_figure(
     """
     check_images(images)
     if len(images) == 0:
-        raise ConfigError("the corruption gallery needs at least one image")
+        raise EmptyInputError("the corruption gallery needs at least one image, got 0")
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+        raise ConfigError(f"max_images must be an integer >= 1, got {max_images!r}")
     names = corruption_order(CORRUPTIONS.names()) if corruptions is None else list(corruptions)
     if not names:
         raise ConfigError("the corruption gallery needs at least one corruption")

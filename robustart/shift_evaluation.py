@@ -21,12 +21,18 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, SEVERITIES, check_severity
 from robustart.data.shift import create_shift_dataset
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, EmptyInputError
 from robustart.evaluation.report import RobustnessReport
 from robustart.metrics.calibration import CalibrationError
 from robustart.metrics.ood import max_softmax_anomaly_score, ood_detection_scores
 from robustart.metrics.perturbation import FlipProbability, Top5Distance
-from robustart.utils import Progress, preserve_mode, track_progress
+from robustart.utils import (
+    Progress,
+    check_finite_logits,
+    check_labels,
+    preserve_mode,
+    track_progress,
+)
 
 OutputTransform = Callable[[Tensor], Tensor]
 
@@ -79,7 +85,13 @@ def iterate_logits(
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield ``(logits (B, K), labels (B,))`` over ``dataset`` of ``(image, label)`` items, with
     the model in eval mode and without gradients (``progress``: a bar advanced per batch, see
-    :func:`~robustart.utils.track_progress`)."""
+    :func:`~robustart.utils.track_progress`).
+
+    Raises:
+        NonFiniteError: the model's (transformed) logits are NaN or infinite for some image.
+        CorruptImageError: an image file of ``dataset`` cannot be decoded (raised by the
+            dataset; from a worker process its message carries the worker's traceback).
+    """
     device = _device(model, device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     with preserve_mode(model, train=False), torch.inference_mode():
@@ -87,6 +99,7 @@ def iterate_logits(
             logits = model(images.to(device))
             if output_transform is not None:
                 logits = output_transform(logits)
+            check_finite_logits(logits)
             yield logits, torch.as_tensor(labels).to(device)
 
 
@@ -112,17 +125,26 @@ def evaluate_classification(
 
     Returns:
         ``{"accuracy": ..., "ece": ..., "num_images": ...}``.
+
+    Raises:
+        EmptyInputError: the dataset has no images.
+        NonFiniteError: NaN or infinite logits.
+        InputRangeError: labels outside the classes of the (transformed) logits, e.g.
+            ImageNet-1k labels scored against a 200-class restriction.
     """
     correct, total = 0, 0
     ece = CalibrationError(n_bins=n_bins)
     for logits, labels in iterate_logits(
         model, dataset, batch_size, device, num_workers, output_transform, progress
     ):
+        check_labels(labels, len(logits), logits.shape[-1], "the dataset's labels")
         correct += int((logits.argmax(dim=1) == labels).sum())
         total += len(labels)
         ece.update(logits.cpu(), labels.cpu())
     if total == 0:
-        raise ConfigError("the dataset is empty")
+        raise EmptyInputError(
+            "the dataset to evaluate has no images: there is no accuracy to report"
+        )
     return {"accuracy": correct / total, "ece": float(ece.compute()), "num_images": total}
 
 
@@ -249,12 +271,15 @@ def evaluate_perturbation_sequences(
         on the same sequences with :func:`robustart.metrics.normalize_by_baseline`.
     """
     device = _device(model, device)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise EmptyInputError("the perturbation dataset has no sequences to evaluate")
     flips, distances = FlipProbability(noise=noise), Top5Distance(noise=noise)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     with preserve_mode(model, train=False), torch.inference_mode():
         for frames in track_progress(loader, progress):
             n, f = frames.shape[:2]
             logits = model(frames.flatten(0, 1).to(device)).view(n, f, -1).cpu()
+            check_finite_logits(logits)
             flips.update(logits)
             distances.update(logits)
     return {

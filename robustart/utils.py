@@ -118,15 +118,23 @@ def check_labels(
         return
     lo, hi = (int(v) for v in torch.aminmax(labels.detach()))
     if lo < 0 or (num_classes is not None and hi >= num_classes):
-        bound = f"[0, {num_classes - 1}]" if num_classes is not None else ">= 0"
+        bound = (
+            f"lie in [0, {num_classes - 1}] for a model with {num_classes} classes"
+            if num_classes is not None
+            else "be >= 0"
+        )
         raise InputRangeError(
-            f"{what} must lie in {bound} for a model with {num_classes} classes, got values in "
-            f"[{lo}, {hi}]. Check that the dataset and the model agree on the classes (a "
-            "1000-class label on a 200-class model, or -1 for 'unlabelled')."
+            f"{what} must {bound}, got values in [{lo}, {hi}]. Check that the dataset and the "
+            "model agree on the classes (a 1000-class label on a 200-class model, or -1 for "
+            "'unlabelled')."
         )
 
 
-def check_finite_logits(logits: Tensor, what: str = "the model's logits") -> None:
+def check_finite_logits(
+    logits: Tensor,
+    what: str = "the model's logits",
+    advice: str = "Evaluate an earlier, finite checkpoint.",
+) -> None:
     """Refuse to score predictions made from NaN or infinite logits.
 
     ``argmax`` of a NaN row is an arbitrary class, so an accuracy computed from such logits is
@@ -147,7 +155,7 @@ def check_finite_logits(logits: Tensor, what: str = "the model's logits") -> Non
         raise NonFiniteError(
             f"{what} are NaN or infinite for {count} of {bad.numel()} images: the model is "
             "numerically broken (diverged training, or weights/inputs out of range), so no "
-            "accuracy is reported. Evaluate an earlier, finite checkpoint."
+            f"accuracy is reported. {advice}"
         )
 
 
@@ -244,10 +252,15 @@ def current_umask() -> int:
     return mask
 
 
-def publish_mode(path: str | os.PathLike) -> None:
-    """Give a temporary file the mode a plain ``open(path, "w")`` would have (0666 minus the
-    umask): ``tempfile.mkstemp`` creates 0600 files, unreadable to collaborators."""
-    os.chmod(path, 0o666 & ~current_umask())
+def publish_mode(path: str | os.PathLike, replaces: str | os.PathLike | None = None) -> None:
+    """Give a temporary file the mode a plain ``open(replaces, "w")`` would leave: the mode of
+    the file it replaces if that exists, else 0666 minus the umask (``tempfile.mkstemp``
+    creates 0600 files, unreadable to collaborators)."""
+    try:
+        mode = os.stat(replaces).st_mode & 0o7777 if replaces is not None else None
+    except FileNotFoundError:
+        mode = None
+    os.chmod(path, 0o666 & ~current_umask() if mode is None else mode)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -264,7 +277,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        publish_mode(tmp)
+        publish_mode(tmp, replaces=path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -292,7 +305,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        publish_mode(tmp)
+        publish_mode(tmp, replaces=path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -352,11 +352,11 @@ def test_frost_sources_and_the_error_without_one(tmp_path, monkeypatch):
     from robustart.corruptions import frost as frost_module
 
     monkeypatch.delenv(frost_module.FROST_ENV, raising=False)
-    monkeypatch.setattr(frost_module, "imagecorruptions_frost_dir", lambda: None)
+    monkeypatch.setattr(frost_module, "SHIPPED_FROST_DIR", tmp_path / "not installed")
     corruption = frost_module.Frost()  # constructing never fails; applying does
-    with pytest.raises(DatasetNotFoundError, match="pip install imagecorruptions") as info:
+    with pytest.raises(DatasetNotFoundError, match="reinstall robustart") as info:
         corruption(torch.rand(1, 3, 32, 32), 1)
-    assert frost_module.FROST_ENV in str(info.value) and "frost_dir" in str(info.value)
+    assert frost_module.FROST_ENV in str(info.value)
     with pytest.raises(DatasetNotFoundError, match="no frost images"):
         frost_module.Frost(frost_dir=tmp_path)(torch.rand(1, 3, 32, 32), 1)
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
@@ -366,12 +366,9 @@ def test_frost_sources_and_the_error_without_one(tmp_path, monkeypatch):
     assert frost_module.frost_texture_files() == [tmp_path / "b.jpg"]
 
 
-def test_frost_reads_the_imagecorruptions_photographs_when_installed(monkeypatch):
+def test_frost_reads_the_shipped_photographs_without_configuration(monkeypatch):
     from robustart.corruptions import frost as frost_module
 
-    folder = frost_module.imagecorruptions_frost_dir()
-    if folder is None:
-        pytest.skip("imagecorruptions is not installed")
     monkeypatch.delenv(frost_module.FROST_ENV, raising=False)
     files = frost_module.frost_texture_files()
     assert [f.name for f in files] == list(frost_module.REFERENCE_TEXTURES)  # randint(5)

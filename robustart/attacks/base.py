@@ -26,9 +26,9 @@ from torch import Tensor, nn
 
 from robustart.attacks.losses import ATTACK_LOSSES, check_logits
 from robustart.attacks.threat import ThreatModel, get_threat_model
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, InputRangeError
 from robustart.registry import Registry
-from robustart.utils import check_images, parse_eps, preserve_mode
+from robustart.utils import check_images, check_labels, parse_eps, preserve_mode
 
 #: Registry of attack classes, keyed by name ("fgsm", "pgd", ...).
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -128,19 +128,21 @@ class Attack(ABC):
             Adversarial images, same shape and dtype as ``images``, in [0, 1], detached.
         """
         check_images(images)
-        if labels.shape[:1] != images.shape[:1] or labels.ndim not in (1, 2):
-            raise ConfigError(
-                f"labels must have shape ({images.shape[0]},) or ({images.shape[0]}, K) for "
-                f"soft labels, got {tuple(labels.shape)}"
-            )
+        check_attack_labels(labels, images.shape[0])
         budget = self._budget(eps, images)
         if not bool((budget > 0).any()):
             return images.detach().clone()
-        self._logits_checked = False  # check every call: the same attack may see another model
-        with self._attack_context(model):
-            x = images.detach().clone().float()
-            y = labels.detach().clone()
-            adversarial = self.perturb(model, x, y, budget, generator).to(images.dtype)
+        # Check every call: the same attack may see another model. The labels' upper bound
+        # needs the model's number of classes, known at the first forward pass.
+        self._logits_checked = False
+        self._labels_to_check: Tensor | None = labels
+        try:
+            with self._attack_context(model):
+                x = images.detach().clone().float()
+                y = labels.detach().clone()
+                adversarial = self.perturb(model, x, y, budget, generator).to(images.dtype)
+        finally:
+            self._labels_to_check = None
         zero = (budget == 0).view(-1, 1, 1, 1)
         return torch.where(zero, images.detach(), adversarial.detach())
 
@@ -178,10 +180,14 @@ class Attack(ABC):
             yield
 
     def forward(self, model: Model, images: Tensor) -> Tensor:
-        """Run the model and check that it returns logits."""
+        """Run the model; at the first pass of a call, check that it returns logits and that
+        the labels name its classes (one check per call, no per-step synchronisation)."""
         logits = model(images)
         if not getattr(self, "_logits_checked", False):
             check_logits(logits)
+            labels = getattr(self, "_labels_to_check", None)
+            if labels is not None:
+                check_attack_labels(labels, labels.shape[0], logits.shape[1])
             self._logits_checked = True
         return logits.float()
 
@@ -208,6 +214,40 @@ class Attack(ABC):
 
         Called with autograd enabled, the model in the requested mode and fp32 inputs.
         """
+
+
+def check_attack_labels(labels: Tensor, num_images: int, num_classes: int | None = None) -> None:
+    """Check the labels given to an attack: class indices (N,) in [0, num_classes), or soft
+    label distributions (N, num_classes).
+
+    Out-of-range labels would otherwise be attacked and scored as wrong predictions, giving a
+    robust accuracy of 0 for a data problem.
+
+    Args:
+        labels: (N,) integer class indices or (N, K) float soft labels.
+        num_images: N.
+        num_classes: Width of the model's logits; ``None`` checks only what is known before the
+            first forward pass (dtype, shape, labels >= 0).
+
+    Raises:
+        InputRangeError: wrong dtype, shape, or labels out of range.
+    """
+    if isinstance(labels, Tensor) and labels.ndim == 2:
+        if not labels.is_floating_point():
+            raise InputRangeError(
+                f"soft labels (N, K) must be float probability rows, got dtype {labels.dtype}"
+            )
+        if labels.shape[0] != num_images:
+            raise InputRangeError(
+                f"labels must have shape ({num_images},) or ({num_images}, K) for soft labels, "
+                f"got {tuple(labels.shape)}"
+            )
+        if num_classes is not None and labels.shape[1] != num_classes:
+            raise InputRangeError(
+                f"soft labels have {labels.shape[1]} classes but the model has {num_classes}"
+            )
+        return
+    check_labels(labels, num_images, num_classes)
 
 
 def _device_type(model: Model) -> str:

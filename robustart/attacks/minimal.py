@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustart.attacks.base import Attack, Model, create_attack
+from robustart.attacks.base import Attack, Model, check_attack_labels, create_attack
 from robustart.attacks.losses import class_indices
-from robustart.errors import ConfigError
-from robustart.utils import check_images, parse_eps, preserve_mode
+from robustart.errors import ConfigError, EmptyInputError
+from robustart.utils import check_finite_logits, check_images, parse_eps, preserve_mode
 
 __all__ = [
     "DistortionStatistics",
@@ -123,6 +123,9 @@ def accuracy_curve(min_eps: Tensor, eps_grid: Sequence[float] | Tensor) -> Tenso
     Returns:
         (G,) float tensor of accuracies in [0, 1], in the order of ``eps_grid``.
 
+    Raises:
+        EmptyInputError: ``min_eps`` is empty (an accuracy over no images).
+
     Example:
         >>> accuracy_curve(torch.tensor([0.0, 0.1, 0.3, float("inf")]), [0.0, 0.1, 0.2, 1.0])
         tensor([0.7500, 0.5000, 0.5000, 0.2500])
@@ -134,7 +137,7 @@ def accuracy_curve(min_eps: Tensor, eps_grid: Sequence[float] | Tensor) -> Tenso
     dtype = min_eps.dtype if min_eps.is_floating_point() else torch.float32
     grid = torch.as_tensor(eps_grid, device=min_eps.device).to(dtype).flatten()
     if min_eps.numel() == 0:
-        return torch.full(grid.shape, float("nan"), dtype=torch.float32)
+        raise EmptyInputError("an accuracy curve over 0 images: the search had no images")
     robust = min_eps.to(dtype)[None, :] > grid[:, None]  # (G, N)
     return robust.float().mean(dim=1).cpu()
 
@@ -317,7 +320,10 @@ class MinimalEpsilonSearch:
             raise ConfigError(
                 f"labels must have {images.shape[0]} entries, got shape {tuple(labels.shape)}"
             )
+        check_attack_labels(labels, images.shape[0])  # dtype, shape, >= 0; classes: below
         n = images.shape[0]
+        if n == 0:
+            raise EmptyInputError("minimal-eps search got 0 images: there is nothing to attack")
         step = max(n, 1) if batch_size is None else int(batch_size)
         if step < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -341,7 +347,7 @@ class MinimalEpsilonSearch:
         device = images.device
         n = images.shape[0]
         hard = class_indices(labels)
-        correct = self._correct(model, images, hard)
+        correct = self._correct(model, images, hard, labels)
         min_eps = torch.full((n,), math.inf, device=device)
         min_eps[~correct] = 0.0
         lower = torch.zeros(n, device=device)
@@ -391,8 +397,22 @@ class MinimalEpsilonSearch:
 
     @staticmethod
     @torch.no_grad()
-    def _correct(model: Model, images: Tensor, labels: Tensor) -> Tensor:
+    def _correct(
+        model: Model, images: Tensor, labels: Tensor, given_labels: Tensor | None = None
+    ) -> Tensor:
+        """(N,) bool: the model classifies ``images`` as ``labels`` (class indices).
+
+        Raises:
+            NonFiniteError: NaN or infinite logits.
+            InputRangeError: ``given_labels`` (the caller's labels, checked once per search)
+                do not fit the width of the logits.
+        """
         if isinstance(model, nn.Module):
             with preserve_mode(model, False):
-                return model(images).argmax(dim=1) == labels
-        return model(images).argmax(dim=1) == labels
+                logits = model(images)
+        else:
+            logits = model(images)
+        check_finite_logits(logits)
+        if given_labels is not None:
+            check_attack_labels(given_labels, images.shape[0], logits.shape[-1])
+        return logits.argmax(dim=1) == labels

@@ -251,7 +251,20 @@ class CatastrophicOverfittingGuard(Callback):
             self.check(trainer, pl_module)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_pgd_acc": self.best_pgd_acc}
+        """Everything a resumed run needs to check, and restore, exactly as an uninterrupted
+        one: the best accuracy, the fixed batch and the best check's weights (so a checkpoint
+        of a run with ``restore_best`` holds the weights twice)."""
+        return {
+            "best_pgd_acc": self.best_pgd_acc,
+            "last_check_step": self._last_check_step,
+            "images": None if self._images is None else self._images.detach().cpu(),
+            "labels": None if self._labels is None else self._labels.detach().cpu(),
+            "best_state": self._best_state,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_pgd_acc = float(state_dict.get("best_pgd_acc", -1.0))
+        self._last_check_step = int(state_dict.get("last_check_step", 0))
+        self._images = state_dict.get("images")
+        self._labels = state_dict.get("labels")
+        self._best_state = state_dict.get("best_state")

@@ -8,6 +8,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.seed import isolate_rng
 
 from robustart.callbacks.run_dir import run_directory
 from robustart.corruptions import SEVERITIES
@@ -144,6 +145,101 @@ class RobustnessEvaluation(Callback):
         self._chunks: dict[str, CachedChunks] = {}
         #: The report of the latest evaluation.
         self.last_report: RobustnessReport | None = None
+        #: ``robustness.json`` of this run and the number of entries it holds (rank zero).
+        self._history_path: Path | None = None
+        self._history_entries = 0
+        #: What the checkpoint being resumed recorded about the history, until applied.
+        self._resume_history: dict[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            split=self.split, test_split=self.test_split, save_dir=self.save_dir
+        )
+
+    def metric_names(self, prefix: str = "", test: bool = False) -> set[str]:
+        """Every metric name an evaluation logs (the fit suite, or the test suite with
+        ``test``), e.g. to check a checkpoint's ``monitor`` before training starts."""
+        suite = self.test_suite if test else self.suite
+        keys = suite.keys()
+        counts = {
+            "accuracy": dict.fromkeys(keys, 0.5),
+            "ar": dict.fromkeys(keys, 0.5),
+            "count": {"images": 1},
+            "wcar": dict.fromkeys(suite.worst_case_groups(), 0.5),
+        }
+        report = RobustnessReport.from_metrics(suite, counts)
+        return {*report.metrics(prefix), *self.corruption_summary_metrics(report, prefix)}
+
+    # ---------------------------------------------------------------- prerequisites
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Check, before any training or attack, that the evaluation can run: a robustart
+        datamodule, and evaluation splits that hold images (during ``fit`` also the test split
+        that a later ``robustart test`` or ``compare`` evaluates)."""
+        splits = {
+            "fit": [self.split, self.test_split],
+            "validate": [self.split],
+            "test": [self.test_split],
+        }.get(stage, [])
+        for split in dict.fromkeys(splits):
+            self._check_split(trainer, split)
+
+    def _check_split(self, trainer: Trainer, split: str) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "robustness_subset"):
+            raise ConfigError(
+                "RobustnessEvaluation needs a robustart datamodule (with robustness_subset); "
+                f"got {type(datamodule).__name__}"
+            )
+        size = len(datamodule.robustness_subset(split, None, self.seed))
+        if size == 0:
+            raise ConfigError(
+                f"the {split} split of {type(datamodule).__name__} holds no images, so its "
+                "robustness cannot be evaluated; check the dataset (or set RobustnessEvaluation "
+                "split/test_split to a split that has images)"
+            )
+        if self.num_images is not None and self.num_images > size:
+            rank_zero_warn(
+                f"RobustnessEvaluation num_images={self.num_images} but the {split} split holds "
+                f"{size} images: all {size} are evaluated"
+            )
+
+    # ---------------------------------------------------------------- resume
+    def state_dict(self) -> dict[str, Any]:
+        path = None if self._history_path is None else str(self._history_path)
+        return {"history_path": path, "history_entries": self._history_entries}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_history = dict(state_dict)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Find this run's history; when resuming a killed run, drop the entries written after
+        the checkpoint (the resumed run evaluates those epochs again)."""
+        directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
+        path = directory / "robustness.json"
+        resume, self._resume_history = self._resume_history, None
+        if not trainer.is_global_zero:
+            return
+        self._history_path = path
+        history = self._read_history(path)
+        recorded = (resume or {}).get("history_path")
+        if recorded is not None and Path(recorded).resolve() == path.resolve():
+            keep = int(resume.get("history_entries", 0))  # type: ignore[union-attr]
+            if len(history) > keep:
+                history = history[:keep]
+                atomic_write_json(path, history)
+        self._history_entries = len(history)
+
+    @staticmethod
+    def _read_history(path: Path) -> list[dict[str, Any]]:
+        if not path.is_file():
+            return []
+        try:
+            history = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            rank_zero_warn(f"{path} is not valid JSON; starting a new history")
+            return []
+        return history if isinstance(history, list) else []
 
     # ---------------------------------------------------------------- hooks
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -163,10 +259,7 @@ class RobustnessEvaluation(Callback):
     def _chunks_for(self, trainer: Trainer, split: str) -> tuple[CachedChunks, int]:
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "robustness_subset"):
-            raise ConfigError(
-                "RobustnessEvaluation needs a robustart datamodule (with robustness_subset); "
-                f"got {type(datamodule).__name__}"
-            )
+            self._check_split(trainer, split)  # raises the explanation
         subset = datamodule.robustness_subset(split, self.num_images, self.seed)
         rank, world = trainer.global_rank, trainer.world_size
         n_chunks = len(chunk_ids_for_rank(len(subset), self.batch_size, rank, world))
@@ -185,7 +278,23 @@ class RobustnessEvaluation(Callback):
         prefix: str = "",
         suite: RobustnessSuite | None = None,
     ) -> RobustnessReport:
-        """Evaluate ``suite`` (default: the fit suite) now and log the results."""
+        """Evaluate ``suite`` (default: the fit suite) now and log the results.
+
+        The global random-number states are left as found: the evaluation seeds its own
+        generators, and training continues with the same data order and augmentation whether
+        or not (and however often) it evaluates, which also keeps resumed runs exact.
+        """
+        with isolate_rng(include_cuda=True):
+            return self._run(trainer, pl_module, split, prefix, suite)
+
+    def _run(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        split: str,
+        prefix: str,
+        suite: RobustnessSuite | None,
+    ) -> RobustnessReport:
         chunks, n_chunks = self._chunks_for(trainer, split)
         suite = self.suite if suite is None else suite
 
@@ -280,12 +389,7 @@ class RobustnessEvaluation(Callback):
         self, directory: Path, trainer: Trainer, report: RobustnessReport, split: str, prefix: str
     ) -> None:
         history_path = directory / "robustness.json"
-        history: list[dict[str, Any]] = []
-        if history_path.is_file():
-            try:
-                history = json.loads(history_path.read_text())
-            except json.JSONDecodeError:
-                rank_zero_warn(f"{history_path} is not valid JSON; starting a new history")
+        history = self._read_history(history_path)
         history.append(
             {
                 "stage": trainer.state.fn.value if trainer.state.fn else None,
@@ -297,6 +401,8 @@ class RobustnessEvaluation(Callback):
             }
         )
         atomic_write_json(history_path, history)
+        if history_path == self._history_path:
+            self._history_entries = len(history)
         from robustart.plots import plot_robustness_curves
 
         name = "robustness_curves_test.png" if prefix else "robustness_curves.png"

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, InputRangeError
 from robustart.registry import Registry
 from robustart.utils import check_images
 
@@ -38,6 +38,9 @@ TABLE_SIZES = {"cifar": 32, "imagenet": 224}
 SIZE_THRESHOLD = 85
 
 SEVERITIES = (1, 2, 3, 4, 5)
+
+#: Names of the channel layouts in messages.
+CHANNEL_NAMES = {1: "grey", 2: "grey + alpha", 3: "RGB", 4: "RGBA"}
 
 #: The 15 benchmark corruptions of ImageNet-C / CIFAR-10-C, in their customary order, by
 #: category. Key per-corruption constants by name, never by position in these lists.
@@ -101,6 +104,10 @@ class Corruption(ABC):
     imagenet: ClassVar[tuple[Any, ...]] = ()
     #: One parameter per severity 1..5 for 32-px images.
     cifar: ClassVar[tuple[Any, ...]] = ()
+    #: Channel counts the corruption is defined for: grey (1) and RGB (3). The reference
+    #: corruptions work on RGB pixels (HSV edits, luma, colour overlays, JPEG); an alpha
+    #: channel would be corrupted as if it were colour, so 2- and 4-channel images are refused.
+    channel_counts: ClassVar[tuple[int, ...]] = (1, 3)
 
     def __call__(
         self, images: Tensor, severity: int, generator: torch.Generator | None = None
@@ -116,16 +123,25 @@ class Corruption(ABC):
             Corrupted images, same shape, dtype and device, in [0, 1].
         """
         check_images(images)
+        self.check_channels(images.shape[1])
         param, scale = self.parameter(severity, images.shape[-2], images.shape[-1])
         with torch.no_grad():
             out = self.apply(images, param, scale, generator)
         return out.clamp_(0.0, 1.0).to(images.dtype)
 
-    def check_available(self) -> None:
+    def check_available(self) -> None:  # noqa: B027  (optional hook, no-op by default)
         """Raise a :class:`~robustart.errors.RobustartError` if this corruption cannot run here
         (missing files or optional packages). Suites call it when they are built, so a missing
         prerequisite fails before any training or attack starts, not after hours of work.
         The default has no prerequisites."""
+
+    def check_channels(self, channels: int) -> None:
+        """Refuse images whose channel count the corruption is not defined for.
+
+        Raises:
+            InputRangeError: e.g. RGBA (4 channels), saying to drop the alpha channel.
+        """
+        check_channel_count(channels, self.channel_counts, f"corruption {self.name!r}")
 
     def parameter(self, severity: int, height: int, width: int) -> tuple[Any, float]:
         """The table parameter for ``severity`` at this image size, and the spatial scale."""
@@ -145,6 +161,27 @@ class Corruption(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def check_channel_count(channels: int, allowed: tuple[int, ...], what: str) -> None:
+    """Refuse a channel count outside ``allowed``, saying how to convert the images.
+
+    Args:
+        channels: C of the (N, C, H, W) images.
+        allowed: Channel counts the operation is defined for, e.g. ``(1, 3)``.
+        what: The operation, for the message (``"corruption 'saturate'"``).
+
+    Raises:
+        InputRangeError: e.g. for RGBA images, saying to drop the alpha channel.
+    """
+    if channels in allowed:
+        return
+    names = " or ".join(f"{c} ({CHANNEL_NAMES.get(c, '?')})" for c in allowed)
+    hint = {
+        4: "drop the alpha channel of RGBA images with `images[:, :3]`",
+        2: "drop the alpha channel of grey + alpha images with `images[:, :1]`",
+    }.get(channels, "convert the images to RGB or greyscale")
+    raise InputRangeError(f"{what} needs images with {names} channels, got {channels}; {hint}")
 
 
 def create_corruption(name: str) -> Corruption:

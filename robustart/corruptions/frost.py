@@ -1,21 +1,25 @@
 """Frost: a random crop of a frost photograph blended over the image.
 
-The reference blends real photographs of frost. robustart ships none; it reads them at run
-time, in this order:
+The reference blends real photographs of frost. robustart ships the five the reference uses
+(``robustart/corruptions/frost_textures/``, from Hendrycks & Dietterich's ImageNet-C code via
+``imagecorruptions`` 1.1.2, Apache License 2.0; its ``README.md`` gives their provenance and
+checksums). The photographs come from the first of:
 
 1. the ``frost_dir`` argument of :class:`Frost`;
-2. the folder named by the environment variable ``ROBUSTART_FROST_DIR``;
-3. the six photographs the PyPI package ``imagecorruptions`` installs as package data (found
-   with ``importlib`` without importing the package, which fails on recent setuptools).
+2. the folder named by the environment variable ``ROBUSTART_FROST_DIR`` (if set and not empty);
+3. the shipped photographs.
 
-Without any of them, applying frost raises :class:`~robustart.errors.DatasetNotFoundError`
-saying what to provide.
+From a folder that holds the reference's file names (``frost1.png`` ... ``frost5.jpg``, with or
+without its unused ``frost6.jpg``) exactly those five are used, in that order, so a copy of the
+reference's folder gives the reference's draws; from any other folder every image, sorted by
+name. A folder that does not exist, holds no images or holds an image that cannot be decoded
+raises :class:`~robustart.errors.DatasetNotFoundError` saying what to do;
+:meth:`Frost.check_available` raises it up front.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 from pathlib import Path
 
@@ -35,63 +39,98 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 REFERENCE_TEXTURES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
 #: Texture enlargement per table: the CIFAR reference shrinks the photographs to 20 %.
 TEXTURE_ZOOM = {"imagenet": 1.0, "cifar": 0.2}
-
-
-def imagecorruptions_frost_dir() -> Path | None:
-    """The ``frost`` folder of an installed ``imagecorruptions`` package, or ``None``."""
-    try:
-        spec = importlib.util.find_spec("imagecorruptions")
-    except (ImportError, ValueError):
-        return None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        folder = Path(location) / "frost"
-        if folder.is_dir():
-            return folder
-    return None
+#: The five reference photographs shipped with robustart (package data, see its README.md).
+SHIPPED_FROST_DIR = Path(__file__).resolve().parent / "frost_textures"
 
 
 def frost_texture_files(frost_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The frost photographs to use (see the module docstring for the search order).
+    """The frost photographs to use: from ``frost_dir``, else from ``$ROBUSTART_FROST_DIR``,
+    else the ones shipped with robustart.
+
+    Args:
+        frost_dir: A folder of frost images, or ``None``.
+
+    Returns:
+        The reference's five files in the reference's order if the folder holds them, else
+        every image of the folder sorted by name. The files are not decoded here.
 
     Raises:
-        DatasetNotFoundError: if no source is configured or the folder holds no images.
+        DatasetNotFoundError: if the folder does not exist, cannot be listed or holds no
+            images; the message says what to do.
     """
-    if frost_dir is None and os.environ.get(FROST_ENV):
-        frost_dir = os.environ[FROST_ENV]
-    reference = frost_dir is None
-    folder = Path(frost_dir).expanduser() if frost_dir is not None else None
-    folder = folder or imagecorruptions_frost_dir()
-    if folder is None:
-        raise DatasetNotFoundError(
-            "frost needs photographs of frost, which robustart does not ship. Either "
-            "`pip install imagecorruptions` (its frost images are read from the installed "
-            f"package), set {FROST_ENV}=/path/to/folder of frost images, or pass "
-            "Frost(frost_dir=...)."
+    if frost_dir is not None:
+        folder = Path(frost_dir).expanduser()
+        where = f"frost_dir {str(folder)!r}"
+        fix = (
+            "pass a folder of frost photographs, or leave frost_dir unset to use the "
+            "photographs shipped with robustart"
         )
+    elif os.environ.get(FROST_ENV):
+        folder = Path(os.environ[FROST_ENV]).expanduser()
+        where = f"{FROST_ENV}={str(folder)!r}"
+        fix = (
+            f"point {FROST_ENV} at a folder of frost photographs, or unset it to use the "
+            "photographs shipped with robustart"
+        )
+    else:
+        folder = SHIPPED_FROST_DIR
+        where = f"robustart's frost photograph folder {str(folder)!r}"
+        fix = (
+            "the installation is incomplete: reinstall robustart, or set "
+            f"{FROST_ENV} to a folder of frost photographs"
+        )
+    if not folder.exists():
+        raise DatasetNotFoundError(f"frost: {where} does not exist; {fix}")
     if not folder.is_dir():
-        raise DatasetNotFoundError(f"frost image folder {str(folder)!r} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if reference and all((folder / name).is_file() for name in REFERENCE_TEXTURES):
-        files = [folder / name for name in REFERENCE_TEXTURES]
+        raise DatasetNotFoundError(f"frost: {where} is a file, not a folder; {fix}")
+    if all((folder / name).is_file() for name in REFERENCE_TEXTURES):
+        return [folder / name for name in REFERENCE_TEXTURES]
+    try:
+        files = sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+    except OSError as error:
+        raise DatasetNotFoundError(
+            f"frost: cannot list {where} ({error.strerror or error}); {fix}"
+        ) from error
     if not files:
         raise DatasetNotFoundError(
-            f"no frost images ({', '.join(IMAGE_SUFFIXES)}) in {str(folder)!r}; "
-            f"point {FROST_ENV} or frost_dir at a folder of frost photographs"
+            f"frost: no frost images ({', '.join(IMAGE_SUFFIXES)}) in {where}; {fix}"
         )
     return files
 
 
-@functools.lru_cache(maxsize=4)
-def load_textures(files: tuple[Path, ...]) -> tuple[Tensor, ...]:
-    """Decode frost images as float RGB tensors (3, h, w) in [0, 1] (alpha dropped)."""
+def read_texture(path: Path) -> Tensor:
+    """Decode one frost image as a float RGB tensor (3, h, w) in [0, 1] (alpha dropped).
+
+    Raises:
+        DatasetNotFoundError: if the file cannot be read or decoded.
+    """
     from PIL import Image
 
-    textures = []
-    for path in files:
+    try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        textures.append(torch.from_numpy(array.copy()).permute(2, 0, 1))
-    return tuple(textures)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if Path(path).parent == SHIPPED_FROST_DIR:
+            fix = f"reinstall robustart, or set {FROST_ENV} to a folder of frost photographs"
+        else:
+            fix = "replace or remove the file, or use another folder of frost photographs"
+        raise DatasetNotFoundError(
+            f"frost: cannot decode the image {str(path)!r} ({reason}); {fix}"
+        ) from error
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def load_textures(files: tuple[Path, ...]) -> tuple[Tensor, ...]:
+    """Decode frost images as float RGB tensors (3, h, w) in [0, 1] (alpha dropped), cached.
+
+    Raises:
+        DatasetNotFoundError: if a file cannot be read or decoded.
+    """
+    return tuple(read_texture(path) for path in files)
 
 
 def fit_texture(texture: Tensor, zoom: float, height: int, width: int) -> Tensor:
@@ -123,8 +162,8 @@ class Frost(Corruption):
     ``scale``); textures smaller than the image are enlarged to fit.
 
     Args:
-        frost_dir: Folder of frost images; default: ``ROBUSTART_FROST_DIR``, then the
-            ``imagecorruptions`` package data.
+        frost_dir: Folder of frost images; default: ``$ROBUSTART_FROST_DIR`` if set, else the
+            photographs shipped with robustart.
     """
 
     name = "frost"
@@ -135,6 +174,16 @@ class Frost(Corruption):
     def __init__(self, frost_dir: str | os.PathLike | None = None) -> None:
         self.frost_dir = frost_dir
         self._stacks: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def check_available(self) -> None:
+        """Find and decode the frost photographs now (see :func:`frost_texture_files`).
+
+        The decoded photographs stay cached for applying frost later.
+
+        Raises:
+            DatasetNotFoundError: if the folder is missing or empty or an image is unreadable.
+        """
+        load_textures(tuple(frost_texture_files(self.frost_dir)))
 
     def textures(self, zoom: float, height: int, width: int, device: torch.device) -> tuple:
         """The fitted textures stacked (K, 3, H_max, W_max) on ``device``; their sizes (K, 2)."""

@@ -74,6 +74,10 @@ class RobustartDataModule(LightningDataModule):
             (``<root>/<class>/<images>``, one folder per class, sorted names in label order),
             added to the training images (Geirhos et al.'s Stylized + original training);
             see :mod:`robustart.augment.stylized_dataset`.
+        persistent_workers: Keep the loader's worker processes alive between epochs. Saves
+            their start-up time once per epoch, but their random-number streams then run on
+            from the first epoch, so a run resumed with ``--ckpt_path last`` no longer
+            augments exactly as the uninterrupted run; off by default for exact resumes.
     """
 
     #: Number of classes.
@@ -94,6 +98,7 @@ class RobustartDataModule(LightningDataModule):
         pin_memory: bool = False,
         augment_policy: dict[str, Any] | None = None,
         stylized_root: str | None = None,
+        persistent_workers: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -104,6 +109,7 @@ class RobustartDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.augment_policy = build_augment_policy(augment_policy)
         self.stylized_root = stylized_root
+        self.persistent_workers = persistent_workers
         self._datasets: dict[tuple[str, bool], Dataset] = {}
 
     @property
@@ -131,7 +137,11 @@ class RobustartDataModule(LightningDataModule):
                 v2.CenterCrop(self.image_size),
             ]
         )
-        folder = datasets.ImageFolder(str(root), transform=transform, allow_empty=True)
+        from robustart.data.folders import load_rgb_image  # names unreadable files
+
+        folder = datasets.ImageFolder(
+            str(root), transform=transform, loader=load_rgb_image, allow_empty=True
+        )
         return TransformedDataset(folder, self.train_augmentation())
 
     def _stylized_dataset(self) -> Dataset:
@@ -188,7 +198,7 @@ class RobustartDataModule(LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
             drop_last=False,
         )
 

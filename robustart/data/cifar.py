@@ -145,7 +145,8 @@ class CIFAR10DataModule(RobustartDataModule):
         download: Download the official archive into ``root`` if missing (needs internet).
         augment: Random crop and flip for training.
         **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
-            ``augment_policy``, ``stylized_root`` (see :class:`RobustartDataModule`).
+            ``augment_policy``, ``stylized_root``, ``persistent_workers`` (see
+            :class:`RobustartDataModule`).
     """
 
     spec = CIFAR10

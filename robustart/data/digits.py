@@ -57,7 +57,8 @@ class DigitsDataModule(RobustartDataModule):
         augment: Random shifts of up to ``shift`` pixels for training.
         shift: Maximum shift in pixels.
         **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
-            ``augment_policy``, ``stylized_root`` (see :class:`RobustartDataModule`).
+            ``augment_policy``, ``stylized_root``, ``persistent_workers`` (see
+            :class:`RobustartDataModule`).
     """
 
     num_classes = 10

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from robustart.data.imagenet_classes import ClassSubset, imagenet_wnid_to_index
-from robustart.errors import DatasetNotFoundError
+from robustart.errors import CorruptImageError, DatasetNotFoundError
 
 #: File name endings read as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
@@ -47,6 +47,40 @@ def evaluation_transform(image_size: int = 224, resize_size: int = 256) -> Image
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_rgb_image(path: str | Path) -> Image.Image:
+    """Read an image file completely and convert it to RGB.
+
+    The whole file is decoded here (PIL otherwise decodes lazily), so a broken file fails at
+    this point with its name rather than somewhere in a transform.
+
+    Args:
+        path: An image file (any format PIL reads).
+
+    Returns:
+        An RGB ``PIL.Image`` (H, W, 3 channels, uint8 values 0..255).
+
+    Raises:
+        CorruptImageError: the file is truncated, corrupt or not an image (a single-string
+            error, so a DataLoader worker can re-raise it).
+    """
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise DatasetNotFoundError(
+            f"image file {path} disappeared while the dataset was read; check the dataset "
+            "folder (was it moved or is the disk unmounted?)"
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as err:  # decoders raise OSError, SyntaxError, struct.error, ...
+        raise CorruptImageError(
+            f"cannot read image {path}: the file is truncated, corrupt or not an image "
+            f"({type(err).__name__}: {' '.join(str(err).split())}). Replace it with a good "
+            "copy (re-extract the dataset) or delete it."
+        ) from None
 
 
 def class_folder_names(root: Path, dataset: str, layout: str) -> list[str]:
@@ -83,17 +117,47 @@ def scan_class_folders(
         DatasetNotFoundError: if a folder is missing or no image is found.
     """
     samples: list[tuple[Path, int]] = []
+    empty: list[str] = []
     for name in labels:
         folder = root / name
         if not folder.is_dir():
             raise DatasetNotFoundError(f"{dataset}: class folder {folder} is missing ({layout})")
-        samples.extend((f, labels[name]) for f in sorted(folder.iterdir()) if is_image_file(f))
+        found = [(f, labels[name]) for f in sorted(folder.iterdir()) if is_image_file(f)]
+        if not found:
+            empty.append(name)
+        samples.extend(found)
     if not samples:
         raise DatasetNotFoundError(
             f"{dataset}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the class folders of "
             f"{root}. Expected the layout {layout}."
         )
+    if empty:
+        raise DatasetNotFoundError(empty_class_folders_message(dataset, root, empty))
     return samples
+
+
+def empty_class_folders_message(
+    dataset: str,
+    root: Path,
+    empty: list[str],
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+    remedy: str = "or delete the empty folders if those classes are meant to be absent",
+) -> str:
+    """The error text for class folders that hold no image file (an incomplete copy).
+
+    Args:
+        dataset: Dataset name for the message.
+        root: Folder holding the class folders.
+        empty: Names of the class folders without images.
+        extensions: File endings read as images.
+        remedy: What else to do besides extracting the missing images.
+    """
+    shown = ", ".join(empty[:5]) + (f", ... ({len(empty)} in all)" if len(empty) > 5 else "")
+    return (
+        f"{dataset}: {len(empty)} class folders of {root} hold no image files "
+        f"({', '.join(extensions)}): {shown}. The copy is incomplete: extract the missing "
+        f"images, {remedy}."
+    )
 
 
 class ImageFileDataset(Dataset):
@@ -117,9 +181,7 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         path, label = self.samples[index]
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-        return self.transform(image), label
+        return self.transform(load_rgb_image(path)), label
 
 
 class WnidFolderDataset(ImageFileDataset):

@@ -77,9 +77,19 @@ def load_model(
     path = Path(spec)
     checkpoint = load_checkpoint_file(path)  # weights_only; CheckpointError if missing/unsafe
     if "state_dict" not in checkpoint:
+        keys = [k for k, v in checkpoint.items() if isinstance(v, torch.Tensor)]
+        what = (
+            f"a plain state dict ({len(keys)} tensors, e.g. {', '.join(keys[:3])}) that does not "
+            "record its architecture"
+            if keys
+            else "no 'state_dict'"
+        )
         raise CheckpointError(
-            f"{path} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt written by "
-            "`robustart fit` or a zoo:<name> entry"
+            f"{path} is not a Lightning checkpoint ({what}); pass a .ckpt written by "
+            "`robustart fit` or a zoo:<name> entry. "
+            "To evaluate plain weights, train or fine-tune from them with `robustart fit "
+            "--model.init_args.weights FILE` (which checks them against the architecture) and "
+            "pass the resulting checkpoint."
         )
     hparams = checkpoint.get("hyper_parameters") or {}
     info = checkpoint.get("robustart") or {}

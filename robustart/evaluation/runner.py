@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from robustart.errors import ConfigError
 from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.suite import RobustnessSuite
 from robustart.metrics import GradientHealth, PerturbationNorms, RobustnessCounts
@@ -136,9 +137,15 @@ def evaluate_robustness(
                 gradients.update(result.clean_gradient)
         with warnings.catch_warnings():  # a process without chunks computes zero states
             warnings.filterwarnings("ignore", message=".*before the ``update``.*")
+            totals = counts.compute()
+            if int(totals["count"]["images"]) == 0:
+                raise ConfigError(
+                    "the robustness evaluation ran on zero images (an empty subset): no accuracy "
+                    "is reported. Check the dataset split and num_images."
+                )
             return RobustnessReport.from_metrics(
                 suite,
-                counts.compute(),
+                totals,
                 norms.compute() if attack_keys else None,
                 gradients.compute() if attack_keys else None,
             )

@@ -303,10 +303,11 @@ def shift_main(argv: list[str]) -> dict[str, Any]:
     is also written to ``results.json``."""
     from tqdm.auto import tqdm
 
-    from robustart.utils import atomic_write_json, atomic_write_text
+    from robustart.utils import atomic_write_json, atomic_write_text, check_output_dir
 
     args = build_parser().parse_args(argv)
     benchmark = get_benchmark(args.benchmark)
+    out = check_output_dir(args.output or Path("runs/shift") / benchmark.name, "--output")
     _check_options(benchmark, args)
     specs = list(args.models)
     names = display_names(specs, args.names)
@@ -361,7 +362,6 @@ def shift_main(argv: list[str]) -> dict[str, Any]:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
-    out = args.output or Path("runs/shift") / benchmark.name
     markdown = f"{caption}\n\n{table.markdown()}"
     if details is not None:
         markdown += f"\n{details.markdown()}"

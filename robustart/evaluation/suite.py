@@ -29,8 +29,16 @@ from torch import Tensor, nn
 from robustart.attacks import Attack, create_attack
 from robustart.corruptions import CORRUPTIONS, check_severity, create_corruption
 from robustart.corruptions.base import Corruption
-from robustart.errors import ConfigError
-from robustart.utils import format_eps, make_generator, parse_eps, preserve_mode, stable_seed
+from robustart.errors import ConfigError, NonFiniteError
+from robustart.utils import (
+    check_finite_logits,
+    check_labels,
+    format_eps,
+    make_generator,
+    parse_eps,
+    preserve_mode,
+    stable_seed,
+)
 
 #: The cheap default for epoch-end evaluation: PGD-10 (L∞) at three budgets.
 #: Attack labels in metric names state iterations and restarts (``pgd10_linf``).
@@ -143,6 +151,8 @@ class RobustnessSuite:
         self.corruptions: dict[str, Corruption] = {
             n: create_corruption(n) for n in self.corruption_names
         }
+        for corruption in self.corruptions.values():
+            corruption.check_available()  # missing files fail now, not after the attacks
         self.severities = tuple(check_severity(s) for s in severities)
         if self.corruption_names and not self.severities:
             raise ConfigError("severities is empty but corruptions are listed")
@@ -174,9 +184,10 @@ class RobustnessSuite:
                 groups.setdefault(name, []).append(entry.key(eps))
         return {k: v for k, v in groups.items() if len(v) > 1}
 
+    @staticmethod
     @torch.no_grad()
-    def _correct(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
-        return model(images).argmax(dim=1) == labels
+    def _logits(model: nn.Module, images: Tensor) -> Tensor:
+        return model(images)
 
     def run_batch(
         self,
@@ -205,15 +216,23 @@ class RobustnessSuite:
         """
         device = images.device
         result = BatchResult(correct={})
+        finite: dict[str, Tensor] = {}  # per test: are all logits finite (checked once, below)
 
-        def done(key: str, correct: Tensor) -> None:
+        def score(key: str, logits: Tensor) -> Tensor:
+            finite[key] = torch.isfinite(logits).all()
+            correct = logits.argmax(dim=1) == labels
             result.correct[key] = correct
             if on_test is not None:
                 on_test(key)
+            return correct
 
         with preserve_mode(model, False):
-            clean = self._correct(model, images, labels)
-            done(CLEAN_KEY, clean)
+            clean_logits = self._logits(model, images)
+            check_finite_logits(
+                clean_logits, f"the model's logits on the clean images of chunk {chunk_id}"
+            )
+            check_labels(labels, len(images), clean_logits.shape[1])
+            clean = score(CLEAN_KEY, clean_logits)
             if self.attacks:
                 result.clean_gradient = self._clean_gradient(model, images, labels)
             for entry in self.attacks:
@@ -221,15 +240,23 @@ class RobustnessSuite:
                     key = entry.key(eps)
                     generator = make_generator(stable_seed(seed, key, chunk_id), device)
                     adversarial = entry.attack(model, images, labels, eps=eps, generator=generator)
-                    correct = self._correct(model, adversarial, labels)
+                    correct = score(key, self._logits(model, adversarial))
                     result.perturbations[key] = (adversarial - images, clean & ~correct)
-                    done(key, correct)
             for name, corruption in self.corruptions.items():
                 for severity in self.severities:
                     key = self.corruption_key(name, severity)
                     generator = make_generator(stable_seed(seed, key, chunk_id), device)
                     corrupted = corruption(images, severity, generator)
-                    done(key, self._correct(model, corrupted, labels))
+                    score(key, self._logits(model, corrupted))
+        flags = torch.stack(list(finite.values())).tolist()  # one host synchronisation
+        broken = [key for key, ok in zip(finite, flags) if not ok]
+        if broken:
+            raise NonFiniteError(
+                f"the model's logits are NaN or infinite under {', '.join(broken[:3])}"
+                f"{' and others' if len(broken) > 3 else ''} (chunk {chunk_id}): the model is "
+                "numerically unstable there, so its accuracy under these tests is undefined and "
+                "no robustness is reported"
+            )
         return result
 
     @staticmethod
@@ -242,10 +269,14 @@ class RobustnessSuite:
 
 
 def suites_dir() -> Path:
-    """The folder of the named suites: ``$ROBUSTART_SUITES`` if set, else ``recipes/suites/`` of
-    the source tree."""
+    """The folder of the named suites: ``$ROBUSTART_SUITES`` if set, else ``robustart/suites/``
+    of an installed wheel (package data), else ``recipes/suites/`` of the source tree."""
     env = os.environ.get("ROBUSTART_SUITES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "recipes" / "suites"
+    if env:
+        return Path(env).expanduser()
+    package = Path(__file__).resolve().parents[1]  # the robustart package folder
+    installed = package / "suites"
+    return installed if installed.is_dir() else package.parent / "recipes" / "suites"
 
 
 def suite_names() -> list[str]:

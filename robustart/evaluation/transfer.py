@@ -30,13 +30,20 @@ from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
 from robustart.attacks.base import Model
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, EmptyInputError
 from robustart.evaluation.model_loading import (
     display_names,
     load_model,
     resolve_device,
 )
-from robustart.utils import check_images, make_generator, preserve_mode
+from robustart.utils import (
+    check_finite_logits,
+    check_images,
+    check_labels,
+    check_output_dir,
+    make_generator,
+    preserve_mode,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -109,11 +116,21 @@ class TransferResult:
 
 
 @torch.no_grad()
-def _correct(model: Model, images: Tensor, labels: Tensor) -> Tensor:
+def _correct(model: Model, images: Tensor, labels: Tensor, what: str) -> Tensor:
+    """(N,) bool: the model's top-1 prediction equals the label.
+
+    Raises:
+        NonFiniteError: NaN or infinite logits (``what`` names the model and the images).
+        InputRangeError: labels outside the model's classes.
+    """
     if isinstance(model, nn.Module):
         with preserve_mode(model, False):
-            return model(images).argmax(dim=1) == labels
-    return model(images).argmax(dim=1) == labels
+            logits = model(images)
+    else:
+        logits = model(images)
+    check_finite_logits(logits, f"the logits of {what}")
+    check_labels(labels, images.shape[0], logits.shape[-1])
+    return logits.argmax(dim=1) == labels
 
 
 def evaluate_transfer(
@@ -149,28 +166,33 @@ def evaluate_transfer(
     check_images(images)
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise ConfigError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    check_labels(labels, images.shape[0])
     targets = sources if targets is None else targets
     if not sources or not targets:
         raise ConfigError("transfer evaluation needs at least one source and one target model")
     n = images.shape[0]
+    if n == 0:
+        raise EmptyInputError("transfer evaluation got 0 images: there is no accuracy to report")
     step = max(n, 1) if batch_size is None else int(batch_size)
     if step < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    target_models = list(targets.values())
+    target_models = list(targets.items())
     correct = torch.zeros(len(sources), len(targets), dtype=torch.float64)
     clean = torch.zeros(len(targets), dtype=torch.float64)
     for start in range(0, n, step):
         x, y = images[start : start + step], labels[start : start + step]
-        for t, target in enumerate(target_models):
-            clean[t] += _correct(target, x, y).sum().item()
-    for s, source in enumerate(sources.values()):
+        for t, (target_name, target) in enumerate(target_models):
+            what = f"model {target_name!r} on the clean images"
+            clean[t] += _correct(target, x, y, what).sum().item()
+    for s, (source_name, source) in enumerate(sources.items()):
         generator = make_generator(seed, images.device)
         for start in range(0, n, step):
             x, y = images[start : start + step], labels[start : start + step]
             adversarial = attack(source, x, y, generator=generator)
-            for t, target in enumerate(target_models):
-                correct[s, t] += _correct(target, adversarial, y).sum().item()
-    total = max(n, 1)
+            for t, (target_name, target) in enumerate(target_models):
+                what = f"model {target_name!r} on the examples crafted on {source_name!r}"
+                correct[s, t] += _correct(target, adversarial, y, what).sum().item()
+    total = n
     return TransferResult(
         sources=list(sources),
         targets=list(targets),
@@ -387,6 +409,7 @@ def transfer_main(argv: list[str]) -> dict[str, Any]:
     from robustart.utils import atomic_write_json, atomic_write_text, format_eps
 
     args = build_parser().parse_args(argv)
+    check_output_dir(args.output, "--output")
     if args.num_images < 0:
         raise ConfigError(f"--num-images must be >= 0, got {args.num_images}")
     if args.batch_size < 1:
@@ -413,6 +436,8 @@ def transfer_main(argv: list[str]) -> dict[str, Any]:
         for name, spec in zip(names, args.models)
     }
     subset = data.robustness_subset(args.split, args.num_images or None, args.seed)
+    if len(subset) == 0:
+        raise EmptyInputError(f"the {args.data} {args.split} split has no images")
     loader = DataLoader(subset, batch_size=len(subset), shuffle=False)
     images, labels = next(iter(loader))
     images, labels = images.float().to(device), torch.as_tensor(labels).to(device)

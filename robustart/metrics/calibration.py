@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from robustart.errors import ConfigError, InputRangeError
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError
+from robustart.utils import check_finite_logits, check_labels
 
 
 def _check_bins(n_bins: int) -> int:
@@ -33,12 +34,20 @@ def confidence_and_correct(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tens
 
     Returns:
         ``(confidence (N,) in [0, 1], correct (N,) bool)``.
+
+    Raises:
+        InputRangeError: wrong shapes, or labels that are not class indices in [0, K).
+        NonFiniteError: NaN or infinite scores (a calibration error of a broken model).
     """
     if scores.ndim != 2 or labels.shape != scores.shape[:1]:
         raise InputRangeError(
             f"scores must be (N, K) and labels (N,), got {tuple(scores.shape)} and "
             f"{tuple(labels.shape)}"
         )
+    check_finite_logits(scores, "the scores given to the calibration error")
+    check_labels(
+        labels, scores.shape[0], scores.shape[1], "the labels given to the calibration error"
+    )
     scores = scores.detach().float()
     is_probability = (
         scores.numel() > 0
@@ -59,6 +68,7 @@ def calibration_bins(
     correct = correct.detach().double().flatten()
     if confidence.shape != correct.shape:
         raise InputRangeError("confidence and correct must have the same number of elements")
+    check_finite_logits(confidence, "the confidences given to the calibration error")
     if confidence.numel() and (confidence.min() < 0 or confidence.max() > 1):
         raise InputRangeError("confidences must lie in [0, 1]")
     # bin m holds ((m-1)/M, m/M]; confidence 0 joins the first bin
@@ -73,7 +83,9 @@ def calibration_bins(
 def _ece_from_bins(count: Tensor, conf_sum: Tensor, correct_sum: Tensor) -> Tensor:
     total = count.sum()
     if total == 0:
-        raise ConfigError("expected calibration error of an empty set of predictions")
+        raise EmptyInputError(
+            "expected calibration error of an empty set of predictions: no images were scored"
+        )
     return ((conf_sum - correct_sum).abs().sum() / total).float()
 
 

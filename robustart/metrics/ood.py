@@ -12,13 +12,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.errors import ConfigError, InputRangeError
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError, NonFiniteError
+from robustart.utils import check_finite_logits
 
 
 def max_softmax_anomaly_score(logits: Tensor) -> Tensor:
-    """``−max softmax`` per row of (N, K) logits: (N,) in [−1, −1/K]; higher = more anomalous."""
+    """``−max softmax`` per row of (N, K) logits: (N,) in [−1, −1/K]; higher = more anomalous.
+
+    Raises:
+        InputRangeError: logits not of shape (N, K).
+        NonFiniteError: NaN or infinite logits (their softmax is meaningless).
+    """
     if logits.ndim != 2:
         raise InputRangeError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
+    check_finite_logits(logits, "the logits given to the OOD anomaly score")
     return -logits.detach().float().softmax(dim=1).max(dim=1).values
 
 
@@ -26,16 +33,26 @@ def _scores_and_labels(in_scores: Tensor, out_scores: Tensor) -> tuple[Tensor, T
     in_scores = torch.as_tensor(in_scores).detach().double().flatten().cpu()
     out_scores = torch.as_tensor(out_scores).detach().double().flatten().cpu()
     if in_scores.numel() == 0 or out_scores.numel() == 0:
-        raise ConfigError(
+        raise EmptyInputError(
             "OOD detection needs scores of both in-distribution and out-of-distribution images, "
             f"got {in_scores.numel()} and {out_scores.numel()}"
         )
-    if not (torch.isfinite(in_scores).all() and torch.isfinite(out_scores).all()):
-        raise InputRangeError("anomaly scores contain NaN or infinite values")
+    _check_finite_scores(in_scores, "in-distribution")
+    _check_finite_scores(out_scores, "out-of-distribution")
     scores = torch.cat([out_scores, in_scores])
     positive = torch.zeros(len(scores), dtype=torch.bool)
     positive[: len(out_scores)] = True
     return scores, positive
+
+
+def _check_finite_scores(scores: Tensor, what: str) -> None:
+    bad = int((~torch.isfinite(torch.as_tensor(scores))).sum())
+    if bad:
+        raise NonFiniteError(
+            f"{bad} of {torch.as_tensor(scores).numel()} {what} anomaly scores are NaN or "
+            "infinite: the model (or the scoring function) is numerically broken, so no AUROC "
+            "or AUPR is reported. Evaluate an earlier, finite checkpoint."
+        )
 
 
 def average_precision(scores: Tensor, positive: Tensor) -> float:
@@ -52,6 +69,7 @@ def average_precision(scores: Tensor, positive: Tensor) -> float:
     """
     scores = torch.as_tensor(scores).double().flatten()
     positive = torch.as_tensor(positive).bool().flatten()
+    _check_finite_scores(scores, "average-precision")
     num_positive = int(positive.sum())
     if num_positive == 0:
         raise ConfigError("average precision needs at least one positive example")
@@ -78,6 +96,7 @@ def auroc(scores: Tensor, positive: Tensor) -> float:
     """
     scores = torch.as_tensor(scores).double().flatten()
     positive = torch.as_tensor(positive).bool().flatten()
+    _check_finite_scores(scores, "AUROC")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ConfigError("AUROC needs at least one positive and one negative example")

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from robustart.errors import ConfigError, InputRangeError
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError
+from robustart.utils import check_finite_logits
 
 #: Perturbations whose frames are compared with frame 0 (the rest: consecutive frames).
 NOISE_PERTURBATIONS: frozenset[str] = frozenset({"gaussian_noise", "shot_noise", "speckle_noise"})
@@ -132,6 +133,7 @@ def sequence_top5_distances(logits: Tensor, noise: bool) -> Tensor:
         (N,) float.
     """
     _check_sequences(logits, 3, "logits")
+    check_finite_logits(logits, "the logits given to the top-5 distance")
     n, f, k = logits.shape
     reference, current = frame_pairs(f, noise)
     a = logits[:, reference.to(logits.device)].reshape(-1, k)
@@ -203,7 +205,10 @@ class _SequenceMean(Metric):
 
     def compute(self) -> Tensor:
         if self.count == 0:
-            raise ConfigError(f"{type(self).__name__}.compute() called before any update()")
+            raise EmptyInputError(
+                f"{type(self).__name__}.compute() called before any update(): no sequences "
+                "were scored"
+            )
         return (self.total / self.count).float()
 
 
@@ -223,8 +228,10 @@ class FlipProbability(_SequenceMean):
     """
 
     def _per_sequence(self, values: Tensor) -> Tensor:
-        predictions = values.argmax(dim=-1) if values.ndim == 3 else values
-        return sequence_flip_probabilities(predictions, self.noise)
+        if values.ndim == 3:
+            check_finite_logits(values, "the logits given to the flip probability")
+            values = values.argmax(dim=-1)
+        return sequence_flip_probabilities(values, self.noise)
 
 
 class Top5Distance(_SequenceMean):

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustart.errors import CheckpointError, ConfigError, UnknownNameError
+from robustart.errors import CheckpointError, ConfigError, InputRangeError, UnknownNameError
 from robustart.models import zoo
 from robustart.models.registry import MODELS
 from robustart.models.weights import extract_state_dict, load_checkpoint_file, load_into
@@ -41,6 +41,16 @@ class NormalizedClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, images: Tensor) -> Tensor:
+        channels = self.mean.shape[1]
+        if channels > 1 and (images.ndim != 4 or images.shape[1] != channels):
+            # (N, 1, H, W) would broadcast against the (1, C, 1, 1) constants and be
+            # classified as if it were a C-channel image: refuse instead.
+            raise InputRangeError(
+                f"the model takes (N, {channels}, H, W) images, got shape "
+                f"{tuple(images.shape)}. Convert the images to {channels} channels (e.g. "
+                f"`images.expand(-1, {channels}, -1, -1)` for grey images) or create the model "
+                "for their channel count (in_chans, mean, std)."
+            )
         return self.backbone((images - self.mean) / self.std)
 
 

@@ -1,10 +1,12 @@
 """Loading model weights from untrusted files.
 
 Checkpoints are untrusted input: ``.safetensors`` files are read with safetensors, everything
-else with ``torch.load(..., weights_only=True)`` (no code execution). A SHA-256 checksum, when
-given (the model zoo lists one per file), is verified before anything is parsed. Truncated or
-corrupt files, checksum mismatches and weights for another architecture raise
-:class:`~robustart.errors.CheckpointError` with what to do.
+else with ``torch.load(..., weights_only=True)`` (no code execution), and only after their
+first bytes show a file written by ``torch.save`` (so random bytes are reported as unreadable,
+not as a refused pickle). A SHA-256 checksum, when given (the model zoo lists one per file),
+is verified before anything is parsed. Truncated or corrupt files, checksum mismatches and
+weights for another architecture raise :class:`~robustart.errors.CheckpointError` with what
+to do.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import zipfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -59,6 +61,17 @@ def load_checkpoint_file(path: str | os.PathLike, sha256: str | None = None) -> 
         )
     if sha256:
         verify_sha256(path, sha256)
+
+    def unreadable(err: BaseException | None = None) -> CheckpointError:
+        detail = f" ({type(err).__name__} while parsing it)" if err is not None else ""
+        return CheckpointError(
+            f"cannot read {path}{detail}: it is not a checkpoint robustart can read (the file "
+            "is truncated or corrupt, or not a PyTorch or safetensors file at all). Check the "
+            "path, re-download or re-copy the file, or use an earlier checkpoint."
+        )
+
+    if path.suffix != ".safetensors" and not _looks_like_torch_file(path):
+        raise unreadable()
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -67,20 +80,44 @@ def load_checkpoint_file(path: str | os.PathLike, sha256: str | None = None) -> 
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        unsafe = _unsupported_global(str(err))
+        if unsafe is None:  # a damaged pickle stream, not a refused object
+            raise unreadable(err) from None
         raise CheckpointError(
-            f"refusing to load {path}: it contains objects other than tensors and plain data "
-            f"({err.__class__.__name__}: {str(err).splitlines()[0]}). robustart only loads "
-            "weights_only checkpoints; re-save it as a state dict or safetensors file."
+            f"refusing to load {path}: it stores Python objects other than tensors and plain "
+            f"data ({unsafe}). robustart reads checkpoints only with torch.load(weights_only="
+            "True), so that loading a file cannot run code: re-save it as a state dict "
+            "(`torch.save(model.state_dict(), path)`) or as a safetensors file."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is truncated or corrupt "
-            f"({err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
-            "Re-download it or use an earlier checkpoint."
-        ) from None
+    except Exception as err:  # torch and safetensors raise many types on damaged files
+        if isinstance(err, MemoryError):
+            raise
+        raise unreadable(err) from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dictionary")
     return dict(obj)
+
+
+#: How the files ``torch.save`` writes begin: a zip archive (the default since PyTorch 1.6) or
+#: a pickle stream (protocol 2 or higher; the legacy format).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOLS = range(2, 6)
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """Whether ``path`` starts like a file written by ``torch.save``."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(_ZIP_MAGIC):
+        return True
+    return len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS
+
+
+def _unsupported_global(message: str) -> str | None:
+    """The object PyTorch's weights-only unpickler refused (``GLOBAL module.Name``), if the
+    error says so; ``None`` for other unpickling errors (a damaged file)."""
+    match = re.search(r"Unsupported global: (GLOBAL [\w.]+)", message)
+    return match.group(1) if match else None
 
 
 def extract_state_dict(checkpoint: Mapping, prefix: str = "model.") -> dict[str, Tensor]:

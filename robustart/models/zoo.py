@@ -5,7 +5,9 @@ folder) and its SHA-256. ``create_model(..., weights="zoo:<name>")`` resolves th
 a mismatched architecture, and verifies the checksum before loading. Nothing is downloaded:
 an entry with a ``url`` whose file is missing says where to put the download.
 
-The zoo folder is ``$ROBUSTART_ZOO`` if set, else the ``model_zoo/`` folder of the source tree.
+The zoo folder is ``$ROBUSTART_ZOO`` if set, else the zoo that comes with robustart: the
+top-level ``model_zoo/`` folder of the source tree, which an installed wheel carries as
+``robustart/model_zoo/`` (package data, see ``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -24,21 +26,58 @@ REQUIRED_KEYS = ("model", "num_classes", "file", "sha256")
 
 
 def zoo_dir() -> Path:
-    """The folder holding ``zoo.yaml`` and the weight files."""
+    """The folder holding ``zoo.yaml`` and the weight files: ``$ROBUSTART_ZOO`` if set, else
+    ``robustart/model_zoo/`` of an installed wheel, else ``model_zoo/`` of the source tree."""
     env = os.environ.get("ROBUSTART_ZOO")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "model_zoo"
+    if env:
+        return Path(env).expanduser()
+    package = Path(__file__).resolve().parents[1]  # the robustart package folder
+    installed = package / "model_zoo"
+    return installed if installed.is_dir() else package.parent / "model_zoo"
 
 
 def load_index(directory: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The zoo's entries by name."""
+    """The zoo's entries by name, read from ``zoo.yaml`` in ``directory`` (default: the zoo).
+
+    Raises:
+        CheckpointError: naming the file, if it is missing, unreadable, not valid YAML, empty,
+            not a mapping of entries, or an entry lacks a required key.
+    """
     path = (directory or zoo_dir()) / "zoo.yaml"
     if not path.is_file():
         raise CheckpointError(
             f"model zoo index not found: {path}. Set ROBUSTART_ZOO to the "
             "folder that holds zoo.yaml."
         )
-    index = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"cannot read the model zoo index {path}: {error}") from error
+    try:
+        index = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or " ".join(str(error).split())
+        raise CheckpointError(
+            f"the model zoo index {path} is not valid YAML: {problem}{at}"
+        ) from error
+    if not index:
+        raise CheckpointError(
+            f"the model zoo index {path} is empty; list entries in it or set ROBUSTART_ZOO "
+            "to the folder of another zoo.yaml"
+        )
+    if not isinstance(index, dict):
+        raise CheckpointError(
+            f"the model zoo index {path} must map entry names to entries, "
+            f"not be a {type(index).__name__}"
+        )
     for name, entry in index.items():
+        if not isinstance(entry, dict):
+            raise CheckpointError(
+                f"zoo entry {name!r} in {path} must be a mapping with the keys "
+                f"{', '.join(REQUIRED_KEYS)}"
+            )
         missing = [k for k in REQUIRED_KEYS if k not in entry]
         if missing:
             raise CheckpointError(f"zoo entry {name!r} in {path} lacks {', '.join(missing)}")

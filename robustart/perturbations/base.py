@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import table_for_size
+from robustart.corruptions.base import check_channel_count, table_for_size
 from robustart.corruptions.geometry import center_crop
 from robustart.errors import ConfigError
 from robustart.registry import Registry
@@ -73,6 +73,9 @@ class Perturbation(ABC):
     imagenet: ClassVar[tuple[Any, ...]] = ()
     #: One parameter per difficulty for 32-px images (CIFAR-10-P).
     cifar: ClassVar[tuple[Any, ...]] = ()
+    #: Channel counts the sequences are defined for (grey and RGB, as the corruptions they
+    #: build on; an alpha channel would be perturbed as if it were colour).
+    channel_counts: ClassVar[tuple[int, ...]] = (1, 3)
 
     @property
     def difficulties(self) -> tuple[int, ...]:
@@ -100,6 +103,7 @@ class Perturbation(ABC):
             :meth:`num_frames`.
         """
         check_images(images)
+        check_channel_count(images.shape[1], self.channel_counts, f"perturbation {self.name!r}")
         height, width = images.shape[-2:]
         out_h, out_w = (crop, crop) if isinstance(crop, int) else (crop or (height, width))
         if out_h > height or out_w > width:

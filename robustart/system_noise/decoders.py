@@ -35,12 +35,14 @@ def _check(image: np.ndarray | None, library: str) -> np.ndarray:
 @DECODERS.register("pil")
 def decode_pil(data: bytes) -> np.ndarray:
     """Pillow: ``Image.open(...).convert("RGB")``."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             return _check(np.asarray(image.convert("RGB")), "Pillow")
-    except UnidentifiedImageError as err:
+    except MemoryError:
+        raise
+    except Exception as err:  # unidentified, truncated, corrupt: OSError, struct.error, ...
         raise InputRangeError(f"Pillow could not decode the image: {err}") from None
 
 
@@ -50,7 +52,10 @@ def decode_opencv(data: bytes) -> np.ndarray:
     import cv2
 
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except cv2.error as err:  # e.g. an empty file
+        raise InputRangeError(f"OpenCV could not decode the image: {err}") from None
     image = _check(image, "OpenCV")
     return np.ascontiguousarray(image[:, :, ::-1])
 

@@ -20,7 +20,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from robustart.data.folders import WnidFolderDataset, class_folder_names, scan_class_folders
-from robustart.errors import ConfigError, DatasetNotFoundError
+from robustart.errors import (
+    ConfigError,
+    CorruptImageError,
+    DatasetNotFoundError,
+    EmptyInputError,
+    InputRangeError,
+)
 from robustart.system_noise.cifar import CifarResizeVariant, cifar_variants
 from robustart.system_noise.pipeline import (
     SystemNoiseVariant,
@@ -28,7 +34,14 @@ from robustart.system_noise.pipeline import (
     validation_transform,
 )
 from robustart.system_noise.resizers import RESIZERS
-from robustart.utils import Progress, check_images, preserve_mode, track_progress
+from robustart.utils import (
+    Progress,
+    check_finite_logits,
+    check_images,
+    check_labels,
+    preserve_mode,
+    track_progress,
+)
 
 ImageSample = tuple[str | os.PathLike, int]
 OutputTransform = Callable[[Tensor], Tensor]
@@ -145,7 +158,15 @@ class SystemNoiseDataset(Dataset):
         for variant in self.variants:
             key = (variant.decoder, variant.jpeg_quality)
             if key not in decoded:
-                decoded[key] = variant.decode(data)
+                try:
+                    decoded[key] = variant.decode(data)
+                except (InputRangeError, OSError, ValueError, RuntimeError) as err:
+                    reason = " ".join(str(err).split())  # one line, also from a worker
+                    raise CorruptImageError(
+                        f"cannot read image {path}: the {variant.decoder} decoder failed "
+                        f"({reason}); the file is truncated, corrupt or not an image. Replace "
+                        "it with a good copy or remove it from the folder."
+                    ) from None
             resizer = RESIZERS.get(variant.resizer)
             inputs.append(validation_transform(decoded[key], resizer, self.crop_size))
         return torch.stack(inputs), label
@@ -161,11 +182,18 @@ def _model_device(model: nn.Module, device: torch.device | str | None) -> torch.
 def _count_correct(
     model: nn.Module, images: Tensor, labels: Tensor, output_transform: OutputTransform | None
 ) -> Tensor:
-    """Per-variant correct counts for images (B, V, C, H, W) → (V,)."""
+    """Per-variant correct counts for images (B, V, C, H, W) → (V,).
+
+    Raises:
+        NonFiniteError: NaN or infinite logits (no accuracy for a broken model).
+        InputRangeError: labels outside the classes of the (transformed) logits.
+    """
     b, v = images.shape[:2]
     logits = model(images.flatten(0, 1))
     if output_transform is not None:
         logits = output_transform(logits)
+    check_finite_logits(logits)
+    check_labels(labels, b, logits.shape[-1])
     predictions = logits.argmax(dim=1).view(b, v)
     return (predictions == labels.view(b, 1)).sum(dim=0)
 
@@ -245,6 +273,8 @@ def evaluate_cifar_system_noise(
     check_images(images)
     if labels.shape != images.shape[:1]:
         raise ConfigError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
+    if len(images) == 0:
+        raise EmptyInputError("no images given to the CIFAR system-noise evaluation")
     variants = list(variants) if variants is not None else cifar_variants()
     names = _unique_names(variants)
     device = _model_device(model, device)

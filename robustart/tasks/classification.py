@@ -17,6 +17,7 @@ from robustart.errors import CheckpointError, ConfigError
 from robustart.models import create_model
 from robustart.tasks.ema import ModelEma
 from robustart.tasks.optim import build_optimizer, lr_multiplier
+from robustart.utils import check_finite_logits, check_labels
 
 
 class ClassificationTask(LightningModule):
@@ -219,6 +220,16 @@ class ClassificationTask(LightningModule):
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         images, labels = batch
         logits = self.model(images)
+        # refuse rather than score NaN logits (argmax picks an arbitrary class) or labels the
+        # model cannot predict (torchmetrics would raise a bare RuntimeError)
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            check_finite_logits(
+                logits,
+                f"training diverged: after step {self.global_step} the model's {stage} logits",
+                "Lower the learning rate, add warm-up or gradient clipping.",
+            )
+        check_finite_logits(logits, f"the model's {stage} logits")
+        check_labels(labels, len(images), logits.shape[1], f"{stage} labels")
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics(logits, labels)
         self.log(

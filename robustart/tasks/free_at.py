@@ -70,7 +70,7 @@ class FreeAdversarialTrainingTask(ClassificationTask):
         if step_size is not None and self.step_size == 0:
             raise ConfigError("step_size must be > 0")
         self.threat: ThreatModel = get_threat_model(norm)
-        self._delta: Tensor | None = None  # the carried perturbation (not saved)
+        self._delta: Tensor | None = None  # the carried perturbation (saved in checkpoints)
 
     # ------------------------------------------------------------------ the perturbation
     def carried_delta(self, images: Tensor) -> Tensor:
@@ -134,6 +134,16 @@ class FreeAdversarialTrainingTask(ClassificationTask):
 
     def on_train_epoch_end(self) -> None:
         self._step_schedulers("epoch", self.current_epoch)
+
+    # A resumed run continues from the perturbation it had carried, as the uninterrupted run.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["free_at_delta"] = None if self._delta is None else self._delta.detach().cpu()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        delta = checkpoint.get("free_at_delta")
+        self._delta = delta if isinstance(delta, Tensor) else None
 
     def _step_schedulers(self, interval: str, index: int) -> None:
         """Step the schedulers configured with ``interval`` (manual optimisation leaves that

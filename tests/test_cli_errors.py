@@ -1,0 +1,319 @@
+"""Bad input on the command line: every case gets one ``robustart: error: ...`` line naming the
+problem, exit status 2, no traceback and no usage dump, and it is refused when the
+configuration is built, before any training or attack starts (no checkpoint, no results).
+
+The library-level cases (datasets, images, labels, attacks, corruptions, metrics, checkpoints,
+``transfer`` and ``shift``) are in tests/test_bad_input.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import FAST, RECIPES
+
+from robustart.main import cli_main
+
+STANDARD = RECIPES / "digits" / "standard.yaml"
+PGD_AT = RECIPES / "digits" / "pgd_at.yaml"
+
+
+def expect_error(capsys, *args, match: str) -> str:
+    """Run the CLI in-process; assert exit status 2 and one error line containing ``match``."""
+    with pytest.raises(SystemExit) as info:
+        cli_main([str(a) for a in args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("robustart: error:")]
+    assert len(lines) == 1, err[-3000:]
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in err and "usage:" not in err, err[-3000:]
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def nothing_trained(folder) -> bool:
+    return not list(folder.glob("**/*.ckpt")) and not list(folder.glob("**/robustness.json"))
+
+
+# --------------------------------------------------------------------------- config files
+def test_missing_config_file(workdir, capsys):
+    expect_error(capsys, "fit", "--config", "nothere.yaml", match="nothere.yaml does not exist")
+
+
+def test_unparsable_config_file_is_named_with_its_line(workdir, capsys):
+    (workdir / "bad.yaml").write_text("trainer:\n  max_epochs: [1\n")
+    line = expect_error(
+        capsys, "fit", "--config", STANDARD, "--config", "bad.yaml", match="bad.yaml"
+    )
+    assert "not valid YAML at line" in line
+
+
+def test_empty_config_file_is_named(workdir, capsys):
+    (workdir / "empty.yaml").write_text("# nothing yet\n")
+    expect_error(capsys, "fit", "--config", "empty.yaml", match="empty.yaml is empty")
+
+
+def test_config_file_that_is_not_a_mapping(workdir, capsys):
+    (workdir / "list.yaml").write_text("- model\n- data\n")
+    expect_error(capsys, "fit", "--config", "list.yaml", match="list.yaml holds a YAML list")
+
+
+def test_unknown_option_gets_one_line_not_the_usage(workdir, capsys):
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--model.init_args.lrr",
+        "3",
+        match="Option 'lrr' is not accepted",
+    )
+
+
+def test_value_of_the_wrong_type(workdir, capsys):
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--trainer.max_epochs",
+        "many",
+        match="trainer.max_epochs: expected int",
+    )
+
+
+def test_unknown_class_path(workdir, capsys):
+    expect_error(
+        capsys, "fit", "--config", STANDARD, "--model", "robustart.tasks.Nope", match="Nope"
+    )
+
+
+@pytest.mark.parametrize("argv", [[], ["fitt"]], ids=["none", "typo"])
+def test_missing_or_unknown_subcommand_lists_all_of_them(argv, capsys):
+    expect_error(capsys, *argv, match="fit, validate, test, predict, compare, transfer, shift")
+
+
+# --------------------------------------------------------------------------- outputs
+@pytest.mark.parametrize(
+    "option",
+    ["--trainer.logger.init_args.save_dir", "--trainer.default_root_dir", "--checkpoint.dirpath"],
+)
+def test_fit_output_below_a_regular_file_is_refused_before_training(option, workdir, capsys):
+    (workdir / "occupied").write_text("a file, not a folder")
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--config",
+        FAST,
+        option,
+        "occupied/runs",
+        match="occupied/runs is below occupied, which is a file",
+    )
+    assert nothing_trained(workdir)
+
+
+def test_compare_output_below_a_regular_file_is_refused_before_training(workdir, capsys):
+    (workdir / "occupied").write_text("a file")
+    expect_error(
+        capsys,
+        "compare",
+        STANDARD,
+        PGD_AT,
+        "--common",
+        FAST,
+        "--output",
+        "occupied/cmp",
+        match="--output folder occupied/cmp is below occupied",
+    )
+    assert nothing_trained(workdir)
+
+
+def test_compare_checks_every_recipe_before_training_the_first(workdir, capsys):
+    (workdir / "typo.yaml").write_text("model:\n  init_args:\n    lrr: 0.1\n")
+    expect_error(
+        capsys,
+        "compare",
+        STANDARD,
+        f"{PGD_AT}+typo.yaml",
+        "--common",
+        FAST,
+        match="Option 'lrr' is not accepted",
+    )
+    assert nothing_trained(workdir)
+
+
+def test_compare_names_a_missing_recipe(workdir, capsys):
+    expect_error(capsys, "compare", STANDARD, "nothere.yaml", match="recipe nothere.yaml does not")
+    assert nothing_trained(workdir)
+
+
+# --------------------------------------------------------------------------- monitors
+def test_checkpoint_monitor_typo_suggests_the_logged_names(workdir, capsys):
+    line = expect_error(
+        capsys,
+        "fit",
+        "--config",
+        PGD_AT,
+        "--checkpoint.monitor",
+        "robust/pgd10_linf/eps=16/256",
+        match="no RobustnessEvaluation logs this metric",
+    )
+    assert "robust/pgd10_linf/eps=16/255" in line
+    assert nothing_trained(workdir)
+
+
+def test_checkpoint_ranked_by_a_stale_robustness_value_is_refused(workdir, capsys):
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        PGD_AT,
+        "--checkpoint.every_n_epochs",
+        "1",
+        match="only every 4 epochs",
+    )
+
+
+def test_validation_monitor_typo(workdir, capsys):
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--checkpoint.monitor",
+        "val/accuracy",
+        match="did you mean val/acc?",
+    )
+
+
+def test_early_stopping_on_a_metric_that_is_not_logged(workdir, capsys):
+    (workdir / "early.yaml").write_text(
+        "trainer:\n  callbacks+:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n"
+        "      init_args: {monitor: robust/pgd10_linf/eps=32/255, mode: max}\n"
+    )
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--config",
+        "early.yaml",
+        match="EarlyStopping(monitor='robust/pgd10_linf/eps=32/255')",
+    )
+
+
+# --------------------------------------------------------------------------- suites
+def test_missing_frost_photographs_fail_when_the_suite_is_built(workdir, monkeypatch, capsys):
+    """A final suite with frost used to die after all its attacks; now before training."""
+    empty = workdir / "no_frost"
+    empty.mkdir()
+    monkeypatch.setenv("ROBUSTART_FROST_DIR", str(empty))
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        PGD_AT,
+        "--config",
+        RECIPES / "evaluation" / "digits_final.yaml",
+        match="frost",
+    )
+    assert nothing_trained(workdir)
+
+
+def test_unknown_named_suite(workdir, capsys):
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--config",
+        FAST,
+        "--trainer.callbacks.init_args.test_suite",
+        "autoattack_lnf",
+        match="unknown robustness suite 'autoattack_lnf'",
+    )
+
+
+def test_unparsable_suite_file_is_named(workdir, capsys):
+    (workdir / "suite.yaml").write_text("attacks: [{name: pgd\n")
+    line = expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--config",
+        FAST,
+        "--trainer.callbacks.init_args.test_suite",
+        "suite.yaml",
+        match="suite.yaml is not valid YAML",
+    )
+    assert "\n" not in line
+
+
+def test_unknown_attack_in_a_suite(workdir, capsys):
+    (workdir / "suite.yaml").write_text("attacks:\n  - {name: pgdd, eps: 8/255}\n")
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--config",
+        FAST,
+        "--trainer.callbacks.init_args.test_suite",
+        "suite.yaml",
+        match="pgdd",
+    )
+
+
+# --------------------------------------------------------------------------- checkpoints
+def test_missing_checkpoint(workdir, capsys):
+    expect_error(
+        capsys, "test", "--config", STANDARD, "--ckpt_path", "nothere.ckpt", match="no such file"
+    )
+
+
+def test_random_bytes_checkpoint_never_suggests_weights_only_false(workdir, capsys):
+    (workdir / "noise.ckpt").write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy())
+    line = expect_error(
+        capsys, "test", "--config", STANDARD, "--ckpt_path", "noise.ckpt", match="noise.ckpt"
+    )
+    assert "weights_only" not in line
+
+
+def test_plain_state_dict_of_another_architecture_as_ckpt_path(workdir, capsys):
+    import timm
+
+    torch.save(timm.create_model("resnet18", num_classes=10).state_dict(), "resnet18.pt")
+    expect_error(
+        capsys,
+        "test",
+        "--config",
+        STANDARD,
+        "--ckpt_path",
+        "resnet18.pt",
+        match="not a Lightning checkpoint",
+    )
+
+
+def test_plain_state_dict_of_another_architecture_as_weights(workdir, capsys):
+    import timm
+
+    torch.save(timm.create_model("resnet18", num_classes=10).state_dict(), "resnet18.pt")
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--model.init_args.weights",
+        "resnet18.pt",
+        match="do not fit model 'resnet20'",
+    )
+    assert nothing_trained(workdir)
