@@ -23,11 +23,17 @@ from typing import Any
 from robustart.errors import ConfigError
 from robustart.evaluation import RobustnessReport
 from robustart.reporting import csv_table, format_table, markdown_table
-from robustart.utils import atomic_write_json, atomic_write_text, check_output_dir, format_eps
+from robustart.utils import (
+    CommandParser,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    format_eps,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="robustart compare",
         description=(
             "Train each recipe, test it with its RobustnessEvaluation callback and print one "

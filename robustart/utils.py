@@ -3,6 +3,7 @@ progress reporting."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -421,3 +422,13 @@ class FixedTotal:
 def fixed_total(progress: Progress | None, total: int) -> Progress | None:
     """``progress`` wrapped in :class:`FixedTotal` (``None`` stays ``None``)."""
     return None if progress is None else FixedTotal(progress, total)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``argparse`` for robustart's own subcommands: a usage error raises
+    :class:`~robustart.errors.ConfigError`, which the command line prints as one
+    ``robustart: error: ...`` line (exit status 2) instead of the usage followed by the error.
+    ``--help`` is unchanged."""
+
+    def error(self, message: str) -> Any:  # argparse's signature; never returns
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")

@@ -317,3 +317,16 @@ def test_plain_state_dict_of_another_architecture_as_weights(workdir, capsys):
         match="do not fit model 'resnet20'",
     )
     assert nothing_trained(workdir)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "--bogus"],
+        ["transfer", "zoo:digits_resnet20_standard", "--eps"],
+        ["shift", "zoo:digits_resnet20_standard", "--benchmark", "cifar10-c"],
+    ],
+    ids=["compare", "transfer", "shift"],
+)
+def test_usage_errors_of_the_other_subcommands_are_one_line(argv, workdir, capsys):
+    expect_error(capsys, *argv, match=f"(see `robustart {argv[0]} --help`)")

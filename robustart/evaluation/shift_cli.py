@@ -36,6 +36,7 @@ from robustart.evaluation.shift_benchmarks import (
     ShiftSettings,
     get_benchmark,
 )
+from robustart.utils import CommandParser
 
 __all__ = ["build_parser", "shift_main"]
 
@@ -97,7 +98,7 @@ def _benchmark_list() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``robustart shift``."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="robustart shift",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.fill(

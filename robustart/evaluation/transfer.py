@@ -37,6 +37,7 @@ from robustart.evaluation.model_loading import (
     resolve_device,
 )
 from robustart.utils import (
+    CommandParser,
     check_finite_logits,
     check_images,
     check_labels,
@@ -294,7 +295,7 @@ def _attack_arg(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="robustart transfer",
         description=(
             "Transfer attack matrix: craft adversarial examples on each model (source) and "
