@@ -209,3 +209,20 @@ def test_outputs_respect_the_umask_and_leave_no_temporary_files(uninterrupted):
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK, path
         assert not path.name.startswith("."), path
+
+
+@pytest.mark.slow
+def test_ddp_run_resumes_bitwise(tmp_path):
+    """Two CPU processes (gloo): the checkpoint holds both ranks' random-number states and
+    each rank continues from its own."""
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    reference = fit(tmp_path / "reference", *ddp)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    killed = fit(tmp_path / "resumed", *ddp, kill=KILL_POINTS["mid_epoch"])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = fit(tmp_path / "resumed", *ddp, "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(tmp_path / "reference" / RUN, tmp_path / "resumed" / RUN)
+    last = load(tmp_path / "resumed" / RUN / "checkpoints" / "last.ckpt")
+    state = next(v for k, v in last["callbacks"].items() if k.startswith("RunCheckpoint"))
+    assert len(state["robustart_resume"]["rng"]) == 2

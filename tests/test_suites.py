@@ -132,3 +132,21 @@ def test_final_evaluation_layer_keeps_the_recipe_callback_and_adds_the_test_suit
     assert callback["init_args"]["test_suite"] == "digits_final"
     assert callback["init_args"]["every_n_epochs"] == 4  # from the recipe
     RobustnessEvaluation(**{k: v for k, v in callback["init_args"].items()})  # builds
+
+
+@pytest.mark.parametrize("name", suite_names())
+def test_every_shipped_suite_corrupts_at_every_severity_on_a_fresh_install(name, monkeypatch):
+    """The final suites used to stop at frost (no photographs on a fresh install) after hours of
+    attacks; with the shipped photographs every corruption of every suite runs."""
+    import torch
+
+    from robustart.utils import make_generator
+
+    monkeypatch.delenv("ROBUSTART_FROST_DIR", raising=False)  # the shipped photographs
+    suite = load_suite(name)
+    size = 224 if "imagenet" in name else 32
+    images = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    for corruption_name, corruption in suite.corruptions.items():
+        for severity in suite.severities:
+            out = corruption(images, severity, make_generator(severity))
+            assert out.shape == images.shape and torch.isfinite(out).all(), corruption_name

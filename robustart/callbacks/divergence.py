@@ -56,7 +56,9 @@ class DivergenceGuard(Callback):
     (the scaler skips those steps itself), so only the loss is checked there.
 
     Args:
-        action: ``stop`` or ``skip`` (see above).
+        action: On a NaN or infinite loss or gradient norm: ``stop`` training with an error
+            naming the step (the update is not applied, checkpoints stay finite), or ``skip``
+            the batch's update and count it (``train/nonfinite_skipped``).
         max_skipped: With ``skip``, the number of consecutive skipped batches after which
             training stops anyway.
     """
