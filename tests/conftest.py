@@ -97,3 +97,20 @@ def heldout(digits):
 def accuracy(model, images, labels) -> float:
     with torch.no_grad():
         return (model(images).argmax(1) == labels).float().mean().item()
+
+
+def expect_cli_error(capsys, *args, match: str) -> str:
+    """Run the robustart command line in-process on ``args`` and assert that it refuses: exit
+    status 2, exactly one ``robustart: error: ...`` line containing ``match``, no traceback and
+    no usage dump. Returns the error line."""
+    from robustart.main import cli_main
+
+    with pytest.raises(SystemExit) as info:
+        cli_main([str(a) for a in args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("robustart: error:")]
+    assert len(lines) == 1, err[-3000:]
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in err and "usage:" not in err, err[-3000:]
+    return lines[0]

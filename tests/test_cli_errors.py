@@ -11,24 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import FAST, RECIPES
-
-from robustart.main import cli_main
+from conftest import expect_cli_error as expect_error
 
 STANDARD = RECIPES / "digits" / "standard.yaml"
 PGD_AT = RECIPES / "digits" / "pgd_at.yaml"
-
-
-def expect_error(capsys, *args, match: str) -> str:
-    """Run the CLI in-process; assert exit status 2 and one error line containing ``match``."""
-    with pytest.raises(SystemExit) as info:
-        cli_main([str(a) for a in args])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("robustart: error:")]
-    assert len(lines) == 1, err[-3000:]
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in err and "usage:" not in err, err[-3000:]
-    return lines[0]
 
 
 @pytest.fixture

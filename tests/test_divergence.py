@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import FAST, RECIPES
+from conftest import expect_cli_error as expect_error
 
 from robustart.callbacks import DivergenceGuard, RobustnessEvaluation
 from robustart.errors import ConfigError, InputRangeError, NonFiniteError
@@ -19,17 +20,6 @@ RUN = ("runs", "digits_standard", "version_0")
 
 def run(*args):
     return cli_main([str(a) for a in args])
-
-
-def expect_error(capsys, *args, match):
-    with pytest.raises(SystemExit) as info:
-        run(*args)
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("robustart: error:")]
-    assert len(lines) == 1 and match in lines[0], err[-2000:]
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def poison(tmp_path, epoch, batches, name="poison.yaml"):
