@@ -29,6 +29,7 @@ from robustart.utils import (
     atomic_write_text,
     check_output_dir,
     format_eps,
+    read_yaml_file,
 )
 
 
@@ -102,13 +103,13 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
         RobustartError: the first problem found, naming the recipe.
     """
     from robustart.callbacks import RobustnessEvaluation
-    from robustart.main import build_cli, check_config_file, check_monitors
+    from robustart.main import build_cli, check_monitors
 
     for path in common:
-        check_config_file(path, "--common config")
+        read_yaml_file(path, "--common config")
     for recipe in recipes:
         for path in recipe_files(recipe):
-            check_config_file(path, "recipe")
+            read_yaml_file(path, "recipe")
     for recipe in recipes:
         cli = build_cli([*recipe_arguments(recipe, common), *extra], run=False)
         evaluators = [cb for cb in cli.trainer.callbacks if isinstance(cb, RobustnessEvaluation)]

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
@@ -36,7 +35,7 @@ from robustart.data import RobustartDataModule
 from robustart.errors import CheckpointError, ConfigError, RobustartError
 from robustart.loggers import CSVLogger
 from robustart.tasks import ClassificationTask
-from robustart.utils import check_output_dir
+from robustart.utils import check_output_dir, one_line, read_yaml_file
 
 #: Checkpoints live in ``<log dir>/checkpoints``; ``last.ckpt`` is what ``--ckpt_path last``
 #: resumes from.
@@ -72,11 +71,6 @@ LIGHTNING_CSV_LOGGERS = (
     "pytorch_lightning.loggers.CSVLogger",
 )
 ROBUSTART_CSV_LOGGER = "robustart.loggers.CSVLogger"
-
-
-def one_line(message: str) -> str:
-    """``message`` on one line: its non-empty lines stripped and joined."""
-    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 def tidy_parser_message(message: str) -> str:
@@ -267,10 +261,12 @@ def check_monitors(trainer: Any, model: Any) -> None:
     from robustart.callbacks import RobustnessEvaluation
     from robustart.registry import close_matches
 
-    evaluators = [cb for cb in trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
-    robustness_keys: set[str] = set()
-    for evaluator in evaluators:
-        robustness_keys |= evaluator.metric_names()
+    names_of = [  # each evaluation's period and metric names
+        (cb.every_n_epochs, cb.metric_names())
+        for cb in trainer.callbacks
+        if isinstance(cb, RobustnessEvaluation)
+    ]
+    robustness_keys: set[str] = set().union(*(names for _, names in names_of))
     task_keys = {"val/loss", "val/acc"}
     num_classes = getattr(getattr(model, "hparams", {}), "get", lambda *_: None)("num_classes")
     if num_classes is not None and num_classes > 5:
@@ -292,14 +288,14 @@ def check_monitors(trainer: Any, model: Any) -> None:
                     + (f"; did you mean {', '.join(hint)}?" if hint else "")
                     + (
                         ""
-                        if evaluators
+                        if names_of
                         else " (add a robustart.callbacks.RobustnessEvaluation callback)"
                     )
                 )
-            every = min(e.every_n_epochs for e in evaluators if monitor in e.metric_names())
+            every = min(n for n, names in names_of if monitor in names)
             if isinstance(callback, ModelCheckpoint):
-                steps = callback._every_n_train_steps
-                epochs = callback._every_n_epochs
+                steps = callback._every_n_train_steps  # no public accessor in Lightning
+                epochs = callback.every_n_epochs or 0
                 stale = bool(steps) or (every > 1 and (epochs < 1 or epochs % every))
             else:
                 stale = every > 1
@@ -434,35 +430,6 @@ def error_message(err: BaseException) -> str:
     return one_line(text)
 
 
-def check_config_file(path: str | os.PathLike, what: str = "config file") -> dict[str, Any]:
-    """Read a YAML config file, refusing a missing, unreadable, unparsable or empty one with an
-    error that names the file.
-
-    Returns:
-        The parsed mapping.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {path} cannot be read: {exc}") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        problem = getattr(exc, "problem", None) or one_line(str(exc))
-        raise ConfigError(f"{what} {path} is not valid YAML{at}: {problem}") from None
-    if data is None:
-        raise ConfigError(f"{what} {path} is empty; a config is a YAML mapping ('model: ...')")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{what} {path} holds a YAML {type(data).__name__}, not a mapping of settings "
-            "(model:, data:, trainer:, ...)"
-        )
-    return data
-
-
 def check_config_arguments(argv: list[str]) -> None:
     """Check every ``--config`` file of a LightningCLI command line before parsing, so that a
     missing, empty or unparsable file is named in a one-line error."""
@@ -474,7 +441,7 @@ def check_config_arguments(argv: list[str]) -> None:
         else:
             continue
         if Path(value).exists() or not value.lstrip().startswith(("{", "[")):
-            check_config_file(value, "--config file")
+            read_yaml_file(value, "--config file")
 
 
 def find_input_error(exc: BaseException) -> RobustartError | None:

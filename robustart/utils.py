@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import torch
+import yaml
 from torch import Tensor, nn
 
 from robustart.errors import ConfigError, InputRangeError
@@ -432,3 +433,41 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # argparse's signature; never returns
         raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its non-empty lines stripped and joined."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def read_yaml_file(path: str | os.PathLike, what: str, mapping: bool = True) -> Any:
+    """Read a YAML file, refusing a missing, unreadable, unparsable or empty one with a
+    one-line :class:`~robustart.errors.ConfigError` that names the file (and the line).
+
+    Args:
+        path: The file.
+        what: What it is, for messages (``"--config file"``, ``"recipe"``).
+        mapping: Also refuse a document that is not a mapping.
+
+    Returns:
+        The parsed document.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or one_line(str(exc))
+        raise ConfigError(f"{what} {path} is not valid YAML{at}: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{what} {path} is empty; it should be a YAML mapping of settings")
+    if mapping and not isinstance(data, dict):
+        raise ConfigError(
+            f"{what} {path} holds a YAML {type(data).__name__}, not a mapping of settings"
+        )
+    return data

@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
@@ -37,6 +36,7 @@ from robustart.utils import (
     make_generator,
     parse_eps,
     preserve_mode,
+    read_yaml_file,
     stable_seed,
 )
 
@@ -314,12 +314,7 @@ def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
                 raise ConfigError(
                     f"unknown robustness suite {text!r}; give a YAML file or one of: {known}"
                 )
-        if not path.is_file():
-            raise ConfigError(f"robustness suite file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"robustness suite file {path} is not valid YAML: {exc}") from exc
+        data = read_yaml_file(path, "robustness suite file", mapping=False)
         source = str(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping with keys {', '.join(_SUITE_KEYS)}")

@@ -228,7 +228,8 @@ class ClassificationTask(LightningModule):
                 f"training diverged: after step {self.global_step} the model's {stage} logits",
                 "Lower the learning rate, add warm-up or gradient clipping.",
             )
-        check_finite_logits(logits, f"the model's {stage} logits")
+        else:
+            check_finite_logits(logits, f"the model's {stage} logits")
         check_labels(labels, len(images), logits.shape[1], f"{stage} labels")
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics(logits, labels)
