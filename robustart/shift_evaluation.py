@@ -13,15 +13,22 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, SEVERITIES, check_severity
 from robustart.data.shift import create_shift_dataset
-from robustart.errors import ConfigError, EmptyInputError
+from robustart.errors import EmptyInputError
+from robustart.evaluation.loop import (
+    OutputTransform,
+    evenly_spaced_indices,
+    iterate_logits,
+    limit_dataset,
+    model_device,
+)
 from robustart.evaluation.report import RobustnessReport
 from robustart.metrics.calibration import CalibrationError
 from robustart.metrics.ood import max_softmax_anomaly_score, ood_detection_scores
@@ -34,73 +41,7 @@ from robustart.utils import (
     track_progress,
 )
 
-OutputTransform = Callable[[Tensor], Tensor]
-
-
-def evenly_spaced_indices(total: int, limit: int | None) -> list[int]:
-    """``limit`` indices spread evenly over ``range(total)``, starting at 0 (all of them when
-    ``limit`` is ``None`` or at least ``total``).
-
-    Example:
-        >>> evenly_spaced_indices(10, 4)
-        [0, 2, 5, 7]
-    """
-    if limit is not None and limit < 1:
-        raise ConfigError(f"the image limit must be >= 1, got {limit}")
-    if limit is None or limit >= total:
-        return list(range(total))
-    return [i * total // limit for i in range(limit)]
-
-
-def limit_dataset(dataset: Dataset, limit: int | None) -> Dataset:
-    """At most ``limit`` items of ``dataset``, evenly spaced (:func:`evenly_spaced_indices`), for
-    quick runs; ``dataset`` itself when it is not larger.
-
-    Evenly spaced rather than the first ``limit``: class folders are read in class order, so the
-    first items would cover only the first classes. Datasets of the same length give the same
-    positions, so a corruption set and its clean test set keep matching images.
-    """
-    total = len(dataset)  # type: ignore[arg-type]
-    if limit is None or limit >= total:
-        evenly_spaced_indices(total, limit)  # checks the value
-        return dataset
-    return Subset(dataset, evenly_spaced_indices(total, limit))
-
-
-def _device(model: nn.Module, device: torch.device | str | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    parameter = next(iter(model.parameters()), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
-def iterate_logits(
-    model: nn.Module,
-    dataset: Dataset,
-    batch_size: int = 128,
-    device: torch.device | str | None = None,
-    num_workers: int = 0,
-    output_transform: OutputTransform | None = None,
-    progress: Progress | None = None,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield ``(logits (B, K), labels (B,))`` over ``dataset`` of ``(image, label)`` items, with
-    the model in eval mode and without gradients (``progress``: a bar advanced per batch, see
-    :func:`~robustart.utils.track_progress`).
-
-    Raises:
-        NonFiniteError: the model's (transformed) logits are NaN or infinite for some image.
-        CorruptImageError: an image file of ``dataset`` cannot be decoded (raised by the
-            dataset; from a worker process its message carries the worker's traceback).
-    """
-    device = _device(model, device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    with preserve_mode(model, train=False), torch.inference_mode():
-        for images, labels in track_progress(loader, progress):
-            logits = model(images.to(device))
-            if output_transform is not None:
-                logits = output_transform(logits)
-            check_finite_logits(logits)
-            yield logits, torch.as_tensor(labels).to(device)
+__all__ = ["evenly_spaced_indices", "iterate_logits", "limit_dataset"]
 
 
 def evaluate_classification(
@@ -270,7 +211,7 @@ def evaluate_perturbation_sequences(
         ``{"flip_probability": ..., "top5_distance": ...}``; divide by a baseline model's values
         on the same sequences with :func:`robustart.metrics.normalize_by_baseline`.
     """
-    device = _device(model, device)
+    device = model_device(model, device)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise EmptyInputError("the perturbation dataset has no sequences to evaluate")
     flips, distances = FlipProbability(noise=noise), Top5Distance(noise=noise)

@@ -1,12 +1,14 @@
 """Robustness evaluation: suites of attacks and corruptions, their runner and reports."""
 
-from robustart.evaluation.report import RobustnessReport
-from robustart.evaluation.runner import (
+from robustart.evaluation.loop import (
     CachedChunks,
     chunk_ids_for_rank,
-    evaluate_robustness,
     iterate_chunks,
+    iterate_logits,
+    model_device,
 )
+from robustart.evaluation.report import RobustnessReport
+from robustart.evaluation.runner import evaluate_robustness
 from robustart.evaluation.suite import (
     DEFAULT_ATTACKS,
     RobustnessSuite,
@@ -26,7 +28,9 @@ __all__ = [
     "evaluate_robustness",
     "evaluate_transfer",
     "iterate_chunks",
+    "iterate_logits",
     "load_suite",
+    "model_device",
     "suite_names",
     "suites_dir",
     "transfer_matrix",

@@ -1,6 +1,7 @@
 """Run a :class:`RobustnessSuite` over an evaluation subset, on one device or under DDP.
 
-The subset is cut into fixed-size chunks (global batch indices). Each process evaluates the
+The subset is cut into fixed-size chunks (global batch indices, see
+:mod:`robustart.evaluation.loop`). Each process evaluates the
 chunks ``rank, rank + world_size, ...``; randomness is seeded per chunk; the metric states
 (torchmetrics) are summed across processes. The result is therefore identical on one device
 and on any number of DDP processes, and there is no DistributedSampler padding to distort it.
@@ -9,69 +10,17 @@ and on any number of DDP processes, and there is no DistributedSampler padding t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch import nn
 from tqdm.auto import tqdm
 
 from robustart.errors import ConfigError
+from robustart.evaluation.loop import Chunk
 from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.suite import RobustnessSuite
 from robustart.metrics import GradientHealth, PerturbationNorms, RobustnessCounts
-
-Chunk = tuple[int, Tensor, Tensor]
-
-
-def chunk_ids_for_rank(num_images: int, chunk_size: int, rank: int, world_size: int) -> list[int]:
-    """Global chunk indices that process ``rank`` of ``world_size`` evaluates."""
-    num_chunks = -(-num_images // chunk_size)
-    return list(range(rank, num_chunks, world_size))
-
-
-def iterate_chunks(
-    dataset: Dataset,
-    chunk_size: int,
-    rank: int = 0,
-    world_size: int = 1,
-    num_workers: int = 0,
-) -> Iterator[Chunk]:
-    """Yield ``(chunk_id, images, labels)`` for this rank's chunks of ``dataset``."""
-    n = len(dataset)  # type: ignore[arg-type]
-    ids = chunk_ids_for_rank(n, chunk_size, rank, world_size)
-    indices = [i for c in ids for i in range(c * chunk_size, min((c + 1) * chunk_size, n))]
-    if not indices:
-        return
-    loader = DataLoader(
-        Subset(dataset, indices), batch_size=chunk_size, shuffle=False, num_workers=num_workers
-    )
-    # All chunks but the globally last one are full, so loader batch k is chunk ids[k].
-    for chunk_id, (images, labels) in zip(ids, loader):
-        yield chunk_id, images, torch.as_tensor(labels)
-
-
-class CachedChunks:
-    """Keeps the chunks of a subset in host memory after the first pass (small subsets)."""
-
-    def __init__(self, make: Callable[[], Iterable[Chunk]], max_bytes: int = 1 << 30) -> None:
-        self.make = make
-        self.max_bytes = max_bytes
-        self._cache: list[Chunk] | None = None
-
-    def __iter__(self) -> Iterator[Chunk]:
-        if self._cache is not None:
-            yield from self._cache
-            return
-        kept: list[Chunk] = []
-        size = 0
-        for chunk in self.make():
-            size += chunk[1].numel() * chunk[1].element_size()
-            if size <= self.max_bytes:
-                kept.append(chunk)
-            yield chunk
-        if size <= self.max_bytes:
-            self._cache = kept
 
 
 def evaluate_robustness(

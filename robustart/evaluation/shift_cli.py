@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from robustart.errors import ConfigError
-from robustart.evaluation.model_loading import (
+from robustart.models.loading import (
     display_names,
     load_model,
     model_names,

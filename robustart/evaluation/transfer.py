@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from robustart.attacks import Attack, create_attack
 from robustart.attacks.base import Model
 from robustart.errors import ConfigError, EmptyInputError
-from robustart.evaluation.model_loading import (
+from robustart.models.loading import (
     display_names,
     load_model,
     resolve_device,
