@@ -33,7 +33,6 @@ from robustart.data import (
 )
 from robustart.data.cifar import CIFAR10, UInt8ImageDataset, load_cifar_split
 from robustart.data.folders import WnidFolderDataset, evaluation_transform
-from robustart.models.loading import load_model
 from robustart.evaluation.shift_benchmarks import BENCHMARKS, IMAGENET_MODELS
 from robustart.evaluation.shift_cli import build_parser
 from robustart.main import EXTRA_SUBCOMMANDS, cli_main, extra_subcommand
@@ -44,6 +43,7 @@ from robustart.metrics import (
     summarize_report,
 )
 from robustart.models import create_model
+from robustart.models.loading import load_model
 from robustart.shift_evaluation import (
     evaluate_classification,
     evaluate_corruption_files,

@@ -64,8 +64,9 @@ def compute() -> dict[str, Any]:
     from robustart.models import create_model
 
     try:  # the layout after the evaluation-engine restructure
-        from robustart.evaluation import benchmarks as shift
         from robustart.evaluation.minimal import MinimalEpsilonSearch
+
+        from robustart.evaluation import benchmarks as shift
     except ImportError:  # the layout before it
         import robustart.shift_evaluation as shift  # type: ignore[no-redef]
         from robustart.attacks.minimal import MinimalEpsilonSearch  # type: ignore[no-redef]
@@ -91,9 +92,7 @@ def compute() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, model in models.items():
         entry: dict[str, Any] = {}
-        report = evaluate_robustness(
-            model, iterate_chunks(subset, 32), suite, device="cpu", seed=0
-        )
+        report = evaluate_robustness(model, iterate_chunks(subset, 32), suite, device="cpu", seed=0)
         entry["suite"] = report.metrics()
         search = MinimalEpsilonSearch("pgd", {"steps": 5}, norm="linf", eps_max="32/255")
         result = search(model, images[:16], labels[:16], generator=make_generator(0, "cpu"))

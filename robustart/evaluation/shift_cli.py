@@ -22,12 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from robustart.errors import ConfigError
-from robustart.models.loading import (
-    display_names,
-    load_model,
-    model_names,
-    resolve_device,
-)
 from robustart.evaluation.shift_benchmarks import (
     ALEXNET,
     BENCHMARKS,
@@ -35,6 +29,12 @@ from robustart.evaluation.shift_benchmarks import (
     CorruptionBenchmark,
     ShiftSettings,
     get_benchmark,
+)
+from robustart.models.loading import (
+    display_names,
+    load_model,
+    model_names,
+    resolve_device,
 )
 from robustart.utils import CommandParser
 
