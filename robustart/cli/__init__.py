@@ -1,0 +1,1 @@
+"""The ``robustart`` command line: one module per subcommand."""

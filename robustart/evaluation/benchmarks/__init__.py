@@ -1,0 +1,1 @@
+"""On-disk benchmark families (filled in by the restructure)."""
