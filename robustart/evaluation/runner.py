@@ -10,7 +10,7 @@ and on any number of DDP processes, and there is no DistributedSampler padding t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from robustart.errors import ConfigError
 from robustart.evaluation.loop import Chunk
 from robustart.evaluation.report import RobustnessReport
-from robustart.evaluation.suite import RobustnessSuite
+from robustart.evaluation.suite import BatchResult, RobustnessSuite
 from robustart.metrics import GradientHealth, PerturbationNorms, RobustnessCounts
 
 
@@ -31,6 +31,7 @@ def evaluate_robustness(
     seed: int = 0,
     progress: bool = False,
     num_chunks: int | None = None,
+    on_batch: Callable[[int, BatchResult], None] | None = None,
 ) -> RobustnessReport:
     """Evaluate ``model`` on every test of ``suite``.
 
@@ -47,6 +48,8 @@ def evaluate_robustness(
         seed: Seed of all random tests.
         progress: Show a progress bar.
         num_chunks: Number of chunks (for the progress bar's total).
+        on_batch: Called with ``(chunk_id, result)`` after each chunk, e.g. to keep the
+            per-image correctness that ``robustart benchmark`` stores.
 
     Returns:
         The :class:`RobustnessReport` over all processes' images.
@@ -79,6 +82,8 @@ def evaluate_robustness(
             images = images.to(device, non_blocking=True).float()
             labels = labels.to(device, non_blocking=True)
             result = suite.run_batch(model, images, labels, chunk_id, seed, on_test)
+            if on_batch is not None:
+                on_batch(chunk_id, result)
             counts.update(result.correct)
             for key, (perturbation, success) in result.perturbations.items():
                 norms.update(key, perturbation, success)

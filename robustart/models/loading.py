@@ -1,13 +1,32 @@
-"""Loading the models that the evaluation commands compare (``robustart transfer``,
-``robustart shift``): Lightning checkpoints or model-zoo entries, their display names and the
-device they run on.
+"""Loading the models that the evaluation commands compare (``robustart benchmark``,
+``robustart transfer``, ``robustart shift``), their display names and the device they run on.
 
-Checkpoints are untrusted input: they are read with ``weights_only=True`` and their recorded
-architecture and number of classes are checked against their weights and the evaluation data.
+A model is named by a *spec*:
+
+=============================  ===============================================================
+``zoo:NAME``                   a model-zoo entry (checksum verified)
+``run/checkpoints/last.ckpt``  a Lightning checkpoint written by ``robustart fit`` (the
+                               architecture and normalisation are read from it)
+``weights.pt`` + ``arch``      a plain state dict (or ``.safetensors``) of a robustart or timm
+                               architecture (``--arch resnet20``)
+``timm:NAME@FILE``             any timm architecture with local weights
+``torchvision:NAME@FILE``      any torchvision classification architecture with local weights
+``package.module:factory``     a function returning an ``nn.Module`` (optionally ``@FILE``
+                               weights loaded into it)
+=============================  ===============================================================
+
+Every model returned takes images in [0, 1] (NCHW) and returns logits: timm, torchvision and
+state-dict models are wrapped in a :class:`~robustart.models.NormalizedClassifier` with the
+data's mean and std; factories must normalise themselves. Checkpoints are untrusted input: they
+are read with ``weights_only=True`` (or safetensors) and checked against the architecture and
+the evaluation data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +35,16 @@ from torch import nn
 
 from robustart.errors import CheckpointError, ConfigError
 
-__all__ = ["display_names", "load_model", "model_names", "resolve_device"]
+__all__ = [
+    "display_names",
+    "load_model",
+    "model_names",
+    "resolve_device",
+    "state_checksum",
+]
+
+#: ``package.module:function`` (dotted identifiers on both sides of one colon).
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def load_model(
@@ -27,56 +55,179 @@ def load_model(
     std: Sequence[float],
     dataset: str | None = None,
     dataset_hint: str = "evaluate it on {trained_on} data",
+    arch: str | None = None,
 ) -> nn.Module:
-    """Load a classifier from a Lightning checkpoint or a model-zoo entry, in eval mode.
+    """Load the classifier named by ``spec`` (see the module docstring), in eval mode.
 
     Args:
-        spec: ``zoo:<name>`` (checksum verified; normalised with ``mean``/``std``) or a
-            Lightning ``.ckpt`` written by ``robustart fit`` (read with ``weights_only=True``;
-            the architecture comes from the checkpoint and is checked against its weights;
-            the normalisation is the one the model was trained with).
+        spec: ``zoo:NAME``, a Lightning ``.ckpt``, a plain weights file (with ``arch``),
+            ``timm:NAME@FILE``, ``torchvision:NAME@FILE`` or ``package.module:factory[@FILE]``.
         num_classes: Classes of the evaluation data; the model must have as many.
         in_channels: Image channels of the evaluation data.
-        mean: Normalisation mean of the data (zoo models).
-        std: Normalisation std of the data (zoo models).
+        mean: Normalisation mean of the data (zoo, timm, torchvision and state-dict models).
+        std: Normalisation std of the data.
         dataset: Name of the evaluation data, checked against a zoo entry's ``dataset``.
         dataset_hint: What to do when a zoo entry was trained on other data, appended to the
-            error; ``{trained_on}`` is replaced by the entry's dataset (``robustart transfer``
-            says ``pass --data {trained_on}``).
+            error; ``{trained_on}`` is replaced by the entry's dataset.
+        arch: Architecture of a plain weights file (a robustart or timm model name).
+
+    Returns:
+        An ``nn.Module`` mapping (N, C, H, W) images in [0, 1] to logits (N, ``num_classes``).
 
     Raises:
-        UnknownNameError: an unknown zoo entry (close names suggested).
-        CheckpointError: a missing, unsafe, corrupt or mismatched checkpoint.
-        ConfigError: a model made for another number of classes or dataset.
+        UnknownNameError: an unknown zoo entry or architecture (close names suggested).
+        CheckpointError: a missing, unsafe, corrupt or mismatched weights file.
+        ConfigError: a model made for another number of classes or dataset, a malformed spec.
     """
+    kind, _, rest = spec.partition(":")
+    if kind == "zoo" and rest:
+        return _load_zoo(spec, num_classes, in_channels, mean, std, dataset, dataset_hint)
+    if kind in _FOREIGN_LOADERS and rest:
+        name, weights = _name_and_weights(spec, rest)
+        backbone = _FOREIGN_LOADERS[kind](name, num_classes, in_channels)
+        return _with_weights(backbone, weights, spec, num_classes, mean, std)
+    if _FACTORY.match(spec.partition("@")[0]) and not Path(spec).exists():
+        return _load_factory(spec, num_classes)
+    return _load_file(Path(spec), num_classes, in_channels, mean, std, arch)
+
+
+def _name_and_weights(spec: str, rest: str) -> tuple[str, str]:
+    name, sep, weights = rest.partition("@")
+    if not name or not sep or not weights:
+        kind = spec.partition(":")[0]
+        raise ConfigError(
+            f"model {spec!r}: give the local weights file as {kind}:NAME@FILE (e.g. "
+            f"{kind}:resnet18@weights.safetensors); robustart never downloads weights"
+        )
+    return name, weights
+
+
+def _timm_backbone(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    import timm
+
+    from robustart.models.factory import create_backbone
+
+    if not timm.is_model(name):
+        create_backbone(name, num_classes, in_channels)  # raises with close matches
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+
+
+def _torchvision_backbone(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    from torchvision import models
+
+    from robustart.errors import UnknownNameError
+    from robustart.registry import close_matches
+
+    known = models.list_models(module=models)
+    if name not in known:
+        hint = close_matches(name, known)
+        raise UnknownNameError(
+            f"unknown torchvision classification model {name!r}"
+            + (f"; did you mean: {', '.join(hint)}?" if hint else "")
+        )
+    if in_channels != 3:
+        raise ConfigError(f"torchvision models take 3-channel images, the data has {in_channels}")
+    return models.get_model(name, weights=None, num_classes=num_classes)
+
+
+#: ``kind`` of ``kind:NAME@FILE`` → builds the bare architecture (no weights, no normalisation).
+_FOREIGN_LOADERS = {"timm": _timm_backbone, "torchvision": _torchvision_backbone}
+
+
+def _with_weights(
+    backbone: nn.Module,
+    weights: str,
+    spec: str,
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> nn.Module:
+    """Load ``weights`` into ``backbone`` strictly and wrap it with the data's normalisation."""
+    from robustart.models.factory import NormalizedClassifier
+    from robustart.models.weights import extract_state_dict, load_checkpoint_file, load_into
+
+    state = extract_state_dict(load_checkpoint_file(weights))
+    if any(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    load_into(backbone, state, weights, spec)
+    return NormalizedClassifier(backbone, mean, std).eval()
+
+
+def _load_factory(spec: str, num_classes: int) -> nn.Module:
+    target, _, weights = spec.partition("@")
+    module_name, _, function_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"model {spec!r}: cannot import {module_name!r} ({err})") from None
+    factory = module
+    for part in function_name.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ConfigError(f"model {spec!r}: {module_name!r} has no {function_name!r}")
+    if not callable(factory):
+        raise ConfigError(f"model {spec!r}: {function_name!r} is not callable")
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"model {spec!r}: {function_name}() returned a {type(model).__name__}, not an "
+            "nn.Module mapping images in [0, 1] to logits"
+        )
+    if weights:
+        from robustart.models.weights import extract_state_dict, load_checkpoint_file, load_into
+
+        load_into(model, extract_state_dict(load_checkpoint_file(weights)), weights, spec)
+    return model.eval()
+
+
+def _load_zoo(
+    spec: str,
+    num_classes: int,
+    in_channels: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    dataset: str | None,
+    dataset_hint: str,
+) -> nn.Module:
     from robustart.models import create_model, zoo
+
+    name = spec[len(zoo.ZOO_PREFIX) :]
+    index = zoo.load_index()
+    if name not in index:
+        zoo.resolve(spec, "", num_classes)  # raises UnknownNameError with close matches
+    entry = index[name]
+    if dataset and entry.get("dataset") and entry["dataset"] != dataset:
+        raise ConfigError(
+            f"zoo model {name!r} was trained on {entry['dataset']!r}, not on {dataset!r}: "
+            + dataset_hint.format(trained_on=entry["dataset"])
+        )
+    if int(entry["num_classes"]) != num_classes:
+        raise ConfigError(
+            f"zoo model {name!r} has {entry['num_classes']} classes but the data has {num_classes}"
+        )
+    model = create_model(entry["model"], num_classes, in_channels, mean=mean, std=std, weights=spec)
+    return model.eval()
+
+
+def _load_file(
+    path: Path,
+    num_classes: int,
+    in_channels: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    arch: str | None,
+) -> nn.Module:
+    from robustart.models import create_model
     from robustart.models.weights import extract_state_dict, load_checkpoint_file, load_into
     from robustart.tasks.classification import check_checkpoint_matches
 
-    if spec.startswith(zoo.ZOO_PREFIX):
-        name = spec[len(zoo.ZOO_PREFIX) :]
-        index = zoo.load_index()
-        if name not in index:
-            zoo.resolve(spec, "", num_classes)  # raises UnknownNameError with close matches
-        entry = index[name]
-        if dataset and entry.get("dataset") and entry["dataset"] != dataset:
-            raise ConfigError(
-                f"zoo model {name!r} was trained on {entry['dataset']!r}, not on {dataset!r}: "
-                + dataset_hint.format(trained_on=entry["dataset"])
-            )
-        if int(entry["num_classes"]) != num_classes:
-            raise ConfigError(
-                f"zoo model {name!r} has {entry['num_classes']} classes but the data has "
-                f"{num_classes}"
-            )
-        model = create_model(
-            entry["model"], num_classes, in_channels, mean=mean, std=std, weights=spec
-        )
-        return model.eval()
-
-    path = Path(spec)
     checkpoint = load_checkpoint_file(path)  # weights_only; CheckpointError if missing/unsafe
     if "state_dict" not in checkpoint:
+        if arch is not None:  # a plain state dict of a named architecture
+            model = create_model(arch, num_classes, in_channels, mean=mean, std=std)
+            from robustart.models.factory import load_weights
+
+            return load_weights(model, str(path), arch=arch).eval()
         keys = [k for k, v in checkpoint.items() if isinstance(v, torch.Tensor)]
         what = (
             f"a plain state dict ({len(keys)} tensors, e.g. {', '.join(keys[:3])}) that does not "
@@ -85,11 +236,9 @@ def load_model(
             else "no 'state_dict'"
         )
         raise CheckpointError(
-            f"{path} is not a Lightning checkpoint ({what}); pass a .ckpt written by "
-            "`robustart fit` or a zoo:<name> entry. "
-            "To evaluate plain weights, train or fine-tune from them with `robustart fit "
-            "--model.init_args.weights FILE` (which checks them against the architecture) and "
-            "pass the resulting checkpoint."
+            f"{path} is not a Lightning checkpoint ({what}); name its architecture with --arch "
+            "(a robustart or timm model, e.g. --arch resnet20), or pass a .ckpt written by "
+            "`robustart fit`, a zoo:<name> entry, timm:NAME@FILE or torchvision:NAME@FILE."
         )
     hparams = checkpoint.get("hyper_parameters") or {}
     info = checkpoint.get("robustart") or {}
@@ -118,12 +267,16 @@ def load_model(
 
 
 def model_names(specs: Sequence[str]) -> list[str]:
-    """Short unique display names: a zoo entry's name, or the checkpoint's run folder and file
-    stem (``digits_pgd_at/version_0:last``)."""
+    """Short unique display names: a zoo entry's name, a timm/torchvision architecture's name,
+    a factory's function name, or the checkpoint's run folder and file stem
+    (``digits_pgd_at/version_0:last``)."""
     names: list[str] = []
     for spec in specs:
-        if spec.startswith("zoo:"):
-            name = spec[len("zoo:") :]
+        kind, _, rest = spec.partition(":")
+        if kind in ("zoo", *_FOREIGN_LOADERS) and rest:
+            name = rest.partition("@")[0]
+        elif _FACTORY.match(spec.partition("@")[0]) and not Path(spec).exists():
+            name = spec.partition("@")[0].rpartition(":")[2]
         else:
             path = Path(spec)
             if path.parent.name == "checkpoints" and len(path.parents) >= 3:
@@ -150,6 +303,24 @@ def display_names(specs: Sequence[str], names: str | None) -> list[str]:
     if len(chosen) != len(specs) or len(set(chosen)) != len(chosen) or "" in chosen:
         raise ConfigError(f"--names needs {len(specs)} distinct names, got {names!r}")
     return chosen
+
+
+def state_checksum(model: nn.Module) -> str:
+    """SHA-256 over the names, dtypes, shapes and values of ``model``'s state dict: the identity
+    of a model's weights, whatever file (or no file) they came from.
+
+    Example:
+        >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+        >>> _ = b.load_state_dict(a.state_dict())
+        >>> state_checksum(a) == state_checksum(b)
+        True
+    """
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def resolve_device(name: str) -> torch.device:
