@@ -1,5 +1,5 @@
-"""Pictures of robustness: accuracy curves, a corruption gallery, an accuracy heat map and
-grouped bar charts.
+"""Pictures of robustness: accuracy curves, a corruption gallery, an accuracy heat map, a
+transfer-attack heat map and grouped bar charts.
 
 Every picture has a ``*_figure`` function returning a matplotlib ``Figure`` (Agg backend) and a
 ``save_*``/``plot_*`` function writing it as a PNG atomically. :func:`figure_to_array` turns a
@@ -19,11 +19,13 @@ from torch import Tensor
 
 from robustart.corruptions import CORRUPTION_CATEGORIES, CORRUPTIONS, SEVERITIES, create_corruption
 from robustart.errors import ConfigError, EmptyInputError
-from robustart.evaluation.report import RobustnessReport
 from robustart.utils import atomic_output, check_images, make_generator, stable_seed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # plots draw results; they do not import the evaluation at run time
     from matplotlib.figure import Figure
+
+    from robustart.evaluation.report import RobustnessReport
+    from robustart.evaluation.transfer import TransferResult
 
 
 def _pyplot():
@@ -225,7 +227,7 @@ def save_corruption_gallery(images: Tensor, path: str | os.PathLike, **kwargs) -
 def _as_runs(
     reports: RobustnessReport | Mapping[str, RobustnessReport],
 ) -> dict[str, RobustnessReport]:
-    runs = {"": reports} if isinstance(reports, RobustnessReport) else dict(reports)
+    runs = dict(reports) if isinstance(reports, Mapping) else {"": reports}
     if not runs:
         raise ConfigError("no reports given for the accuracy heat map")
     empty = [name or "the report" for name, r in runs.items() if not any(r.corruptions.values())]
@@ -393,3 +395,42 @@ def save_grouped_bars(
 ) -> Path:
     """Write :func:`grouped_bar_figure` as a PNG atomically."""
     return save_figure(grouped_bar_figure(values, xlabel, title, zoom), path)
+
+
+# ----------------------------------------------------------------------------- transfer
+def transfer_heatmap_figure(result: TransferResult, title: str = "") -> Figure:
+    """Heat map of a transfer-attack matrix (accuracy %, 0–100 colour scale): a clean row, then
+    one row per source model; the white-box cells (source = target) are outlined.
+
+    Args:
+        result: A :class:`~robustart.evaluation.transfer.TransferResult`.
+        title: Figure title (default: the number of images).
+    """
+    plt = _pyplot()
+    sources, targets = result.sources, result.targets
+    fig, ax = plt.subplots(
+        figsize=(2.2 + 0.9 * len(targets), 1.4 + 0.55 * (len(sources) + 1)), layout="constrained"
+    )
+    grid = 100.0 * np.concatenate([result.clean[None].numpy(), result.matrix.numpy()])
+    image = draw_accuracy_grid(ax, grid, decimals=1, fontsize=8)
+    for row, source in enumerate(sources, start=1):
+        if source in targets:
+            column = targets.index(source)
+            ax.add_patch(
+                plt.Rectangle(
+                    (column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5
+                )
+            )
+    ax.axhline(0.5, color="white", linewidth=2)
+    ax.set_xticks(range(len(targets)), targets, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(sources) + 1), ["clean", *sources], fontsize=8)
+    ax.set_xlabel("evaluated on (target)")
+    ax.set_ylabel("crafted on (source)")
+    fig.colorbar(image, ax=ax, label="accuracy (%)", shrink=0.9)
+    ax.set_title(title or f"transfer ({result.num_images} images); white-box outlined", fontsize=9)
+    return fig
+
+
+def save_transfer_heatmap(result: TransferResult, path: str | os.PathLike, title: str = "") -> Path:
+    """Write :func:`transfer_heatmap_figure` as a PNG atomically."""
+    return save_figure(transfer_heatmap_figure(result, title), path)

@@ -435,6 +435,24 @@ class CommandParser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 
+#: How every command's last line starts (:func:`announce_results`).
+RESULTS_PREFIX = "robustart: results in "
+
+
+def announce_results(path: str | os.PathLike) -> None:
+    """Print where a command's results are, as its last line on stdout:
+    ``robustart: results in <path>``.
+
+    Every robustart command (``fit``, ``validate``, ``test``, ``compare``, ``transfer``,
+    ``shift``, ``benchmark``) ends with this line, so scripts and people find the outputs in
+    the same way. Call it once, on one process (rank zero under DDP).
+
+    Args:
+        path: The folder holding the command's outputs.
+    """
+    print(f"{RESULTS_PREFIX}{os.fspath(path)}", flush=True)
+
+
 def one_line(message: str) -> str:
     """``message`` on one line: its non-empty lines stripped and joined."""
     return " ".join(line.strip() for line in str(message).splitlines() if line.strip())

@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from robustart.attacks import PGD
 from robustart.callbacks import CatastrophicOverfittingGuard
+from robustart.cli.lightning import build_cli
 from robustart.data import DigitsDataModule
 from robustart.errors import ConfigError, UnknownNameError
-from robustart.main import build_cli, cli_main
+from robustart.main import cli_main
 from robustart.models import create_model
 from robustart.tasks import (
     AT_OBJECTIVES,

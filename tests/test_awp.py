@@ -19,9 +19,10 @@ from single_thread import one_thread  # noqa: F401  (fixture)
 from torch.utils.data import DataLoader, TensorDataset
 
 from robustart.attacks import PGD
+from robustart.cli.lightning import build_cli
 from robustart.data import DigitsDataModule
 from robustart.errors import ConfigError
-from robustart.main import build_cli, cli_main
+from robustart.main import cli_main
 from robustart.models import create_model
 from robustart.tasks import AdversarialTrainingTask
 from robustart.tasks.awp import AdversarialWeightPerturbation, perturbed_parameters

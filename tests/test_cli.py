@@ -3,12 +3,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import FAST, RECIPES
 
+from robustart.cli import SUBCOMMANDS
 from robustart.main import cli_main
+from robustart.utils import RESULTS_PREFIX
 
 DIGITS = [RECIPES / "digits" / "standard.yaml", RECIPES / "digits" / "pgd_at.yaml"]
 
@@ -21,11 +24,19 @@ def csv_columns(path):
     return path.read_text().splitlines()[0].split(",")
 
 
+def announced_results(out: str) -> Path:
+    """The folder named by the last line of a command's stdout, ``robustart: results in DIR``."""
+    last = out.rstrip("\n").splitlines()[-1]
+    assert last.startswith(RESULTS_PREFIX), out[-2000:]
+    return Path(last[len(RESULTS_PREFIX) :]).resolve()
+
+
 @pytest.mark.parametrize("recipe", DIGITS, ids=lambda p: p.stem)
-def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch):
+def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert run("fit", "--config", recipe, "--config", FAST) == 0
     run_dir = next((tmp_path / "runs").glob("*/version_0"))
+    assert announced_results(capsys.readouterr().out) == run_dir.resolve()
     last = run_dir / "checkpoints" / "last.ckpt"
     assert last.is_file() and (run_dir / "config.yaml").is_file()
     columns = csv_columns(run_dir / "metrics.csv")
@@ -46,6 +57,7 @@ def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch):
 
     assert run("test", "--config", recipe, "--config", FAST, "--ckpt_path", last) == 0
     test_dir = run_dir.parent / "version_1"
+    assert announced_results(capsys.readouterr().out) == test_dir.resolve()
     assert "test/robust/pgd2_linf/eps=8/255" in csv_columns(test_dir / "metrics.csv")
     assert "test/acc" in csv_columns(test_dir / "metrics.csv")
 
@@ -105,6 +117,52 @@ def test_compare_prints_one_table_and_writes_files(tmp_path, monkeypatch, capsys
     assert summary["attack_settings"]["pgd2_linf"]["steps"] == 2
     assert (tmp_path / "cmp" / "comparison.md").read_text().startswith("| recipe |")
     assert (tmp_path / "cmp" / "robustness_curves.png").is_file()
+    # one results line, the last: the recipes' own runs do not announce theirs
+    assert announced_results(out) == (tmp_path / "cmp").resolve()
+    assert out.count(RESULTS_PREFIX) == 1
+
+
+# --------------------------------------------------------------------------- dispatch
+def test_top_level_help_lists_every_subcommand_without_importing_them():
+    """`robustart --help` (and `robustart -h`) names every subcommand with its summary, and
+    imports none of their modules."""
+    probe = (
+        "import sys; from robustart.main import cli_main; status = cli_main(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.startswith('robustart.cli.'))); "
+        "print('lightning' in sys.modules); sys.exit(status)"
+    )
+    for option in ("--help", "-h"):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, option], capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        *help_lines, imported, lightning = result.stdout.splitlines()
+        assert imported == "['robustart.cli.errors']" and lightning == "False"
+        text = "\n".join(help_lines)
+        expected = ["fit", "validate", "test", "predict", "compare", "transfer", "shift"]
+        assert [*expected, "benchmark"] == list(SUBCOMMANDS)
+        for name, subcommand in SUBCOMMANDS.items():
+            assert f"  {name}" in text and subcommand.summary in text, name
+
+
+def test_no_subcommand_prints_the_help_and_refuses(capsys):
+    with pytest.raises(SystemExit) as info:
+        run()
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert all(f"  {name} " in captured.out for name in SUBCOMMANDS)
+    assert captured.err.count("robustart: error:") == 1
+
+
+def test_unknown_subcommand_is_one_line_with_a_suggestion(capsys):
+    with pytest.raises(SystemExit) as info:
+        run("tranfser", "zoo:digits_resnet20_standard")
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("robustart: error: unknown subcommand 'tranfser' (did you mean")
+    assert "transfer" in line and ", ".join(SUBCOMMANDS) in line
 
 
 # --------------------------------------------------------------------------- bad input

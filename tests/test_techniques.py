@@ -11,7 +11,7 @@ from adain_fakes import write_fake_adain
 from conftest import FAST, RECIPES
 from single_thread import one_thread  # noqa: F401  (fixture)
 
-from robustart.compare import recipe_files, run_name
+from robustart.cli.compare import recipe_files, run_name
 from robustart.errors import ConfigError
 from robustart.main import cli_main
 from robustart.tasks import AdversarialTrainingTask, ClassificationTask

@@ -1,7 +1,7 @@
 """Weights & Biases, for real, in offline mode (no account, no network)."""
 
 from conftest import FAST, RECIPES
-from wandb_records import logged_values
+from wandb_records import logged_values, read_records
 
 from robustart.main import cli_main
 
@@ -64,3 +64,25 @@ def test_wandb_resume_from_last_uses_the_same_run(tmp_path, monkeypatch):
     (first,) = (tmp_path / "runs" / "robustart").iterdir()
     cli_main([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
     assert [p.name for p in (tmp_path / "runs" / "robustart").iterdir()] == [first.name]
+
+
+def test_compare_closes_each_wandb_run_after_its_test(tmp_path, monkeypatch):
+    """`robustart compare` fits and tests with one trainer: the W&B run (one per recipe) holds
+    the training and the test metrics, and FinishLoggers closes it only after the test."""
+    import wandb
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    recipe = RECIPES / "digits" / "standard.yaml"
+    logger = RECIPES / "loggers" / "wandb.yaml"
+    cli_main(["compare", str(recipe), "--common", str(logger), "--common", str(FAST)])
+    assert wandb.run is None  # finished, not left open for the next run in the process
+    (run,) = (tmp_path / "runs" / "wandb").glob("offline-run-*")  # fit and test: one run
+    run_file = run / f"run-{run.name.rsplit('-', 1)[1]}.wandb"
+    summary = logged_values(run_file)
+    assert "val/acc" in summary and "test/acc" in summary, sorted(summary)
+    assert "test/robust/pgd2_linf/eps=8/255" in summary
+    kinds = [record.WhichOneof("record_type") for record in read_records(run_file)]
+    assert "exit" in kinds  # the run was finished
+    last_summary = max(i for i, kind in enumerate(kinds) if kind == "summary")
+    assert last_summary < kinds.index("exit")  # the test metrics came before the finish

@@ -1,14 +1,28 @@
-"""Where a run's files go, and saving the full config there (and to W&B)."""
+"""Where a run's files go, finding the run that ``--ckpt_path last`` resumes, and saving the
+full config there (and to W&B)."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+#: The checkpoint ``--ckpt_path last`` resumes from, in ``<run directory>/checkpoints``.
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def logger_directory(logger: Logger, default_root_dir: str | os.PathLike | None) -> Path:
+    """``<save_dir>/<name>``: the folder holding one folder per run (version) of ``logger``."""
+    save_dir = logger.save_dir or default_root_dir or os.getcwd()
+    return Path(save_dir) / str(logger.name or "")
 
 
 def run_directory(trainer: Trainer) -> Path:
@@ -26,8 +40,58 @@ def run_directory(trainer: Trainer) -> Path:
     else:
         version = logger.version
         version = version if isinstance(version, str) else f"version_{version}"
-        path = os.path.join(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
+        path = str(logger_directory(logger, trainer.default_root_dir) / version)
     return Path(trainer.strategy.broadcast(path))
+
+
+def _configured_logger(trainer_config: Namespace) -> Logger | None:
+    """The first logger of a parsed ``trainer`` config, built but not started (loggers create
+    their files and runs lazily)."""
+    logger = trainer_config.get("logger")
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    if isinstance(logger, Namespace) and "class_path" in logger:
+        module, _, name = logger.class_path.rpartition(".")
+        init_args = logger.get("init_args") or Namespace()
+        return getattr(importlib.import_module(module), name)(**init_args.as_dict())
+    if logger is True:  # Lightning's default logger
+        return CSVLogger(save_dir=trainer_config.get("default_root_dir") or os.getcwd())
+    return logger if isinstance(logger, Logger) else None
+
+
+def resume_last_checkpoint(trainer_config: Namespace) -> Path | None:
+    """Find what ``--ckpt_path last`` resumes: the newest ``last.ckpt`` among the runs of this
+    recipe's logger (``<save_dir>/<name>/*/checkpoints``), and make the configured logger
+    continue logging into that run's version.
+
+    Args:
+        trainer_config: The parsed ``trainer`` section; its logger's ``version`` is set.
+
+    Returns:
+        The checkpoint, or ``None`` (with a warning) when there is none: training starts from
+        scratch.
+    """
+    logger = _configured_logger(trainer_config)
+    root = (
+        None if logger is None else logger_directory(logger, trainer_config.get("default_root_dir"))
+    )
+    found = sorted(
+        root.glob(f"*/checkpoints/{LAST_CHECKPOINT}") if root else [],
+        key=lambda path: path.stat().st_mtime,
+    )
+    if not found:
+        rank_zero_warn(
+            f"--ckpt_path last: no {LAST_CHECKPOINT} under {root}/*/checkpoints; "
+            "starting from scratch."
+        )
+        return None
+    last = found[-1]
+    configured = trainer_config.get("logger")
+    configured = configured[0] if isinstance(configured, list) else configured
+    if isinstance(configured, Namespace) and "init_args" in configured:
+        configured.init_args.version = last.parent.parent.name
+    print(f"robustart: resuming from {last}", file=sys.stderr)
+    return last
 
 
 class SaveRunConfig(SaveConfigCallback):

@@ -5,61 +5,34 @@ white-box robust accuracy; off-diagonal entries measure how well the examples tr
 black-box (transferred) attack that beats the white-box one on the same model is a sign of
 gradient masking.
 
-Command line::
-
-    robustart transfer zoo:digits_resnet20_standard zoo:digits_resnet20_pgd_at \\
-        runs/digits_mixup/version_0/checkpoints/last.ckpt \\
-        --attack pgd --eps 8/255 --data digits --num-images 250 --output runs/transfer
-
-prints the matrix and writes ``transfer.{md,csv,json}`` and ``transfer.png`` (a heat map),
-all atomically.
+``robustart transfer`` (:mod:`robustart.cli.transfer`) runs it on checkpoints and zoo models;
+:func:`robustart.plots.save_transfer_heatmap` draws the matrix.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-import yaml
 from torch import Tensor, nn
 
-from robustart.attacks import Attack, create_attack
+from robustart.attacks import Attack
 from robustart.attacks.base import Model
 from robustart.errors import ConfigError, EmptyInputError
-from robustart.models.loading import (
-    display_names,
-    load_model,
-    resolve_device,
-)
 from robustart.utils import (
-    CommandParser,
+    Progress,
     check_finite_logits,
     check_images,
     check_labels,
-    check_output_dir,
+    fixed_total,
     make_generator,
     preserve_mode,
+    track_progress,
 )
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from robustart.data import RobustartDataModule
-
-__all__ = [
-    "TransferResult",
-    "evaluate_transfer",
-    "load_model",
-    "save_transfer_heatmap",
-    "transfer_heatmap_figure",
-    "transfer_main",
-    "transfer_matrix",
-]
+__all__ = ["TransferResult", "evaluate_transfer", "transfer_matrix"]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -143,6 +116,7 @@ def evaluate_transfer(
     targets: Mapping[str, Model] | None = None,
     seed: int = 0,
     batch_size: int | None = None,
+    progress: Progress | None = None,
 ) -> TransferResult:
     """Craft examples on every source model and evaluate them on every target model.
 
@@ -160,6 +134,8 @@ def evaluate_transfer(
         targets: ``{name: model}`` to evaluate; ``None`` uses ``sources`` (a square matrix).
         seed: Seed of the attack's random generator.
         batch_size: Images per attack call (``None``: all at once).
+        progress: A progress bar (e.g. ``tqdm``) advanced after each attacked batch; its total
+            is set to sources × batches.
 
     Returns:
         A :class:`TransferResult` with the (S, T) matrix and the targets' clean accuracies.
@@ -185,9 +161,11 @@ def evaluate_transfer(
         for t, (target_name, target) in enumerate(target_models):
             what = f"model {target_name!r} on the clean images"
             clean[t] += _correct(target, x, y, what).sum().item()
+    starts = range(0, n, step)
+    progress = fixed_total(progress, len(sources) * len(starts))
     for s, (source_name, source) in enumerate(sources.items()):
         generator = make_generator(seed, images.device)
-        for start in range(0, n, step):
+        for start in track_progress(starts, progress):
             x, y = images[start : start + step], labels[start : start + step]
             adversarial = attack(source, x, y, generator=generator)
             for t, (target_name, target) in enumerate(target_models):
@@ -221,6 +199,7 @@ def transfer_matrix(
     follow ``models`` and columns ``targets`` (default: ``models``), in insertion order.
 
     Example:
+        >>> from robustart.attacks import create_attack
         >>> attack = create_attack("pgd", eps="8/255", steps=10)
         >>> matrix = transfer_matrix({"a": model_a, "b": model_b}, x, y, attack)  # doctest: +SKIP
         >>> matrix.shape  # doctest: +SKIP
@@ -229,254 +208,3 @@ def transfer_matrix(
     return evaluate_transfer(
         models, images, labels, attack, targets=targets, seed=seed, batch_size=batch_size
     ).matrix
-
-
-# ----------------------------------------------------------------------------- heat map
-def transfer_heatmap_figure(result: TransferResult, title: str = "") -> Figure:
-    """Heat map of the transfer matrix (accuracy %, 0–100 colour scale), diagonal outlined.
-
-    Args:
-        result: A :class:`TransferResult`.
-        title: Figure title.
-    """
-    from robustart.plots import _pyplot, draw_accuracy_grid
-
-    plt = _pyplot()
-    s, t = len(result.sources), len(result.targets)
-    fig, ax = plt.subplots(figsize=(2.2 + 0.9 * t, 1.4 + 0.55 * (s + 1)), layout="constrained")
-    grid = 100.0 * torch.cat([result.clean[None], result.matrix]).numpy()
-    image = draw_accuracy_grid(ax, grid, decimals=1, fontsize=8)
-    for i, source in enumerate(result.sources):
-        if source in result.targets:
-            j = result.targets.index(source)
-            ax.add_patch(
-                plt.Rectangle((j - 0.5, i + 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5)
-            )
-    ax.axhline(0.5, color="white", linewidth=2)
-    ax.set_xticks(range(t), result.targets, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(s + 1), ["clean", *result.sources], fontsize=8)
-    ax.set_xlabel("evaluated on (target)")
-    ax.set_ylabel("crafted on (source)")
-    fig.colorbar(image, ax=ax, label="accuracy (%)", shrink=0.9)
-    ax.set_title(title or f"transfer ({result.num_images} images); white-box outlined", fontsize=9)
-    return fig
-
-
-def save_transfer_heatmap(result: TransferResult, path: str | Path, title: str = "") -> Path:
-    """Write :func:`transfer_heatmap_figure` as a PNG atomically."""
-    from robustart.plots import save_figure
-
-    return save_figure(transfer_heatmap_figure(result, title), path)
-
-
-# ----------------------------------------------------------------------------- loading
-#: Datasets the command line can evaluate on.
-DATASETS = ("digits", "cifar10", "cifar100")
-
-
-def _datamodule(name: str, root: str) -> RobustartDataModule:
-    from robustart.data import CIFAR10DataModule, CIFAR100DataModule, DigitsDataModule
-
-    if name == "digits":
-        return DigitsDataModule(augment=False)
-    if name == "cifar10":
-        return CIFAR10DataModule(root=root, augment=False)
-    if name == "cifar100":
-        return CIFAR100DataModule(root=root, augment=False)
-    raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-
-
-# ----------------------------------------------------------------------------- command line
-def _attack_arg(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(
-        prog="robustart transfer",
-        description=(
-            "Transfer attack matrix: craft adversarial examples on each model (source) and "
-            "evaluate them on every model (target). The diagonal is white-box robust accuracy; "
-            "off-diagonal entries show how well the examples transfer. Prints the matrix "
-            "(accuracy in %) and writes transfer.{md,csv,json} and the heat map transfer.png to "
-            "--output."
-        ),
-    )
-    parser.add_argument(
-        "models",
-        nargs="+",
-        metavar="CKPT_OR_ZOO",
-        help="models to compare: Lightning checkpoints written by `robustart fit` (loaded with "
-        "weights_only=True, architecture checked) or model-zoo entries zoo:<name> (see "
-        "model_zoo/zoo.yaml)",
-    )
-    parser.add_argument(
-        "--names",
-        default=None,
-        help="comma-separated display names, one per model (default: the zoo name, or the "
-        "checkpoint's run folder and file stem)",
-    )
-    parser.add_argument(
-        "--attack",
-        default="pgd",
-        help="registered attack crafting the examples: pgd, fgsm, mifgsm, apgd, apgd_t, "
-        "square, cw, autoattack (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--eps",
-        default="8/255",
-        help="perturbation budget, a number or a fraction such as 8/255 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--norm",
-        default="linf",
-        help="threat model: linf, l2 or l1, as supported by the attack (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="iterations of an iterative attack (default: the attack's own, e.g. 10 for pgd)",
-    )
-    parser.add_argument(
-        "--attack-arg",
-        action="append",
-        default=[],
-        type=_attack_arg,
-        metavar="KEY=VALUE",
-        help="any other attack setting, value parsed as YAML (e.g. restarts=2, loss=dlr); "
-        "may be repeated",
-    )
-    parser.add_argument(
-        "--data",
-        choices=DATASETS,
-        default="digits",
-        help="evaluation dataset; the models must have its number of classes "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--data-root",
-        default="data",
-        help="folder holding the CIFAR data (cifar-10-batches-py/ or cifar-100-python/; "
-        "unused for digits) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--split",
-        choices=["test", "val"],
-        default="test",
-        help="split the images come from (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-images",
-        type=int,
-        default=256,
-        help="size of the fixed, seeded subset of the split (default: %(default)s; 0 = all)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=256,
-        help="images per attack call (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the image subset and of the attack's random starts (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where to run: auto (cuda if available), cpu, cuda, cuda:1, ... "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=Path("runs/transfer"),
-        help="folder for transfer.{md,csv,json} and transfer.png (default: %(default)s)",
-    )
-    return parser
-
-
-def transfer_main(argv: list[str]) -> dict[str, Any]:
-    """Run ``robustart transfer`` with command-line arguments ``argv``; returns the summary."""
-    from torch.utils.data import DataLoader
-
-    from robustart.reporting import csv_table, format_table, markdown_table
-    from robustart.utils import atomic_write_json, atomic_write_text, format_eps
-
-    args = build_parser().parse_args(argv)
-    check_output_dir(args.output, "--output")
-    if args.num_images < 0:
-        raise ConfigError(f"--num-images must be >= 0, got {args.num_images}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    names = display_names(args.models, args.names)
-    settings = dict(args.attack_arg)
-    if args.steps is not None:
-        settings["steps"] = args.steps
-    attack = create_attack(args.attack, eps=args.eps, norm=args.norm, **settings)
-    eps = attack.eps
-    device = resolve_device(args.device)
-
-    data = _datamodule(args.data, args.data_root)
-    models = {
-        name: load_model(
-            spec,
-            data.num_classes,
-            data.in_channels,
-            data.mean,
-            data.std,
-            args.data,
-            dataset_hint="pass --data {trained_on}",
-        ).to(device)
-        for name, spec in zip(names, args.models)
-    }
-    subset = data.robustness_subset(args.split, args.num_images or None, args.seed)
-    if len(subset) == 0:
-        raise EmptyInputError(f"the {args.data} {args.split} split has no images")
-    loader = DataLoader(subset, batch_size=len(subset), shuffle=False)
-    images, labels = next(iter(loader))
-    images, labels = images.float().to(device), torch.as_tensor(labels).to(device)
-
-    print(
-        f"robustart transfer: {attack.label} at eps={format_eps(eps, args.norm)} on "
-        f"{len(images)} {args.data} {args.split} images, {len(models)} models",
-        file=sys.stderr,
-    )
-    result = evaluate_transfer(
-        models, images, labels, attack, seed=args.seed, batch_size=args.batch_size
-    )
-    headers, rows = result.table()
-    settings_text = ", ".join(
-        f"{k}={format_eps(v, attack.norm) if k == 'eps' else v}"
-        for k, v in attack.config.items()
-        if k != "attack"
-    )
-    caption = (
-        f"Transfer accuracy (%): rows craft {attack.name} examples ({settings_text}), columns "
-        f"evaluate them; the diagonal is white-box. {result.num_images} {args.data} "
-        f"{args.split} images, seed {args.seed}."
-    )
-    print(f"\n{caption}\n{format_table(headers, rows)}\n")
-
-    out = args.output
-    atomic_write_text(out / "transfer.md", f"{caption}\n\n{markdown_table(headers, rows)}")
-    atomic_write_text(out / "transfer.csv", csv_table(headers, rows))
-    summary = {
-        **result.to_dict(),
-        "models": dict(zip(names, args.models)),
-        "data": {"name": args.data, "split": args.split, "num_images": result.num_images},
-    }
-    atomic_write_json(out / "transfer.json", summary)
-    plot = save_transfer_heatmap(
-        result,
-        out / "transfer.png",
-        title=f"{attack.label} eps={format_eps(eps, args.norm)}, {result.num_images} images",
-    )
-    print(f"Wrote {out / 'transfer.md'}, transfer.csv, transfer.json and {plot}")
-    return summary

@@ -98,6 +98,38 @@ def load_checkpoint_file(path: str | os.PathLike, sha256: str | None = None) -> 
     return dict(obj)
 
 
+def check_checkpoint_file(path: str | os.PathLike, model: str | None = None) -> None:
+    """Check a Lightning checkpoint to resume or evaluate from (``--ckpt_path``) before
+    anything runs.
+
+    Lightning's default would merge the checkpoint's hyperparameters into the config, which can
+    silently swap the architecture; robustart instead checks that the file is readable (with
+    ``weights_only``), is a Lightning checkpoint, and was trained for ``model``.
+
+    Args:
+        path: The checkpoint file.
+        model: The configured architecture, compared with the one the checkpoint records
+            (``None``: not checked).
+
+    Raises:
+        CheckpointError: a missing, unreadable or unsafe file, plain weights, or a checkpoint
+            of another architecture.
+    """
+    from robustart.tasks.classification import check_checkpoint_matches
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"--ckpt_path {path}: no such file")
+    checkpoint = load_checkpoint_file(path)
+    if "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"{path} is not a Lightning checkpoint (no 'state_dict'). To initialise a model "
+            "from plain weights, use --model.init_args.weights instead of --ckpt_path."
+        )
+    if model is not None:
+        num_classes = checkpoint.get("robustart", {}).get("num_classes")
+        check_checkpoint_matches(checkpoint, model, num_classes, source=str(path))
+
+
 #: How the files ``torch.save`` writes begin: a zip archive (the default since PyTorch 1.6) or
 #: a pickle stream (protocol 2 or higher; the legacy format).
 _ZIP_MAGIC = b"PK\x03\x04"

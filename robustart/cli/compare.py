@@ -9,8 +9,10 @@ Example::
         recipes/digits/standard.yaml+recipes/digits/mixup.yaml   # base + technique overlay
 
 Each recipe is fitted with ``robustart fit``, then tested (best checkpoint) with the
-``RobustnessEvaluation`` callback it configures. The table (percentages) is printed and written
-to ``<output>/comparison.{md,csv,json}`` with ``robustness_curves.png``, all atomically.
+``RobustnessEvaluation`` callback it configures, by the same trainer: a W&B run holds both the
+training curves and the test report, and is finished after the test. The table (percentages)
+is printed and written to ``<output>/comparison.{md,csv,json}`` with ``robustness_curves.png``,
+all atomically.
 """
 
 from __future__ import annotations
@@ -18,19 +20,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robustart.errors import ConfigError
 from robustart.evaluation import RobustnessReport
 from robustart.reporting import csv_table, format_table, markdown_table
 from robustart.utils import (
     CommandParser,
+    announce_results,
     atomic_write_json,
     atomic_write_text,
     check_output_dir,
     format_eps,
     read_yaml_file,
 )
+
+if TYPE_CHECKING:
+    from robustart.callbacks import RobustnessEvaluation
+    from robustart.cli.lightning import RobustartCLI
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
         default="best",
         help="checkpoint each model is tested with (default: %(default)s)",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of every run (seed_everything; default: each recipe's own)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="do not show Lightning's progress bars while training and testing",
+    )
     return parser
+
+
+def fit_arguments(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The arguments given to every ``robustart fit``: those the flags of ``compare`` stand for
+    (``--seed``, ``--no-progress``), then the ones after ``--`` (which win)."""
+    flags = []
+    if args.seed is not None:
+        flags += ["--seed_everything", str(args.seed)]
+    if args.no_progress:
+        flags += ["--trainer.enable_progress_bar", "false"]
+    return [*flags, *extra]
 
 
 def recipe_files(recipe: Path) -> list[Path]:
@@ -95,6 +125,23 @@ def recipe_arguments(recipe: Path, common: list[Path]) -> list[str]:
     return [arg for path in [*recipe_files(recipe), *common] for arg in ("--config", str(path))]
 
 
+def robustness_evaluation(cli: RobustartCLI, recipe: Path) -> RobustnessEvaluation:
+    """The ``RobustnessEvaluation`` callback a recipe configures (the first one).
+
+    Raises:
+        ConfigError: the recipe has none, so there is nothing to compare.
+    """
+    from robustart.callbacks import RobustnessEvaluation
+
+    for callback in cli.trainer.callbacks:
+        if isinstance(callback, RobustnessEvaluation):
+            return callback
+    raise ConfigError(
+        f"{recipe} has no RobustnessEvaluation callback, so there is nothing to compare; "
+        "add one under trainer.callbacks"
+    )
+
+
 def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> None:
     """Build every recipe's configuration (models, data, suites, callbacks) without training,
     so that a mistake in the last recipe fails now, not after training the others.
@@ -102,8 +149,8 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
     Raises:
         RobustartError: the first problem found, naming the recipe.
     """
-    from robustart.callbacks import RobustnessEvaluation
-    from robustart.main import build_cli, check_monitors
+    from robustart.cli.checks import check_monitors
+    from robustart.cli.lightning import build_cli
 
     for path in common:
         read_yaml_file(path, "--common config")
@@ -112,12 +159,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
             read_yaml_file(path, "recipe")
     for recipe in recipes:
         cli = build_cli([*recipe_arguments(recipe, common), *extra], run=False)
-        evaluators = [cb for cb in cli.trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
-        if not evaluators:
-            raise ConfigError(
-                f"{recipe} has no RobustnessEvaluation callback, so there is nothing to compare; "
-                "add one under trainer.callbacks"
-            )
+        robustness_evaluation(cli, recipe)
         check_monitors(cli.trainer, cli.model)
         del cli
 
@@ -125,20 +167,15 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
 def fit_and_test(
     recipe: Path, common: list[Path], extra: list[str], ckpt: str
 ) -> tuple[dict[str, float], RobustnessReport]:
-    """Fit one recipe, test it and return the test metrics and robustness report."""
+    """Fit one recipe, test it with the same trainer (its W&B run is finished after the test)
+    and return the test metrics and robustness report."""
     from lightning.pytorch.utilities import rank_zero_warn
 
-    from robustart.callbacks import RobustnessEvaluation
-    from robustart.main import build_cli, finish_loggers
+    from robustart.cli.lightning import build_cli
 
     configs = recipe_arguments(recipe, common)
-    cli = build_cli(["fit", *configs, *extra], finish=False)
-    evaluators = [cb for cb in cli.trainer.callbacks if isinstance(cb, RobustnessEvaluation)]
-    if not evaluators:
-        raise ConfigError(
-            f"{recipe} has no RobustnessEvaluation callback, so there is nothing to compare; "
-            "add one under trainer.callbacks"
-        )
+    cli = build_cli(["fit", *configs, *extra], finish_loggers_after="test", announce=False)
+    evaluator = robustness_evaluation(cli, recipe)
     checkpointer = cli.trainer.checkpoint_callback
     if ckpt == "best" and checkpointer is not None and not checkpointer.best_model_path:
         # the monitored metric was never computed (e.g. a run shorter than every_n_epochs)
@@ -147,13 +184,10 @@ def fit_and_test(
             "last weights instead"
         )
         ckpt = "last"
-    try:
-        results = cli.trainer.test(
-            cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True
-        )
-    finally:
-        finish_loggers(cli.trainer)
-    report = evaluators[0].last_report
+    results = cli.trainer.test(
+        cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True
+    )
+    report = evaluator.last_report
     assert report is not None
     return dict(results[0]) if results else {}, report
 
@@ -186,14 +220,16 @@ def _pct(value: float | None) -> float | None:
     return None if value is None else 100.0 * float(value)
 
 
-def compare_main(argv: list[str]) -> dict[str, Any]:
-    """Run ``robustart compare`` with command-line arguments ``argv``."""
+def main(argv: list[str]) -> dict[str, Any]:
+    """Run ``robustart compare`` with command-line arguments ``argv``; returns the summary
+    written to ``comparison.json``."""
     if "--" in argv:
         split = argv.index("--")
         argv, extra = argv[:split], argv[split + 1 :]
     else:
         extra = []
     args = build_parser().parse_args(argv)
+    extra = fit_arguments(args, extra)
     check_output_dir(args.output, "--output folder")
     check_recipes(args.recipes, args.common, extra)
     taken: set[str] = set()
@@ -232,4 +268,5 @@ def compare_main(argv: list[str]) -> dict[str, Any]:
     }
     atomic_write_json(out / "comparison.json", summary)
     print(f"Wrote {out / 'comparison.md'}, comparison.csv, comparison.json and {plot}")
+    announce_results(out)
     return summary

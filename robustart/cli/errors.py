@@ -1,0 +1,103 @@
+"""Input errors on the command line: one ``robustart: error: ...`` line, exit status 2.
+
+Errors caused by input (missing data, unknown names, bad checkpoints, bad values) are
+:class:`~robustart.errors.RobustartError`s; :func:`input_errors_as_one_line` prints them without
+a traceback, whatever wrapped them on the way up (jsonargparse, Lightning, DataLoader workers).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from robustart.errors import RobustartError
+from robustart.utils import one_line, read_yaml_file
+
+#: Exit status of a command refused because of its input (argparse's usage-error status).
+INPUT_ERROR_STATUS = 2
+
+
+@contextmanager
+def input_errors_as_one_line() -> Iterator[None]:
+    """Run the body; an input error in it is printed as one ``robustart: error: ...`` line on
+    stderr and ends the program with status 2. Other exceptions (bugs) propagate."""
+    try:
+        yield
+    except Exception as exc:
+        err = find_input_error(exc)
+        if err is None:
+            raise
+        print(f"robustart: error: {error_message(err)}", file=sys.stderr)
+        raise SystemExit(INPUT_ERROR_STATUS) from None
+
+
+def find_input_error(exc: BaseException) -> RobustartError | None:
+    """The :class:`RobustartError` behind ``exc``, if any.
+
+    jsonargparse wraps errors raised while instantiating classes from the config (a
+    ``ValueError`` whose ``__cause__`` is ours), and Lightning may re-raise from hooks.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RobustartError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def error_message(err: BaseException) -> str:
+    """The one-line message of an input error.
+
+    Errors raised in a DataLoader worker process come back re-raised by torch with the
+    worker's traceback in their message; only the original message is kept.
+    """
+    text = str(err)
+    if "Original Traceback" in text:
+        lines = [line for line in text.splitlines() if line.strip()]
+        name = type(err).__name__
+        for line in reversed(lines):
+            head, sep, rest = line.partition(": ")
+            if sep and head.rsplit(".", 1)[-1] == name:
+                text = rest
+                break
+    return one_line(text)
+
+
+def tidy_parser_message(message: str) -> str:
+    """A jsonargparse error as one readable line: the key, what was wrong and the value,
+    without the list of union subtypes it tried."""
+    key = re.search(r'Parser key "([^"]+)"', message)
+    option = re.search(
+        r"Problem with given class_path '([^']+)':(.*?)(?:\n\s{4}- |\Z)", message, re.S
+    )
+    if key and option:
+        return f"{key.group(1)} ({option.group(1)}): {one_line(option.group(2))}"
+    expected = re.findall(r"Expected an? <class '([^']+)'>", message)
+    given = re.search(r"Given value: ([^\n]+)", message)
+    if key and expected and given:
+        kinds = " or ".join(dict.fromkeys(expected))
+        return f"{key.group(1)}: expected {kinds}, got {given.group(1).strip()!r}"
+    return one_line(message)
+
+
+def check_config_arguments(argv: list[str]) -> None:
+    """Check every ``--config`` file of a LightningCLI command line before parsing, so that a
+    missing, empty or unparsable file is named in a one-line error.
+
+    Raises:
+        ConfigError: naming the file (and the line of a YAML syntax error).
+    """
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--config="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        if Path(value).exists() or not value.lstrip().startswith(("{", "[")):
+            read_yaml_file(value, "--config file")

@@ -1,0 +1,211 @@
+"""``robustart fit | validate | test | predict``: LightningCLI with robustart's defaults.
+
+Any task and any datamodule from YAML (``class_path`` / ``init_args``), several ``--config``
+files layered (later files win), ``--print_config``, and the dataset's facts (number of
+classes, channels, normalisation) linked into the model. On top of LightningCLI:
+
+* ``--ckpt_path FILE`` is checked before anything runs (readable with ``weights_only``, a
+  Lightning checkpoint of the configured architecture), and ``--ckpt_path last`` resumes the
+  newest run of the recipe, logging into the same version;
+* Lightning's ``CSVLogger`` is swapped for robustart's resumable one;
+* output folders and checkpoint/early-stopping monitors are checked before training;
+* W&B runs are finished when the subcommand ends (:class:`~robustart.callbacks.FinishLoggers`);
+* ``fit``, ``validate`` and ``test`` end with ``robustart: results in <run directory>``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from robustart.callbacks.checkpoint import RunCheckpoint
+from robustart.callbacks.divergence import DivergenceGuard
+from robustart.callbacks.loggers import FinishLoggers
+from robustart.callbacks.run_dir import SaveRunConfig, resume_last_checkpoint, run_directory
+from robustart.cli.checks import check_monitors, check_output_folders, loggers_of
+from robustart.cli.errors import check_config_arguments, tidy_parser_message
+from robustart.data import RobustartDataModule
+from robustart.errors import ConfigError
+from robustart.loggers import CSVLogger
+from robustart.models.weights import check_checkpoint_file
+from robustart.tasks import ClassificationTask
+from robustart.utils import announce_results
+
+#: LightningCLI's subcommands; each is also a Lightning stage name.
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+#: ``--ckpt_path`` values Lightning resolves itself (``last`` is resolved by robustart).
+NAMED_CHECKPOINTS = ("last", "best", "hpc")
+
+#: Lightning's CSV logger, replaced by robustart's drop-in resumable one (same arguments).
+LIGHTNING_CSV_LOGGERS = (
+    "lightning.pytorch.loggers.CSVLogger",
+    "lightning.pytorch.loggers.csv_logs.CSVLogger",
+    "pytorch_lightning.loggers.CSVLogger",
+)
+ROBUSTART_CSV_LOGGER = "robustart.loggers.CSVLogger"
+
+
+class RobustartArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser, reporting errors as one ``robustart: error: ...`` line (exit
+    status 2) instead of the full usage followed by the error."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        prog = self.prog.replace(" [options]", "")
+        raise ConfigError(f"{tidy_parser_message(message)} (see `{prog} --help`)") from None
+
+
+class RobustartCLI(LightningCLI):
+    """LightningCLI with robustart's links, checkpoint defaults and safe checkpoint handling.
+
+    Args:
+        *args: LightningCLI's arguments.
+        announce: End ``fit``, ``validate`` and ``test`` with the ``robustart: results in
+            <run directory>`` line (on rank zero).
+        **kwargs: LightningCLI's keyword arguments.
+    """
+
+    def __init__(self, *args: Any, announce: bool = True, **kwargs: Any) -> None:
+        self.announce = announce
+        super().__init__(*args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for source, target in (
+            ("data.num_classes", "model.init_args.num_classes"),
+            ("data.in_channels", "model.init_args.in_channels"),
+            ("data.mean", "model.init_args.mean"),
+            ("data.std", "model.init_args.std"),
+        ):
+            parser.link_arguments(source, target, apply_on="instantiate")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "epoch={epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        """Check a ``--ckpt_path`` file before anything runs, instead of Lightning's default of
+        merging the checkpoint's hyperparameters into the config (which can silently swap the
+        architecture)."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path and ckpt_path not in NAMED_CHECKPOINTS:
+            check_checkpoint_file(ckpt_path, _configured_architecture(config))
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        use_resumable_csv_logger(config.trainer)
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            last = resume_last_checkpoint(config.trainer)
+            if last is not None:
+                check_checkpoint_file(last, _configured_architecture(config))
+            config.ckpt_path = None if last is None else str(last)
+        if self.subcommand in ("fit", "validate", "test", None):
+            check_output_folders(config)
+
+    def before_fit(self) -> None:
+        """Check what can only be checked on the built objects, before training starts."""
+        check_monitors(self.trainer, self.model)
+
+    def _announce_run_directory(self) -> None:
+        """Print ``robustart: results in <run directory>`` (rank zero) if asked to."""
+        if self.announce:
+            directory = run_directory(self.trainer)  # collective under DDP
+            if self.trainer.is_global_zero:
+                announce_results(directory)
+
+    after_fit = after_validate = after_test = _announce_run_directory
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if "weights_only" in self._subcommand_method_arguments.get(subcommand, ()):
+            kwargs["weights_only"] = True  # checkpoints are untrusted input
+        return kwargs
+
+
+def _configured_architecture(config: Namespace) -> str | None:
+    """The ``model.init_args.model`` of a subcommand's config, if set."""
+    return config.model.get("init_args", Namespace()).get("model")
+
+
+def use_resumable_csv_logger(trainer_config: Namespace) -> None:
+    """Swap Lightning's ``CSVLogger`` for robustart's (same arguments), whose ``metrics.csv``
+    survives a killed and resumed run."""
+    for logger in loggers_of(trainer_config):
+        if isinstance(logger, Namespace) and logger.get("class_path") in LIGHTNING_CSV_LOGGERS:
+            logger.class_path = ROBUSTART_CSV_LOGGER
+
+
+def build_cli(
+    args: list[str] | None = None,
+    run: bool = True,
+    finish_loggers_after: str | Iterable[str] = LIGHTNING_SUBCOMMANDS,
+    announce: bool = True,
+) -> RobustartCLI:
+    """Construct (and by default run) the CLI on ``args`` (``None``: ``sys.argv``).
+
+    Tests, tools and ``robustart compare`` call this with explicit arguments.
+
+    Args:
+        args: The command line after ``robustart`` (``["fit", "--config", ...]``; without the
+            subcommand when ``run`` is false).
+        run: Run the subcommand; otherwise only parse and build the model, data and trainer.
+        finish_loggers_after: Stages whose end finishes the W&B runs (see
+            :class:`~robustart.callbacks.FinishLoggers`); ``robustart compare`` fits and then
+            tests with the trainer, and passes ``"test"``.
+        announce: Print the ``robustart: results in <run directory>`` line at the end.
+    """
+    saved_argv = sys.argv
+    if args is not None:  # LightningCLI warns when args and sys.argv are both given
+        sys.argv = sys.argv[:1]
+    try:
+        return RobustartCLI(
+            ClassificationTask,
+            RobustartDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=SaveRunConfig,
+            parser_class=RobustartArgumentParser,  # one-line errors, not usage + error
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            auto_configure_optimizers=False,
+            trainer_defaults={
+                "logger": lazy_instance(CSVLogger, save_dir="runs", name="default"),
+                "callbacks": [FinishLoggers(after=finish_loggers_after)],
+            },
+            parser_kwargs={
+                "description": "robustart fit | validate | test | predict: train image "
+                "classifiers and measure their robustness. `robustart --help` lists every "
+                "subcommand.",
+                "default_env": False,
+            },
+            args=args,
+            run=run,
+            announce=announce,
+        )
+    finally:
+        sys.argv = saved_argv
+
+
+def main(argv: list[str]) -> None:
+    """Run ``robustart fit | validate | test | predict``.
+
+    Args:
+        argv: The subcommand and its options (``["fit", "--config", "recipe.yaml"]``), or
+            LightningCLI's options before a subcommand.
+    """
+    check_config_arguments(argv)
+    build_cli(argv)

@@ -1,0 +1,256 @@
+"""``robustart transfer``: a transfer-attack matrix of checkpoints and zoo models.
+
+Example::
+
+    robustart transfer zoo:digits_resnet20_standard zoo:digits_resnet20_pgd_at \\
+        runs/digits_mixup/version_0/checkpoints/last.ckpt \\
+        --attack pgd --eps 8/255 --data digits --num-images 250 --output runs/transfer
+
+crafts adversarial examples on every model and evaluates them on every model
+(:func:`robustart.evaluation.evaluate_transfer`), shows a progress bar over source models ×
+batches, prints the matrix, writes ``transfer.{md,csv,json}`` and the heat map ``transfer.png``
+(all atomically) and ends with ``robustart: results in <output>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from robustart.attacks import create_attack
+from robustart.data.named import DATAMODULES, create_datamodule
+from robustart.errors import ConfigError, EmptyInputError
+from robustart.evaluation.transfer import evaluate_transfer
+from robustart.models.loading import display_names, load_model, resolve_device
+from robustart.utils import CommandParser, announce_results, check_output_dir
+
+
+def _attack_arg(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--attack-arg``, the value parsed as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``robustart transfer``."""
+    parser = CommandParser(
+        prog="robustart transfer",
+        description=(
+            "Transfer attack matrix: craft adversarial examples on each model (source) and "
+            "evaluate them on every model (target). The diagonal is white-box robust accuracy; "
+            "off-diagonal entries show how well the examples transfer. Prints the matrix "
+            "(accuracy in %), writes transfer.{md,csv,json} and the heat map transfer.png to "
+            "--output and shows a progress bar over source models × batches."
+        ),
+    )
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="models to compare: Lightning checkpoints written by `robustart fit` (loaded with "
+        "weights_only=True, architecture checked) or model-zoo entries zoo:<name> (see "
+        "model_zoo/zoo.yaml)",
+    )
+    parser.add_argument(
+        "--names",
+        default=None,
+        metavar="A,B,...",
+        help="comma-separated display names, one per model (default: the zoo name, or the "
+        "checkpoint's run folder and file stem)",
+    )
+    parser.add_argument(
+        "--attack",
+        default="pgd",
+        help="registered attack crafting the examples: pgd, fgsm, mifgsm, apgd, apgd_t, "
+        "square, cw, autoattack (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--eps",
+        default="8/255",
+        help="perturbation budget, a number or a fraction such as 8/255 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--norm",
+        default="linf",
+        help="threat model: linf, l2 or l1, as supported by the attack (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="iterations of an iterative attack (default: the attack's own, e.g. 10 for pgd)",
+    )
+    parser.add_argument(
+        "--attack-arg",
+        action="append",
+        default=[],
+        type=_attack_arg,
+        metavar="KEY=VALUE",
+        help="any other attack setting, value parsed as YAML (e.g. restarts=2, loss=dlr); "
+        "may be repeated",
+    )
+    parser.add_argument(
+        "--data",
+        choices=DATAMODULES.names(),
+        default="digits",
+        help="evaluation dataset; the models must have its number of classes "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="folder holding the data: for CIFAR the folder of cifar-10-batches-py/ or "
+        "cifar-100-python/ (default: data), for imagenet the folder of train/ and val/ "
+        "(required); unused for digits",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["test", "val"],
+        default="test",
+        help="split the images come from (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-images",
+        type=int,
+        default=256,
+        metavar="N",
+        help="size of the fixed, seeded subset of the split (default: %(default)s; 0 = all)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        metavar="N",
+        help="images per attack call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="DataLoader worker processes reading the images (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the image subset and of the attack's random starts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where to run: auto (cuda if available), cpu, cuda, cuda:1, ... "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("runs/transfer"),
+        metavar="DIR",
+        help="folder for transfer.{md,csv,json} and transfer.png (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="do not show the progress bar (it goes to stderr)",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """Run ``robustart transfer`` with command-line arguments ``argv``; returns the summary
+    written to ``transfer.json``."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from robustart.plots import save_transfer_heatmap
+    from robustart.reporting import csv_table, format_table, markdown_table
+    from robustart.utils import atomic_write_json, atomic_write_text, format_eps
+
+    args = build_parser().parse_args(argv)
+    check_output_dir(args.output, "--output")
+    for option, value, least in (
+        ("--num-images", args.num_images, 0),
+        ("--batch-size", args.batch_size, 1),
+        ("--num-workers", args.num_workers, 0),
+    ):
+        if value < least:
+            raise ConfigError(f"{option} must be >= {least}, got {value}")
+    names = display_names(args.models, args.names)
+    settings = dict(args.attack_arg)
+    if args.steps is not None:
+        settings["steps"] = args.steps
+    attack = create_attack(args.attack, eps=args.eps, norm=args.norm, **settings)
+    eps_text = format_eps(attack.eps, args.norm)
+    device = resolve_device(args.device)
+
+    data = create_datamodule(args.data, args.data_root)
+    models = {
+        name: load_model(
+            spec,
+            data.num_classes,
+            data.in_channels,
+            data.mean,
+            data.std,
+            args.data,
+            dataset_hint="pass --data {trained_on}",
+        ).to(device)
+        for name, spec in zip(names, args.models)
+    }
+    subset = data.robustness_subset(args.split, args.num_images or None, args.seed)
+    if len(subset) == 0:
+        raise EmptyInputError(f"the {args.data} {args.split} split has no images")
+    loader = DataLoader(subset, batch_size=len(subset), shuffle=False, num_workers=args.num_workers)
+    images, labels = next(iter(loader))
+    images, labels = images.float().to(device), torch.as_tensor(labels).to(device)
+
+    print(
+        f"robustart transfer: {attack.label} at eps={eps_text} on "
+        f"{len(images)} {args.data} {args.split} images, {len(models)} models",
+        file=sys.stderr,
+    )
+    with tqdm(
+        desc="transfer", unit="batch", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True
+    ) as bar:
+        result = evaluate_transfer(
+            models, images, labels, attack, seed=args.seed, batch_size=args.batch_size, progress=bar
+        )
+    headers, rows = result.table()
+    settings_text = ", ".join(
+        f"{k}={format_eps(v, attack.norm) if k == 'eps' else v}"
+        for k, v in attack.config.items()
+        if k != "attack"
+    )
+    caption = (
+        f"Transfer accuracy (%): rows craft {attack.name} examples ({settings_text}), columns "
+        f"evaluate them; the diagonal is white-box. {result.num_images} {args.data} "
+        f"{args.split} images, seed {args.seed}."
+    )
+    print(f"\n{caption}\n{format_table(headers, rows)}\n")
+
+    out = args.output
+    atomic_write_text(out / "transfer.md", f"{caption}\n\n{markdown_table(headers, rows)}")
+    atomic_write_text(out / "transfer.csv", csv_table(headers, rows))
+    summary = {
+        **result.to_dict(),
+        "models": dict(zip(names, args.models)),
+        "data": {"name": args.data, "split": args.split, "num_images": result.num_images},
+    }
+    atomic_write_json(out / "transfer.json", summary)
+    plot = save_transfer_heatmap(
+        result,
+        out / "transfer.png",
+        title=f"{attack.label} eps={eps_text}, {result.num_images} images",
+    )
+    print(f"Wrote {out / 'transfer.md'}, transfer.csv, transfer.json and {plot}")
+    announce_results(out)
+    return summary
