@@ -18,11 +18,11 @@ from robustart.attacks import (
     create_attack,
     distortion_statistics,
 )
+from robustart.cli.transfer import build_parser
 from robustart.errors import ConfigError, UnknownNameError
 from robustart.evaluation import evaluate_transfer, transfer_matrix
-from robustart.evaluation.transfer import build_parser
 from robustart.main import cli_main
-from robustart.utils import make_generator
+from robustart.utils import RESULTS_PREFIX, make_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -232,8 +232,12 @@ def test_transfer_cli_writes_table_and_files(zoo_models, tmp_path, capsys):
     args = [STANDARD, PGD_AT, str(ckpt), "--eps", "16/255", "--steps", "2"]
     args += ["--num-images", "24", "--batch-size", "16", "--output", str(out)]
     assert cli_main(["transfer", *args]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "crafted on \\ evaluated on" in printed and "digits_at/version_0:last" in printed
+    assert printed.splitlines()[-1] == f"{RESULTS_PREFIX}{out}"
+    # the progress bar counts source models × batches: 3 × ceil(24 / 16)
+    assert "transfer: 100%" in captured.err and "6/6" in captured.err
     for name in ("transfer.md", "transfer.csv", "transfer.json", "transfer.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     summary = json.loads((out / "transfer.json").read_text())
@@ -248,6 +252,27 @@ def test_transfer_cli_writes_table_and_files(zoo_models, tmp_path, capsys):
     markdown = (out / "transfer.md").read_text()
     assert "| clean |" in markdown and "digits_resnet20_pgd_at" in markdown
     assert (out / "transfer.csv").read_text().startswith("crafted on \\ evaluated on,")
+
+
+def test_transfer_progress_bar_can_be_turned_off(tmp_path, capsys):
+    args = [STANDARD, "--steps", "1", "--num-images", "4", "--output", str(tmp_path)]
+    assert cli_main(["transfer", *args, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "transfer:" in captured.err  # the one-line settings summary, not a bar
+    assert "%|" not in captured.err and "batch/s" not in captured.err
+    assert captured.out.splitlines()[-1] == f"{RESULTS_PREFIX}{tmp_path}"
+
+
+def test_evaluate_transfer_advances_a_progress_bar_per_source_and_batch(zoo_models):
+    import io
+
+    from tqdm import tqdm
+
+    models, images, labels = zoo_models
+    attack = create_attack("fgsm", eps="8/255")
+    with tqdm(file=io.StringIO()) as bar:
+        evaluate_transfer(models, images[:10], labels[:10], attack, batch_size=4, progress=bar)
+    assert bar.total == bar.n == len(models) * 3
 
 
 def _expect_error(capsys, *args, match):
