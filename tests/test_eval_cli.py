@@ -20,6 +20,7 @@ from single_thread import one_thread  # noqa: F401
 from test_shift_datasets import write_images, write_video
 
 from robustart.cli import SUBCOMMANDS
+from robustart.cli.shift import build_parser
 from robustart.corruptions.base import BENCHMARK_CORRUPTIONS
 from robustart.data import (
     CIFAR10P,
@@ -34,8 +35,17 @@ from robustart.data import (
 )
 from robustart.data.cifar import CIFAR10, UInt8ImageDataset, load_cifar_split
 from robustart.data.folders import WnidFolderDataset, evaluation_transform
-from robustart.evaluation.shift_benchmarks import BENCHMARKS, IMAGENET_MODELS
-from robustart.evaluation.shift_cli import build_parser
+from robustart.evaluation.benchmarks import (
+    BENCHMARKS,
+    IMAGENET_MODELS,
+    evaluate_cifar_system_noise,
+    evaluate_classification,
+    evaluate_corruption_files,
+    evaluate_ood,
+    evaluate_perturbation_sequences,
+    evaluate_system_noise,
+)
+from robustart.evaluation.loop import limit_dataset
 from robustart.main import cli_main
 from robustart.metrics import (
     accuracies_to_errors,
@@ -45,19 +55,7 @@ from robustart.metrics import (
 )
 from robustart.models import create_model
 from robustart.models.loading import load_model
-from robustart.shift_evaluation import (
-    evaluate_classification,
-    evaluate_corruption_files,
-    evaluate_ood,
-    evaluate_perturbation_sequences,
-    limit_dataset,
-)
-from robustart.system_noise import (
-    evaluate_cifar_system_noise,
-    evaluate_system_noise,
-    imagenet_s_variants,
-    jpeg_quality_variants,
-)
+from robustart.system_noise import imagenet_s_variants, jpeg_quality_variants
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -187,8 +185,8 @@ def test_cifar10_c_numbers_files_and_mce_match_the_python_functions(
     out = tmp_path / "out"
     std, at = checkpoints["standard"], checkpoints["pgd_at"]
     printed, err = run(
-        capsys, std, at, "-b", "CIFAR10_C", "--root", root, "--clean-root", clean_root,
-        "--baseline", std, "--batch-size", 16, "--output", out,
+        capsys, std, at, "--benchmark", "CIFAR10_C", "--data-root", root,
+        "--clean-root", clean_root, "--baseline", std, "--batch-size", 16, "--output", out,
     )  # fmt: skip
     assert "batch" in err  # the progress bar
     summary = results_of(out)
@@ -199,7 +197,7 @@ def test_cifar10_c_numbers_files_and_mce_match_the_python_functions(
     for name, path in zip(names, (std, at)):
         model = _load(path)
         accuracy = evaluate_classification(model, clean)["accuracy"]
-        report, ece = evaluate_corruption_files(model, "cifar10_c", str(root), accuracy)
+        report, ece = evaluate_corruption_files(model, "cifar10-c", str(root), accuracy)
         reports[name] = report
         got = summary["results"][name]
         assert got["clean"] == accuracy and got["num_images"] == 4
@@ -237,12 +235,13 @@ def test_cifar10_c_limit_subsets_and_severities(digits_data, checkpoints, tmp_pa
     root = write_cifar_c(tmp_path / "c", pixels[:10], labels[:10], ["fog", "contrast", "snow"])
     out = tmp_path / "out"
     printed, _ = run(
-        capsys, checkpoints["pgd_at"], "-b", "cifar10-c", "--root", root, "--limit", 4,
+        capsys, checkpoints["pgd_at"], "--benchmark", "cifar10-c", "--data-root", root,
+        "--num-images", 4,
         "--subsets", "fog,snow", "--severities", "2,5", "--no-progress", "--output", out,
     )  # fmt: skip
     report, _ = evaluate_corruption_files(
-        _load(checkpoints["pgd_at"]), "cifar10_c", str(root), float("nan"),
-        corruptions=["fog", "snow"], severities=[2, 5], limit=4,
+        _load(checkpoints["pgd_at"]), "cifar10-c", str(root), float("nan"),
+        corruptions=["fog", "snow"], severities=[2, 5], num_images=4,
     )  # fmt: skip
     result = results_of(out)["results"]["digits_pgd_at/version_0:last"]
     assert result["num_images"] == 4 and result["clean"] is None
@@ -269,7 +268,8 @@ def test_imagenet_c_with_alexnet_reference_and_clean_val(
             image.save(_folder(tmp_path / "ImageNet-C" / "fog" / str(severity) / wnid) / f"{i}.png")
     out = tmp_path / "out"
     printed, _ = run(
-        capsys, checkpoints["imagenet"], "-b", "imagenet-c", "--root", tmp_path / "ImageNet-C",
+        capsys, checkpoints["imagenet"], "--benchmark", "imagenet-c",
+        "--data-root", tmp_path / "ImageNet-C",
         "--clean-root", tmp_path / "val", "--subsets", "fog", "--severities", "1,2",
         "--no-progress", "--output", out,
     )  # fmt: skip
@@ -302,7 +302,8 @@ def test_cifar10_1_and_imagenet_r_accuracy(digits_data, checkpoints, tmp_path, c
     np.save(root / "cifar10.1_v6_labels.npy", labels[:30])
     out = tmp_path / "out"
     printed, _ = run(
-        capsys, checkpoints["standard"], "-b", "cifar10.1", "--root", root, "--limit", 9,
+        capsys, checkpoints["standard"], "--benchmark", "cifar10.1", "--data-root", root,
+        "--num-images", 9,
         "--names", "std", "--no-progress", "--output", out,
     )  # fmt: skip
     expected = evaluate_classification(
@@ -318,7 +319,8 @@ def test_cifar10_1_and_imagenet_r_accuracy(digits_data, checkpoints, tmp_path, c
         folder.mkdir(parents=True, exist_ok=True)
         imagenet_sized(pixels[i]).save(folder / f"{i}.png")
     run(
-        capsys, checkpoints["imagenet"], "-b", "imagenet-r", "--root", tmp_path / "imagenet-r",
+        capsys, checkpoints["imagenet"], "--benchmark", "imagenet-r",
+        "--data-root", tmp_path / "imagenet-r",
         "--no-progress", "--output", out,
     )  # fmt: skip
     data = ImageNetR(tmp_path / "imagenet-r")
@@ -336,7 +338,8 @@ def test_imagenet_o_detection_scores(checkpoints, tmp_path, capsys):
     write_images(val / "n01440764", 1, seed=5)  # not an ImageNet-O class: skipped
     out = tmp_path / "out"
     printed, _ = run(
-        capsys, checkpoints["imagenet"], "-b", "imagenet-o", "--root", ood, "--clean-root", val,
+        capsys, checkpoints["imagenet"], "--benchmark", "imagenet-o", "--data-root", ood,
+        "--clean-root", val,
         "--no-progress", "--output", out,
     )  # fmt: skip
     model = load_model(checkpoints["imagenet"], 1000, 3, IMAGENET_MODELS.mean, IMAGENET_MODELS.std)
@@ -363,7 +366,7 @@ def test_cifar10_p_flip_rates_relative_to_a_baseline(digits_data, checkpoints, t
     out = tmp_path / "out"
     std, at = checkpoints["standard"], checkpoints["pgd_at"]
     printed, _ = run(
-        capsys, std, at, "-b", "cifar10-p", "--root", root, "--names", "std,at",
+        capsys, std, at, "--benchmark", "cifar10-p", "--data-root", root, "--names", "std,at",
         "--baseline", "std", "--batch-size", 24, "--no-progress", "--output", out,
     )  # fmt: skip
     results = results_of(out)["results"]
@@ -386,8 +389,8 @@ def test_cifar10_p_flip_rates_relative_to_a_baseline(digits_data, checkpoints, t
     assert f"{results['at']['mean_flip_rate']:.1f}" in printed
     assert (out / "flip_probability.png").is_file()
     # a baseline that is not among the models is evaluated as well
-    run(capsys, at, "-b", "cifar10-p", "--root", root, "--names", "at", "--baseline", std,
-        "--no-progress", "--output", out)  # fmt: skip
+    run(capsys, at, "--benchmark", "cifar10-p", "--data-root", root, "--names", "at",
+        "--baseline", std, "--no-progress", "--output", out)  # fmt: skip
     again = results_of(out)
     assert list(again["results"]) == ["at", "digits_standard/version_0:last"]
     assert again["results"]["at"]["mean_flip_rate"] == results["at"]["mean_flip_rate"]
@@ -411,7 +414,7 @@ def test_imagenet_p_flip_rates_from_videos(digits_data, checkpoints, tmp_path, c
     at = _checkpoint(_as_imagenet(pgd), tmp_path / "imagenet_at.ckpt", 1000)
     out = tmp_path / "out"
     printed, _ = run(
-        capsys, std, at, "-b", "imagenet-p", "--root", root, "--names", "std,at",
+        capsys, std, at, "--benchmark", "imagenet-p", "--data-root", root, "--names", "std,at",
         "--baseline", "std", "--batch-size", 12, "--no-progress", "--output", out,
     )  # fmt: skip
     results = results_of(out)["results"]
@@ -442,9 +445,9 @@ def test_system_noise_folder_and_jpeg_sweep(digits_data, checkpoints, tmp_path, 
         (tmp_path / "images" / str(d)).mkdir(exist_ok=True)
     model = _load(checkpoints["standard"])
     out = tmp_path / "out"
-    common = ["--root", tmp_path / "images", "--crop-size", 32, "--folder-labels", "sorted"]
+    common = ["--data-root", tmp_path / "images", "--crop-size", 32, "--folder-labels", "sorted"]
     printed, _ = run(
-        capsys, checkpoints["standard"], "-b", "imagenet-s", *common, "--limit", 12,
+        capsys, checkpoints["standard"], "--benchmark", "imagenet-s", *common, "--num-images", 12,
         "--no-progress", "--output", out,
     )  # fmt: skip
     from robustart.system_noise import folder_samples
@@ -458,8 +461,8 @@ def test_system_noise_folder_and_jpeg_sweep(digits_data, checkpoints, tmp_path, 
     assert (out / "system_noise.png").stat().st_size > 1000
 
     run(
-        capsys, checkpoints["standard"], "-b", "imagenet-s-jpeg", *common, "--jpeg-qualities",
-        "90,5", "--no-progress", "--output", out,
+        capsys, checkpoints["standard"], "--benchmark", "imagenet-s-jpeg", *common,
+        "--jpeg-qualities", "90,5", "--no-progress", "--output", out,
     )  # fmt: skip
     expected = evaluate_system_noise(
         model, tmp_path / "images", jpeg_quality_variants([90, 5]), crop_size=32
@@ -473,8 +476,8 @@ def test_cifar10_s_resize_variants(digits_data, checkpoints, tmp_path, capsys):
     _, pixels, labels = digits_data
     root = write_cifar10_test_batch(tmp_path, pixels[:24], labels[:24])
     out = tmp_path / "out"
-    run(capsys, checkpoints["pgd_at"], "-b", "cifar10-s", "--root", root, "--no-progress",
-        "--output", out)  # fmt: skip
+    run(capsys, checkpoints["pgd_at"], "--benchmark", "cifar10-s", "--data-root", root,
+        "--no-progress", "--output", out)  # fmt: skip
     images, targets = load_cifar_split(root, CIFAR10, train=False)
     expected = evaluate_cifar_system_noise(
         _load(checkpoints["pgd_at"]), images.float() / 255, targets
@@ -499,14 +502,14 @@ def test_bad_input_gives_one_clear_error(digits_data, checkpoints, tmp_path, cap
     root = write_cifar_c(tmp_path / "c", pixels[:2], labels[:2], ["fog"])
     std = checkpoints["standard"]
     out = ["--output", tmp_path / "o", "--no-progress"]
-    err = _expect_error(capsys, std, "-b", "cifar10-c", "--root", tmp_path / "nope", *out,
-                        match="does not exist")  # fmt: skip
+    err = _expect_error(capsys, std, "--benchmark", "cifar10-c", "--data-root", tmp_path / "nope",
+                        *out, match="does not exist")  # fmt: skip
     assert "labels.npy" in err and "github.com/hendrycks/robustness" in err
-    _expect_error(capsys, std, "-b", "cifar10cc", "--root", root, *out,
+    _expect_error(capsys, std, "--benchmark", "cifar10cc", "--data-root", root, *out,
                   match="Did you mean: cifar10-c")  # fmt: skip
-    _expect_error(capsys, std, "-b", "cifar10-c", "--root", root, *out,
+    _expect_error(capsys, std, "--benchmark", "cifar10-c", "--data-root", root, *out,
                   match="--subsets all")  # 14 of the 15 benchmark corruptions missing  # fmt: skip
-    fog = ["-b", "cifar10-c", "--root", root, "--subsets", "fog", *out]
+    fog = ["--benchmark", "cifar10-c", "--data-root", root, "--subsets", "fog", *out]
     other = torch.load(std, weights_only=True)
     other["robustart"]["model"] = "resnet32"
     torch.save(other, tmp_path / "other.ckpt")
@@ -518,13 +521,13 @@ def test_bad_input_gives_one_clear_error(digits_data, checkpoints, tmp_path, cap
     _expect_error(capsys, std, *fog, "--baseline", "alexnet", match="only for ImageNet-C")
     _expect_error(capsys, std, *fog, "--baseline", "nobody", match="--baseline 'nobody'")
     _expect_error(capsys, std, *fog, "--jpeg-qualities", "50", match="does not apply")
-    _expect_error(capsys, std, *fog, "--limit", "0", match="--limit must be >= 1")
-    _expect_error(capsys, std, "-b", "imagenet-r", "--root", root, *out,
+    _expect_error(capsys, std, *fog, "--num-images", "0", match="--num-images must be >= 1")
+    _expect_error(capsys, std, "--benchmark", "imagenet-r", "--data-root", root, *out,
                   match="ImageNet-R: no class folders")  # fmt: skip
     write_images(tmp_path / "r" / imagenet_subset("imagenet_r").wnids[0], 1, seed=0)
-    _expect_error(capsys, std, "-b", "imagenet-r", "--root", tmp_path / "r", *out,
+    _expect_error(capsys, std, "--benchmark", "imagenet-r", "--data-root", tmp_path / "r", *out,
                   match="holds a model with 10 classes but the data has 1000")  # fmt: skip
-    _expect_error(capsys, std, "-b", "imagenet-o", "--root", tmp_path / "r", *out,
+    _expect_error(capsys, std, "--benchmark", "imagenet-o", "--data-root", tmp_path / "r", *out,
                   match="needs --clean-root")  # fmt: skip
     assert not (tmp_path / "o").exists()  # nothing half-written
 
@@ -539,8 +542,15 @@ def test_help_explains_every_option_and_benchmark(capsys):
     text = capsys.readouterr().out
     for name in BENCHMARKS:
         assert f"  {name} " in text
-    for option in ("--benchmark", "--root", "--clean-root", "--baseline", "--limit", "--device"):
+    for option in (
+        "--benchmark",
+        "--data-root",
+        "--clean-root",
+        "--baseline",
+        "--num-images",
+        "--device",
+    ):
         assert option in text
-    assert "zoo:<name>" in text and "--batch_size" in text
+    assert "zoo:<name>" in text and "--batch-size" in text
     # every argparse subcommand resolves to its entry function
     assert all(callable(SUBCOMMANDS[name].load()) for name in ("compare", "transfer", "shift"))

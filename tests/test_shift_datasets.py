@@ -123,7 +123,7 @@ def test_cifar10_c_severity_major_slicing(tmp_path):
     assert int(label) == 1
     # labels.npy may also hold only the N test labels; CIFAR-100-C reads the same layout
     root100 = make_cifar_c(tmp_path / "CIFAR-100-C", full_labels=False)
-    data100 = create_shift_dataset("cifar100_c", str(root100), corruption="contrast", severity=5)
+    data100 = create_shift_dataset("cifar100-c", str(root100), corruption="contrast", severity=5)
     assert isinstance(data100, CIFAR100C) and data100[3][0][0, 0, 0].item() == pytest.approx(
         50 / 255
     )
@@ -198,7 +198,7 @@ def test_imagenet_p_decodes_the_release_layout(tmp_path):
     assert (item - expected).abs().max() <= 2 / 255  # H.264 at CRF 0: YUV rounding only
     assert ImageNetP(tmp_path, "gaussian_noise_2").noise
     assert isinstance(
-        create_shift_dataset("imagenet_p", str(tmp_path), perturbation="rotate"), ImageNetP
+        create_shift_dataset("imagenet-p", str(tmp_path), perturbation="rotate"), ImageNetP
     )
 
 
@@ -278,7 +278,7 @@ def test_imagenet_r_rejects_folders_outside_its_classes(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=f"not in the 200-class subset.*{outside}"):
         ImageNetR(tmp_path)
     assert ImageNetR(tmp_path, subset="folders").targets == [0, 1]
-    assert SHIFT_DATASETS.get("imagenet_r") is ImageNetR
+    assert SHIFT_DATASETS.get("imagenet-r") is ImageNetR
 
 
 def test_imagenet_o_and_its_in_distribution_val_images(tmp_path):
@@ -300,5 +300,14 @@ def test_empty_class_folders_and_registry(tmp_path):
     (tmp_path / IMAGENET_A_WNIDS[0] / "notes.txt").write_text("no images here")
     with pytest.raises(DatasetNotFoundError, match="no image files"):
         ImageNetA(tmp_path)
-    with pytest.raises(UnknownNameError, match="imagenet_a"):
-        create_shift_dataset("imagenet-a", str(tmp_path))
+    # one name per dataset, the benchmark's; any spelling of it finds the dataset
+    for spelling in ("imagenet-a", "imagenet_a", "ImageNet-A"):
+        with pytest.raises(DatasetNotFoundError, match="no image files"):
+            create_shift_dataset(spelling, str(tmp_path))
+    with pytest.raises(UnknownNameError, match="Did you mean: imagenet-a"):
+        create_shift_dataset("imagenet-aa", str(tmp_path))
+    from robustart.evaluation.benchmarks import BENCHMARKS
+
+    # every dataset but ImageNet-O's in-distribution half is a benchmark of the same name
+    datasets = {n for n in SHIFT_DATASETS.names() if not n.endswith("-in-distribution")}
+    assert datasets <= set(BENCHMARKS.names())

@@ -10,13 +10,13 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from robustart.data import CIFAR10P, IMAGENET_A_WNIDS, ImageNetA, imagenet_subset
-from robustart.metrics import ALEXNET_ERRORS, summarize_report
-from robustart.shift_evaluation import (
+from robustart.evaluation.benchmarks import (
     evaluate_classification,
     evaluate_corruption_files,
     evaluate_ood,
     evaluate_perturbation_sequences,
 )
+from robustart.metrics import ALEXNET_ERRORS, summarize_report
 
 BRIGHT, DARK = 204, 25  # uint8 values: means 0.8 and about 0.1
 
@@ -48,7 +48,7 @@ def test_corruption_files_give_a_report_with_accuracy_and_ece(tmp_path):
     np.save(tmp_path / "fog.npy", images)
     np.save(tmp_path / "labels.npy", np.ones(25, dtype=np.int64))
     report, ece = evaluate_corruption_files(
-        MeanBrightness(), "cifar10_c", str(tmp_path), clean_accuracy=1.0, corruptions=["fog"]
+        MeanBrightness(), "cifar10-c", str(tmp_path), clean_accuracy=1.0, corruptions=["fog"]
     )
     assert report.corruptions["fog"] == pytest.approx({1: 1.0, 2: 0.8, 3: 0.6, 4: 0.4, 5: 0.2})
     assert report.num_images == 5 and report.clean == 1.0

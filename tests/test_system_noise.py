@@ -10,16 +10,18 @@ from PIL import Image
 from torch import nn
 
 from robustart.errors import ConfigError, DatasetNotFoundError, InputRangeError, UnknownNameError
+from robustart.evaluation.benchmarks import (
+    SystemNoiseResult,
+    aggregate_accuracies,
+    evaluate_cifar_system_noise,
+    evaluate_system_noise,
+)
 from robustart.system_noise import (
     DECODERS,
     RESIZERS,
     CifarResizeVariant,
-    SystemNoiseResult,
     SystemNoiseVariant,
-    aggregate_accuracies,
     cifar_variants,
-    evaluate_cifar_system_noise,
-    evaluate_system_noise,
     imagenet_s_variants,
     jpeg_quality_variants,
     resize_size_for,

@@ -20,7 +20,7 @@ from robustart.errors import ConfigError, DatasetNotFoundError
 VERSIONS = ("v4", "v6")
 
 
-@SHIFT_DATASETS.register("cifar10_1")
+@SHIFT_DATASETS.register("cifar10.1")
 class CIFAR101(Dataset):
     """CIFAR-10.1; items ``(image (3, 32, 32) float in [0, 1], label)``.
 

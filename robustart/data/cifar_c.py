@@ -44,7 +44,7 @@ def hwc_uint8_to_float(image: np.ndarray) -> Tensor:
     return torch.from_numpy(np.array(image)).movedim(-1, -3).float().div_(255)
 
 
-@SHIFT_DATASETS.register("cifar10_c")
+@SHIFT_DATASETS.register("cifar10-c")
 class CIFAR10C(Dataset):
     """One corruption at one severity of CIFAR-10-C; items ``(image (3, 32, 32), label)``.
 
@@ -95,7 +95,7 @@ class CIFAR10C(Dataset):
         return hwc_uint8_to_float(self.images[index]), self.labels[index]
 
 
-@SHIFT_DATASETS.register("cifar100_c")
+@SHIFT_DATASETS.register("cifar100-c")
 class CIFAR100C(CIFAR10C):
     """CIFAR-100-C (same layout as CIFAR-10-C, fine labels)."""
 

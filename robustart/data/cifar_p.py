@@ -16,7 +16,7 @@ from robustart.data.shift import SHIFT_DATASETS
 from robustart.metrics.perturbation import compares_with_first_frame
 
 
-@SHIFT_DATASETS.register("cifar10_p")
+@SHIFT_DATASETS.register("cifar10-p")
 class CIFAR10P(Dataset):
     """Sequences of one CIFAR-10-P perturbation; items are frames (F, 3, 32, 32) in [0, 1].
 

@@ -15,7 +15,7 @@ from robustart.data.shift import SHIFT_DATASETS
 from robustart.errors import DatasetNotFoundError
 
 
-@SHIFT_DATASETS.register("imagenet_c")
+@SHIFT_DATASETS.register("imagenet-c")
 class ImageNetC(WnidFolderDataset):
     """One corruption at one severity of ImageNet-C; labels are ImageNet-1k indices.
 

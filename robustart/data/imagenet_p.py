@@ -58,7 +58,7 @@ def read_video_frames(path: str | Path) -> np.ndarray:
     return np.stack(frames)
 
 
-@SHIFT_DATASETS.register("imagenet_p")
+@SHIFT_DATASETS.register("imagenet-p")
 class ImageNetP(Dataset):
     """Sequences of one ImageNet-P perturbation; items are frames (F, 3, H, W) in [0, 1].
 

@@ -8,7 +8,7 @@ from robustart.data.folders import ImageTransform, WnidFolderDataset, evaluation
 from robustart.data.shift import SHIFT_DATASETS
 
 
-@SHIFT_DATASETS.register("imagenet_sketch")
+@SHIFT_DATASETS.register("imagenet-sketch")
 class ImageNetSketch(WnidFolderDataset):
     """ImageNet-Sketch; labels are ImageNet-1k class indices of the wnid folders.
 

@@ -59,7 +59,7 @@ class ImageNetSubsetFolder(WnidFolderDataset):
         )
 
 
-@SHIFT_DATASETS.register("imagenet_a")
+@SHIFT_DATASETS.register("imagenet-a")
 class ImageNetA(ImageNetSubsetFolder):
     """ImageNet-A: natural adversarial examples of 200 ImageNet classes."""
 
@@ -67,7 +67,7 @@ class ImageNetA(ImageNetSubsetFolder):
     title = "ImageNet-A"
 
 
-@SHIFT_DATASETS.register("imagenet_r")
+@SHIFT_DATASETS.register("imagenet-r")
 class ImageNetR(ImageNetSubsetFolder):
     """ImageNet-R: renditions (art, cartoons, sketches, ...) of 200 ImageNet classes."""
 
@@ -75,7 +75,7 @@ class ImageNetR(ImageNetSubsetFolder):
     title = "ImageNet-R"
 
 
-@SHIFT_DATASETS.register("imagenet_o")
+@SHIFT_DATASETS.register("imagenet-o")
 class ImageNetO(ImageNetSubsetFolder):
     """ImageNet-O: out-of-distribution images that models confuse with 200 ImageNet classes."""
 
@@ -83,7 +83,7 @@ class ImageNetO(ImageNetSubsetFolder):
     title = "ImageNet-O"
 
 
-@SHIFT_DATASETS.register("imagenet_o_in_distribution")
+@SHIFT_DATASETS.register("imagenet-o-in-distribution")
 class ImageNetOInDistribution(ImageNetSubsetFolder):
     """ImageNet validation images of ImageNet-O's 200 classes (``root``: the val folder with
     its 1000 wnid folders; the other 800 are skipped)."""

@@ -38,7 +38,7 @@ def numeric_folder_labels(names: list[str], root: Path) -> dict[str, int]:
     return {n: int(n) for n in sorted(names, key=int)}
 
 
-@SHIFT_DATASETS.register("imagenet_v2")
+@SHIFT_DATASETS.register("imagenet-v2")
 class ImageNetV2(ImageFileDataset):
     """ImageNetV2 (any of its three variants); labels are ImageNet-1k class indices.
 

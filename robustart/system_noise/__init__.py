@@ -1,10 +1,13 @@
 """System noise (RobustART's ImageNet-S): the same images through different decoders, resize
 interpolations and JPEG qualities, and the CIFAR resize variant.
 
+This package builds the variants and serves the images; the evaluation (accuracy per variant,
+mean, std) is :mod:`robustart.evaluation.benchmarks.system_noise`.
+
 Example:
-    >>> from robustart.system_noise import evaluate_system_noise
-    >>> result = evaluate_system_noise(model, "imagenet/val_subset")  # doctest: +SKIP
-    >>> result.mean, result.std, result.accuracy["opencv-cv2_area"]  # doctest: +SKIP
+    >>> from robustart.system_noise import imagenet_s_variants
+    >>> len(imagenet_s_variants())
+    33
 """
 
 from robustart.system_noise.cifar import (
@@ -13,15 +16,8 @@ from robustart.system_noise.cifar import (
     CifarResizeVariant,
     cifar_variants,
 )
+from robustart.system_noise.dataset import ImageSample, SystemNoiseDataset, folder_samples
 from robustart.system_noise.decoders import DECODERS, encode_jpeg
-from robustart.system_noise.evaluate import (
-    SystemNoiseDataset,
-    SystemNoiseResult,
-    aggregate_accuracies,
-    evaluate_cifar_system_noise,
-    evaluate_system_noise,
-    folder_samples,
-)
 from robustart.system_noise.pipeline import (
     JPEG_QUALITIES,
     REFERENCE_VARIANT,
@@ -42,14 +38,11 @@ __all__ = [
     "REFERENCE_VARIANT",
     "RESIZERS",
     "CifarResizeVariant",
+    "ImageSample",
     "SystemNoiseDataset",
-    "SystemNoiseResult",
     "SystemNoiseVariant",
-    "aggregate_accuracies",
     "cifar_variants",
     "encode_jpeg",
-    "evaluate_cifar_system_noise",
-    "evaluate_system_noise",
     "folder_samples",
     "imagenet_s_variants",
     "jpeg_quality_variants",

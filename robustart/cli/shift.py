@@ -4,13 +4,14 @@ system-noise datasets kept on disk, and print one table.
 Command line::
 
     robustart shift runs/cifar_at/version_0/checkpoints/last.ckpt runs/cifar_std/.../last.ckpt \\
-        --benchmark cifar10-c --root data/CIFAR-10-C --clean-root data --limit 500 \\
+        --benchmark cifar10-c --data-root data/CIFAR-10-C --clean-root data --num-images 500 \\
         --output runs/shift/cifar10-c
 
 prints a table with the benchmark's headline metrics per model, shows a progress bar over the
-batches, and writes ``results.{md,csv,json}`` and, where a picture helps, a plot (corruption ×
-severity heat map, bar chart per variant or perturbation) to ``--output``, all atomically. The
-benchmarks and their metrics live in :mod:`robustart.evaluation.shift_benchmarks`.
+batches, writes ``results.{md,csv,json}`` and, where a picture helps, a plot (corruption ×
+severity heat map, bar chart per variant or perturbation) to ``--output``, all atomically, and
+ends with the line ``robustart: results in <output>``. The benchmarks and their metrics live in
+:mod:`robustart.evaluation.benchmarks`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from robustart.errors import ConfigError
-from robustart.evaluation.shift_benchmarks import (
+from robustart.evaluation.benchmarks import (
     ALEXNET,
     BENCHMARKS,
     Benchmark,
-    CorruptionBenchmark,
     ShiftSettings,
     get_benchmark,
 )
@@ -36,9 +36,9 @@ from robustart.models.loading import (
     model_names,
     resolve_device,
 )
-from robustart.utils import CommandParser
+from robustart.utils import CommandParser, announce_results
 
-__all__ = ["build_parser", "shift_main"]
+__all__ = ["build_parser", "main"]
 
 #: Settings whose option is refused by benchmarks that do not read them: field → option.
 OPTIONAL_SETTINGS = {
@@ -82,16 +82,20 @@ def _benchmark_list() -> str:
     for name in BENCHMARKS:
         benchmark = BENCHMARKS.get(name)
         lines.append(wrap(benchmark.summary, f"  {name:<16}"))
-        lines.append(wrap(f"--root holds {benchmark.layout}", indent))
-        if isinstance(benchmark, CorruptionBenchmark):
+        lines.append(wrap(f"--data-root holds {benchmark.layout}", indent))
+        if benchmark.clean_layout is not None:
             lines.append(wrap(f"--clean-root holds {benchmark.clean_layout}", indent))
     lines += [
         "",
         "examples:",
-        "  robustart shift CKPT --benchmark cifar10-c --root data/CIFAR-10-C --clean-root data",
-        "  robustart shift A.ckpt B.ckpt -b cifar10-p --root data/CIFAR-10-P --baseline A.ckpt",
-        "  robustart shift CKPT -b imagenet-r --root data/imagenet-r --limit 2000 --device cuda",
-        "  robustart shift CKPT -b imagenet-s --root data/val_subset --batch-size 512",
+        "  robustart shift CKPT --benchmark cifar10-c --data-root data/CIFAR-10-C "
+        "--clean-root data",
+        "  robustart shift A.ckpt B.ckpt --benchmark cifar10-p --data-root data/CIFAR-10-P "
+        "--baseline A.ckpt",
+        "  robustart shift CKPT --benchmark imagenet-r --data-root data/imagenet-r "
+        "--num-images 2000 --device cuda",
+        "  robustart shift CKPT --benchmark imagenet-s --data-root data/val_subset "
+        "--batch-size 512",
     ]
     return "\n".join(lines)
 
@@ -114,28 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "models",
         nargs="+",
-        metavar="CKPT_OR_ZOO",
+        metavar="MODEL",
         help="models to evaluate: Lightning checkpoints written by `robustart fit` (loaded with "
         "weights_only=True, architecture checked) or model-zoo entries zoo:<name> (see "
-        "model_zoo/zoo.yaml); they must predict the benchmark's classes (CIFAR-10: 10, "
+        "model_zoo/zoo.yaml), or any other spec robustart.models.loading.load_model reads; "
+        "they must predict the benchmark's classes (CIFAR-10: 10, "
         "CIFAR-100: 100, ImageNet: 1000)",
     )
     parser.add_argument(
-        "-b",
         "--benchmark",
         required=True,
         metavar="NAME",
-        help="benchmark to run, one of the names listed below (case, '-' and '_' are ignored)",
+        help="benchmark to run, one of the names listed below (case, '-', '_' and '.' are ignored)",
     )
     parser.add_argument(
-        "--root",
+        "--data-root",
         type=Path,
         required=True,
+        metavar="DIR",
         help="folder holding the benchmark's files, in the layout listed below",
     )
     parser.add_argument(
         "--clean-root",
-        "--clean_root",
         type=Path,
         default=None,
         metavar="DIR",
@@ -149,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="MODEL",
         help="reference that normalised metrics divide by: one of the models (its display name "
-        "or CKPT_OR_ZOO; added if not listed) for mCE on -C and mFR/mT5D on -P, or 'alexnet' "
+        "or MODEL spec; added if not listed) for mCE on -C and mFR/mT5D on -P, or 'alexnet' "
         "(ImageNet-C's published AlexNet errors; the default for imagenet-c), or 'none'",
     )
     parser.add_argument(
@@ -175,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--jpeg-qualities",
-        "--jpeg_qualities",
         type=_int_list,
         default=None,
         metavar="Q,Q,...",
@@ -183,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--crop-size",
-        "--crop_size",
         type=int,
         default=None,
         metavar="PX",
@@ -192,7 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--folder-labels",
-        "--folder_labels",
         choices=["imagenet", "sorted"],
         default=None,
         help="imagenet-s, imagenet-s-jpeg: 'imagenet': class folders are wnids, labelled with "
@@ -202,7 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch-size",
-        "--batch_size",
         type=int,
         default=128,
         metavar="N",
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         "N // variants images, so memory stays the same (default: %(default)s)",
     )
     parser.add_argument(
-        "--limit",
+        "--num-images",
         type=int,
         default=None,
         metavar="N",
@@ -225,7 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num-workers",
-        "--num_workers",
         type=int,
         default=0,
         metavar="N",
@@ -260,7 +259,7 @@ def _check_options(benchmark: Benchmark, args: argparse.Namespace) -> None:
         )
     for option, value in (
         ("--batch-size", args.batch_size),
-        ("--limit", args.limit),
+        ("--num-images", args.num_images),
         ("--crop-size", args.crop_size),
     ):
         if value is not None and value < 1:
@@ -299,7 +298,7 @@ def _resolve_baseline(
     return name
 
 
-def shift_main(argv: list[str]) -> dict[str, Any]:
+def main(argv: list[str]) -> dict[str, Any]:
     """Run ``robustart shift`` with command-line arguments ``argv``; returns the summary that
     is also written to ``results.json``."""
     from tqdm.auto import tqdm
@@ -314,11 +313,11 @@ def shift_main(argv: list[str]) -> dict[str, Any]:
     names = display_names(specs, args.names)
     baseline = _resolve_baseline(benchmark, args.baseline, specs, names)
     settings = ShiftSettings(
-        root=args.root,
+        root=args.data_root,
         clean_root=args.clean_root,
         subsets=args.subsets,
         batch_size=args.batch_size,
-        limit=args.limit,
+        num_images=args.num_images,
         device=resolve_device(args.device),
         num_workers=args.num_workers,
     )
@@ -337,9 +336,9 @@ def shift_main(argv: list[str]) -> dict[str, Any]:
         ).to(settings.device)
         for name, spec in zip(names, specs)
     }
-    limit = f", at most {args.limit} images per subset" if args.limit else ""
+    limit = f", at most {args.num_images} images per subset" if args.num_images else ""
     print(
-        f"robustart shift: {benchmark.title} ({benchmark.name}) from {args.root}, "
+        f"robustart shift: {benchmark.title} ({benchmark.name}) from {args.data_root}, "
         f"{len(models)} models on {settings.device}{limit}",
         file=sys.stderr,
     )
@@ -369,21 +368,19 @@ def shift_main(argv: list[str]) -> dict[str, Any]:
     summary = {
         "benchmark": benchmark.name,
         "title": benchmark.title,
-        "root": str(args.root),
+        "data_root": str(args.data_root),
         "clean_root": None if args.clean_root is None else str(args.clean_root),
-        "limit": args.limit,
+        "num_images": args.num_images,
         "baseline": baseline,
         "models": dict(zip(names, specs)),
         "results": results,
         "table": table.to_dict(),
         "warnings": warnings,
     }
-    written = [
-        atomic_write_text(out / "results.md", markdown),
-        atomic_write_text(out / "results.csv", table.csv()),
-        atomic_write_json(out / "results.json", summary),
-    ]
+    atomic_write_text(out / "results.md", markdown)
+    atomic_write_text(out / "results.csv", table.csv())
+    atomic_write_json(out / "results.json", summary)
     if benchmark.plot_file:
-        written.append(benchmark.plot(results, out / benchmark.plot_file))
-    print(f"Wrote {', '.join(str(p) for p in written if p is not None)}")
+        benchmark.plot(results, out / benchmark.plot_file)
+    announce_results(out)
     return summary
