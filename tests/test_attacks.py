@@ -1,6 +1,7 @@
 """Attack sanity, reference definitions, projections, side effects and bad input."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -8,7 +9,16 @@ import torch.nn.functional as F
 from conftest import accuracy
 from torch import nn
 
-from robustart.attacks import ATTACKS, FGSM, PGD, create_attack, get_threat_model
+from robustart.attacks import (
+    ATTACKS,
+    FGSM,
+    PGD,
+    BestTracker,
+    ClosestTracker,
+    cascade,
+    create_attack,
+    get_threat_model,
+)
 from robustart.errors import ConfigError, InputRangeError, UnknownNameError
 from robustart.utils import make_generator
 
@@ -167,8 +177,6 @@ def test_tracked_pgd_fools_every_sample_its_last_iterate_fools(trained_model, he
 
 
 def test_best_tracker_unscored_offer_only_replaces_unfooled_points():
-    from robustart.attacks.pgd import BestTracker
-
     images = torch.zeros(3, 1, 2, 2)
     tracker = BestTracker(images)
     tracker.update(
@@ -180,6 +188,67 @@ def test_best_tracker_unscored_offer_only_replaces_unfooled_points():
     assert tracker.images[0].eq(0.5).all()  # fooled earlier: kept
     assert tracker.images[1].eq(0.5).all()  # not offered
     assert tracker.images[2].eq(1.0).all()  # not fooled: takes the last iterate
+
+
+def test_best_tracker_prefers_fooled_then_higher_loss():
+    images = torch.zeros(4, 1, 1, 1)
+    tracker = BestTracker(images)
+    assert tracker.pending().tolist() == [True] * 4
+    tracker.update(
+        torch.full_like(images, 0.1),
+        torch.tensor([1.0, 1.0, 5.0, 2.0]),
+        torch.tensor([False, True, False, False]),
+    )
+    # sample 0: a fooled point beats a higher loss; 1: fooled stays fooled even at a higher
+    # unfooled loss; 2: a lower loss loses; 3: through a subset view, a higher loss wins
+    tracker.update(
+        torch.full((3, 1, 1, 1), 0.2),
+        torch.tensor([0.5, 9.0, 4.0]),
+        torch.tensor([True, False, False]),
+        index=torch.tensor([0, 1, 2]),
+    )
+    view = tracker.subset(torch.tensor([3]))
+    view.update(torch.full((1, 1, 1, 1), 0.3), torch.tensor([3.0]), torch.tensor([False]))
+    assert tracker.images.flatten().tolist() == pytest.approx([0.2, 0.1, 0.1, 0.3])
+    assert tracker.loss.tolist() == [0.5, 1.0, 5.0, 3.0]
+    assert tracker.fooled.tolist() == [True, True, False, False]
+    assert tracker.pending().tolist() == [False, False, True, True]
+    assert not bool(view.all_fooled())
+    assert bool(tracker.subset(torch.tensor([0, 1])).all_fooled())
+
+
+def test_closest_tracker_keeps_the_closest_fooled_point_within_budget():
+    clean = torch.zeros(3, 1, 1, 1)
+    closest = ClosestTracker(clean)
+    kept = closest.update(
+        torch.full_like(clean, 0.5),
+        torch.tensor([0.5, 0.5, 0.5]),
+        torch.tensor([True, False, True]),
+    )
+    assert kept.tolist() == [True, False, True]
+    # a closer fooled point replaces; a closer unfooled one does not; a farther one does not
+    kept = closest.update(
+        torch.full((2, 1, 1, 1), 0.2),
+        torch.tensor([0.2, 0.7]),
+        torch.tensor([True, True]),
+        index=torch.tensor([0, 2]),
+    )
+    assert kept.tolist() == [True, False]
+    assert closest.distance.tolist() == pytest.approx([0.2, math.inf, 0.5])
+    assert closest.images.flatten().tolist() == pytest.approx([0.2, 0.0, 0.5])
+    # within ε = 0.3: sample 2 (0.5) goes back to clean; unbroken sample 1 stays clean at ∞
+    within = closest.within(torch.tensor([0.3, math.inf, 0.3]), clean + 0.01)
+    assert within.flatten().tolist() == pytest.approx([0.2, 0.01, 0.01])
+
+
+def test_cascade_runs_stages_on_pending_samples_and_stops_when_none_is():
+    broken = torch.tensor([False, True, False, False])
+    seen = []
+    for stage, index in cascade(["a", "b", "c", "d"], lambda: ~broken):
+        seen.append((stage, index.tolist()))
+        broken[index[0]] = True  # every stage breaks its first pending sample
+    assert seen == [("a", [0, 2, 3]), ("b", [2, 3]), ("c", [3])]
+    assert list(cascade(range(3), lambda: torch.zeros(2, dtype=torch.bool))) == []
 
 
 def test_restarts_never_weaken_the_attack(trained_model, heldout):

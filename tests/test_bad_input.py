@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from robustart.attacks import MinimalEpsilonSearch, accuracy_curve, create_attack
+from robustart.attacks import create_attack
 from robustart.corruptions import corrupt
 from robustart.data import ImageFolderDataModule, ImageNetV2, imagenet_subset
 from robustart.data.folders import ImageFileDataset, WnidFolderDataset, to_float_transform
@@ -37,6 +37,13 @@ from robustart.errors import (
     RobustartError,
     UnknownNameError,
 )
+from robustart.evaluation.benchmarks import (
+    evaluate_cifar_system_noise,
+    evaluate_classification,
+    evaluate_perturbation_sequences,
+    evaluate_system_noise,
+)
+from robustart.evaluation.minimal import MinimalEpsilonSearch, accuracy_curve
 from robustart.evaluation.transfer import evaluate_transfer
 from robustart.main import cli_main
 from robustart.metrics import (
@@ -50,8 +57,6 @@ from robustart.models import create_model
 from robustart.models.weights import load_checkpoint_file
 from robustart.perturbations import perturb
 from robustart.plots import corruption_gallery_figure
-from robustart.shift_evaluation import evaluate_classification, evaluate_perturbation_sequences
-from robustart.system_noise import evaluate_cifar_system_noise, evaluate_system_noise
 from robustart.system_noise.pipeline import jpeg_quality_variants
 
 STANDARD = "zoo:digits_resnet20_standard"
@@ -625,9 +630,9 @@ def test_cli_shift_refuses_unreadable_and_plain_checkpoints(
         capsys,
         "shift",
         files[key],
-        "-b",
+        "--benchmark",
         "cifar10.1",
-        "--root",
+        "--data-root",
         cifar101_root,
         "--output",
         tmp_path / "out",
@@ -655,9 +660,9 @@ def test_cli_shift_output_under_a_file_is_refused_before_loading(capsys, files, 
         capsys,
         "shift",
         tmp_path / "missing.ckpt",
-        "-b",
+        "--benchmark",
         "cifar10.1",
-        "--root",
+        "--data-root",
         tmp_path / "no_data",
         "--output",
         files["file"] / "shift",
@@ -674,9 +679,9 @@ def test_cli_shift_nan_model_gets_no_accuracy(capsys, tmp_path, cifar101_root):
         capsys,
         "shift",
         broken,
-        "-b",
+        "--benchmark",
         "cifar10.1",
-        "--root",
+        "--data-root",
         cifar101_root,
         "--output",
         tmp_path / "out",
@@ -693,7 +698,15 @@ def test_cli_shift_labels_outside_the_models_classes(capsys, tmp_path):
     np.save(root / "cifar10.1_v6_data.npy", images)
     np.save(root / "cifar10.1_v6_labels.npy", np.array([0, 10, 2]))  # 10 is not a CIFAR class
     model = fake_lightning_checkpoint(create_model("resnet20", 10), tmp_path / "m.ckpt")
-    args = ["-b", "cifar10.1", "--root", root, "--output", tmp_path / "out", "--no-progress"]
+    args = [
+        "--benchmark",
+        "cifar10.1",
+        "--data-root",
+        root,
+        "--output",
+        tmp_path / "out",
+        "--no-progress",
+    ]
     cli_error(capsys, "shift", model, *args, match="must lie in [0, 9]")
 
 
@@ -701,9 +714,24 @@ def test_cli_shift_labels_outside_the_models_classes(capsys, tmp_path):
     ("args", "match"),
     [
         (["transfer", "zoo:digits_resnet20_standrd", "--num-images", "4"], "no model zoo entry"),
-        (["shift", STANDARD, "-b", "cifar10.1", "--root", "{tmp}/missing"], "not found"),
-        (["shift", STANDARD, "-b", "cifar10.1", "--root", "{tmp}", "--limit", "0"], ">= 1"),
-        (["shift", STANDARD, "-b", "cifar10-cc", "--root", "{tmp}"], "Did you mean"),
+        (
+            ["shift", STANDARD, "--benchmark", "cifar10.1", "--data-root", "{tmp}/missing"],
+            "not found",
+        ),
+        (
+            [
+                "shift",
+                STANDARD,
+                "--benchmark",
+                "cifar10.1",
+                "--data-root",
+                "{tmp}",
+                "--num-images",
+                "0",
+            ],
+            ">= 1",
+        ),
+        (["shift", STANDARD, "--benchmark", "cifar10-cc", "--data-root", "{tmp}"], "Did you mean"),
     ],
     ids=["transfer unknown zoo", "shift missing root", "shift limit 0", "shift unknown name"],
 )

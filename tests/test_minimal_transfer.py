@@ -11,17 +11,13 @@ import torch
 from conftest import accuracy
 from single_thread import one_thread  # noqa: F401
 
-from robustart.attacks import (
-    PGD,
-    MinimalEpsilonSearch,
-    accuracy_curve,
-    create_attack,
-    distortion_statistics,
-)
+from robustart.attacks import PGD, create_attack
 from robustart.cli.transfer import build_parser
 from robustart.errors import ConfigError, UnknownNameError
 from robustart.evaluation import evaluate_transfer, transfer_matrix
+from robustart.evaluation.minimal import MinimalEpsilonSearch, accuracy_curve
 from robustart.main import cli_main
+from robustart.metrics import distortion_statistics, perturbation_norms
 from robustart.utils import RESULTS_PREFIX, make_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -116,7 +112,8 @@ def test_minimal_search_with_apgd_l2_and_batches(trained_model, heldout):
 
 def test_distortion_statistics_and_curve_on_hand_built_inputs():
     inf = math.inf
-    stats = distortion_statistics(torch.tensor([0.0, 0.1, 0.2, 0.6, inf]), norm="l2")
+    min_eps = torch.tensor([0.0, 0.1, 0.2, 0.6, inf])
+    stats = distortion_statistics({"l2": min_eps}, torch.isfinite(min_eps) & (min_eps > 0))
     assert stats.count == 3
     assert stats.mean["l2"] == pytest.approx(0.3)
     assert stats.median["l2"] == pytest.approx(0.2)
@@ -127,14 +124,14 @@ def test_distortion_statistics_and_curve_on_hand_built_inputs():
     delta[2, 0, 1] = torch.tensor([0.3, -0.4])  # L∞ 0.4, L2 0.5
     delta[3] = 0.9  # excluded: not successful
     success = torch.tensor([True, True, True, False])
-    stats = distortion_statistics(delta, success)
+    stats = distortion_statistics(perturbation_norms(delta), success)
     assert stats.count == 3
     assert stats.mean["linf"] == pytest.approx((0.5 + 0.1 + 0.4) / 3)
     assert stats.median["linf"] == pytest.approx(0.4)
     assert stats.mean["l2"] == pytest.approx(0.4)
     assert stats.median["l2"] == pytest.approx(0.5)
     # an even count reports the lower middle value, like PerturbationNorms
-    assert distortion_statistics(delta[:2]).median["linf"] == pytest.approx(0.1)
+    assert distortion_statistics(perturbation_norms(delta[:2])).median["linf"] == pytest.approx(0.1)
     assert stats.to_dict()["linf_mean"] == pytest.approx(1 / 3)
 
     min_eps = torch.tensor([0.0, 0.1, 0.3, inf])

@@ -6,23 +6,17 @@ Example:
 """
 
 from robustart.attacks.apgd import APGD, APGDTargeted
-from robustart.attacks.base import ATTACKS, Attack, create_attack
+from robustart.attacks.base import ATTACKS, Attack, MinimalDistortionAttack, create_attack
 from robustart.attacks.cw import CarliniWagnerL2
 from robustart.attacks.deepfool import DeepFool
 from robustart.attacks.ensemble import AutoAttack
 from robustart.attacks.fab import FABTargeted
 from robustart.attacks.hyperplane import hyperplane_projection
 from robustart.attacks.losses import ATTACK_LOSSES
-from robustart.attacks.minimal import (
-    DistortionStatistics,
-    MinimalEpsilonResult,
-    MinimalEpsilonSearch,
-    accuracy_curve,
-    distortion_statistics,
-)
 from robustart.attacks.pgd import FGSM, MIFGSM, PGD
 from robustart.attacks.square import Square
 from robustart.attacks.threat import THREAT_MODELS, ThreatModel, clip_to_box, get_threat_model
+from robustart.attacks.tracking import BestTracker, ClosestTracker, cascade
 
 __all__ = [
     "APGD",
@@ -35,18 +29,17 @@ __all__ = [
     "APGDTargeted",
     "Attack",
     "AutoAttack",
+    "BestTracker",
     "CarliniWagnerL2",
+    "ClosestTracker",
     "DeepFool",
-    "DistortionStatistics",
     "FABTargeted",
-    "MinimalEpsilonResult",
-    "MinimalEpsilonSearch",
+    "MinimalDistortionAttack",
     "Square",
     "ThreatModel",
-    "accuracy_curve",
+    "cascade",
     "clip_to_box",
     "create_attack",
-    "distortion_statistics",
     "get_threat_model",
     "hyperplane_projection",
 ]

@@ -19,8 +19,8 @@ from torch import Tensor
 
 from robustart.attacks.base import ATTACKS, Attack, Model
 from robustart.attacks.losses import misclassified, targeted_dlr_loss, top_other_classes
-from robustart.attacks.pgd import BestTracker, _SubsetTracker
 from robustart.attacks.threat import clip_to_box, per_sample
+from robustart.attacks.tracking import BestTracker, SubsetTracker, cascade
 from robustart.errors import ConfigError
 
 
@@ -109,20 +109,17 @@ class APGD(Attack):
         with torch.no_grad():
             logits = self.forward(model, images)
         tracker.update(images, self.loss_fn(logits, labels), misclassified(logits, labels))
-        for _ in range(self.restarts):
-            for loss_fn in self.losses(logits, labels):
-                active = (~tracker.fooled).nonzero().squeeze(1)
-                if active.numel() == 0:
-                    return tracker.images
-                self.run(
-                    model,
-                    images[active],
-                    labels[active],
-                    eps[active],
-                    generator,
-                    _SubsetTracker(tracker, active),
-                    _restrict(loss_fn, active),
-                )
+        runs = self.losses(logits, labels) * self.restarts  # every loss, once per restart
+        for loss_fn, active in cascade(runs, tracker.pending):
+            self.run(
+                model,
+                images[active],
+                labels[active],
+                eps[active],
+                generator,
+                tracker.subset(active),
+                _restrict(loss_fn, active),
+            )
         return tracker.images
 
     def losses(self, clean_logits: Tensor, labels: Tensor) -> list:
@@ -137,7 +134,7 @@ class APGD(Attack):
         y: Tensor,
         eps: Tensor,
         generator: torch.Generator | None,
-        tracker: _SubsetTracker,
+        tracker: SubsetTracker,
         loss_fn,
     ) -> None:
         """One APGD run on a batch; offers every iterate to ``tracker``."""

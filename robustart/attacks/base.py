@@ -17,6 +17,7 @@ Subclasses implement :meth:`Attack.perturb`.
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
@@ -28,7 +29,7 @@ from robustart.attacks.losses import ATTACK_LOSSES, check_logits
 from robustart.attacks.threat import ThreatModel, get_threat_model
 from robustart.errors import ConfigError, InputRangeError
 from robustart.registry import Registry
-from robustart.utils import check_images, check_labels, parse_eps, preserve_mode
+from robustart.utils import check_images, check_labels, parse_eps, parse_fraction, preserve_mode
 
 #: Registry of attack classes, keyed by name ("fgsm", "pgd", ...).
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -170,9 +171,8 @@ class Attack(ABC):
             if isinstance(model, nn.Module)
             else contextlib.nullcontext()
         )
-        device_type = _device_type(model)
         autocast_ctx = (
-            torch.autocast(device_type, enabled=False)
+            torch.autocast(device_type(model), enabled=False)
             if self.precision == "fp32"
             else contextlib.nullcontext()
         )
@@ -216,6 +216,44 @@ class Attack(ABC):
         """
 
 
+def is_unbounded(eps: object) -> bool:
+    """``"inf"``, ``"infinity"`` or ``math.inf``: the unbounded budget of the
+    minimal-distortion attacks.
+
+    Example:
+        >>> is_unbounded("inf"), is_unbounded(math.inf), is_unbounded("8/255")
+        (True, True, False)
+    """
+    if isinstance(eps, str):
+        return eps.strip().lower() in ("inf", "infinity")
+    return isinstance(eps, float) and math.isinf(eps) and eps > 0
+
+
+class MinimalDistortionAttack(Attack):
+    """Base class of attacks that minimise the perturbation (C&W, DeepFool).
+
+    They accept the unbounded budget ``eps="inf"`` (the default), under which every image
+    gets its smallest perturbation found; with a finite budget, points whose perturbation
+    exceeds ε are returned clean.
+
+    Args:
+        eps: Budget ε ≥ 0, or ``"inf"``/``math.inf`` for unbounded.
+        norm: Threat model, one of :attr:`norms`.
+        **kwargs: ``loss``, ``mode`` and ``precision`` of :class:`Attack`.
+    """
+
+    def __init__(self, eps: float | str = "inf", norm: str = "l2", **kwargs: Any) -> None:
+        unbounded = is_unbounded(eps)
+        super().__init__(eps=0.0 if unbounded else eps, norm=norm, **kwargs)
+        if unbounded:
+            self.eps = math.inf
+
+    def _budget(self, eps: float | str | Tensor | None, images: Tensor) -> Tensor:
+        if (eps is None and math.isinf(self.eps)) or is_unbounded(eps):
+            return torch.full((images.shape[0],), math.inf, device=images.device)
+        return super()._budget(parse_fraction(eps) if isinstance(eps, str) else eps, images)
+
+
 def check_attack_labels(labels: Tensor, num_images: int, num_classes: int | None = None) -> None:
     """Check the labels given to an attack: class indices (N,) in [0, num_classes), or soft
     label distributions (N, num_classes).
@@ -250,7 +288,9 @@ def check_attack_labels(labels: Tensor, num_images: int, num_classes: int | None
     check_labels(labels, num_images, num_classes)
 
 
-def _device_type(model: Model) -> str:
+def device_type(model: Model) -> str:
+    """The device type (``"cpu"``, ``"cuda"``, ...) of the model's parameters, for autocast;
+    for a plain function, ``"cuda"`` when available."""
     if isinstance(model, nn.Module):
         for p in model.parameters():
             return p.device.type

@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, Attack, Model
+from robustart.attacks.base import ATTACKS, MinimalDistortionAttack, Model
 from robustart.attacks.losses import class_indices
+from robustart.attacks.tracking import ClosestTracker
 from robustart.errors import ConfigError
-from robustart.utils import parse_fraction
 
 
 @ATTACKS.register("cw")
-class CarliniWagnerL2(Attack):
+class CarliniWagnerL2(MinimalDistortionAttack):
     """C&W-L2: minimise ``‖δ‖₂² + c · max(z_y − max_{i≠y} z_i, −κ)`` over ``x + δ`` in
     tanh space (so the box holds), with Adam, and a per-sample binary search over ``c``.
 
@@ -49,10 +49,7 @@ class CarliniWagnerL2(Attack):
         abort_early: bool = True,
         **kwargs,
     ) -> None:
-        unbounded = _is_unbounded(eps)
-        super().__init__(eps=0.0 if unbounded else eps, norm=norm, **kwargs)
-        if unbounded:
-            self.eps = math.inf
+        super().__init__(eps=eps, norm=norm, **kwargs)
         if int(steps) < 1 or int(binary_steps) < 1:
             raise ConfigError(f"steps and binary_steps must be >= 1, got {steps}, {binary_steps}")
         if initial_const <= 0 or lr <= 0:
@@ -76,13 +73,6 @@ class CarliniWagnerL2(Attack):
     def label(self) -> str:
         return f"cw{self.steps}x{self.binary_steps}_l2"
 
-    def _budget(self, eps, images: Tensor) -> Tensor:
-        if eps is None and math.isinf(self.eps):
-            return torch.full((images.shape[0],), math.inf, device=images.device)
-        if _is_unbounded(eps):
-            return torch.full((images.shape[0],), math.inf, device=images.device)
-        return super()._budget(parse_fraction(eps) if isinstance(eps, str) else eps, images)
-
     def perturb(
         self,
         model: Model,
@@ -95,8 +85,7 @@ class CarliniWagnerL2(Attack):
         n = images.shape[0]
         device = images.device
         one_hot = F.one_hot(labels, self.forward(model, images[:1]).shape[1]).bool()
-        best_dist = torch.full((n,), math.inf, device=device)
-        best_adv = images.clone()
+        closest = ClosestTracker(images)
         const = torch.full((n,), self.initial_const, device=device)
         lower = torch.zeros(n, device=device)
         upper = torch.full((n,), math.inf, device=device)
@@ -120,10 +109,7 @@ class CarliniWagnerL2(Attack):
                 optimizer.step()
                 with torch.no_grad():
                     fooled = logits.argmax(dim=1) != labels
-                    l2 = dist.sqrt()
-                    better = fooled & (l2 < best_dist)
-                    best_dist = torch.where(better, l2, best_dist)
-                    best_adv[better] = adversarial.detach()[better]
+                    closest.update(adversarial.detach(), dist.sqrt(), fooled)
                     succeeded |= fooled
                 if self.abort_early and step % max(self.steps // 10, 1) == 0:
                     if objective.item() > previous * 0.9999:
@@ -133,12 +119,4 @@ class CarliniWagnerL2(Attack):
             upper = torch.where(succeeded, torch.minimum(upper, const), upper)
             lower = torch.where(succeeded, lower, torch.maximum(lower, const))
             const = torch.where(torch.isinf(upper), const * 10, (lower + upper) / 2)
-        within = best_dist <= eps
-        return torch.where(within.view(-1, 1, 1, 1), best_adv, images)
-
-
-def _is_unbounded(eps: object) -> bool:
-    """``"inf"``, ``"infinity"`` or ``math.inf``: the unbounded, minimal-distortion budget."""
-    if isinstance(eps, str):
-        return eps.strip().lower() in ("inf", "infinity")
-    return isinstance(eps, float) and math.isinf(eps) and eps > 0
+        return closest.within(eps, images)

@@ -8,12 +8,11 @@ import math
 import torch
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, Attack, Model
-from robustart.attacks.cw import _is_unbounded
+from robustart.attacks.base import ATTACKS, MinimalDistortionAttack, Model
 from robustart.attacks.losses import class_indices
 from robustart.attacks.threat import per_sample
+from robustart.attacks.tracking import ClosestTracker, cascade
 from robustart.errors import ConfigError
-from robustart.utils import parse_fraction
 
 #: Guards divisions by a gradient norm that can be zero.
 _TINY = 1e-12
@@ -24,7 +23,7 @@ PUSH = 1e-4
 
 
 @ATTACKS.register("deepfool")
-class DeepFool(Attack):
+class DeepFool(MinimalDistortionAttack):
     """DeepFool, multi-class version (Algorithm 2 of the paper), for L2 and L∞.
 
     At each iteration every still-correct image ``x_i`` is linearised around the candidate
@@ -79,10 +78,7 @@ class DeepFool(Attack):
             raise ConfigError(
                 "deepfool linearises the logit differences f_k − f_y and takes no loss; drop 'loss'"
             )
-        unbounded = _is_unbounded(eps)
-        super().__init__(eps=0.0 if unbounded else eps, norm=norm, **kwargs)
-        if unbounded:
-            self.eps = math.inf
+        super().__init__(eps=eps, norm=norm, **kwargs)
         if isinstance(steps, bool) or int(steps) != steps or steps < 1:
             raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
@@ -102,11 +98,6 @@ class DeepFool(Attack):
             "overshoot": self.overshoot,
             "num_classes": self.num_classes,
         }
-
-    def _budget(self, eps, images: Tensor) -> Tensor:
-        if (eps is None and math.isinf(self.eps)) or _is_unbounded(eps):
-            return torch.full((images.shape[0],), math.inf, device=images.device)
-        return super()._budget(parse_fraction(eps) if isinstance(eps, str) else eps, images)
 
     def perturb(
         self,
@@ -130,10 +121,7 @@ class DeepFool(Attack):
         total = torch.zeros_like(images)  # the accumulated r (before the overshoot)
         adversarial = images.clone()
 
-        for _ in range(self.steps):
-            index = active.nonzero().squeeze(1)
-            if index.numel() == 0:
-                break
+        for _, index in cascade(range(self.steps), lambda: active):
             x = adversarial[index].requires_grad_(True)
             logits = self.forward(model, x)
             wrong = logits.detach().argmax(dim=1) != labels[index]
@@ -153,9 +141,9 @@ class DeepFool(Attack):
                 wrong = self.forward(model, adversarial[index]).argmax(dim=1) != labels[index]
             fooled[index[wrong]] = True
 
-        distance = self.threat.norm(adversarial - images)
-        success = fooled & (distance <= eps)
-        return torch.where(success.view(-1, 1, 1, 1), adversarial, images)
+        closest = ClosestTracker(images)
+        closest.update(adversarial, self.threat.norm(adversarial - images), fooled)
+        return closest.within(eps, images)
 
     def _step(
         self, x: Tensor, logits: Tensor, candidates: Tensor, correct: Tensor

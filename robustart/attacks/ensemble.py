@@ -10,7 +10,7 @@ from torch import Tensor
 
 from robustart.attacks.base import ATTACKS, Attack, Model, create_attack
 from robustart.attacks.losses import misclassified
-from robustart.attacks.pgd import BestTracker
+from robustart.attacks.tracking import BestTracker, cascade
 from robustart.errors import ConfigError
 
 #: AutoAttack "standard" (Croce & Hein, 2020) in the published order: APGD-CE (100
@@ -114,10 +114,7 @@ class AutoAttack(Attack):
         tracker.update(
             images, torch.zeros(len(images), device=images.device), misclassified(logits, labels)
         )
-        for member in self.members:
-            active = (~tracker.fooled).nonzero().squeeze(1)
-            if active.numel() == 0:
-                break
+        for member, active in cascade(self.members, tracker.pending):
             adversarial = member.perturb(
                 model, images[active], labels[active], eps[active], generator
             )

@@ -31,10 +31,11 @@ import math
 import torch
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, Attack, Model, _device_type
+from robustart.attacks.base import ATTACKS, Attack, Model, device_type
 from robustart.attacks.hyperplane import hyperplane_projection
 from robustart.attacks.losses import class_indices, top_other_classes
 from robustart.attacks.threat import clip_to_box, per_sample
+from robustart.attacks.tracking import ClosestTracker, cascade
 from robustart.errors import ConfigError
 
 
@@ -123,7 +124,7 @@ class FABTargeted(Attack):
         eps: Tensor,
         generator: torch.Generator | None,
     ) -> Tensor:
-        with torch.autocast(_device_type(model), enabled=False):
+        with torch.autocast(device_type(model), enabled=False):
             return self._perturb(model, images.float(), class_indices(labels), eps, generator)
 
     def _perturb(
@@ -139,22 +140,19 @@ class FABTargeted(Attack):
         if logits.shape[1] < 2:
             raise ConfigError(f"fab_t needs at least 2 classes, the model has {logits.shape[1]}")
         targets = top_other_classes(logits, labels, self.num_targets)
-        best = images.clone()
         # misclassified images are their own closest adversarial point
-        best_norm = torch.where(logits.argmax(dim=1) != labels, 0.0, math.inf)
-        for k, restart in itertools.product(range(targets.shape[1]), range(self.restarts)):
-            active = ((best_norm > eps) & (eps > 0)).nonzero().squeeze(1)  # not broken within ε
-            if active.numel() == 0:
-                break
-            radius = torch.minimum(best_norm[active], eps[active]) / 2 if restart else None
-            found, found_norm = self.run(
+        closest = ClosestTracker(images, torch.where(logits.argmax(dim=1) != labels, 0.0, math.inf))
+        runs = itertools.product(range(targets.shape[1]), range(self.restarts))
+        for (k, restart), active in cascade(
+            runs,
+            lambda: (closest.distance > eps) & (eps > 0),  # not broken within ε
+        ):
+            radius = torch.minimum(closest.distance[active], eps[active]) / 2 if restart else None
+            found = self.run(
                 model, images[active], labels[active], targets[active, k], radius, generator
             )
-            closer = found_norm < best_norm[active]
-            best[active[closer]] = found[closer]
-            best_norm[active] = torch.where(closer, found_norm, best_norm[active])
-        within = (best_norm <= eps).view(-1, 1, 1, 1)
-        return torch.where(within, best, images)
+            closest.update(found.images, found.distance, torch.isfinite(found.distance), active)
+        return closest.within(eps, images)
 
     def run(
         self,
@@ -164,7 +162,7 @@ class FABTargeted(Attack):
         targets: Tensor,
         radius: Tensor | None,
         generator: torch.Generator | None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> ClosestTracker:
         """One run of ``steps`` FAB iterations towards ``targets``.
 
         Args:
@@ -179,22 +177,18 @@ class FABTargeted(Attack):
         Returns:
             The closest misclassified point found per image (n, C, H, W) in [0, 1] (the clean
             image where none was found) and its distance to the image (n,) (``inf`` where
-            none was found).
+            none was found), as a :class:`~robustart.attacks.tracking.ClosestTracker`.
         """
         if radius is None:
             x = images.clone()
         else:
             x = images + clip_to_box(images, self.threat.random_init(images, radius, generator))
-        found = images.clone()
-        found_norm = torch.full((images.shape[0],), math.inf, device=images.device)
+        found = ClosestTracker(images)
 
         def record(point: Tensor, logits: Tensor) -> Tensor:
             """Keep the closest misclassified points; return the misclassified mask."""
             fooled = logits.argmax(dim=1) != labels
-            distance = self.threat.norm(point - images)
-            closer = fooled & (distance < found_norm)
-            found[closer] = point[closer]
-            found_norm.copy_(torch.where(closer, distance, found_norm))
+            found.update(point, self.threat.norm(point - images), fooled)
             return fooled
 
         logits, margin, normal = self._linearise(model, x, labels, targets)
@@ -218,7 +212,7 @@ class FABTargeted(Attack):
             backward = (1 - self.beta) * images + self.beta * x
             x = torch.where(per_sample(fooled, x).bool(), backward, x)
             _, margin, normal = self._linearise(model, x, labels, targets)
-        return found, found_norm
+        return found
 
     def _linearise(
         self, model: Model, x: Tensor, labels: Tensor, targets: Tensor

@@ -8,55 +8,9 @@ from torch import Tensor
 from robustart.attacks.base import ATTACKS, Attack, Model
 from robustart.attacks.losses import misclassified
 from robustart.attacks.threat import clip_to_box, per_sample
+from robustart.attacks.tracking import BestTracker, SubsetTracker, cascade
 from robustart.errors import ConfigError
 from robustart.utils import parse_fraction
-
-
-class BestTracker:
-    """Keeps, per sample, the strongest adversarial point seen so far.
-
-    A point that fools the model beats one that does not; among equals the higher loss wins.
-    """
-
-    def __init__(self, images: Tensor) -> None:
-        self.images = images.clone()
-        self.fooled = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
-        self.loss = torch.full((images.shape[0],), float("-inf"), device=images.device)
-
-    def update(
-        self, candidates: Tensor, loss: Tensor, fooled: Tensor, index: Tensor | None = None
-    ) -> None:
-        """Offer ``candidates`` (for samples ``index``, or all) with their loss and success."""
-        # torch.where and index_copy_ rather than boolean indexing: no host-device sync.
-        if index is None:
-            better = (fooled & ~self.fooled) | ((fooled == self.fooled) & (loss > self.loss))
-            take = per_sample(better, candidates).bool()
-            self.images = torch.where(take, candidates, self.images)
-            self.loss = torch.where(better, loss, self.loss)
-            self.fooled = self.fooled | fooled
-            return
-        old_fooled, old_loss = self.fooled[index], self.loss[index]
-        better = (fooled & ~old_fooled) | ((fooled == old_fooled) & (loss > old_loss))
-        kept = torch.where(per_sample(better, candidates).bool(), candidates, self.images[index])
-        self.images.index_copy_(0, index, kept)
-        self.loss.index_copy_(0, index, torch.where(better, loss, old_loss))
-        self.fooled.index_copy_(0, index, old_fooled | fooled)
-
-    def offer_unscored(self, candidates: Tensor, index: Tensor | None = None) -> None:
-        """Give ``candidates`` to every sample (of ``index``) that nothing has fooled yet,
-        without scoring them: a last iterate that is kept without its forward pass.
-
-        Robust accuracy is the same as if the candidates had been scored (a sample that is not
-        fooled keeps a point that fools the model if and only if the candidate does), but the
-        tracker no longer knows whether these samples are fooled: call it only after the last
-        scored update.
-        """
-        if index is None:
-            keep = per_sample(self.fooled, candidates).bool()
-            self.images = torch.where(keep, self.images, candidates)
-            return
-        keep = per_sample(self.fooled[index], candidates).bool()
-        self.images.index_copy_(0, index, torch.where(keep, self.images[index], candidates))
 
 
 @ATTACKS.register("pgd")
@@ -149,11 +103,8 @@ class PGD(Attack):
         if self.restarts == 1 and not self.track_best:
             return self._run(model, images, labels, eps, generator, tracker=None)
         tracker = BestTracker(images)
-        for restart in range(self.restarts):
-            active = (~tracker.fooled).nonzero().squeeze(1)
-            if active.numel() == 0:
-                break
-            sub = _SubsetTracker(tracker, active)
+        for restart, active in cascade(range(self.restarts), tracker.pending):
+            sub = tracker.subset(active)
             last = restart == self.restarts - 1
             final = self._run(
                 model, images[active], labels[active], eps[active], generator, sub, last
@@ -175,7 +126,7 @@ class PGD(Attack):
         labels: Tensor,
         eps: Tensor,
         generator: torch.Generator | None,
-        tracker: _SubsetTracker | None,
+        tracker: SubsetTracker | None,
         last_restart: bool = True,
     ) -> Tensor:
         """One restart: random start then ``steps`` projected steps. Returns the last iterate.
@@ -183,8 +134,8 @@ class PGD(Attack):
         With best-point tracking, every iterate but the last is scored by the forward pass that
         computes its gradient. The last iterate needs a forward pass of its own; on the last
         restart it is skipped and the last iterate goes to the samples that no earlier iterate
-        fooled (:meth:`BestTracker.offer_unscored`): the robust accuracy is the same, and PGD-k
-        costs exactly k forward and backward passes.
+        fooled (:meth:`~robustart.attacks.tracking.BestTracker.offer_unscored`): the robust
+        accuracy is the same, and PGD-k costs exactly k forward and backward passes.
         """
         step = per_sample(
             eps * self.rel_step_size if self.step_size is None else self.step_size, images
@@ -230,23 +181,6 @@ class PGD(Attack):
         """The direction handed to the threat model's steepest step (the gradient for PGD;
         ``state`` persists across the steps of one restart, e.g. for momentum)."""
         return grad
-
-
-class _SubsetTracker:
-    """A view of a :class:`BestTracker` restricted to the samples ``index``."""
-
-    def __init__(self, tracker: BestTracker, index: Tensor) -> None:
-        self.tracker = tracker
-        self.index = index
-
-    def update(self, candidates: Tensor, loss: Tensor, fooled: Tensor) -> None:
-        self.tracker.update(candidates, loss, fooled, self.index)
-
-    def offer_unscored(self, candidates: Tensor) -> None:
-        self.tracker.offer_unscored(candidates, self.index)
-
-    def all_fooled(self) -> Tensor:
-        return self.tracker.fooled[self.index].all()
 
 
 @ATTACKS.register("fgsm")

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from robustart.attacks.base import ATTACKS, Attack, Model
 from robustart.attacks.losses import margin_loss
-from robustart.attacks.pgd import BestTracker
 from robustart.attacks.threat import per_sample
+from robustart.attacks.tracking import BestTracker, cascade
 from robustart.errors import ConfigError
 
 #: (fraction of 10,000 queries after which, divisor of p_init) of the paper's schedule.
@@ -135,10 +135,7 @@ class Square(Attack):
         tracker = BestTracker(images)
         margin = self._margin(model, images, labels)
         tracker.update(images, -margin, margin < 0)
-        for _ in range(self.restarts):
-            active = (~tracker.fooled).nonzero().squeeze(1)
-            if active.numel() == 0:
-                break
+        for _, active in cascade(range(self.restarts), tracker.pending):
             best, fooled = self._run(model, images[active], labels[active], eps[active], generator)
             tracker.update(best, torch.zeros(len(active), device=images.device), fooled, active)
         return tracker.images
@@ -199,12 +196,7 @@ class Square(Attack):
                 signs = _random_signs((n, c, 1, 1), generator, x.device)
                 top, left = top0 + r * tile, left0 + col * tile
                 delta[:, :, top : top + tile, left : left + tile] += pattern * signs
-        return (x + self._scale_to(delta, radius)).clamp(0, 1)
-
-    @staticmethod
-    def _scale_to(delta: Tensor, radius: Tensor) -> Tensor:
-        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        return delta / norms * radius
+        return (x + self.threat.step(delta, radius)).clamp(0, 1)  # rescaled to norm ε
 
     def _l2_proposal(self, x: Tensor, best: Tensor, radius: Tensor, p: float, generator) -> Tensor:
         """Move the perturbation mass of a random window (plus a fresh meta pattern) into it,
@@ -219,7 +211,7 @@ class Square(Attack):
         both = first | second
         norm_first = (delta * first).square().sum(dim=(2, 3), keepdim=True).sqrt()
         norm_both = (delta * both).square().sum(dim=(2, 3), keepdim=True).sqrt()
-        norm_total = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        norm_total = per_sample(self.threat.norm(delta), delta)
         pattern = _meta_pattern(size, x.device)
         if bool(torch.rand(1, generator=generator, device=x.device) > 0.5):
             pattern = pattern.t()
@@ -238,4 +230,4 @@ class Square(Attack):
         ).sqrt()
         new_delta = torch.where(both, torch.zeros_like(delta), delta)
         new_delta = torch.where(first, moved / (moved_norm + 1e-12) * budget, new_delta)
-        return (x + self._scale_to(new_delta, radius)).clamp(0, 1)
+        return (x + self.threat.step(new_delta, radius)).clamp(0, 1)

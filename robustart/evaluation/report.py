@@ -10,20 +10,29 @@ Metric names, the same for every logger (CSV, W&B, ``trainer.callback_metrics``)
 * ``attack_success/<label>/eps=<ε>``: attack success rate (1 − AR),
 * ``robust/worst_case_<norm>/eps=<ε>``: WCAR, images correct under every attack of that norm
   and budget (when the suite has two or more),
-* ``corruption/<name>/<severity>``, ``corruption/<name>/mean`` and ``corruption/mean``.
+* ``corruption/<name>/<severity>``, ``corruption/<name>/mean`` and ``corruption/mean``,
+* ``minimal_eps/<label>/mean`` and ``minimal_eps/<label>/median``: mean and median per-image
+  minimal ε of a minimal-ε search, over the images it broke within ``eps_max`` (NaN if none),
+  in the search's norm; ``minimal_eps/<label>/unbroken``: the fraction of all images it did not
+  break within ``eps_max``.
 
-Accuracies are fractions in [0, 1]; printed tables show percentages. At test time every name
+Accuracies and fractions are in [0, 1]; printed tables show percentages. At test time every name
 gets the prefix ``test/``.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from robustart.evaluation.suite import CLEAN_KEY, RobustnessSuite
 from robustart.utils import format_eps
+
+#: What each minimal-ε search reports (see
+#: :func:`~robustart.metrics.robustness.minimal_eps_statistics`).
+MINIMAL_EPS_STATISTICS = ("mean", "median", "unbroken")
 
 #: Share of images with an all-zero CE input gradient above which a warning is raised.
 ZERO_GRADIENT_WARNING = 0.1
@@ -45,6 +54,10 @@ class RobustnessReport:
         distortion: ``{label: {eps: {"linf_mean", "linf_median", "l2_mean", "l2_median"}}}``
             over successful points.
         gradient_check: Fractions of images with all-zero / non-finite CE input gradients.
+        minimal_eps: ``{label: {"mean", "median", "unbroken"}}`` of every minimal-ε search
+            (mean and median ``None`` when no image was broken).
+        minimal_eps_settings: ``{label: settings}`` of every minimal-ε search (attack, norm,
+            eps_max, grid, bisection steps, ...).
     """
 
     num_images: int
@@ -56,6 +69,8 @@ class RobustnessReport:
     worst_case: dict[str, float] = field(default_factory=dict)
     distortion: dict[str, dict[float, dict[str, float | None]]] = field(default_factory=dict)
     gradient_check: dict[str, float] = field(default_factory=dict)
+    minimal_eps: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    minimal_eps_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_metrics(
@@ -64,8 +79,19 @@ class RobustnessReport:
         counts: dict[str, dict[str, float]],
         distortion: dict[str, dict[str, float | None]] | None = None,
         gradient_check: dict[str, float] | None = None,
+        minimal_eps: dict[str, dict[str, float | None]] | None = None,
     ) -> RobustnessReport:
-        """Build a report from the computed metrics of :mod:`robustart.metrics.robustness`."""
+        """Build a report from the computed metrics of :mod:`robustart.metrics.robustness`.
+
+        Args:
+            suite: The suite that was run.
+            counts: :class:`~robustart.metrics.robustness.RobustnessCounts` output.
+            distortion: :class:`~robustart.metrics.robustness.PerturbationNorms` output.
+            gradient_check: :class:`~robustart.metrics.robustness.GradientHealth` output.
+            minimal_eps: :class:`~robustart.metrics.robustness.MinimalEpsilons` output
+                ``{label: {"mean", "median", "unbroken"}}``; ``None`` leaves the suite's
+                minimal-ε searches out of the report.
+        """
         acc, ar = counts["accuracy"], counts["ar"]
         report = cls(
             num_images=int(counts["count"]["images"]),
@@ -85,7 +111,26 @@ class RobustnessReport:
             report.corruptions[name] = {
                 s: acc[suite.corruption_key(name, s)] for s in suite.severities
             }
+        for entry in suite.minimal_eps if minimal_eps is not None else ():
+            report.minimal_eps[entry.label] = dict(minimal_eps[entry.label])
+            report.minimal_eps_settings[entry.label] = entry.search.config
         return report
+
+    @classmethod
+    def placeholder(cls, suite: RobustnessSuite) -> RobustnessReport:
+        """A report of ``suite`` with made-up values (0.5) in every field: its
+        :meth:`metrics` names are every metric an evaluation of the suite logs (to check a
+        checkpoint's ``monitor`` before anything runs)."""
+        keys = suite.keys()
+        counts = {
+            "accuracy": dict.fromkeys(keys, 0.5),
+            "ar": dict.fromkeys(keys, 0.5),
+            "count": {"images": 1},
+            "wcar": dict.fromkeys(suite.worst_case_groups(), 0.5),
+        }
+        statistics = dict.fromkeys(MINIMAL_EPS_STATISTICS, 0.5)
+        minimal_eps = {entry.label: statistics for entry in suite.minimal_eps}
+        return cls.from_metrics(suite, counts, minimal_eps=minimal_eps)
 
     @classmethod
     def from_counts(
@@ -135,6 +180,9 @@ class RobustnessReport:
         mean = self.corruption_mean()
         if mean is not None:
             out[f"{prefix}corruption/mean"] = mean
+        for label, statistics in self.minimal_eps.items():
+            for name, value in statistics.items():
+                out[f"{prefix}minimal_eps/{label}/{name}"] = math.nan if value is None else value
         return out
 
     def sanity_warnings(self) -> list[str]:
@@ -220,6 +268,8 @@ class RobustnessReport:
             },
             "corruption_mean": self.corruption_mean(),
             "gradient_check": self.gradient_check,
+            "minimal_eps": self.minimal_eps,
+            "minimal_eps_settings": self.minimal_eps_settings,
             "warnings": self.sanity_warnings(),
         }
 
@@ -242,4 +292,6 @@ class RobustnessReport:
             worst_case=dict(data.get("worst_case", {})),
             distortion=by_eps(data.get("distortion", {})),
             gradient_check=dict(data.get("gradient_check", {})),
+            minimal_eps={k: dict(v) for k, v in data.get("minimal_eps", {}).items()},
+            minimal_eps_settings=dict(data.get("minimal_eps_settings", {})),
         )

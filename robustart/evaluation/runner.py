@@ -3,8 +3,9 @@
 The subset is cut into fixed-size chunks (global batch indices, see
 :mod:`robustart.evaluation.loop`). Each process evaluates the
 chunks ``rank, rank + world_size, ...``; randomness is seeded per chunk; the metric states
-(torchmetrics) are summed across processes. The result is therefore identical on one device
-and on any number of DDP processes, and there is no DistributedSampler padding to distort it.
+(torchmetrics) are summed across processes, and per-image values (perturbation norms, minimal
+budgets) are gathered. The result is therefore identical on one device and on any number of DDP
+processes, and there is no DistributedSampler padding to distort it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from robustart.errors import ConfigError
 from robustart.evaluation.loop import Chunk
 from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.suite import BatchResult, RobustnessSuite
-from robustart.metrics import GradientHealth, PerturbationNorms, RobustnessCounts
+from robustart.metrics import GradientHealth, MinimalEpsilons, PerturbationNorms, RobustnessCounts
 
 
 def evaluate_robustness(
@@ -56,7 +57,9 @@ def evaluate_robustness(
     """
     keys = suite.keys()
     attack_keys = suite.attack_keys()
-    total_steps = None if num_chunks is None else num_chunks * len(keys)
+    minimal_labels = [search.label for search in suite.minimal_eps]
+    steps_per_chunk = len(keys) + len(minimal_labels)
+    total_steps = None if num_chunks is None else num_chunks * steps_per_chunk
     with (
         torch.inference_mode(False),
         tqdm(
@@ -69,10 +72,13 @@ def evaluate_robustness(
     ):
         counts = RobustnessCounts(keys, suite.worst_case_groups()).to(device)
         norms = PerturbationNorms(attack_keys).to(device)
+        minimal = MinimalEpsilons(minimal_labels).to(device)
         gradients = GradientHealth().to(device)
         empty = torch.zeros(0, 1, 1, 1, device=device)
         for key in attack_keys:  # every process holds a state, even one without chunks
             norms.update(key, empty, torch.zeros(0, dtype=torch.bool, device=device))
+        for label in minimal_labels:
+            minimal.update(label, torch.zeros(0, device=device), chunk_id=0)
 
         def on_test(key: str) -> None:
             bar.set_postfix_str(key, refresh=False)
@@ -87,6 +93,8 @@ def evaluate_robustness(
             counts.update(result.correct)
             for key, (perturbation, success) in result.perturbations.items():
                 norms.update(key, perturbation, success)
+            for label, min_eps in result.minimal_eps.items():
+                minimal.update(label, min_eps, chunk_id)
             if result.clean_gradient is not None:
                 gradients.update(result.clean_gradient)
         with warnings.catch_warnings():  # a process without chunks computes zero states
@@ -102,4 +110,5 @@ def evaluate_robustness(
                 totals,
                 norms.compute() if attack_keys else None,
                 gradients.compute() if attack_keys else None,
+                minimal.compute() if minimal_labels else None,
             )

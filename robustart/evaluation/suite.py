@@ -7,6 +7,14 @@ A suite is plain data, written in YAML::
       - {name: fgsm, eps: [8/255], label: fgsm_linf}
     corruptions: [gaussian_noise, contrast]     # or "all"
     severities: [1, 2, 3, 4, 5]
+    minimal_eps:                                # per-image minimal budgets
+      - {attack: pgd, norm: linf, eps_max: 16/255, steps: 10}
+      - {attack: apgd, norm: l2, eps_max: 2.0, steps: 20, bisection_steps: 6, label: apgd_l2}
+
+A ``minimal_eps`` entry runs a :class:`~robustart.evaluation.minimal.MinimalEpsilonSearch` on
+the suite's images: ``attack`` (default ``pgd``), the search's settings (``eps_max``, ``norm``,
+``grid``, ``coarse_steps``, ``growth``, ``bisection_steps``, ``tolerance``), an optional
+``label`` (default: the attack's, e.g. ``pgd10_linf``), and the attack's own settings.
 
 Every entry is validated when the suite is built (unknown names, bad budgets, settings an
 attack does not accept), so a typo fails at start-up, not after an epoch of training.
@@ -29,6 +37,7 @@ from robustart.attacks import Attack, create_attack
 from robustart.corruptions import CORRUPTIONS, check_severity, create_corruption
 from robustart.corruptions.base import Corruption
 from robustart.errors import ConfigError, NonFiniteError
+from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
     check_finite_logits,
     check_labels,
@@ -66,6 +75,19 @@ class AttackEntry:
 
 
 @dataclass
+class MinimalEpsilonEntry:
+    """One minimal-ε search of a suite, reported as ``minimal_eps/<label>/...``."""
+
+    label: str
+    search: MinimalEpsilonSearch
+
+    @property
+    def key(self) -> str:
+        """The name of the search in metric names and random seeds."""
+        return f"minimal_eps/{self.label}"
+
+
+@dataclass
 class BatchResult:
     """What one batch of a suite produced."""
 
@@ -75,6 +97,9 @@ class BatchResult:
     perturbations: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     #: Input gradient of the CE loss on the clean images (N, C, H, W), if attacks ran.
     clean_gradient: Tensor | None = None
+    #: ``{minimal-ε label: per-image minimal budgets (N,)}`` (0: clean-misclassified,
+    #: ``inf``: not broken within ``eps_max``).
+    minimal_eps: dict[str, Tensor] = field(default_factory=dict)
 
 
 def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
@@ -111,6 +136,32 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
     return entries
 
 
+def parse_minimal_eps(specs: Sequence[dict[str, Any]] | None) -> list[MinimalEpsilonEntry]:
+    """Build the minimal-ε searches of a suite from YAML-style dictionaries.
+
+    Each dictionary needs ``eps_max``; ``label`` (default: the attack's own, e.g.
+    ``pgd10_linf``) names it in metrics; the other keys go to
+    :meth:`MinimalEpsilonSearch.from_settings`.
+    """
+    entries: list[MinimalEpsilonEntry] = []
+    for i, spec in enumerate(specs or []):
+        if not isinstance(spec, dict):
+            raise ConfigError(
+                f"minimal_eps entry #{i + 1} must be a mapping with 'attack' and 'eps_max', "
+                f"got {spec!r}"
+            )
+        settings = copy.deepcopy(dict(spec))
+        label = settings.pop("label", None)
+        search = MinimalEpsilonSearch.from_settings(settings)
+        label = label or search.attack.label
+        if any(e.label == label for e in entries):
+            raise ConfigError(
+                f"two minimal_eps searches share the label {label!r}: give one a 'label'"
+            )
+        entries.append(MinimalEpsilonEntry(label, search))
+    return entries
+
+
 def parse_corruptions(names: Sequence[str] | str | None) -> list[str]:
     """Corruption names of a suite; ``"all"`` means every registered corruption."""
     if names is None:
@@ -133,6 +184,8 @@ class RobustnessSuite:
         attacks: Attack dictionaries (see :func:`parse_attacks`); ``None`` → none.
         corruptions: Corruption names or ``"all"``; ``None`` → none.
         severities: Severities of each corruption (1..5).
+        minimal_eps: Minimal-ε search dictionaries (see :func:`parse_minimal_eps`);
+            ``None`` → none.
 
     Example:
         >>> suite = RobustnessSuite(attacks=DEFAULT_ATTACKS, corruptions=["contrast"])
@@ -145,8 +198,10 @@ class RobustnessSuite:
         attacks: Sequence[dict[str, Any]] | None = None,
         corruptions: Sequence[str] | str | None = None,
         severities: Sequence[int] = (1, 2, 3, 4, 5),
+        minimal_eps: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         self.attacks = parse_attacks(attacks)
+        self.minimal_eps = parse_minimal_eps(minimal_eps)
         self.corruption_names = parse_corruptions(corruptions)
         self.corruptions: dict[str, Corruption] = {
             n: create_corruption(n) for n in self.corruption_names
@@ -162,7 +217,8 @@ class RobustnessSuite:
         return f"corruption/{name}/{severity}"
 
     def keys(self) -> list[str]:
-        """Metric keys of every test in the order they run."""
+        """Metric keys of every correctness test in the order they run (minimal-ε searches
+        report statistics, not a correctness per image, and are not among them)."""
         keys = [CLEAN_KEY]
         keys += [entry.key(e) for entry in self.attacks for e in entry.eps]
         keys += [self.corruption_key(n, s) for n in self.corruption_names for s in self.severities]
@@ -212,7 +268,8 @@ class RobustnessSuite:
             on_test: Optional callable ``(key) -> None`` called after each test (progress).
 
         Returns:
-            A :class:`BatchResult` with the correctness of every key of :meth:`keys`.
+            A :class:`BatchResult` with the correctness of every key of :meth:`keys` and the
+            per-image minimal budgets of every minimal-ε search.
         """
         device = images.device
         result = BatchResult(correct={})
@@ -242,6 +299,12 @@ class RobustnessSuite:
                     adversarial = entry.attack(model, images, labels, eps=eps, generator=generator)
                     correct = score(key, self._logits(model, adversarial))
                     result.perturbations[key] = (adversarial - images, clean & ~correct)
+            for search in self.minimal_eps:
+                generator = make_generator(stable_seed(seed, search.key, chunk_id), device)
+                found = search.search(model, images, labels, generator=generator)
+                result.minimal_eps[search.label] = found.min_eps
+                if on_test is not None:
+                    on_test(search.key)
             for name, corruption in self.corruptions.items():
                 for severity in self.severities:
                     key = self.corruption_key(name, severity)
@@ -285,7 +348,7 @@ def suite_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-_SUITE_KEYS = ("attacks", "corruptions", "severities")
+_SUITE_KEYS = ("attacks", "corruptions", "severities", "minimal_eps")
 
 
 def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
@@ -293,7 +356,8 @@ def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
 
     Args:
         spec: A shipped suite's name (see :func:`suite_names`), the path of a YAML file, or a
-            mapping with the keys ``attacks``, ``corruptions`` and ``severities`` (all optional).
+            mapping with the keys ``attacks``, ``corruptions``, ``severities`` and
+            ``minimal_eps`` (all optional).
 
     Raises:
         ConfigError: for an unknown name, a missing or malformed file, or unknown keys.

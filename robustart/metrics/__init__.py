@@ -1,5 +1,6 @@
-"""Robustness metrics: attack counts (accuracy, AR, WCAR), perturbation norms, gradient health,
-corruption errors (mCE), ImageNet-P stability, calibration and OOD scores."""
+"""Robustness metrics: attack counts (accuracy, AR, WCAR), perturbation norms and distortion
+statistics, minimal-ε summaries, gradient health, corruption errors (mCE), ImageNet-P stability,
+calibration and OOD scores."""
 
 from robustart.metrics.calibration import (
     CalibrationError,
@@ -44,15 +45,26 @@ from robustart.metrics.perturbation import (
     sequence_top5_distances,
     top5_distance,
 )
-from robustart.metrics.robustness import GradientHealth, PerturbationNorms, RobustnessCounts
+from robustart.metrics.robustness import (
+    DistortionStatistics,
+    GradientHealth,
+    MinimalEpsilons,
+    PerturbationNorms,
+    RobustnessCounts,
+    distortion_statistics,
+    minimal_eps_statistics,
+    perturbation_norms,
+)
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",
     "ALEXNET_ERRORS",
     "NOISE_PERTURBATIONS",
     "CalibrationError",
+    "DistortionStatistics",
     "FlipProbability",
     "GradientHealth",
+    "MinimalEpsilons",
     "PerturbationNorms",
     "RobustnessCounts",
     "Top5Distance",
@@ -64,6 +76,7 @@ __all__ = [
     "compares_with_first_frame",
     "confidence_and_correct",
     "corruption_error",
+    "distortion_statistics",
     "expected_calibration_error",
     "expected_calibration_error_from_scores",
     "flip_probability",
@@ -74,9 +87,11 @@ __all__ = [
     "mean_flip_rate",
     "mean_top5_distance",
     "mean_top5_distance_rate",
+    "minimal_eps_statistics",
     "missing_pairs",
     "normalize_by_baseline",
     "ood_detection_scores",
+    "perturbation_norms",
     "relative_corruption_error",
     "relative_mean_corruption_error",
     "sequence_flip_probabilities",

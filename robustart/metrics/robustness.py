@@ -7,16 +7,144 @@ Definitions, over a fixed set of N images (RobustBench, ARES-Bench, RobustART):
 * attack success rate: #{clean correct ∧ wrong under the test} / #{clean correct} = 1 − AR;
 * WCAR (worst-case robust accuracy): #{correct under every test of a group} / N, where a
   group is e.g. all attacks with the same norm and ε;
-* distortion: L∞ and L2 norms of the perturbations of successful points (mean and median).
+* distortion: L∞ and L2 norms of the perturbations of successful points (mean and median);
+* minimal ε: per image, the smallest budget at which an attack succeeds (from a minimal-ε
+  search), summarised by its mean and median over the broken images and the fraction of images
+  left unbroken.
+
+:func:`distortion_statistics` is the one computation of distortion statistics; both
+:class:`PerturbationNorms` and the minimal-ε search
+(:class:`~robustart.evaluation.minimal.MinimalEpsilonResult`) report through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from robustart.attacks.threat import get_threat_model
+from robustart.errors import ConfigError
+
+#: Norms of :class:`PerturbationNorms` and of :func:`perturbation_norms` by default.
+DISTORTION_NORMS = ("linf", "l2")
+
+
+def perturbation_norms(
+    perturbations: Tensor, norms: Sequence[str] = DISTORTION_NORMS
+) -> dict[str, Tensor]:
+    """Per-image norms of perturbations, with the threat models' own norms.
+
+    Args:
+        perturbations: ``adversarial − images``, (N, C, H, W) (values in [−1, 1]).
+        norms: Threat-model names (``"linf"``, ``"l2"``, ``"l1"``).
+
+    Returns:
+        ``{norm: (N,)}`` in the dtype of ``perturbations``.
+
+    Example:
+        >>> delta = torch.tensor([[[[0.3, -0.4]]]])
+        >>> {k: round(float(v), 4) for k, v in perturbation_norms(delta).items()}
+        {'linf': 0.4, 'l2': 0.5}
+    """
+    return {norm: get_threat_model(norm).norm(perturbations) for norm in norms}
+
+
+@dataclass
+class DistortionStatistics:
+    """Mean and median perturbation size of successful attacks, per norm.
+
+    Attributes:
+        count: Number of successful points the statistics are over.
+        mean: ``{norm: mean}``; ``None`` when there is no successful point.
+        median: ``{norm: median}`` (for an even count the lower of the two middle values);
+            ``None`` when there is no successful point.
+    """
+
+    count: int
+    mean: dict[str, float | None]
+    median: dict[str, float | None]
+
+    def to_dict(self, with_count: bool = True) -> dict[str, Any]:
+        """Flat dictionary ``{count, <norm>_mean, <norm>_median}`` (``count`` only
+        ``with_count``)."""
+        out: dict[str, Any] = {"count": self.count} if with_count else {}
+        for norm in self.mean:
+            out[f"{norm}_mean"] = self.mean[norm]
+            out[f"{norm}_median"] = self.median[norm]
+        return out
+
+
+def distortion_statistics(
+    sizes: Mapping[str, Tensor], success: Tensor | None = None
+) -> DistortionStatistics:
+    """Mean and median perturbation size over the successful images.
+
+    The statistics are computed in the dtype of ``sizes`` (callers choose the precision).
+
+    Args:
+        sizes: ``{norm: (N,)}`` per-image perturbation sizes, ≥ 0 (see
+            :func:`perturbation_norms`, or a minimal-ε search's budgets).
+        success: (N,) bool, the images to take the statistics over; ``None`` for all.
+
+    Returns:
+        :class:`DistortionStatistics` with one entry per norm of ``sizes``.
+
+    Raises:
+        ConfigError: ``sizes`` or ``success`` are not (N,) tensors of the same N.
+
+    Example:
+        >>> stats = distortion_statistics(
+        ...     {"l2": torch.tensor([0.1, 0.2, 0.6, 9.0])},
+        ...     success=torch.tensor([True, True, True, False]),
+        ... )
+        >>> stats.count, round(stats.mean["l2"], 3), round(stats.median["l2"], 3)
+        (3, 0.3, 0.2)
+    """
+    shapes = {tuple(value.shape) for value in sizes.values()}
+    if len(shapes) > 1 or any(len(shape) != 1 for shape in shapes):
+        raise ConfigError(f"sizes must be (N,) tensors of one N, got shapes {sorted(shapes)}")
+    if success is not None and shapes and tuple(success.shape) not in shapes:
+        raise ConfigError(f"success must have shape {shapes.pop()}, got {tuple(success.shape)}")
+    mean: dict[str, float | None] = {}
+    median: dict[str, float | None] = {}
+    count = 0
+    for norm, values in sizes.items():
+        chosen = values if success is None else values[success.to(values.device).bool()]
+        count = chosen.numel()
+        mean[norm] = float(chosen.mean()) if count else None
+        median[norm] = float(chosen.median()) if count else None
+    return DistortionStatistics(count, mean, median)
+
+
+def minimal_eps_statistics(min_eps: Tensor) -> dict[str, float | None]:
+    """Summary of per-image minimal budgets from a minimal-ε search.
+
+    Args:
+        min_eps: (N,) minimal budgets: 0 for images the model misclassifies without attack,
+            ``inf`` for images not broken within the search's ``eps_max``, else in
+            (0, ``eps_max``]. N ≥ 1.
+
+    Returns:
+        ``{"mean", "median"}``: the mean and (lower) median minimal ε over the broken images
+        (finite, positive budgets), computed in float64, ``None`` if none is broken;
+        ``"unbroken"``: the fraction in [0, 1] of all N images not broken within ``eps_max``.
+
+    Example:
+        >>> stats = minimal_eps_statistics(torch.tensor([0.0, 0.1, 0.2, 0.6, float("inf")]))
+        >>> {name: round(value, 3) for name, value in stats.items()}
+        {'mean': 0.3, 'median': 0.2, 'unbroken': 0.2}
+    """
+    if min_eps.ndim != 1 or min_eps.numel() == 0:
+        raise ConfigError(f"min_eps must have shape (N,) with N >= 1, got {tuple(min_eps.shape)}")
+    broken = torch.isfinite(min_eps) & (min_eps > 0)
+    stats = distortion_statistics({"eps": min_eps.double()}, broken)
+    unbroken = torch.isinf(min_eps).sum().item() / min_eps.numel()
+    return {"mean": stats.mean["eps"], "median": stats.median["eps"], "unbroken": unbroken}
 
 
 class RobustnessCounts(Metric):
@@ -80,7 +208,14 @@ class RobustnessCounts(Metric):
 
 
 class PerturbationNorms(Metric):
-    """L∞ and L2 norms of successful perturbations, per test (mean and median)."""
+    """L∞ and L2 norms of successful perturbations, per test (mean and median).
+
+    The per-image norms are gathered (concatenated) over DDP processes and summarised by
+    :func:`distortion_statistics` in float32.
+
+    Args:
+        keys: The attack tests, e.g. ``robust/pgd10_linf/eps=8/255``.
+    """
 
     full_state_update = False
 
@@ -88,30 +223,77 @@ class PerturbationNorms(Metric):
         super().__init__(**kwargs)
         self.keys = list(keys)
         for key in range(len(self.keys)):
-            self.add_state(f"linf_{key}", [], dist_reduce_fx="cat")
-            self.add_state(f"l2_{key}", [], dist_reduce_fx="cat")
+            for norm in DISTORTION_NORMS:
+                self.add_state(f"{norm}_{key}", [], dist_reduce_fx="cat")
 
     def update(self, key: str, perturbation: Tensor, success: Tensor) -> None:
         """Record the norms of ``perturbation`` (N, C, H, W) where ``success`` (N,) holds."""
         i = self.keys.index(key)
-        delta = perturbation[success].flatten(1).float()
-        getattr(self, f"linf_{i}").append(delta.abs().amax(dim=1) if len(delta) else delta[:, 0])
-        getattr(self, f"l2_{i}").append(delta.norm(dim=1) if len(delta) else delta[:, 0])
+        for norm, values in perturbation_norms(perturbation[success].float()).items():
+            getattr(self, f"{norm}_{i}").append(values)
 
     def compute(self) -> dict[str, dict[str, float | None]]:
-        out = {}
-        for i, key in enumerate(self.keys):
-            stats: dict[str, float | None] = {}
-            for norm in ("linf", "l2"):
-                values = getattr(self, f"{norm}_{i}")
-                values = torch.cat(values) if isinstance(values, list) and values else values
-                if isinstance(values, list) or values.numel() == 0:
-                    stats[f"{norm}_mean"] = stats[f"{norm}_median"] = None
-                else:
-                    stats[f"{norm}_mean"] = float(values.mean())
-                    stats[f"{norm}_median"] = float(values.median())
-            out[key] = stats
-        return out
+        """``{key: {"linf_mean", "linf_median", "l2_mean", "l2_median"}}`` (``None`` for a
+        test without successful points)."""
+        return {
+            key: distortion_statistics(
+                {norm: _gathered(getattr(self, f"{norm}_{i}")) for norm in DISTORTION_NORMS}
+            ).to_dict(with_count=False)
+            for i, key in enumerate(self.keys)
+        }
+
+
+class MinimalEpsilons(Metric):
+    """Per-image minimal budgets of several minimal-ε searches, gathered over DDP processes.
+
+    Every image's budget is stored with the id of its chunk; :meth:`compute` puts the images
+    back in chunk order (a stable sort keeps the order inside a chunk), so the statistics are
+    the same on one process and on any number of them.
+
+    Args:
+        labels: The searches, e.g. ``pgd10_linf``.
+
+    Example:
+        >>> metric = MinimalEpsilons(["pgd10_linf"])
+        >>> metric.update("pgd10_linf", torch.tensor([0.0, 0.1, float("inf")]), chunk_id=0)
+        >>> metric.update("pgd10_linf", torch.tensor([0.3]), chunk_id=1)
+        >>> {k: round(v, 3) for k, v in metric.compute()["pgd10_linf"].items()}
+        {'mean': 0.2, 'median': 0.1, 'unbroken': 0.25}
+    """
+
+    full_state_update = False
+
+    def __init__(self, labels: Sequence[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+        for i in range(len(self.labels)):
+            self.add_state(f"min_eps_{i}", [], dist_reduce_fx="cat")
+            self.add_state(f"chunk_{i}", [], dist_reduce_fx="cat")
+
+    def update(self, label: str, min_eps: Tensor, chunk_id: int) -> None:
+        """Record the minimal budgets (N,) of the images of chunk ``chunk_id``."""
+        i = self.labels.index(label)
+        getattr(self, f"min_eps_{i}").append(min_eps.float())
+        chunks = torch.full(min_eps.shape, chunk_id, dtype=torch.int64, device=min_eps.device)
+        getattr(self, f"chunk_{i}").append(chunks)
+
+    def values(self, label: str) -> Tensor:
+        """All minimal budgets of the search ``label`` (N,), in chunk order."""
+        i = self.labels.index(label)
+        min_eps = _gathered(getattr(self, f"min_eps_{i}"))
+        order = _gathered(getattr(self, f"chunk_{i}")).sort(stable=True).indices
+        return min_eps[order]
+
+    def compute(self) -> dict[str, dict[str, float | None]]:
+        """``{label: minimal_eps_statistics}`` (see :func:`minimal_eps_statistics`)."""
+        return {label: minimal_eps_statistics(self.values(label)) for label in self.labels}
+
+
+def _gathered(state: list[Tensor] | Tensor) -> Tensor:
+    """A ``cat`` state as one tensor: a list before synchronisation, a tensor after."""
+    if isinstance(state, Tensor):
+        return state
+    return torch.cat(state) if state else torch.zeros(0)
 
 
 class GradientHealth(Metric):

@@ -8,8 +8,11 @@ per-sample ε tensor). One search gives
 
 * the whole robust-accuracy-vs-ε curve (:func:`accuracy_curve`): an image is robust at ε exactly
   when its minimal ε is larger than ε, and
-* distortion statistics (:func:`distortion_statistics`): mean and median minimal perturbation of
-  the points the attack breaks.
+* distortion statistics (:meth:`MinimalEpsilonResult.distortion_statistics`, through
+  :func:`~robustart.metrics.robustness.distortion_statistics`): mean and median minimal
+  perturbation of the points the attack breaks.
+
+Suites run searches through their ``minimal_eps`` key (:mod:`robustart.evaluation.suite`).
 
 Conventions: the minimal ε of an image the model already misclassifies is 0; an image the attack
 does not break within ``eps_max`` gets ``inf``.
@@ -23,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,18 +35,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robustart.attacks.base import Attack, Model, check_attack_labels, create_attack
+from robustart.attacks import Attack, cascade, create_attack
+from robustart.attacks.base import Model, check_attack_labels
 from robustart.attacks.losses import class_indices
 from robustart.errors import ConfigError, EmptyInputError
+from robustart.metrics.robustness import (
+    DistortionStatistics,
+    distortion_statistics,
+    minimal_eps_statistics,
+)
 from robustart.utils import check_finite_logits, check_images, parse_eps, preserve_mode
 
-__all__ = [
-    "DistortionStatistics",
-    "MinimalEpsilonResult",
-    "MinimalEpsilonSearch",
-    "accuracy_curve",
-    "distortion_statistics",
-]
+__all__ = ["MinimalEpsilonResult", "MinimalEpsilonSearch", "accuracy_curve"]
 
 
 @dataclass
@@ -81,32 +85,15 @@ class MinimalEpsilonResult:
         return accuracy_curve(self.min_eps, eps_grid)
 
     def distortion_statistics(self) -> DistortionStatistics:
-        """Mean and median minimal ε (in the search's norm) of the broken images."""
-        return distortion_statistics(self.min_eps, norm=self.norm)
+        """Mean and median minimal ε (in the search's norm, computed in float64) of the
+        images broken within ``eps_max`` (clean-misclassified images, ε = 0, are left out)."""
+        broken = torch.isfinite(self.min_eps) & (self.min_eps > 0)
+        return distortion_statistics({self.norm: self.min_eps.double()}, broken)
 
-
-@dataclass
-class DistortionStatistics:
-    """Mean and median perturbation size of successful attacks, per norm.
-
-    Attributes:
-        count: Number of successful points the statistics are over.
-        mean: ``{norm: mean}``; ``None`` when there is no successful point.
-        median: ``{norm: median}`` (for an even count the lower of the two middle values, as
-            :class:`~robustart.metrics.PerturbationNorms` reports it); ``None`` when empty.
-    """
-
-    count: int
-    mean: dict[str, float | None]
-    median: dict[str, float | None]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat dictionary ``{count, <norm>_mean, <norm>_median}``."""
-        out: dict[str, Any] = {"count": self.count}
-        for norm in self.mean:
-            out[f"{norm}_mean"] = self.mean[norm]
-            out[f"{norm}_median"] = self.median[norm]
-        return out
+    def statistics(self) -> dict[str, float | None]:
+        """``{"mean", "median", "unbroken"}``, what a suite reports (see
+        :func:`~robustart.metrics.robustness.minimal_eps_statistics`)."""
+        return minimal_eps_statistics(self.min_eps)
 
 
 def accuracy_curve(min_eps: Tensor, eps_grid: Sequence[float] | Tensor) -> Tensor:
@@ -140,57 +127,6 @@ def accuracy_curve(min_eps: Tensor, eps_grid: Sequence[float] | Tensor) -> Tenso
         raise EmptyInputError("an accuracy curve over 0 images: the search had no images")
     robust = min_eps.to(dtype)[None, :] > grid[:, None]  # (G, N)
     return robust.float().mean(dim=1).cpu()
-
-
-def distortion_statistics(
-    values: Tensor, success: Tensor | None = None, norm: str = "linf"
-) -> DistortionStatistics:
-    """Mean and median size of the successful perturbations.
-
-    Two inputs are accepted:
-
-    * minimal budgets ``min_eps`` (N,) from a search: the successful points are those with a
-      finite, positive minimal ε (clean-misclassified points, ε = 0, are left out, as are
-      unbroken ones); the statistics are reported under ``norm``;
-    * perturbations ``adversarial − images`` (N, C, H, W): by default every row counts as
-      successful; statistics are reported for ``"linf"`` and ``"l2"``.
-
-    Args:
-        values: (N,) minimal budgets or (N, C, H, W) perturbations.
-        success: Optional (N,) bool mask further restricting the successful points.
-        norm: Norm of the budgets in the (N,) form.
-
-    Returns:
-        :class:`DistortionStatistics`.
-
-    Example:
-        >>> stats = distortion_statistics(torch.tensor([0.0, 0.1, 0.2, 0.6, float("inf")]))
-        >>> stats.count, round(stats.mean["linf"], 3), round(stats.median["linf"], 3)
-        (3, 0.3, 0.2)
-    """
-    if values.ndim == 1:
-        keep = torch.isfinite(values) & (values > 0)
-        norms = {norm: values.double()}
-    elif values.ndim >= 2:
-        flat = values.detach().flatten(1).double()
-        keep = torch.ones(values.shape[0], dtype=torch.bool, device=values.device)
-        norms = {"linf": flat.abs().amax(dim=1), "l2": flat.norm(dim=1)}
-    else:
-        raise ConfigError("values must be (N,) budgets or (N, ...) perturbations, got a scalar")
-    if success is not None:
-        if success.shape != keep.shape:
-            raise ConfigError(
-                f"success must have shape {tuple(keep.shape)}, got {tuple(success.shape)}"
-            )
-        keep = keep & success.to(keep.device).bool()
-    count = int(keep.sum())
-    mean: dict[str, float | None] = {}
-    median: dict[str, float | None] = {}
-    for name, value in norms.items():
-        chosen = value[keep]
-        mean[name] = float(chosen.mean()) if count else None
-        median[name] = float(chosen.median()) if count else None
-    return DistortionStatistics(count, mean, median)
 
 
 class MinimalEpsilonSearch:
@@ -265,6 +201,37 @@ class MinimalEpsilonSearch:
         self.bisection_steps = int(bisection_steps)
         self.tolerance = float(tolerance)
         self.grid = self._make_grid(grid, int(coarse_steps), float(growth))
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> MinimalEpsilonSearch:
+        """Build a search from one flat mapping, as a suite's ``minimal_eps`` entry writes it.
+
+        Args:
+            settings: ``attack`` (a registered name, default ``"pgd"``), the search's own
+                settings (``eps_max``, ``norm``, ``grid``, ``coarse_steps``, ``growth``,
+                ``bisection_steps``, ``tolerance``), and any other key as a setting of the
+                attack (``steps``, ``restarts``, ...).
+
+        Example:
+            >>> search = MinimalEpsilonSearch.from_settings(
+            ...     {"attack": "pgd", "norm": "linf", "eps_max": "16/255", "steps": 10}
+            ... )
+            >>> search.attack.label, search.bisection_steps
+            ('pgd10_linf', 8)
+        """
+        search_settings = {
+            name
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        attack_args = dict(settings)
+        attack = attack_args.pop("attack", "pgd")
+        if not isinstance(attack, str):
+            raise ConfigError(f"'attack' must be a registered attack name, got {attack!r}")
+        search_args = {k: attack_args.pop(k) for k in search_settings if k in attack_args}
+        if "eps_max" not in search_args:
+            raise ConfigError(f"a minimal-eps search needs 'eps_max', got {dict(settings)}")
+        return cls(attack, attack_args, **search_args)
 
     def _make_grid(
         self, grid: Sequence[float | str] | None, coarse_steps: int, growth: float
@@ -355,11 +322,8 @@ class MinimalEpsilonSearch:
         calls = 0
 
         # Coarse pass: attack the still-unbroken images at each grid budget in turn.
-        active = correct.nonzero().squeeze(1)
         previous = 0.0
-        for eps in self.grid:
-            if active.numel() == 0:
-                break
+        for eps, active in cascade(self.grid, lambda: torch.isinf(min_eps)):
             adv = self.attack(model, images[active], labels[active], eps=eps, generator=generator)
             calls += 1
             fooled = ~self._correct(model, adv, hard[active])
@@ -368,15 +332,13 @@ class MinimalEpsilonSearch:
             lower[broken] = previous
             adversarial[broken] = adv[fooled]
             lower[active[~fooled]] = eps
-            active = active[~fooled]
             previous = eps
 
         # Bisection: one call per round, every bracketed image with its own budget.
-        for _ in range(self.bisection_steps):
-            open_ = torch.isfinite(min_eps) & (min_eps > 0) & (min_eps - lower > self.tolerance)
-            index = open_.nonzero().squeeze(1)
-            if index.numel() == 0:
-                break
+        def bracketed() -> Tensor:
+            return torch.isfinite(min_eps) & (min_eps > 0) & (min_eps - lower > self.tolerance)
+
+        for _, index in cascade(range(self.bisection_steps), bracketed):
             mid = (lower[index] + min_eps[index]) / 2
             adv = self.attack(model, images[index], labels[index], eps=mid, generator=generator)
             calls += 1
