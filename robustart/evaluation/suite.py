@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -349,6 +350,9 @@ def suite_names() -> list[str]:
 
 
 _SUITE_KEYS = ("attacks", "corruptions", "severities", "minimal_eps")
+#: Sections of a suite that only ``robustart benchmark`` runs (system noise and on-disk sets,
+#: see :mod:`robustart.evaluation.benchmark`); other evaluations warn that they skip them.
+BENCHMARK_ONLY_KEYS = ("system_noise", "shift")
 
 
 def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
@@ -382,7 +386,14 @@ def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
         source = str(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping with keys {', '.join(_SUITE_KEYS)}")
-    unknown = sorted(set(data) - set(_SUITE_KEYS))
+    benchmark_only = sorted(set(data) & set(BENCHMARK_ONLY_KEYS))
+    if benchmark_only:
+        warnings.warn(
+            f"{source}: {', '.join(benchmark_only)} run only in `robustart benchmark`; this "
+            "evaluation runs the suite's attacks, corruptions and minimal-ε searches",
+            stacklevel=2,
+        )
+    unknown = sorted(set(data) - set(_SUITE_KEYS) - set(BENCHMARK_ONLY_KEYS))
     if unknown:
         raise ConfigError(
             f"{source} has unknown keys {unknown}; a suite has {', '.join(_SUITE_KEYS)}"

@@ -116,7 +116,9 @@ def distortion_statistics(
     for norm, values in sizes.items():
         chosen = values if success is None else values[success.to(values.device).bool()]
         count = chosen.numel()
-        mean[norm] = float(chosen.mean()) if count else None
+        # float64 over the sorted values: the same on one process and on any number of them,
+        # whatever order the DDP gather puts the images in
+        mean[norm] = float(chosen.double().sort().values.mean()) if count else None
         median[norm] = float(chosen.median()) if count else None
     return DistortionStatistics(count, mean, median)
 
