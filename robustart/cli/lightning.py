@@ -169,8 +169,10 @@ def build_cli(
         announce: Print the ``robustart: results in <run directory>`` line at the end.
     """
     saved_argv = sys.argv
-    if args is not None:  # LightningCLI warns when args and sys.argv are both given
-        sys.argv = sys.argv[:1]
+    if args is not None:
+        # Parsed from sys.argv, not passed as ``args``: DDP's launcher starts the other
+        # processes with this process's sys.argv, so it must hold the command being run.
+        sys.argv = [saved_argv[0], *map(str, args)]
     try:
         return RobustartCLI(
             ClassificationTask,
@@ -192,7 +194,6 @@ def build_cli(
                 "subcommand.",
                 "default_env": False,
             },
-            args=args,
             run=run,
             announce=announce,
         )
