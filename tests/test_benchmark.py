@@ -326,3 +326,33 @@ def test_minimal_eps_items_keep_every_image(digits):
     assert broken and median == pytest.approx(broken[(len(broken) - 1) // 2])
     row = dict(zip(result.leaderboard().headers, result.leaderboard().rows[0]))
     assert row["minimal_eps/pgd3_linf median"] == median
+
+
+def test_transfer_and_shift_take_every_model_spec(tmp_path, digits, capsys):
+    """One model vocabulary: a plain state dict with --arch and a timm model with local
+    weights work in transfer and shift as in benchmark."""
+    import timm
+
+    from robustart.main import cli_main
+
+    weights = tmp_path / "weights.pt"
+    torch.save(zoo_model(digits).state_dict(), weights)
+    torch.manual_seed(0)
+    convnext = tmp_path / "convnext.pt"
+    torch.save(timm.create_model("test_convnext", num_classes=10).state_dict(), convnext)
+    timm_spec = f"timm:test_convnext@{convnext}"
+    options = ["--arch", "resnet20", "--no-progress", "--output"]
+    transfer = ["transfer", str(weights), timm_spec, "--num-images", "8", "--steps", "2"]
+    cli_main([*transfer, *options, str(tmp_path / "transfer")])
+    result = json.loads((tmp_path / "transfer" / "transfer.json").read_text())
+    assert set(result["models"]) == {"weights", "test_convnext"}
+    root = tmp_path / "cifar101"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(root / "cifar10.1_v6_data.npy", rng.integers(0, 256, (8, 32, 32, 3), np.uint8))
+    np.save(root / "cifar10.1_v6_labels.npy", rng.integers(0, 10, 8).astype(np.int64))
+    shift_options = ["--benchmark", "cifar10.1", "--data-root", str(root)]
+    cli_main(["shift", str(weights), timm_spec, *shift_options, *options, str(tmp_path / "shift")])
+    shift = json.loads((tmp_path / "shift" / "results.json").read_text())
+    assert set(shift["results"]) == {"weights", "test_convnext"}
+    assert capsys.readouterr().out.strip().endswith(f"results in {tmp_path / 'shift'}")

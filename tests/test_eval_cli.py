@@ -551,6 +551,6 @@ def test_help_explains_every_option_and_benchmark(capsys):
         "--device",
     ):
         assert option in text
-    assert "zoo:<name>" in text and "--batch-size" in text
+    assert "zoo:NAME" in text and "--batch-size" in text
     # every argparse subcommand resolves to its entry function
     assert all(callable(SUBCOMMANDS[name].load()) for name in ("compare", "transfer", "shift"))

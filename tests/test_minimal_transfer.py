@@ -314,4 +314,4 @@ def test_transfer_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--attack", "--eps", "--norm", "--steps", "--attack-arg", "--data"):
         assert option in text
-    assert "white-box" in text and "zoo:<name>" in text
+    assert "white-box" in text and "zoo:NAME" in text and "timm:NAME@FILE" in text

@@ -11,6 +11,7 @@ import argparse
 import os
 from typing import Any
 
+from robustart.cli.options import add_model_options
 from robustart.utils import CommandParser, check_output_dir
 
 DESCRIPTION = """\
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("models", nargs="+", metavar="MODEL", help="models to evaluate")
+    add_model_options(parser, "they must predict the data's classes")
     parser.add_argument(
         "--suite",
         default="quick",
@@ -107,14 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="benchmark_results",
         help="results folder; reused results are read from it (default: %(default)s)",
     )
-    parser.add_argument(
-        "--names", default=None, help="comma-separated display names, one per model"
-    )
-    parser.add_argument(
-        "--arch",
-        default=None,
-        help="architecture of plain weights files (a robustart or timm model, e.g. resnet20)",
-    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 
@@ -150,6 +143,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         progress=not args.no_progress,
     )
     from robustart.evaluation.loop import distributed_rank_and_size
+    from robustart.utils import announce_results
 
     if distributed_rank_and_size()[0] == 0:
         print(result.leaderboard().text())
@@ -158,7 +152,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         total = sum(len(m.items) for m in result.models.values())
         if result.reused:
             print(f"reused {len(result.reused)} of {total} results stored in {output}/items")
-        _announce(output)
+        announce_results(output)
     return result.to_dict()
 
 
@@ -178,12 +172,3 @@ def _launch(args: argparse.Namespace) -> str:
     )
     fabric.launch()
     return str(fabric.device)
-
-
-def _announce(path: os.PathLike | str) -> None:
-    try:
-        from robustart.utils import announce_results  # type: ignore[attr-defined]
-    except ImportError:
-        print(f"robustart: results in {path}")
-        return
-    announce_results(path)

@@ -22,6 +22,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from robustart.cli.options import add_model_options
 from robustart.errors import ConfigError
 from robustart.evaluation.benchmarks import (
     ALEXNET,
@@ -115,15 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=_benchmark_list(),
     )
-    parser.add_argument(
-        "models",
-        nargs="+",
-        metavar="MODEL",
-        help="models to evaluate: Lightning checkpoints written by `robustart fit` (loaded with "
-        "weights_only=True, architecture checked) or model-zoo entries zoo:<name> (see "
-        "model_zoo/zoo.yaml), or any other spec robustart.models.loading.load_model reads; "
-        "they must predict the benchmark's classes (CIFAR-10: 10, "
-        "CIFAR-100: 100, ImageNet: 1000)",
+    add_model_options(
+        parser,
+        "they must predict the benchmark's classes (CIFAR-10: 10, CIFAR-100: 100, ImageNet: 1000)",
     )
     parser.add_argument(
         "--benchmark",
@@ -155,12 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="reference that normalised metrics divide by: one of the models (its display name "
         "or MODEL spec; added if not listed) for mCE on -C and mFR/mT5D on -P, or 'alexnet' "
         "(ImageNet-C's published AlexNet errors; the default for imagenet-c), or 'none'",
-    )
-    parser.add_argument(
-        "--names",
-        default=None,
-        help="comma-separated display names, one per model (default: the zoo name, or the "
-        "checkpoint's run folder and file stem)",
     )
     parser.add_argument(
         "--subsets",
@@ -284,10 +273,10 @@ def _resolve_baseline(
         return baseline
     if baseline in specs:
         return names[specs.index(baseline)]
-    if not baseline.startswith("zoo:") and not Path(baseline).is_file():
+    if ":" not in baseline and not Path(baseline).is_file():  # not a spec (zoo:, timm:, ...)
         raise ConfigError(
             f"--baseline {baseline!r} is none of the models ({', '.join(names)}), nor a "
-            "checkpoint file or zoo:<name>"
+            "weights file or a model spec (zoo:NAME, timm:NAME@FILE, ...)"
         )
     base = name = model_names([baseline])[0]
     k = 2
@@ -332,7 +321,14 @@ def main(argv: list[str]) -> dict[str, Any]:
     hint = f"the {benchmark.name} benchmark evaluates {data.dataset} models"
     models = {
         name: load_model(
-            spec, data.num_classes, data.in_channels, data.mean, data.std, data.dataset, hint
+            spec,
+            data.num_classes,
+            data.in_channels,
+            data.mean,
+            data.std,
+            data.dataset,
+            hint,
+            arch=args.arch,
         ).to(settings.device)
         for name, spec in zip(names, specs)
     }

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from robustart.attacks import create_attack
+from robustart.cli.options import add_model_options
 from robustart.data.named import DATAMODULES, create_datamodule
 from robustart.errors import ConfigError, EmptyInputError
 from robustart.evaluation.transfer import evaluate_transfer
@@ -50,21 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--output and shows a progress bar over source models × batches."
         ),
     )
-    parser.add_argument(
-        "models",
-        nargs="+",
-        metavar="MODEL",
-        help="models to compare: Lightning checkpoints written by `robustart fit` (loaded with "
-        "weights_only=True, architecture checked) or model-zoo entries zoo:<name> (see "
-        "model_zoo/zoo.yaml)",
-    )
-    parser.add_argument(
-        "--names",
-        default=None,
-        metavar="A,B,...",
-        help="comma-separated display names, one per model (default: the zoo name, or the "
-        "checkpoint's run folder and file stem)",
-    )
+    add_model_options(parser)
     parser.add_argument(
         "--attack",
         default="pgd",
@@ -203,6 +190,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             data.std,
             args.data,
             dataset_hint="pass --data {trained_on}",
+            arch=args.arch,
         ).to(device)
         for name, spec in zip(names, args.models)
     }

@@ -168,6 +168,23 @@ class CachedChunks:
 
 
 # ----------------------------------------------------------------------------- logits
+def batch_logits(model: Callable[[Tensor], Tensor], images: Tensor, what: str = "") -> Tensor:
+    """Logits (N, K) of one batch already on the model's device: an ``nn.Module`` in eval mode
+    (restored afterwards), no gradients, checked finite.
+
+    Raises:
+        NonFiniteError: NaN or infinite logits (``what`` names the model and the images).
+    """
+    with torch.no_grad():
+        if isinstance(model, nn.Module):
+            with preserve_mode(model, train=False):
+                logits = model(images)
+        else:
+            logits = model(images)
+    check_finite_logits(logits, f"the logits of {what}" if what else "the model's logits")
+    return logits
+
+
 def iterate_logits(
     model: nn.Module,
     dataset: Dataset,

@@ -16,19 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from robustart.attacks import Attack
 from robustart.attacks.base import Model
 from robustart.errors import ConfigError, EmptyInputError
+from robustart.evaluation.loop import batch_logits
 from robustart.utils import (
     Progress,
-    check_finite_logits,
     check_images,
     check_labels,
     fixed_total,
     make_generator,
-    preserve_mode,
     track_progress,
 )
 
@@ -97,12 +96,7 @@ def _correct(model: Model, images: Tensor, labels: Tensor, what: str) -> Tensor:
         NonFiniteError: NaN or infinite logits (``what`` names the model and the images).
         InputRangeError: labels outside the model's classes.
     """
-    if isinstance(model, nn.Module):
-        with preserve_mode(model, False):
-            logits = model(images)
-    else:
-        logits = model(images)
-    check_finite_logits(logits, f"the logits of {what}")
+    logits = batch_logits(model, images, what)
     check_labels(labels, images.shape[0], logits.shape[-1])
     return logits.argmax(dim=1) == labels
 

@@ -218,8 +218,12 @@ def _load_file(
     arch: str | None,
 ) -> nn.Module:
     from robustart.models import create_model
-    from robustart.models.weights import extract_state_dict, load_checkpoint_file, load_into
-    from robustart.tasks.classification import check_checkpoint_matches
+    from robustart.models.weights import (
+        check_checkpoint_matches,
+        extract_state_dict,
+        load_checkpoint_file,
+        load_into,
+    )
 
     checkpoint = load_checkpoint_file(path)  # weights_only; CheckpointError if missing/unsafe
     if "state_dict" not in checkpoint:

@@ -17,6 +17,7 @@ import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -98,6 +99,23 @@ def load_checkpoint_file(path: str | os.PathLike, sha256: str | None = None) -> 
     return dict(obj)
 
 
+def check_checkpoint_matches(
+    checkpoint: dict[str, Any], model: str, num_classes: int, source: str = "the checkpoint"
+) -> None:
+    """Raise :class:`CheckpointError` if ``checkpoint`` was saved for another architecture or
+    number of classes than ``model`` / ``num_classes``."""
+    info = checkpoint.get("robustart")
+    if not isinstance(info, dict):
+        return
+    saved_model, saved_classes = info.get("model"), info.get("num_classes")
+    if saved_model != model or saved_classes != num_classes:
+        raise CheckpointError(
+            f"{source} was trained with model={saved_model!r} and num_classes={saved_classes}, "
+            f"but the configuration builds model={model!r} with num_classes={num_classes}. "
+            "Use the recipe the checkpoint was trained with."
+        )
+
+
 def check_checkpoint_file(path: str | os.PathLike, model: str | None = None) -> None:
     """Check a Lightning checkpoint to resume or evaluate from (``--ckpt_path``) before
     anything runs.
@@ -115,8 +133,6 @@ def check_checkpoint_file(path: str | os.PathLike, model: str | None = None) -> 
         CheckpointError: a missing, unreadable or unsafe file, plain weights, or a checkpoint
             of another architecture.
     """
-    from robustart.tasks.classification import check_checkpoint_matches
-
     if not Path(path).is_file():
         raise CheckpointError(f"--ckpt_path {path}: no such file")
     checkpoint = load_checkpoint_file(path)

@@ -13,8 +13,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 import robustart
 from robustart.augment import build_batch_augmentations, hard_labels, jensen_shannon
-from robustart.errors import CheckpointError, ConfigError
+from robustart.errors import ConfigError
 from robustart.models import create_model
+from robustart.models.weights import check_checkpoint_matches
 from robustart.tasks.ema import ModelEma
 from robustart.tasks.optim import build_optimizer, lr_multiplier
 from robustart.utils import check_finite_logits, check_labels
@@ -277,20 +278,3 @@ class ClassificationTask(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_matches(checkpoint, self.hparams.model, self.hparams.num_classes)
-
-
-def check_checkpoint_matches(
-    checkpoint: dict[str, Any], model: str, num_classes: int, source: str = "the checkpoint"
-) -> None:
-    """Raise :class:`CheckpointError` if ``checkpoint`` was saved for another architecture or
-    number of classes than ``model`` / ``num_classes``."""
-    info = checkpoint.get("robustart")
-    if not isinstance(info, dict):
-        return
-    saved_model, saved_classes = info.get("model"), info.get("num_classes")
-    if saved_model != model or saved_classes != num_classes:
-        raise CheckpointError(
-            f"{source} was trained with model={saved_model!r} and num_classes={saved_classes}, "
-            f"but the configuration builds model={model!r} with num_classes={num_classes}. "
-            "Use the recipe the checkpoint was trained with."
-        )
