@@ -60,22 +60,17 @@ def _rounded(value: Any) -> Any:
 def compute() -> dict[str, Any]:
     from torch.utils.data import Dataset
 
-    from robustart.data import DigitsDataModule
-    from robustart.models import create_model
-
-    try:  # the layout after the evaluation-engine restructure
-        from robustart.evaluation import benchmarks as shift
-        from robustart.evaluation.minimal import MinimalEpsilonSearch
-    except ImportError:  # the layout before it
-        import robustart.shift_evaluation as shift  # type: ignore[no-redef]
-        from robustart.attacks.minimal import MinimalEpsilonSearch  # type: ignore[no-redef]
     from robustart.attacks import create_attack
+    from robustart.data import DigitsDataModule
+    from robustart.evaluation import benchmarks as shift
     from robustart.evaluation import evaluate_robustness, evaluate_transfer, iterate_chunks
     from robustart.evaluation.benchmarks import (
         evaluate_cifar_system_noise,
         evaluate_system_noise,
     )
+    from robustart.evaluation.minimal import MinimalEpsilonSearch
     from robustart.evaluation.suite import load_suite
+    from robustart.models import create_model
     from robustart.utils import make_generator
 
     torch.manual_seed(0)

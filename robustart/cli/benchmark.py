@@ -11,7 +11,7 @@ import argparse
 import os
 from typing import Any
 
-from robustart.cli.options import add_model_options
+from robustart.cli.options import add_data_options, add_model_options, add_run_options
 from robustart.utils import CommandParser, check_output_dir
 
 DESCRIPTION = """\
@@ -48,44 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="quick",
         help=f"a shipped suite ({', '.join(suite_names())}) or a YAML file (default: %(default)s)",
     )
-    parser.add_argument(
-        "--data",
-        default="digits",
-        help="dataset: digits, cifar10, cifar100 or imagenet; the models must have its number "
-        "of classes (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        help="folder holding the dataset's files (CIFAR: the folder with cifar-10-batches-py/; "
-        "ImageNet: the folder with train/ and val/); unused for digits",
-    )
-    parser.add_argument(
-        "--split",
-        choices=["test", "val", "train"],
-        default="test",
-        help="split evaluated (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-images",
-        type=int,
-        default=1000,
-        help="size of the fixed, seeded subset of the split; 0 = all (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=128,
-        help="images per chunk; part of a result's identity, since randomness is seeded per "
-        "chunk (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-workers", type=int, default=0, help="DataLoader workers (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CUDA when available), cpu, cuda or cuda:N (default: %(default)s)",
+    add_data_options(parser, num_images=1000)
+    add_run_options(
+        parser,
+        batch_size=128,
+        batch_help="images per chunk; part of a result's identity, since randomness is seeded "
+        "per chunk",
+        output="benchmark_results",
+        output_help="results folder; results stored there by an earlier run are reused",
     )
     parser.add_argument(
         "--devices",
@@ -97,18 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--num-nodes", type=int, default=1, help="machines of a DDP run (default: %(default)s)"
     )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the subset and of every random test (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--output",
-        default="benchmark_results",
-        help="results folder; reused results are read from it (default: %(default)s)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 
 
@@ -120,9 +78,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     from robustart.models.loading import display_names
 
     args = build_parser().parse_args(argv)
-    for flag in ("num_images", "batch_size", "devices", "num_nodes"):
-        if getattr(args, flag) < (0 if flag == "num_images" else 1):
-            raise ConfigError(f"--{flag.replace('_', '-')} must be positive")
+    for flag in ("devices", "num_nodes"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")
     output = check_output_dir(args.output)
     suite = load_benchmark_suite(args.suite)  # checked before processes start
     names = display_names(args.models, args.names)

@@ -4,6 +4,8 @@ that every command spells them the same way."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 
 #: What a ``MODEL`` argument may be (see :mod:`robustart.models.loading`).
 MODEL_HELP = (
@@ -38,4 +40,112 @@ def add_model_options(parser: argparse.ArgumentParser, what: str = "") -> None:
         metavar="NAME",
         help="architecture of plain weights files among the models (a robustart model such as "
         "resnet20 or any timm model); normalised with the data's mean and std",
+    )
+
+
+def _positive(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer ≥ ``least``, else a usage error naming the bound."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def add_data_options(
+    parser: argparse.ArgumentParser, num_images: int, seed_help: str = "and of random tests"
+) -> None:
+    """Add ``--data``, ``--data-root``, ``--split``, ``--num-images`` and ``--seed``: the
+    evaluation images as a fixed, seeded subset of a named dataset's split."""
+    from robustart.data.named import DATAMODULES
+
+    parser.add_argument(
+        "--data",
+        choices=DATAMODULES.names(),
+        default="digits",
+        help="evaluation dataset; the models must predict its classes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="folder holding the dataset's files (CIFAR: the folder with cifar-10-batches-py/ "
+        "or cifar-100-python/, default data; ImageNet: the folder with train/ and val/); "
+        "unused for digits",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["test", "val", "train"],
+        default="test",
+        help="split the images come from (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-images",
+        type=_positive(0),
+        default=num_images,
+        metavar="N",
+        help="size of the fixed, seeded subset of the split; 0 = all (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"seed of the image subset {seed_help} (default: %(default)s)",
+    )
+
+
+def add_run_options(
+    parser: argparse.ArgumentParser,
+    *,
+    batch_size: int,
+    batch_help: str,
+    output: str | None,
+    output_help: str,
+) -> None:
+    """Add ``--batch-size``, ``--num-workers``, ``--device``, ``--output`` and
+    ``--no-progress``.
+
+    Args:
+        parser: The subcommand's parser.
+        batch_size: Default of ``--batch-size``.
+        batch_help: What a batch is for this command.
+        output: Default of ``--output`` (``None``: the command picks one).
+        output_help: What the command writes there.
+    """
+    parser.add_argument(
+        "--batch-size",
+        type=_positive(1),
+        default=batch_size,
+        metavar="N",
+        help=f"{batch_help} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=_positive(0),
+        default=0,
+        metavar="N",
+        help="DataLoader worker processes reading the images (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where to run: auto (CUDA when available), cpu, cuda or cuda:N (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None if output is None else Path(output),
+        metavar="DIR",
+        help=f"{output_help} (default: {output or 'see above'})",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bars (they go to stderr)"
     )

@@ -22,7 +22,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from robustart.cli.options import add_model_options
+from robustart.cli.options import add_model_options, add_run_options
 from robustart.errors import ConfigError
 from robustart.evaluation.benchmarks import (
     ALEXNET,
@@ -190,13 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sorted folder list, as ImageFolder does (models with one class per folder) "
         "(default: imagenet)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=128,
-        metavar="N",
-        help="images per forward pass; -P batches N // frames sequences and system noise "
-        "N // variants images, so memory stays the same (default: %(default)s)",
+    add_run_options(
+        parser,
+        batch_size=128,
+        batch_help="images per forward pass (sequences for -P)",
+        output=None,
+        output_help="folder for results.{md,csv,json} and the plot; runs/shift/<benchmark> when "
+        "not given",
     )
     parser.add_argument(
         "--num-images",
@@ -205,31 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="evaluate only N evenly spaced images of each subset (each corruption × severity, "
         "the clean set, each perturbation's sequences) for a quick run (default: all)",
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where to run: auto (cuda if available), cpu, cuda, cuda:1, ... "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="DataLoader worker processes reading the images (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="folder for results.{md,csv,json} and the plot (default: runs/shift/<benchmark>)",
-    )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="do not show the progress bar (it goes to stderr)",
     )
     return parser
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
 from robustart.attacks import create_attack
-from robustart.cli.options import add_model_options
-from robustart.data.named import DATAMODULES, create_datamodule
-from robustart.errors import ConfigError, EmptyInputError
+from robustart.cli.options import add_data_options, add_model_options, add_run_options
+from robustart.data.named import create_datamodule
+from robustart.errors import EmptyInputError
 from robustart.evaluation.transfer import evaluate_transfer
 from robustart.models.loading import display_names, load_model, resolve_device
 from robustart.utils import CommandParser, announce_results, check_output_dir
@@ -83,72 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="any other attack setting, value parsed as YAML (e.g. restarts=2, loss=dlr); "
         "may be repeated",
     )
-    parser.add_argument(
-        "--data",
-        choices=DATAMODULES.names(),
-        default="digits",
-        help="evaluation dataset; the models must have its number of classes "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        metavar="DIR",
-        help="folder holding the data: for CIFAR the folder of cifar-10-batches-py/ or "
-        "cifar-100-python/ (default: data), for imagenet the folder of train/ and val/ "
-        "(required); unused for digits",
-    )
-    parser.add_argument(
-        "--split",
-        choices=["test", "val"],
-        default="test",
-        help="split the images come from (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-images",
-        type=int,
-        default=256,
-        metavar="N",
-        help="size of the fixed, seeded subset of the split (default: %(default)s; 0 = all)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=256,
-        metavar="N",
-        help="images per attack call (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="DataLoader worker processes reading the images (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="seed of the image subset and of the attack's random starts (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where to run: auto (cuda if available), cpu, cuda, cuda:1, ... "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=Path("runs/transfer"),
-        metavar="DIR",
-        help="folder for transfer.{md,csv,json} and transfer.png (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="do not show the progress bar (it goes to stderr)",
+    add_data_options(parser, num_images=256, seed_help="and of the attack's random starts")
+    add_run_options(
+        parser,
+        batch_size=256,
+        batch_help="images per attack call",
+        output="runs/transfer",
+        output_help="folder for transfer.{md,csv,json} and transfer.png",
     )
     return parser
 
@@ -165,13 +105,6 @@ def main(argv: list[str]) -> dict[str, Any]:
 
     args = build_parser().parse_args(argv)
     check_output_dir(args.output, "--output")
-    for option, value, least in (
-        ("--num-images", args.num_images, 0),
-        ("--batch-size", args.batch_size, 1),
-        ("--num-workers", args.num_workers, 0),
-    ):
-        if value < least:
-            raise ConfigError(f"{option} must be >= {least}, got {value}")
     names = display_names(args.models, args.names)
     settings = dict(args.attack_arg)
     if args.steps is not None:

@@ -1,0 +1,95 @@
+"""Wall time of ``robustart.benchmark`` with a suite vs the floor: the same suite in one
+``evaluate_robustness`` call plus the same system-noise evaluation, on the same images.
+
+The benchmark runs each suite item separately (so that it can be stored and resumed), which
+repeats the clean forward pass once per item and writes one JSON file per item; the ratio
+shows what that costs. A third figure is the resume: the same call again, every result read
+back from disk.
+
+    python benchmarks/bench_benchmark.py --suite quick --num-images 1000 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+from common import add_device_arguments, describe_device, device_from_arguments, paired_ratio
+
+from robustart.data import DigitsDataModule
+from robustart.evaluation import evaluate_robustness, iterate_chunks
+from robustart.evaluation.benchmark import benchmark, load_benchmark_suite
+from robustart.evaluation.benchmarks import evaluate_cifar_system_noise
+from robustart.models import create_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", default="quick", help="a shipped suite or YAML file")
+    parser.add_argument("--num-images", type=int, default=1000, help="digits test images")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per chunk")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    add_device_arguments(parser)
+    args = parser.parse_args()
+    device = device_from_arguments(args)
+    data = DigitsDataModule(augment=False)
+    model = create_model(
+        "resnet20", 10, mean=data.mean, std=data.std, weights="zoo:digits_resnet20_pgd_at"
+    ).to(device)
+    suite = load_benchmark_suite(args.suite)
+    subset = data.robustness_subset("test", args.num_images, 0)
+    images = torch.stack([x for x, _ in subset])
+    labels = torch.tensor([int(y) for _, y in subset])
+
+    def floor() -> None:
+        chunks = iterate_chunks(subset, args.batch_size)
+        evaluate_robustness(model, chunks, suite.robustness, device)
+        if suite.system_noise:
+            evaluate_cifar_system_noise(model, images, labels, batch_size=args.batch_size // 13)
+
+    times: dict[str, list[float]] = {"benchmark": [], "floor": [], "resume": []}
+    for round_index in range(args.rounds):
+        with tempfile.TemporaryDirectory() as output:
+            order = ["benchmark", "floor"] if round_index % 2 == 0 else ["floor", "benchmark"]
+            for name in order:
+                start = time.perf_counter()
+                if name == "floor":
+                    floor()
+                else:
+                    benchmark(
+                        model,
+                        data,
+                        suite,
+                        num_images=args.num_images,
+                        batch_size=args.batch_size,
+                        device=device,
+                        output=output,
+                        progress=False,
+                    )
+                times[name].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            result = benchmark(
+                model,
+                data,
+                suite,
+                num_images=args.num_images,
+                batch_size=args.batch_size,
+                device=device,
+                output=output,
+                progress=False,
+            )
+            times["resume"].append(time.perf_counter() - start)
+            assert len(result.reused) == len(next(iter(result.models.values())).items)
+    print(f"device: {describe_device(device)}, threads {torch.get_num_threads()}")
+    print(f"suite {args.suite}, {args.num_images} digits images, ResNet-20")
+    for name, values in times.items():
+        print(f"{name:10s} " + " ".join(f"{t:7.1f}s" for t in values))
+    print(f"benchmark / floor (paired): {paired_ratio(times['benchmark'], times['floor']):.3f}")
+    per_1000 = min(times["benchmark"]) * 1000 / args.num_images
+    print(f"benchmark wall time per 1,000 images: {per_1000:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
