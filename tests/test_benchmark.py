@@ -21,13 +21,9 @@ import robustart
 from robustart.data import DigitsDataModule
 from robustart.errors import CheckpointError, ConfigError, DatasetNotFoundError, NonFiniteError
 from robustart.evaluation import evaluate_robustness, iterate_chunks, load_suite
-from robustart.evaluation.benchmark import (
-    SCHEMA,
-    benchmark,
-    load_benchmark_suite,
-    pack_bits,
-    unpack_bits,
-)
+from robustart.evaluation.benchmark import benchmark
+from robustart.evaluation.items import load_benchmark_suite, pack_bits, unpack_bits
+from robustart.evaluation.results import SCHEMA
 from robustart.models import NormalizedClassifier, create_model
 
 ROOT = Path(__file__).resolve().parents[1]

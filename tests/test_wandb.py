@@ -1,9 +1,21 @@
 """Weights & Biases, for real, in offline mode (no account, no network)."""
 
+import pytest
 from conftest import FAST, RECIPES
 from wandb_records import logged_values, read_records
 
 from robustart.main import cli_main
+
+
+@pytest.fixture(autouse=True)
+def fresh_wandb_service():
+    """Each test gets its own W&B service: the service keeps the working directory of the first
+    run of the process, so a later test in another temporary folder would find its run file in
+    the earlier test's folder."""
+    yield
+    import wandb
+
+    wandb.teardown()
 
 
 def test_wandb_offline_summary_holds_robustness_metrics(tmp_path, monkeypatch):

@@ -1,0 +1,390 @@
+"""The items of a benchmark suite: what ``robustart benchmark`` evaluates, stores and resumes
+as a unit (see :mod:`robustart.evaluation.benchmark`).
+
+A benchmark suite is a robustness suite (:func:`~robustart.evaluation.suite.load_suite`) with
+two more sections::
+
+    attacks: [{name: pgd, norm: linf, eps: [8/255], steps: 10}]
+    corruptions: [gaussian_noise, fog]
+    severities: [1, 3, 5]
+    minimal_eps: [{attack: pgd, eps_max: 16/255, steps: 10}]
+    system_noise: true
+    shift:
+      - {benchmark: cifar10-c, data_root: data/CIFAR-10-C, optional: true}
+
+Its items: ``clean``, ``attack/<label>`` (one attack at each of its budgets),
+``corruption/<name>`` (one corruption at each severity), ``minimal_eps/<label>``,
+``system_noise`` and ``shift/<benchmark>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from robustart.errors import ConfigError, DatasetNotFoundError
+from robustart.evaluation.loop import distributed_rank_and_size, iterate_chunks, sum_over_processes
+from robustart.evaluation.runner import evaluate_robustness
+from robustart.evaluation.suite import BatchResult, RobustnessSuite, suites_dir
+from robustart.utils import read_yaml_file
+
+__all__ = [
+    "BenchmarkSuite",
+    "Context",
+    "Item",
+    "ShiftEntry",
+    "build_items",
+    "load_benchmark_suite",
+    "pack_bits",
+    "to_json",
+    "unpack_bits",
+]
+
+#: Settings of a ``shift`` entry.
+SHIFT_KEYS = ("benchmark", "data_root", "clean_root", "subsets", "severities", "optional")
+
+
+# ----------------------------------------------------------------------------- the suite
+@dataclass
+class ShiftEntry:
+    """One on-disk benchmark of a suite (see :mod:`robustart.evaluation.benchmarks`)."""
+
+    benchmark: str
+    data_root: str
+    clean_root: str | None = None
+    subsets: list[str] | None = None
+    severities: list[int] | None = None
+    optional: bool = False
+
+
+@dataclass
+class BenchmarkSuite:
+    """What a benchmark runs: a robustness suite plus system noise and on-disk sets.
+
+    Attributes:
+        name: The suite's name or file (for reports).
+        robustness: Attacks, corruptions and other on-the-fly tests.
+        spec: The robustness part as written (a mapping; the identity of its items).
+        system_noise: Run the resize round trips.
+        shift: On-disk benchmarks.
+    """
+
+    name: str
+    robustness: RobustnessSuite
+    spec: dict[str, Any]
+    system_noise: bool = False
+    shift: list[ShiftEntry] = field(default_factory=list)
+
+
+def load_benchmark_suite(spec: str | os.PathLike | Mapping[str, Any]) -> BenchmarkSuite:
+    """Build a :class:`BenchmarkSuite` from a shipped suite's name, a YAML file or a mapping.
+
+    Every name, budget and on-disk folder is checked here, before any model is evaluated.
+
+    Raises:
+        ConfigError: an unknown suite, key, attack, corruption or benchmark; a missing
+            non-optional on-disk set.
+    """
+    from robustart.evaluation.suite import load_suite, suite_names
+
+    if isinstance(spec, Mapping):
+        data, name = dict(spec), "custom"
+    else:
+        path = Path(spec)
+        if not path.suffix and not path.exists():
+            path = suites_dir() / f"{spec}.yaml"
+            if not path.is_file():
+                raise ConfigError(
+                    f"unknown suite {str(spec)!r}; give a YAML file or one of: "
+                    f"{', '.join(suite_names())}"
+                )
+        data = read_yaml_file(path, "suite file", mapping=False)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must be a mapping of suite sections")
+        name = path.stem
+    data = copy.deepcopy(data)
+    system_noise = data.pop("system_noise", False)
+    if not isinstance(system_noise, bool):
+        raise ConfigError(f"system_noise must be true or false, got {system_noise!r}")
+    shift = [_shift_entry(entry, i) for i, entry in enumerate(data.pop("shift", None) or [])]
+    robustness = load_suite(data)
+    return BenchmarkSuite(name, robustness, data, system_noise, shift)
+
+
+def _shift_entry(entry: Any, index: int) -> ShiftEntry:
+    if not isinstance(entry, Mapping) or "benchmark" not in entry:
+        raise ConfigError(
+            f"shift entry #{index + 1} must be a mapping with 'benchmark' and 'data_root', "
+            f"got {entry!r}"
+        )
+    unknown = sorted(set(entry) - set(SHIFT_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"shift entry {entry['benchmark']!r} has unknown keys {unknown}; "
+            f"known: {', '.join(SHIFT_KEYS)}"
+        )
+    if not entry.get("data_root"):
+        raise ConfigError(f"shift entry {entry['benchmark']!r} needs data_root (its folder)")
+    return ShiftEntry(**{k: entry[k] for k in SHIFT_KEYS if k in entry})
+
+
+# ----------------------------------------------------------------------------- items
+@dataclass
+class Context:
+    """What every item of one model's benchmark needs."""
+
+    model: nn.Module
+    subset: Dataset
+    device: torch.device
+    seed: int
+    batch_size: int
+    num_workers: int
+    progress: bool
+    num_classes: int
+
+
+class Item:
+    """One unit of a benchmark: evaluated, stored and resumed as a whole.
+
+    Attributes:
+        key: Its name in results (``attack/pgd10_linf``).
+        settings: JSON-ready definition; with the common settings it forms the storage key.
+        sharded: Whether its images are split over DDP processes (else rank zero runs it).
+    """
+
+    key: str
+    settings: dict[str, Any]
+    sharded: bool = True
+
+    def check(self) -> str | None:
+        """Check prerequisites before any work; returns a note when the item is skipped."""
+        return None
+
+    def run(self, context: Context) -> dict[str, Any]:
+        """Evaluate the model; returns the JSON-ready result."""
+        raise NotImplementedError
+
+
+class SuiteItem(Item):
+    """A part of the robustness suite (clean, an attack, a corruption), run by
+    :func:`~robustart.evaluation.evaluate_robustness`; keeps each image's correctness."""
+
+    def __init__(self, key: str, spec: dict[str, Any], settings: dict[str, Any]) -> None:
+        self.key, self.spec, self.settings = key, spec, settings
+
+    def run(self, context: Context) -> dict[str, Any]:
+        from robustart.evaluation.suite import load_suite
+
+        suite = load_suite(self.spec)
+        keys = suite.keys()
+        n = len(context.subset)  # type: ignore[arg-type]
+        correct = torch.zeros(len(keys), n, dtype=torch.int32, device=context.device)
+        labels = [entry.label for entry in suite.minimal_eps]
+        min_eps = torch.zeros(len(labels), n, dtype=torch.float64, device=context.device)
+        rank, world = distributed_rank_and_size()
+
+        def keep(chunk_id: int, result: BatchResult) -> None:
+            start = chunk_id * context.batch_size
+            for i, key in enumerate(keys):
+                values = result.correct[key]
+                correct[i, start : start + len(values)] = values.to(torch.int32)
+            for i, label in enumerate(labels):
+                values = result.minimal_eps[label]
+                min_eps[i, start : start + len(values)] = values.double()
+
+        chunks = iterate_chunks(context.subset, context.batch_size, rank, world)
+        report = evaluate_robustness(
+            context.model,
+            chunks,
+            suite,
+            context.device,
+            seed=context.seed,
+            progress=context.progress and rank == 0,
+            on_batch=keep,
+        )
+        correct = sum_over_processes(correct).bool().cpu()
+        min_eps = sum_over_processes(min_eps).cpu()  # each image is on one process only
+        result = {
+            "metrics": report.metrics(),
+            "report": report.to_dict(),
+            "correct": {key: pack_bits(correct[i]) for i, key in enumerate(keys)},
+        }
+        if labels:  # per image, for distortion-vs-error studies (None: not broken)
+            result["minimal_eps"] = {
+                label: [None if math.isinf(v) else v for v in min_eps[i].tolist()]
+                for i, label in enumerate(labels)
+            }
+        return result
+
+
+class SystemNoiseItem(Item):
+    """Accuracy after resizing the images to 24, 28, 40 and 48 px and back with three
+    interpolations (CIFAR-S style system noise; mean and std over the 12 variants)."""
+
+    key = "system_noise"
+    sharded = False
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+
+    def run(self, context: Context) -> dict[str, Any]:
+        from robustart.evaluation.benchmarks import evaluate_cifar_system_noise
+
+        images, labels = _stack(context.subset)
+        return evaluate_cifar_system_noise(
+            context.model,
+            images,
+            labels,
+            batch_size=max(1, context.batch_size // 13),
+            device=context.device,
+        ).to_dict()
+
+
+class ShiftItem(Item):
+    """An on-disk benchmark (:mod:`robustart.evaluation.benchmarks`), run on rank zero."""
+
+    sharded = False
+
+    def __init__(
+        self, entry: ShiftEntry, num_images: int | None, batch_size: int, device: torch.device
+    ) -> None:
+        self.entry, self.device = entry, device
+        self.key = f"shift/{entry.benchmark}"
+        self.num_images, self.batch_size = num_images, batch_size
+        root = Path(entry.data_root).expanduser()
+        self.settings = {
+            "benchmark": entry.benchmark,
+            "data_root": str(root.resolve()),
+            "clean_root": entry.clean_root and str(Path(entry.clean_root).expanduser().resolve()),
+            "subsets": entry.subsets,
+            "severities": entry.severities,
+            "num_images": num_images,
+        }
+        self._evaluate: Callable[..., dict[str, Any]] | None = None
+
+    def _settings(self) -> Any:
+        from robustart.evaluation import benchmarks
+
+        settings = benchmarks.ShiftSettings(root=Path(self.entry.data_root).expanduser())
+        values = {
+            "clean_root": self.entry.clean_root and Path(self.entry.clean_root).expanduser(),
+            "subsets": self.entry.subsets,
+            "severities": self.entry.severities and tuple(self.entry.severities),
+            "batch_size": self.batch_size,
+            "device": self.device,
+        }
+        for name in ("limit", "num_images"):  # the per-subset image limit
+            if hasattr(settings, name):
+                values[name] = self.num_images
+        for name, value in values.items():
+            if value is not None:
+                setattr(settings, name, value)
+        return settings
+
+    def check(self) -> str | None:
+        from robustart.evaluation import benchmarks
+
+        bench = benchmarks.get_benchmark(self.entry.benchmark)
+        settings = self._settings()
+        try:
+            bench.check_root(settings)
+            self._evaluate = bench.prepare(settings)
+        except DatasetNotFoundError as err:
+            if self.entry.optional:
+                return f"{self.key} skipped: {err}"
+            raise
+        return None
+
+    def run(self, context: Context) -> dict[str, Any]:
+        if self._evaluate is None:
+            self.check()
+        assert self._evaluate is not None
+        return json.loads(json.dumps(self._evaluate(context.model, None), default=to_json))
+
+
+def build_items(
+    suite: BenchmarkSuite,
+    num_images: int | None,
+    batch_size: int,
+    device: torch.device | None = None,
+) -> list[Item]:
+    """The items of ``suite`` in the order they run: clean, attacks, corruptions, the other
+    robustness sections, system noise, on-disk sets."""
+    robustness = suite.robustness
+    items: list[Item] = [SuiteItem("clean", {}, {"kind": "clean"})]
+    for entry, spec in zip(robustness.attacks, suite.spec.get("attacks") or []):
+        item_spec = {"attacks": [spec]}
+        settings = {
+            "kind": "attack",
+            "label": entry.label,
+            "eps": list(entry.eps),
+            "config": to_json(entry.attack.config),
+        }
+        items.append(SuiteItem(f"attack/{entry.label}", item_spec, settings))
+    for name in robustness.corruption_names:
+        spec = {"corruptions": [name], "severities": list(robustness.severities)}
+        settings = {"kind": "corruption", "name": name, "severities": list(robustness.severities)}
+        items.append(SuiteItem(f"corruption/{name}", spec, settings))
+    for entry, spec in zip(robustness.minimal_eps, suite.spec.get("minimal_eps") or []):
+        settings = {"kind": "minimal_eps", "label": entry.label, "spec": to_json(spec)}
+        settings["attack"] = to_json(entry.search.attack.config)
+        items.append(SuiteItem(f"minimal_eps/{entry.label}", {"minimal_eps": [spec]}, settings))
+    if suite.system_noise:
+        items.append(SystemNoiseItem({"kind": "system_noise", "variants": "cifar_resize"}))
+    device = device or torch.device("cpu")
+    items += [ShiftItem(entry, num_images, batch_size, device) for entry in suite.shift]
+    return items
+
+
+def _stack(dataset: Dataset) -> tuple[Tensor, Tensor]:
+    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    images = torch.stack([torch.as_tensor(image) for image, _ in items]).float()
+    return images, torch.tensor([int(label) for _, label in items])
+
+
+def pack_bits(values: Tensor) -> str:
+    """A boolean vector (N,) as a hex string (``np.packbits``, big-endian bit order).
+
+    Example:
+        >>> pack_bits(torch.tensor([True, False, True]))
+        'a0'
+        >>> unpack_bits("a0", 3).tolist()
+        [True, False, True]
+    """
+    return np.packbits(values.cpu().numpy().astype(bool)).tobytes().hex()
+
+
+def unpack_bits(text: str, length: int) -> Tensor:
+    """The boolean vector (``length``,) of :func:`pack_bits`."""
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:length]
+    return torch.from_numpy(bits.astype(bool))
+
+
+def to_json(value: Any) -> Any:
+    """``value`` with tuples, paths, tensors and numpy scalars made JSON-ready."""
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, Tensor):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else value
+    return value

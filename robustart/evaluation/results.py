@@ -1,0 +1,293 @@
+"""What ``robustart benchmark`` produces: item results stored on disk as they finish, each
+model's merged report, and the leaderboard, JSON, Markdown, CSV and plots of a run.
+
+Stored results live under ``<output>/items/<weights checksum>/<item hash>.json``; the hash
+covers the item's settings (every default of the attack included), the data, split, subset
+size, seed, chunk size and robustart's version, and the file repeats that identity, so a
+result is only reused for exactly the evaluation that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustart.errors import ConfigError
+from robustart.evaluation.items import Item, to_json, unpack_bits
+from robustart.evaluation.report import RobustnessReport
+from robustart.utils import atomic_write_json, atomic_write_text, format_eps
+
+__all__ = ["SCHEMA", "BenchmarkResult", "ItemStore", "ModelResult", "library_versions"]
+
+#: Version of the layout of ``benchmark.json`` and of the stored item results.
+SCHEMA = "robustart.benchmark/1"
+
+
+class ItemStore:
+    """Item results on disk: ``<root>/<model checksum>/<item hash>.json``, written atomically."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+
+    @staticmethod
+    def identity(item: Item, common: Mapping[str, Any], checksum: str) -> dict[str, Any]:
+        return {"item": item.key, "settings": item.settings, **common, "weights": checksum}
+
+    def path(self, identity: Mapping[str, Any]) -> Path | None:
+        if self.root is None:
+            return None
+        text = json.dumps(identity, sort_keys=True, default=to_json)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+        return self.root / identity["weights"][:16] / f"{digest}.json"
+
+    def load(self, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+        path = self.path(identity)
+        if path is None or not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # a damaged file is recomputed
+        identity = json.loads(json.dumps(identity, default=to_json))
+        if stored.get("schema") != SCHEMA or stored.get("identity") != identity:
+            return None
+        return stored
+
+    def save(self, identity: Mapping[str, Any], record: dict[str, Any]) -> None:
+        path = self.path(identity)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"schema": SCHEMA, "identity": identity, **record})
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class ModelResult:
+    """One model's benchmark: where it came from and each item's result."""
+
+    name: str
+    spec: str
+    checksum: str
+    parameters: int
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def item(self, key: str) -> dict[str, Any] | None:
+        record = self.items.get(key)
+        return None if record is None else record["result"]
+
+    def report(self) -> RobustnessReport:
+        """The :class:`RobustnessReport` over every suite item (attacks, corruptions, worst
+        case across attacks of the same norm and budget)."""
+        clean = self.item("clean")
+        if clean is None:
+            raise ConfigError(f"{self.name}: no clean result")
+        merged = RobustnessReport.from_dict(clean["report"])
+        for key, record in self.items.items():
+            result = record["result"]
+            if key == "clean" or "report" not in result:
+                continue
+            part = RobustnessReport.from_dict(result["report"])
+            for section in dataclasses.fields(RobustnessReport):
+                value = getattr(part, section.name)
+                if isinstance(value, dict) and section.name != "worst_case":
+                    getattr(merged, section.name).update(value)
+        merged.worst_case = self.worst_case()
+        return merged
+
+    def correct(self) -> dict[str, Tensor]:
+        """Per-image correctness ``{metric key: (N,) bool}`` of every suite item."""
+        out: dict[str, Tensor] = {}
+        n = None
+        for record in self.items.values():
+            for key, bits in record["result"].get("correct", {}).items():
+                n = n or int(record["result"]["report"]["num_images"])
+                out[key] = unpack_bits(bits, n)
+        return out
+
+    def worst_case(self) -> dict[str, float]:
+        """Worst-case robust accuracy per norm and budget: images correct under every attack
+        of the benchmark with that norm and budget (where two or more attacks ran there)."""
+        correct = self.correct()
+        groups: dict[str, list[Tensor]] = {}
+        for key, record in self.items.items():
+            if not key.startswith("attack/"):
+                continue
+            report = record["result"]["report"]
+            for label, settings in report.get("attack_settings", {}).items():
+                norm = settings.get("norm", "linf")
+                for eps in report["attacks"][label]:
+                    metric = f"robust/{label}/eps={format_eps(float(eps), norm)}"
+                    name = f"robust/worst_case_{norm}/eps={format_eps(float(eps), norm)}"
+                    groups.setdefault(name, []).append(correct[metric])
+        return {  # count / images, as the callback computes it (no float32 mean)
+            name: int(torch.stack(vectors).all(dim=0).sum()) / len(vectors[0])
+            for name, vectors in groups.items()
+            if len(vectors) > 1
+        }
+
+
+@dataclass
+class BenchmarkResult:
+    """Every model's results, the settings that produced them and the notes of the run."""
+
+    settings: dict[str, Any]
+    models: dict[str, ModelResult]
+    notes: list[str] = field(default_factory=list)
+    #: ``"model/item"`` of the results read back from an earlier run rather than computed.
+    reused: list[str] = field(default_factory=list)
+
+    def leaderboard(self) -> Any:
+        """One row per model: clean, each attack at each budget, worst case, corruption mean
+        and mCE, minimal ε, system noise and the headline of each on-disk set (percent), as a
+        :class:`~robustart.evaluation.benchmarks.Table`."""
+        from robustart.evaluation.benchmarks import Table
+
+        rows: list[dict[str, Any]] = []
+        for model in self.models.values():
+            report = model.report()
+            row: dict[str, Any] = {
+                "model": model.name,
+                "params (M)": model.parameters / 1e6,
+                "images": report.num_images,
+                "clean": 100 * report.clean,
+            }
+            for label, curve in report.attacks.items():
+                norm = report.attack_settings.get(label, {}).get("norm", "linf")
+                for eps, accuracy in curve.items():
+                    row[f"{label} @{format_eps(eps, norm)}"] = 100 * accuracy
+            for name, value in report.worst_case.items():
+                row[name.removeprefix("robust/").replace("/eps=", " @")] = 100 * value
+            if report.corruptions:
+                summary = _corruption_summary(report)
+                row["corruption mean"] = 100 * summary["mean_corruption_accuracy"]
+                row["unnorm. mCE"] = summary["unnormalized_mce"]
+                if summary.get("mce") is not None:
+                    row["mCE"] = summary["mce"]
+            for name, value in report.metrics().items():
+                if name.startswith("minimal_eps/") and name.endswith("/median"):
+                    row[name.removesuffix("/median") + " median"] = value
+            noise = model.item("system_noise")
+            if noise is not None:
+                row["system noise mean"] = 100 * noise["mean"]
+                row["system noise std"] = 100 * noise["std"]
+            for key, record in model.items.items():
+                if key.startswith("shift/"):
+                    row.update(_shift_headline(key.removeprefix("shift/"), record["result"]))
+            rows.append(row)
+        headers = list(dict.fromkeys(h for row in rows for h in row))
+        decimals = [
+            0 if h in ("model", "images") else 2 if h == "params (M)" else 1 for h in headers
+        ]
+        return Table(headers, [[row.get(h) for h in headers] for row in rows], decimals)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``benchmark.json``: schema, versions, settings, every item result (with
+        its settings and time) and the leaderboard."""
+        table = self.leaderboard()
+        return {
+            "schema": SCHEMA,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": library_versions(),
+            "settings": self.settings,
+            "notes": self.notes,
+            "models": {
+                name: {
+                    "spec": m.spec,
+                    "weights_sha256": m.checksum,
+                    "parameters": m.parameters,
+                    "metrics": m.report().metrics(),
+                    "items": m.items,
+                }
+                for name, m in self.models.items()
+            },
+            "leaderboard": table.to_dict(),
+        }
+
+    def save(self, output: str | os.PathLike) -> dict[str, Path]:
+        """Write ``benchmark.json``, ``leaderboard.md``, ``leaderboard.csv`` and the plots
+        (robustness curves, corruption heat map) into ``output``; returns their paths."""
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        table = self.leaderboard()
+        paths = {
+            "json": atomic_write_json(output / "benchmark.json", self.to_dict()),
+            "csv": atomic_write_text(output / "leaderboard.csv", table.csv()),
+        }
+        reports = {name: m.report() for name, m in self.models.items()}
+        from robustart.plots import plot_robustness_curves, save_accuracy_heatmap
+
+        if any(r.attacks for r in reports.values()):
+            paths["curves"] = plot_robustness_curves(
+                reports, output / "robustness_curves.png", title=self._title()
+            )
+        if any(r.corruptions for r in reports.values()):
+            paths["heatmap"] = save_accuracy_heatmap(
+                reports, output / "corruption_heatmap.png", title=f"{self._title()}: accuracy (%)"
+            )
+        lines = [
+            f"# robustart benchmark: {self._title()}",
+            "",
+            f"Accuracies in percent. Settings: `{json.dumps(self.settings, default=to_json)}`.",
+            "",
+            table.markdown(),
+        ]
+        if self.notes:
+            lines += ["", "Notes:", "", *(f"- {note}" for note in self.notes)]
+        lines += [""] + [f"![{k}]({p.name})" for k, p in paths.items() if p.suffix == ".png"]
+        paths["markdown"] = atomic_write_text(output / "leaderboard.md", "\n".join(lines) + "\n")
+        return paths
+
+    def _title(self) -> str:
+        s = self.settings
+        images = s.get("num_images") or "all"
+        return f"suite {s.get('suite')} on {s.get('data')} {s.get('split')} ({images} images)"
+
+
+def _corruption_summary(report: RobustnessReport) -> dict[str, Any]:
+    from robustart.metrics.corruption import summarize_report
+
+    return summarize_report(report)
+
+
+def _shift_headline(name: str, result: Mapping[str, Any]) -> dict[str, float | None]:
+    """The headline numbers of an on-disk benchmark's result (percent)."""
+    if "corruptions" in result:
+        values = [a for curve in result["corruptions"].values() for a in curve.values()]
+        return {f"{name} mean": 100 * sum(values) / len(values)} if values else {}
+    if "auroc" in result:
+        return {f"{name} AUROC": 100 * result["auroc"]}
+    if "perturbations" in result:
+        flips = [v["flip_probability"] for v in result["perturbations"].values()]
+        return {f"{name} flip prob.": 100 * sum(flips) / len(flips)} if flips else {}
+    if "mean" in result and "std" in result:
+        return {f"{name} mean": 100 * result["mean"], f"{name} std": 100 * result["std"]}
+    if "accuracy" in result:
+        return {name: 100 * result["accuracy"]}
+    return {}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python, robustart and the libraries its numbers depend on."""
+    import importlib.metadata
+
+    import robustart
+
+    versions = {"python": platform.python_version(), "robustart": robustart.__version__}
+    for package in ("torch", "torchvision", "timm", "lightning", "kornia", "numpy", "torchmetrics"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
