@@ -6,7 +6,7 @@ repeats the clean forward pass once per item and writes one JSON file per item; 
 shows what that costs. A third figure is the resume: the same call again, every result read
 back from disk.
 
-    python benchmarks/bench_benchmark.py --suite quick --num-images 1000 --rounds 2
+    python benchmarks/bench_benchmark.py --suite quick --split train --num-images 1000 --rounds 1
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from robustart.models import create_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", default="quick", help="a shipped suite or YAML file")
-    parser.add_argument("--num-images", type=int, default=1000, help="digits test images")
+    parser.add_argument("--num-images", type=int, default=1000, help="digits images")
+    parser.add_argument(
+        "--split", default="train", help="digits split (test and val hold 250 images each)"
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="images per chunk")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
     add_device_arguments(parser)
@@ -39,7 +42,7 @@ def main() -> None:
         "resnet20", 10, mean=data.mean, std=data.std, weights="zoo:digits_resnet20_pgd_at"
     ).to(device)
     suite = load_benchmark_suite(args.suite)
-    subset = data.robustness_subset("test", args.num_images, 0)
+    subset = data.robustness_subset(args.split, args.num_images, 0)
     images = torch.stack([x for x, _ in subset])
     labels = torch.tensor([int(y) for _, y in subset])
 
@@ -62,6 +65,7 @@ def main() -> None:
                         model,
                         data,
                         suite,
+                        split=args.split,
                         num_images=args.num_images,
                         batch_size=args.batch_size,
                         device=device,
@@ -74,6 +78,7 @@ def main() -> None:
                 model,
                 data,
                 suite,
+                split=args.split,
                 num_images=args.num_images,
                 batch_size=args.batch_size,
                 device=device,
@@ -83,11 +88,11 @@ def main() -> None:
             times["resume"].append(time.perf_counter() - start)
             assert len(result.reused) == len(next(iter(result.models.values())).items)
     print(f"device: {describe_device(device)}, threads {torch.get_num_threads()}")
-    print(f"suite {args.suite}, {args.num_images} digits images, ResNet-20")
+    print(f"suite {args.suite}, {len(subset)} digits {args.split} images, ResNet-20")
     for name, values in times.items():
         print(f"{name:10s} " + " ".join(f"{t:7.1f}s" for t in values))
     print(f"benchmark / floor (paired): {paired_ratio(times['benchmark'], times['floor']):.3f}")
-    per_1000 = min(times["benchmark"]) * 1000 / args.num_images
+    per_1000 = min(times["benchmark"]) * 1000 / len(subset)
     print(f"benchmark wall time per 1,000 images: {per_1000:.1f} s")
 
 
