@@ -83,7 +83,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "benchmark": Subcommand(
         "robustart.cli.benchmark:main",
-        "evaluate models on a named robustness benchmark and write its report",
+        "any models through one suite (attacks, corruptions, noise, on-disk sets), resumable",
     ),
 }
 
