@@ -64,6 +64,7 @@ from robustart.evaluation.items import (
 )
 from robustart.evaluation.loop import distributed_rank_and_size, limit_dataset
 from robustart.evaluation.results import BenchmarkResult, ItemStore, ModelResult, library_versions
+from robustart.utils import check_output_dir
 
 __all__ = ["BenchmarkResult", "BenchmarkSuite", "benchmark", "load_benchmark_suite"]
 
@@ -128,14 +129,16 @@ def benchmark(
     if num_images is not None and num_images < 1:
         raise ConfigError(f"num_images must be >= 1, got {num_images}")
     device = resolve_device("auto" if device is None else str(device))
+    if output is not None:
+        check_output_dir(output, "the benchmark's output folder")
     entries = _model_entries(models)
     datamodule, subset, data_name = _evaluation_data(data, data_root, split, num_images, seed)
     if len(subset) == 0:  # type: ignore[arg-type]
         raise EmptyInputError(f"the {split} split of {data_name} holds no images")
     items = build_items(suite, num_images, batch_size, device)
-    notes = [note for item in items if (note := item.check())]
-    skipped = {note.split(" ", 1)[0] for note in notes}
-    items = [item for item in items if item.key not in skipped]
+    checked = [(item, item.check()) for item in items]  # every on-disk set, before any work
+    notes = [note for _, note in checked if note]
+    items = [item for item, note in checked if not note]  # a note means: skipped
     rank, world = distributed_rank_and_size()
     settings = {
         "suite": suite.name,
@@ -190,7 +193,7 @@ def benchmark(
     results: dict[str, ModelResult] = {}
     reused: list[str] = []
     for name, (source, model) in loaded.items():
-        model = model.to(device).eval()
+        model = model.to(device)  # the loops set eval mode and restore the model's own
         checksum = state_checksum(model)
         result = ModelResult(name, source, checksum, sum(p.numel() for p in model.parameters()))
         context = Context(
