@@ -240,13 +240,15 @@ class SystemNoiseItem(Item):
 
     def run(self, context: Context) -> dict[str, Any]:
         from robustart.evaluation.benchmarks import evaluate_cifar_system_noise
+        from robustart.system_noise.cifar import cifar_variants
 
         images, labels = _stack(context.subset)
+        inputs_per_image = 1 + len(cifar_variants())  # the image and each of its variants
         return evaluate_cifar_system_noise(
             context.model,
             images,
             labels,
-            batch_size=max(1, context.batch_size // 13),
+            batch_size=max(1, context.batch_size // inputs_per_image),
             device=context.device,
         ).to_dict()
 
@@ -283,10 +285,8 @@ class ShiftItem(Item):
             "severities": self.entry.severities and tuple(self.entry.severities),
             "batch_size": self.batch_size,
             "device": self.device,
+            "num_images": self.num_images,  # per subset (corruption × severity, perturbation)
         }
-        for name in ("limit", "num_images"):  # the per-subset image limit
-            if hasattr(settings, name):
-                values[name] = self.num_images
         for name, value in values.items():
             if value is not None:
                 setattr(settings, name, value)
