@@ -33,7 +33,7 @@ from robustart.evaluation.benchmarks import (
 )
 from robustart.models.loading import (
     display_names,
-    load_model,
+    load_models,
     model_names,
     resolve_device,
 )
@@ -294,19 +294,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     evaluate = benchmark.prepare(settings)
     data = benchmark.model_data(settings)
     hint = f"the {benchmark.name} benchmark evaluates {data.dataset} models"
-    models = {
-        name: load_model(
-            spec,
-            data.num_classes,
-            data.in_channels,
-            data.mean,
-            data.std,
-            data.dataset,
-            hint,
-            arch=args.arch,
-        ).to(settings.device)
-        for name, spec in zip(names, specs)
-    }
+    models = load_models(
+        dict(zip(names, specs)), data, data.dataset, hint, arch=args.arch, device=settings.device
+    )
     limit = f", at most {args.num_images} images per subset" if args.num_images else ""
     print(
         f"robustart shift: {benchmark.title} ({benchmark.name}) from {args.data_root}, "

@@ -26,7 +26,7 @@ from robustart.cli.options import add_data_options, add_model_options, add_run_o
 from robustart.data.named import create_datamodule
 from robustart.errors import EmptyInputError
 from robustart.evaluation.transfer import evaluate_transfer
-from robustart.models.loading import display_names, load_model, resolve_device
+from robustart.models.loading import display_names, load_models, resolve_device
 from robustart.utils import CommandParser, announce_results, check_output_dir
 
 
@@ -114,19 +114,14 @@ def main(argv: list[str]) -> dict[str, Any]:
     device = resolve_device(args.device)
 
     data = create_datamodule(args.data, args.data_root)
-    models = {
-        name: load_model(
-            spec,
-            data.num_classes,
-            data.in_channels,
-            data.mean,
-            data.std,
-            args.data,
-            dataset_hint="pass --data {trained_on}",
-            arch=args.arch,
-        ).to(device)
-        for name, spec in zip(names, args.models)
-    }
+    models = load_models(
+        dict(zip(names, args.models)),
+        data,
+        args.data,
+        "pass --data {trained_on}",
+        arch=args.arch,
+        device=device,
+    )
     subset = data.robustness_subset(args.split, args.num_images or None, args.seed)
     if len(subset) == 0:
         raise EmptyInputError(f"the {args.data} {args.split} split has no images")

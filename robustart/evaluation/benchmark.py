@@ -121,7 +121,7 @@ def benchmark(
             on-disk set; all checked before any model is evaluated.
         NonFiniteError: a model's logits are NaN or infinite (no accuracy is reported).
     """
-    from robustart.models.loading import load_model, model_names, resolve_device, state_checksum
+    from robustart.models.loading import load_models, model_names, resolve_device, state_checksum
 
     suite = suite if isinstance(suite, BenchmarkSuite) else load_benchmark_suite(suite)
     if batch_size < 1:
@@ -172,16 +172,9 @@ def benchmark(
                     f"model {source!r} is a spec: give data as a dataset name or datamodule "
                     "(its classes and normalisation are needed to load it)"
                 )
-            model = load_model(
-                source,
-                datamodule.num_classes,
-                datamodule.in_channels,
-                datamodule.mean,
-                datamodule.std,
-                dataset=data_name,
-                dataset_hint="pass --data {trained_on}",
-                arch=arch,
-            )
+            (model,) = load_models(
+                {name: source}, datamodule, data_name, "pass --data {trained_on}", arch=arch
+            ).values()
         else:
             model, source = source, f"<{type(source).__name__}>"
         if name in loaded:

@@ -27,8 +27,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -36,8 +37,10 @@ from torch import nn
 from robustart.errors import CheckpointError, ConfigError
 
 __all__ = [
+    "DataFacts",
     "display_names",
     "load_model",
+    "load_models",
     "model_names",
     "resolve_device",
     "state_checksum",
@@ -89,6 +92,41 @@ def load_model(
     if _FACTORY.match(spec.partition("@")[0]) and not Path(spec).exists():
         return _load_factory(spec, num_classes)
     return _load_file(Path(spec), num_classes, in_channels, mean, std, arch)
+
+
+class DataFacts(Protocol):
+    """What loading needs to know of the evaluation data: a robustart datamodule or a
+    benchmark's :class:`~robustart.evaluation.benchmarks.ModelData` has it."""
+
+    num_classes: int
+    in_channels: int
+    mean: Sequence[float]
+    std: Sequence[float]
+
+
+def load_models(
+    specs: Mapping[str, str],
+    data: DataFacts,
+    dataset: str | None = None,
+    dataset_hint: str = "evaluate it on {trained_on} data",
+    arch: str | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, nn.Module]:
+    """``{name: spec}`` → ``{name: model}`` with :func:`load_model`, each on ``device``; every
+    model is loaded (and checked) before the caller evaluates any."""
+    return {
+        name: load_model(
+            spec,
+            data.num_classes,
+            data.in_channels,
+            data.mean,
+            data.std,
+            dataset,
+            dataset_hint,
+            arch=arch,
+        ).to(device)
+        for name, spec in specs.items()
+    }
 
 
 def _name_and_weights(spec: str, rest: str) -> tuple[str, str]:
