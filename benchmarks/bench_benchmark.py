@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from typing import Any
 
 import torch
 from common import add_device_arguments, describe_device, device_from_arguments, paired_ratio
@@ -52,39 +53,30 @@ def main() -> None:
         if suite.system_noise:
             evaluate_cifar_system_noise(model, images, labels, batch_size=args.batch_size // 13)
 
+    def run_benchmark(output: str) -> Any:
+        return benchmark(
+            model,
+            data,
+            suite,
+            split=args.split,
+            num_images=args.num_images,
+            batch_size=args.batch_size,
+            device=device,
+            output=output,
+            progress=False,
+        )
+
     times: dict[str, list[float]] = {"benchmark": [], "floor": [], "resume": []}
     for round_index in range(args.rounds):
         with tempfile.TemporaryDirectory() as output:
+            runs = {"benchmark": lambda: run_benchmark(output), "floor": floor}
             order = ["benchmark", "floor"] if round_index % 2 == 0 else ["floor", "benchmark"]
             for name in order:
                 start = time.perf_counter()
-                if name == "floor":
-                    floor()
-                else:
-                    benchmark(
-                        model,
-                        data,
-                        suite,
-                        split=args.split,
-                        num_images=args.num_images,
-                        batch_size=args.batch_size,
-                        device=device,
-                        output=output,
-                        progress=False,
-                    )
+                runs[name]()
                 times[name].append(time.perf_counter() - start)
             start = time.perf_counter()
-            result = benchmark(
-                model,
-                data,
-                suite,
-                split=args.split,
-                num_images=args.num_images,
-                batch_size=args.batch_size,
-                device=device,
-                output=output,
-                progress=False,
-            )
+            result = run_benchmark(output)  # every result is read back from ``output``
             times["resume"].append(time.perf_counter() - start)
             assert len(result.reused) == len(next(iter(result.models.values())).items)
     print(f"device: {describe_device(device)}, threads {torch.get_num_threads()}")
