@@ -209,6 +209,19 @@ def format_eps(eps: float, norm: str = "linf") -> str:
     return f"{eps:g}"
 
 
+def eps_key(eps: float, norm: str = "linf") -> str:
+    """Write a budget for metric names, without a ``/`` (W&B groups names by ``/``):
+    ``8_255`` for L∞ multiples of 1/255 (read "8/255"), else ``%g``.
+
+    Example:
+        >>> eps_key(8 / 255)
+        '8_255'
+        >>> eps_key(0.5, "l2")
+        '0.5'
+    """
+    return format_eps(eps, norm).replace("/", "_")
+
+
 def stable_seed(*parts: Any) -> int:
     """A 31-bit seed derived deterministically from ``parts`` (stable across processes)."""
     text = "/".join(str(p) for p in parts)

@@ -382,7 +382,7 @@ def test_digits_recipe_runs_two_batches(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipe = DIGITS / f"{name}.yaml"
     config = yaml.safe_load(recipe.read_text())
-    assert config["checkpoint"]["monitor"] == "robust/pgd10_linf/eps=16/255"  # robust overfitting
+    assert config["checkpoint"]["monitor"] == "robust/pgd10_linf/eps=16_255"  # robust overfitting
     # fast_dev_run: n sets max_steps = n, and Free-AT takes one optimiser step per replay
     steps = 4 if name == "free_at" else 2
     args = ["fit", "--config", str(recipe), "--config", str(FAST)]

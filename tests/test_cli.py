@@ -42,7 +42,7 @@ def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch, caps
     columns = csv_columns(run_dir / "metrics.csv")
     for key in (
         "robust/clean",
-        "robust/pgd2_linf/eps=8/255",
+        "robust/pgd2_linf/eps=8_255",
         "corruption/contrast/5",
         "corruption/mean",
         "val/acc",
@@ -58,7 +58,7 @@ def test_fit_then_test_from_saved_checkpoint(recipe, tmp_path, monkeypatch, caps
     assert run("test", "--config", recipe, "--config", FAST, "--ckpt_path", last) == 0
     test_dir = run_dir.parent / "version_1"
     assert announced_results(capsys.readouterr().out) == test_dir.resolve()
-    assert "test/robust/pgd2_linf/eps=8/255" in csv_columns(test_dir / "metrics.csv")
+    assert "test_robust/pgd2_linf/eps=8_255" in csv_columns(test_dir / "metrics.csv")
     assert "test/acc" in csv_columns(test_dir / "metrics.csv")
 
 

@@ -152,7 +152,7 @@ def test_checkpoint_monitor_typo_suggests_the_logged_names(workdir, capsys):
         "robust/pgd10_linf/eps=16/256",
         match="no RobustnessEvaluation logs this metric",
     )
-    assert "robust/pgd10_linf/eps=16/255" in line
+    assert "robust/pgd10_linf/eps=16_255" in line
     assert nothing_trained(workdir)
 
 
@@ -183,7 +183,7 @@ def test_validation_monitor_typo(workdir, capsys):
 def test_early_stopping_on_a_metric_that_is_not_logged(workdir, capsys):
     (workdir / "early.yaml").write_text(
         "trainer:\n  callbacks+:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n"
-        "      init_args: {monitor: robust/pgd10_linf/eps=32/255, mode: max}\n"
+        "      init_args: {monitor: robust/pgd10_linf/eps=32_255, mode: max}\n"
     )
     expect_error(
         capsys,
@@ -192,7 +192,7 @@ def test_early_stopping_on_a_metric_that_is_not_logged(workdir, capsys):
         STANDARD,
         "--config",
         "early.yaml",
-        match="EarlyStopping(monitor='robust/pgd10_linf/eps=32/255')",
+        match="EarlyStopping(monitor='robust/pgd10_linf/eps=32_255')",
     )
 
 

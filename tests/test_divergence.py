@@ -207,5 +207,5 @@ def test_callback_reports_the_metric_names_it_logs():
         attacks=[{"name": "pgd", "eps": ["8/255"], "steps": 2}], corruptions=["contrast"]
     )
     names = callback.metric_names()
-    assert {"robust/clean", "robust/pgd2_linf/eps=8/255", "corruption/contrast/5"} <= names
-    assert "robust_ar/pgd2_linf/eps=8/255" in names and "corruption/mean" in names
+    assert {"robust/clean", "robust/pgd2_linf/eps=8_255", "corruption/contrast/5"} <= names
+    assert "robust_ar/pgd2_linf/eps=8_255" in names and "corruption/mean" in names

@@ -172,8 +172,8 @@ def test_summarize_report_complete_and_incomplete():
         {"noise": 0.6, "blur": 0.6, "weather": 0.6, "digital": 0.6}
     )
     flat = summary_metrics(summary)
-    assert flat["corruption/mce"] == pytest.approx(expected_mce)
-    assert flat["corruption/ce/fog"] == pytest.approx(100 * 0.4 / ALEXNET_MEANS["fog"])
+    assert flat["corruption_error/mce"] == pytest.approx(expected_mce)
+    assert flat["corruption_error/fog"] == pytest.approx(100 * 0.4 / ALEXNET_MEANS["fog"])
     assert all(isinstance(v, float) for v in flat.values())
 
     partial = RobustnessReport(
@@ -185,7 +185,7 @@ def test_summarize_report_complete_and_incomplete():
     assert "fog" in summary["mce_missing"] and len(summary["mce_missing"]) == 15
     assert summary["mean_corruption_accuracy"] == pytest.approx(0.6)
     assert summary["ce"]["contrast"] == pytest.approx(100 * 0.3 / 0.88874)
-    assert "corruption/mce" not in summary_metrics(summary)
+    assert "corruption_error/mce" not in summary_metrics(summary)
     with pytest.raises(ConfigError, match="no corruption accuracies"):
         summarize_report(RobustnessReport(num_images=1, clean=1.0))
 

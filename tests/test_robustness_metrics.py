@@ -98,12 +98,12 @@ def test_report_metric_names_include_ar_success_and_worst_case():
     counts.update(
         {
             "robust/clean": torch.tensor([T, T, T, F_]),
-            "robust/pgd3_linf/eps=8/255": torch.tensor([T, F_, F_, F_]),
-            "robust/fgsm_linf/eps=8/255": torch.tensor([T, T, F_, F_]),
+            "robust/pgd3_linf/eps=8_255": torch.tensor([T, F_, F_, F_]),
+            "robust/fgsm_linf/eps=8_255": torch.tensor([T, T, F_, F_]),
         }
     )
     metrics = RobustnessReport.from_metrics(suite, counts.compute()).metrics()
-    assert metrics["robust/pgd3_linf/eps=8/255"] == 0.25
-    assert metrics["robust_ar/pgd3_linf/eps=8/255"] == pytest.approx(1 / 3)
-    assert metrics["attack_success/fgsm_linf/eps=8/255"] == pytest.approx(1 / 3)
-    assert metrics["robust/worst_case_linf/eps=8/255"] == 0.25
+    assert metrics["robust/pgd3_linf/eps=8_255"] == 0.25
+    assert metrics["robust_ar/pgd3_linf/eps=8_255"] == pytest.approx(1 / 3)
+    assert metrics["attack_success/fgsm_linf/eps=8_255"] == pytest.approx(1 / 3)
+    assert metrics["robust/worst_case_linf/eps=8_255"] == 0.25

@@ -26,7 +26,7 @@ def test_every_shipped_suite_loads_and_has_the_promised_content():
     assert [m.config.get("steps") for m in autoattack.attack.members[:3]] == [100, 100, 100]
     assert autoattack.attack.members[3].queries == 5000
     assert set(ALEXNET_ERRORS) <= set(final.corruption_names)
-    assert "robust/worst_case_linf/eps=8/255" in final.worst_case_groups()
+    assert "robust/worst_case_linf/eps=8_255" in final.worst_case_groups()
 
 
 def test_suite_from_file_and_mapping_agree(tmp_path):
@@ -97,23 +97,23 @@ def test_test_suite_runs_at_test_time_with_figures_and_corruption_summary(traine
     )
     datamodule = DigitsDataModule(batch_size=32)
     trainer.validate(task, datamodule=datamodule)
-    assert "robust/pgd2_linf/eps=8/255" in trainer.callback_metrics
+    assert "robust/pgd2_linf/eps=8_255" in trainer.callback_metrics
     assert not (tmp_path / "corruption_heatmap.png").exists()  # no corruptions during fit
 
     trainer.test(task, datamodule=datamodule)
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    assert "test/robust/pgd3_linf/eps=8/255" in logged
-    assert "test/robust/worst_case_linf/eps=8/255" in logged
-    assert logged["test/robust/worst_case_linf/eps=8/255"] <= min(
-        logged["test/robust/pgd3_linf/eps=8/255"], logged["test/robust/fgsm_linf/eps=8/255"]
+    assert "test_robust/pgd3_linf/eps=8_255" in logged
+    assert "test_robust/worst_case_linf/eps=8_255" in logged
+    assert logged["test_robust/worst_case_linf/eps=8_255"] <= min(
+        logged["test_robust/pgd3_linf/eps=8_255"], logged["test_robust/fgsm_linf/eps=8_255"]
     )
     # corruption summary: CE of one corruption = error / AlexNet error (over severities 1, 5)
-    accuracies = [logged[f"test/corruption/gaussian_noise/{s}"] for s in (1, 5)]
+    accuracies = [logged[f"test_corruption/gaussian_noise/{s}"] for s in (1, 5)]
     alexnet = [ALEXNET_ERRORS["gaussian_noise"][s] for s in (1, 5)]
     expected_ce = 100 * sum(1 - a for a in accuracies) / sum(alexnet)
-    assert logged["test/corruption/ce/gaussian_noise"] == pytest.approx(expected_ce, rel=1e-5)
-    assert "test/corruption/mce" not in logged  # 13 benchmark corruptions missing
-    assert "test/corruption/unnormalized_mce" in logged
+    assert logged["test_corruption_error/gaussian_noise"] == pytest.approx(expected_ce, rel=1e-5)
+    assert "test_corruption_error/mce" not in logged  # 13 benchmark corruptions missing
+    assert "test_corruption_error/unnormalized_mce" in logged
     for name in ("corruption_heatmap_test.png", "corruption_gallery.png"):
         assert Path(tmp_path / name).stat().st_size > 1000, name
 

@@ -38,13 +38,13 @@ def test_wandb_offline_summary_holds_robustness_metrics(tmp_path, monkeypatch):
     summary = logged_values(runs[0] / f"run-{run_id}.wandb")
     for key in (
         "robust/clean",
-        "robust/pgd2_linf/eps=8/255",
+        "robust/pgd2_linf/eps=8_255",
         "corruption/contrast/5",
         "corruption/mean",
         "val/acc",
     ):
         assert key in summary, sorted(summary)
-    assert 0 <= summary["robust/pgd2_linf/eps=8/255"] <= summary["robust/clean"] <= 1
+    assert 0 <= summary["robust/pgd2_linf/eps=8_255"] <= summary["robust/clean"] <= 1
     # the curves were logged as W&B line plots backed by tables
     assert summary["curves/pgd2_linf_table/_type"] == "table-file"
     assert summary["curves/corruption_severity_table/_type"] == "table-file"
@@ -93,7 +93,7 @@ def test_compare_closes_each_wandb_run_after_its_test(tmp_path, monkeypatch):
     run_file = run / f"run-{run.name.rsplit('-', 1)[1]}.wandb"
     summary = logged_values(run_file)
     assert "val/acc" in summary and "test/acc" in summary, sorted(summary)
-    assert "test/robust/pgd2_linf/eps=8/255" in summary
+    assert "test_robust/pgd2_linf/eps=8_255" in summary
     kinds = [record.WhichOneof("record_type") for record in read_records(run_file)]
     assert "exit" in kinds  # the run was finished
     last_summary = max(i for i, kind in enumerate(kinds) if kind == "summary")

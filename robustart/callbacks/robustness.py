@@ -59,8 +59,9 @@ class RobustnessEvaluation(Callback):
     When a suite has corruptions, each evaluation also writes a heat map of accuracy per
     corruption × severity (``corruption_heatmap.png``) and logs the corruption summary (mCE
     normalised by AlexNet's ImageNet-C errors when all 15 benchmark corruptions ran,
-    unnormalised mCE, per-category accuracy) as ``corruption/mce``, ``corruption/ce/<name>``,
-    ...; at test time a gallery of the corrupted subset images (``corruption_gallery.png``).
+    unnormalised mCE, per-category accuracy) as ``corruption_error/mce``,
+    ``corruption_error/<name>``, ...; at test time a gallery of the corrupted subset images
+    (``corruption_gallery.png``).
 
     Args:
         suite: The suite run during ``fit``/``validate`` (and ``test`` unless ``test_suite``
@@ -246,7 +247,7 @@ class RobustnessEvaluation(Callback):
         self.run(trainer, pl_module, self.split, prefix="")
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.run(trainer, pl_module, self.test_split, prefix="test/", suite=self.test_suite)
+        self.run(trainer, pl_module, self.test_split, prefix="test_", suite=self.test_suite)
 
     # ---------------------------------------------------------------- work
     def _chunks_for(self, trainer: Trainer, split: str) -> tuple[CachedChunks, int]:
@@ -325,7 +326,7 @@ class RobustnessEvaluation(Callback):
         of ``report``; empty when the report has no corruption accuracies."""
         if not any(report.corruptions.values()):
             return {}
-        metrics = summary_metrics(summarize_report(report), prefix=f"{prefix}corruption/")
+        metrics = summary_metrics(summarize_report(report), prefix=prefix)
         metrics.pop(f"{prefix}corruption/mean_accuracy", None)  # == corruption/mean
         return metrics
 

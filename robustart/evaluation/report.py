@@ -5,19 +5,24 @@ Metric names, the same for every logger (CSV, W&B, ``trainer.callback_metrics``)
 * ``robust/clean``: clean accuracy on the evaluation subset,
 * ``robust/<attack label>/eps=<ε>``: robust accuracy over all images; the label states the
   iterations and restarts (``pgd10_linf``, ``apgd_ce100_linf``, ``square5000_linf``), ε is
-  written ``8/255`` for L∞ multiples of 1/255, else as a decimal,
+  written ``8_255`` (read 8/255) for L∞ multiples of 1/255, else as a decimal; names carry no
+  ``/`` inside a value, so W&B groups them by section (the first part) and attack,
 * ``robust_ar/<label>/eps=<ε>``: AR, robust accuracy over the clean-correct images (RobustART),
 * ``attack_success/<label>/eps=<ε>``: attack success rate (1 − AR),
 * ``robust/worst_case_<norm>/eps=<ε>``: WCAR, images correct under every attack of that norm
   and budget (when the suite has two or more),
-* ``corruption/<name>/<severity>``, ``corruption/<name>/mean`` and ``corruption/mean``,
+* ``corruption/<name>/<severity>``, ``corruption/<name>/mean`` and ``corruption/mean``
+  (accuracies; the callback adds ``corruption/category/<category>`` and, in percent, the
+  section ``corruption_error/``: ``mce``, ``relative_mce``, ``unnormalized_mce``, ``<name>``),
 * ``minimal_eps/<label>/mean`` and ``minimal_eps/<label>/median``: mean and median per-image
   minimal ε of a minimal-ε search, over the images it broke within ``eps_max`` (NaN if none),
   in the search's norm; ``minimal_eps/<label>/unbroken``: the fraction of all images it did not
   break within ``eps_max``.
 
-Accuracies and fractions are in [0, 1]; printed tables show percentages. At test time every name
-gets the prefix ``test/``.
+Accuracies and fractions are in [0, 1] (one unit per section; corruption errors, in percent,
+have their own section); printed tables show percentages. At test time every section gets the
+prefix ``test_`` (``test_robust/clean``, ``test_corruption/mean``), so the test results form
+sections of their own beside Lightning's ``test/acc``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robustart.evaluation.suite import CLEAN_KEY, RobustnessSuite
-from robustart.utils import format_eps
+from robustart.utils import eps_key
 
 #: What each minimal-ε search reports (see
 #: :func:`~robustart.metrics.robustness.minimal_eps_statistics`).
@@ -165,7 +170,7 @@ class RobustnessReport:
         out = {f"{prefix}{CLEAN_KEY}": self.clean}
         for label, curve in self.attacks.items():
             for eps, acc in curve.items():
-                suffix = f"{label}/eps={format_eps(eps, self._norm(label))}"
+                suffix = f"{label}/eps={eps_key(eps, self._norm(label))}"
                 out[f"{prefix}robust/{suffix}"] = acc
                 if label in self.ar:
                     out[f"{prefix}robust_ar/{suffix}"] = self.ar[label][eps]

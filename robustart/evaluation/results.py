@@ -26,6 +26,7 @@ from torch import Tensor
 from robustart.errors import ConfigError
 from robustart.evaluation.items import Item, to_json, unpack_bits
 from robustart.evaluation.report import RobustnessReport
+from robustart.evaluation.suite import metric_display_name, robust_metric, worst_case_metric
 from robustart.utils import atomic_write_json, atomic_write_text, format_eps
 
 __all__ = ["SCHEMA", "BenchmarkResult", "ItemStore", "ModelResult", "library_versions"]
@@ -128,8 +129,8 @@ class ModelResult:
             for label, settings in report.get("attack_settings", {}).items():
                 norm = settings.get("norm", "linf")
                 for eps in report["attacks"][label]:
-                    metric = f"robust/{label}/eps={format_eps(float(eps), norm)}"
-                    name = f"robust/worst_case_{norm}/eps={format_eps(float(eps), norm)}"
+                    metric = robust_metric(label, float(eps), norm)
+                    name = worst_case_metric(float(eps), norm)
                     groups.setdefault(name, []).append(correct[metric])
         return {  # count / images, as the callback computes it (no float32 mean)
             name: int(torch.stack(vectors).all(dim=0).sum()) / len(vectors[0])
@@ -168,7 +169,7 @@ class BenchmarkResult:
                 for eps, accuracy in curve.items():
                     row[f"{label} @{format_eps(eps, norm)}"] = 100 * accuracy
             for name, value in report.worst_case.items():
-                row[name.removeprefix("robust/").replace("/eps=", " @")] = 100 * value
+                row[metric_display_name(name)] = 100 * value
             if report.corruptions:
                 summary = _corruption_summary(report)
                 row["corruption mean"] = 100 * summary["mean_corruption_accuracy"]

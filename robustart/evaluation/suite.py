@@ -42,6 +42,7 @@ from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
     check_finite_logits,
     check_labels,
+    eps_key,
     format_eps,
     make_generator,
     parse_eps,
@@ -59,6 +60,25 @@ DEFAULT_ATTACKS: list[dict[str, Any]] = [
 CLEAN_KEY = "robust/clean"
 
 
+def robust_metric(label: str, eps: float, norm: str) -> str:
+    """The metric name of an attack's robust accuracy at ``eps``, e.g.
+    ``robust/pgd10_linf/eps=8_255`` (ε without ``/``; see :func:`~robustart.utils.eps_key`)."""
+    return f"robust/{label}/eps={eps_key(eps, norm)}"
+
+
+def worst_case_metric(eps: float, norm: str) -> str:
+    """The metric name of the worst case over a suite's attacks of one norm and budget, e.g.
+    ``robust/worst_case_linf/eps=8_255``."""
+    return robust_metric(f"worst_case_{norm}", eps, norm)
+
+
+def metric_display_name(name: str) -> str:
+    """A robust-accuracy metric name for tables and legends: ``robust/pgd10_linf/eps=8_255``
+    → ``pgd10_linf @8/255``."""
+    label, _, eps = name.removeprefix("robust/").partition("/eps=")
+    return f"{label} @{eps.replace('_', '/')}" if eps else label
+
+
 @dataclass
 class AttackEntry:
     """One attack of a suite, evaluated at each budget of ``eps``."""
@@ -68,6 +88,12 @@ class AttackEntry:
     eps: tuple[float, ...]
 
     def key(self, eps: float) -> str:
+        return robust_metric(self.label, eps, self.attack.norm)
+
+    def seed_name(self, eps: float) -> str:
+        """The name the random start at ``eps`` is seeded from: the metric name as it was
+        first written (``robust/pgd10_linf/eps=8/255``), so that numbers stay the same across
+        versions whatever the metric names become."""
         return f"robust/{self.label}/eps={format_eps(eps, self.attack.norm)}"
 
     @property
@@ -191,7 +217,7 @@ class RobustnessSuite:
     Example:
         >>> suite = RobustnessSuite(attacks=DEFAULT_ATTACKS, corruptions=["contrast"])
         >>> suite.keys()[:2]
-        ['robust/clean', 'robust/pgd10_linf/eps=2/255']
+        ['robust/clean', 'robust/pgd10_linf/eps=2_255']
     """
 
     def __init__(
@@ -237,7 +263,7 @@ class RobustnessSuite:
         for entry in self.attacks:
             for eps in entry.eps:
                 norm = entry.attack.norm
-                name = f"robust/worst_case_{norm}/eps={format_eps(eps, norm)}"
+                name = worst_case_metric(eps, norm)
                 groups.setdefault(name, []).append(entry.key(eps))
         return {k: v for k, v in groups.items() if len(v) > 1}
 
@@ -296,7 +322,8 @@ class RobustnessSuite:
             for entry in self.attacks:
                 for eps in entry.eps:
                     key = entry.key(eps)
-                    generator = make_generator(stable_seed(seed, key, chunk_id), device)
+                    seed_name = entry.seed_name(eps)
+                    generator = make_generator(stable_seed(seed, seed_name, chunk_id), device)
                     adversarial = entry.attack(model, images, labels, eps=eps, generator=generator)
                     correct = score(key, self._logits(model, adversarial))
                     result.perturbations[key] = (adversarial - images, clean & ~correct)
@@ -368,7 +395,7 @@ def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
 
     Example:
         >>> load_suite("epoch_end").keys()[1]
-        'robust/pgd10_linf/eps=2/255'
+        'robust/pgd10_linf/eps=2_255'
     """
     if isinstance(spec, dict):
         data, source = spec, "the suite mapping"

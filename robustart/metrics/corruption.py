@@ -316,24 +316,30 @@ def summarize_report(
     }
 
 
-def summary_metrics(summary: Mapping[str, Any], prefix: str = "corruption/") -> dict[str, float]:
+def summary_metrics(summary: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """Flatten :func:`summarize_report` output to ``{name: float}`` for loggers.
 
-    ``None`` values (an incomplete mCE) are left out; names are ``<prefix>mce``,
-    ``<prefix>relative_mce``, ``<prefix>unnormalized_mce``, ``<prefix>mean_accuracy``,
-    ``<prefix>ce/<name>`` and ``<prefix>category/<category>``.
+    One unit per section: accuracies (fractions) under ``<prefix>corruption/``
+    (``mean_accuracy``, ``category/<category>``), corruption errors (percent) under
+    ``<prefix>corruption_error/`` (``mce``, ``relative_mce``, ``unnormalized_mce`` and the CE
+    of each corruption, ``<name>``). ``None`` values (an incomplete mCE) are left out.
+
+    Example:
+        >>> summary_metrics({"mce": 80.0, "ce": {"fog": 75.0}, "category_accuracy": {}})
+        {'corruption_error/mce': 80.0, 'corruption_error/fog': 75.0}
     """
+    accuracy, error = f"{prefix}corruption/", f"{prefix}corruption_error/"
     out: dict[str, float] = {}
     for key, name in (
-        ("mce", "mce"),
-        ("relative_mce", "relative_mce"),
-        ("unnormalized_mce", "unnormalized_mce"),
-        ("mean_corruption_accuracy", "mean_accuracy"),
+        ("mce", f"{error}mce"),
+        ("relative_mce", f"{error}relative_mce"),
+        ("unnormalized_mce", f"{error}unnormalized_mce"),
+        ("mean_corruption_accuracy", f"{accuracy}mean_accuracy"),
     ):
         if summary.get(key) is not None:
-            out[f"{prefix}{name}"] = float(summary[key])
+            out[name] = float(summary[key])
     for name, value in summary.get("ce", {}).items():
-        out[f"{prefix}ce/{name}"] = float(value)
+        out[f"{error}{name}"] = float(value)
     for category, value in summary.get("category_accuracy", {}).items():
-        out[f"{prefix}category/{category}"] = float(value)
+        out[f"{accuracy}category/{category}"] = float(value)
     return out

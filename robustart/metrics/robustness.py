@@ -216,7 +216,7 @@ class PerturbationNorms(Metric):
     :func:`distortion_statistics` in float32.
 
     Args:
-        keys: The attack tests, e.g. ``robust/pgd10_linf/eps=8/255``.
+        keys: The attack tests, e.g. ``robust/pgd10_linf/eps=8_255``.
     """
 
     full_state_update = False
