@@ -14,6 +14,12 @@ drop-in replacement (same arguments, same file layout and columns) that
 * writes files with the permissions of an ordinary write (the user's umask applies).
 
 The robustart command line uses it wherever a config names Lightning's ``CSVLogger``.
+
+:class:`WandbLogger` is Lightning's W&B logger that logs the model's hyperparameters nested,
+with numeric ε, and stays out of the way of the full run config the command line logs; the
+command line uses it wherever a config names Lightning's ``WandbLogger`` and fills in its
+``group`` (the run's name, or ``WANDB_RUN_GROUP``) and ``job_type`` (the subcommand, or
+``WANDB_JOB_TYPE``) when the config leaves them unset.
 """
 
 from __future__ import annotations
@@ -23,10 +29,16 @@ import io
 import os
 from typing import Any
 
+from lightning.fabric.utilities.logger import (
+    _convert_json_serializable,
+    _convert_params,
+    _sanitize_callable_params,
+)
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import Tensor
 
 from robustart.utils import atomic_write_text
@@ -160,3 +172,23 @@ class CSVLogger(LightningCSVLogger):
         """Keep the first ``position`` rows of an existing ``metrics.csv`` (see
         :meth:`ResumableExperimentWriter.resume_at`)."""
         self.experiment.resume_at(position)
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's ``WandbLogger`` (same arguments) whose hyperparameters land in the W&B
+    config nested under ``model``, with fractions such as ``"16/255"`` as numbers, so that
+    runs can be filtered and grouped by ε. When the robustart command line has logged the full
+    nested config (``model``, ``data``, ``trainer``, ``robustness``), it is left as is.
+
+    Example:
+        >>> logger = WandbLogger(project="robustart", group="pgd_at")  # doctest: +SKIP
+    """
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Any) -> None:
+        from robustart.wandb_logging import numeric_config
+
+        if "model" in self.experiment.config:
+            return
+        params = _convert_json_serializable(_sanitize_callable_params(_convert_params(params)))
+        self.experiment.config.update({"model": numeric_config(params)}, allow_val_change=True)

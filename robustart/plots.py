@@ -127,9 +127,14 @@ def _style_axes(
 
 
 def _suptitle(fig: Figure, title: str) -> None:
-    """Show the caller's ``title`` (model, checkpoint, epoch, ...) as the figure's suptitle."""
+    """Show the caller's ``title`` (model, checkpoint, epoch, ...) as the figure's suptitle,
+    wrapped to the figure's width so that a long title is never cut off."""
     if title:
-        fig.suptitle(title, fontsize=FONT["suptitle"])
+        import textwrap
+
+        # about 0.6 em per character: characters that fit the width at this font size
+        width = max(20, int(fig.get_figwidth() * 72 / (0.6 * FONT["suptitle"])))
+        fig.suptitle(textwrap.fill(title, width), fontsize=FONT["suptitle"])
 
 
 def _colour(index: int) -> str:
@@ -1054,6 +1059,7 @@ def grouped_bar_figure(
     xlabel: str,
     title: str = "",
     zoom: bool = False,
+    ceiling: float | None = None,
 ) -> Figure:
     """One value per category (rows, top to bottom) and run: horizontal bars from 0, or with
     ``zoom`` a dot plot on an axis zoomed to the values; every value is written beside its bar
@@ -1068,6 +1074,8 @@ def grouped_bar_figure(
             values, for values that differ little (system-noise accuracies); the axis label
             states the range. Bars would exaggerate differences on such an axis, so they are
             only drawn from 0.
+        ceiling: The largest value the axis may show (100 for accuracies in percent); the
+            values at the ceiling are still written beside their points.
 
     Raises:
         ConfigError: if there are no values.
@@ -1079,13 +1087,17 @@ def grouped_bar_figure(
     runs = list(values)
     height = 0.8 / len(runs)
     figure_height = min(40.0, 1.4 + (0.1 + 0.14 * len(runs)) * len(categories))
-    fig, axes = _new_figure((7.0 + (1.6 if any(runs) else 0), figure_height))
+    fig, axes = _new_figure((7.0, figure_height + (0.3 + 0.2 * len(runs) if any(runs) else 0)))
     ax = axes[0, 0]
     low, high = min(numbers), max(numbers)
     if zoom:
         floor = 0.0 if low >= 0 else None
         limits = _zoomed_limits(
-            numbers, pad=0.15, floor=floor, ceiling=None, min_span=0.05 * max(map(abs, numbers))
+            numbers,
+            pad=0.15,
+            floor=floor,
+            ceiling=ceiling,
+            min_span=0.05 * max(map(abs, numbers)),
         )
         xlabel = f"{xlabel}; axis {_range_text(limits)} (zoomed, not from 0)"
     else:
@@ -1099,7 +1111,7 @@ def grouped_bar_figure(
             ax.hlines(ys, limits[0], xs, color=colour, linewidth=0.8, alpha=0.5)
             style = _run_style(k, len(runs))
             style["linestyle"] = "none"
-            (handle,) = ax.plot(xs, ys, color=colour, **style)
+            (handle,) = ax.plot(xs, ys, color=colour, clip_on=False, **style)
             for x, y in zip(xs, ys):
                 if not math.isnan(x):
                     ax.annotate(
@@ -1109,6 +1121,7 @@ def grouped_bar_figure(
                         textcoords="offset points",
                         va="center",
                         fontsize=FONT["value"] - 1,
+                        annotation_clip=False,
                     )
         else:
             handle = ax.barh(ys, xs, height=height * 0.95, color=colour)
@@ -1119,7 +1132,7 @@ def grouped_bar_figure(
     ax.set_yticks(range(len(categories)), categories)
     _style_axes(ax, "", xlabel, grid="x")
     if any(runs):
-        _legend_outside(fig, handles, runs, where="right")
+        _legend_outside(fig, handles, runs, where="below")
     _suptitle(fig, title)
     return fig
 
@@ -1130,6 +1143,7 @@ def save_grouped_bars(
     xlabel: str,
     title: str = "",
     zoom: bool = False,
+    ceiling: float | None = None,
 ) -> Path:
     """Write :func:`grouped_bar_figure` as a PNG atomically."""
-    return save_figure(grouped_bar_figure(values, xlabel, title, zoom), path)
+    return save_figure(grouped_bar_figure(values, xlabel, title, zoom, ceiling), path)

@@ -101,11 +101,19 @@ def test_cli_on_zoo_models_writes_every_result(tmp_path, capsys):
         "system_noise",
     }
     assert len(model["weights_sha256"]) == 64
-    for name in ("leaderboard.md", "leaderboard.csv", "robustness_curves.png"):
+    figures = ("robustness_curves.png", "corruption_heatmap.png", "system_noise.png")
+    for name in ("leaderboard.md", "leaderboard.csv", "report.html", *figures):
         assert (out / name).stat().st_size > 0, name
     csv = (out / "leaderboard.csv").read_text().splitlines()
     assert csv[0].startswith("model,params (M),images,clean,") and len(csv) == 3
-    assert "![curves](robustness_curves.png)" in (out / "leaderboard.md").read_text()
+    # the reports show the leaderboard and every figure, each with its caption
+    markdown = (out / "leaderboard.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "| digits_resnet20_pgd_at |" in markdown and "<td>digits_resnet20_pgd_at</td>" in page
+    for name in figures:
+        assert f"]({name})" in markdown, name
+    assert page.count('src="data:image/png;base64,') == len(figures)  # self-contained
+    assert page.count("<figcaption>") == len(figures)
 
 
 def test_plain_state_dict_with_arch_is_the_zoo_model_and_reuses_its_results(tmp_path, digits):

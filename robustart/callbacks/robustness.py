@@ -24,7 +24,14 @@ from robustart.evaluation import (
     load_suite,
 )
 from robustart.metrics.corruption import summarize_report, summary_metrics
-from robustart.utils import atomic_write_json, format_eps
+from robustart.utils import atomic_write_json
+from robustart.wandb_logging import (
+    Evaluation,
+    log_to_wandb,
+    logging_step,
+    wandb_loggers,
+    wandb_payload,
+)
 
 #: The default epoch-end corruptions (cheap and covering noise, blur, colour and digital).
 DEFAULT_CORRUPTIONS = [
@@ -151,6 +158,8 @@ class RobustnessEvaluation(Callback):
         self._history_entries = 0
         #: What the checkpoint being resumed recorded about the history, until applied.
         self._resume_history: dict[str, Any] | None = None
+        #: The epoch of the checkpoint loaded for validate/test (``None``: none loaded).
+        self._checkpoint_epoch: int | None = None
 
     @property
     def state_key(self) -> str:
@@ -205,6 +214,13 @@ class RobustnessEvaluation(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_history = dict(state_dict)
+
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Remember the epoch of a checkpoint being tested, for the figures' titles."""
+        epoch = checkpoint.get("epoch")
+        self._checkpoint_epoch = int(epoch) if isinstance(epoch, int) else None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Find this run's history; when resuming a killed run, drop the entries written after
@@ -313,11 +329,13 @@ class RobustnessEvaluation(Callback):
         for message in report.sanity_warnings():
             rank_zero_warn(f"robustness sanity check: {message}")
         if trainer.is_global_zero:
-            self._save(directory, trainer, report, split, prefix)
-            figures = self._save_corruption_figures(directory, report, chunks, prefix, suite)
-            if self.log_curves:
-                self._log_wandb_curves(trainer, report, prefix)
-                self._log_wandb_images(trainer, figures, prefix)
+            history = self._save(directory, trainer, report, metrics, split, prefix)
+            figures = self._save_figures(
+                directory, trainer, pl_module, history, chunks, split, prefix, suite
+            )
+            if self.log_curves and wandb_loggers(trainer):
+                title = describe_model(trainer, pl_module, self._checkpoint_epoch, prefix)
+                log_to_wandb(trainer, wandb_payload(history, figures, prefix, title))
         return report
 
     @staticmethod
@@ -330,110 +348,138 @@ class RobustnessEvaluation(Callback):
         metrics.pop(f"{prefix}corruption/mean_accuracy", None)  # == corruption/mean
         return metrics
 
-    def _save_corruption_figures(
+    def _save(
         self,
         directory: Path,
+        trainer: Trainer,
         report: RobustnessReport,
-        chunks: CachedChunks,
+        metrics: dict[str, float],
+        split: str,
         prefix: str,
-        suite: RobustnessSuite,
-    ) -> dict[str, Path]:
-        """Heat map of every evaluation with corruptions; gallery at test time."""
-        if not any(report.corruptions.values()):
-            return {}
-        from robustart.plots import save_accuracy_heatmap, save_corruption_gallery
-
-        suffix = "_test" if prefix else ""
-        figures = {
-            "corruption_heatmap": save_accuracy_heatmap(
-                report,
-                directory / f"corruption_heatmap{suffix}.png",
-                title=f"accuracy under corruption ({report.num_images} images)",
-            )
-        }
-        if prefix:
-            first = next(iter(chunks), None)
-            if first is not None:
-                figures["corruption_gallery"] = save_corruption_gallery(
-                    first[1][:3].float().cpu(),
-                    directory / "corruption_gallery.png",
-                    corruptions=suite.corruption_names,
-                    severities=suite.severities,
-                    seed=self.seed,
-                )
-        return figures
-
-    @staticmethod
-    def _log_wandb_images(trainer: Trainer, figures: dict[str, Path], prefix: str) -> None:
-        from lightning.pytorch.loggers import WandbLogger
-
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        if not loggers or not figures:
-            return
-        import wandb
-
-        data: dict[str, Any] = {
-            f"{prefix}figures/{k}": wandb.Image(str(p)) for k, p in figures.items()
-        }
-        data["trainer/global_step"] = trainer.global_step
-        for logger in loggers:
-            logger.experiment.log(data)
-
-    def _save(
-        self, directory: Path, trainer: Trainer, report: RobustnessReport, split: str, prefix: str
-    ) -> None:
+    ) -> list[Evaluation]:
+        """Append this evaluation to ``robustness.json``; return the evaluations of the same
+        kind (test, or fit/validate) that the file holds, this one last."""
         history_path = directory / "robustness.json"
-        history = self._read_history(history_path)
-        history.append(
+        entries = self._read_history(history_path)
+        entries.append(
             {
                 "stage": trainer.state.fn.value if trainer.state.fn else None,
                 "split": split,
                 "epoch": trainer.current_epoch,
                 "global_step": trainer.global_step,
-                "metrics": report.metrics(prefix),
+                "step": logging_step(trainer),
+                "metrics": metrics,
                 "report": report.to_dict(),
             }
         )
-        atomic_write_json(history_path, history)
+        atomic_write_json(history_path, entries)
         if history_path == self._history_path:
-            self._history_entries = len(history)
-        from robustart.plots import plot_robustness_curves
+            self._history_entries = len(entries)
+        testing = prefix != ""
+        return [
+            Evaluation(
+                epoch=int(entry.get("epoch", 0)),
+                step=int(entry.get("step", entry.get("global_step", 0))),
+                report=RobustnessReport.from_dict(entry["report"]),
+                summary=entry.get("metrics", {}),
+            )
+            for entry in entries
+            if (entry.get("stage") == "test") == testing and "report" in entry
+        ]
 
-        name = "robustness_curves_test.png" if prefix else "robustness_curves.png"
-        plot_robustness_curves(
-            {split: report},
-            directory / name,
-            title=f"{split} subset ({report.num_images} images), epoch {trainer.current_epoch}",
+    def _save_figures(
+        self,
+        directory: Path,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        history: list[Evaluation],
+        chunks: CachedChunks,
+        split: str,
+        prefix: str,
+        suite: RobustnessSuite,
+    ) -> dict[str, Path]:
+        """Write the figures of this evaluation next to the run (``*_test.png`` at test time):
+        accuracy vs ε and severity, accuracy over the epochs so far (fit), the corruption heat
+        map, and at test time the gallery with the model's predictions."""
+        from robustart.plots import (
+            plot_robustness_curves,
+            save_accuracy_heatmap,
+            save_corruption_gallery,
+            save_robustness_over_epochs,
         )
 
-    def _log_wandb_curves(self, trainer: Trainer, report: RobustnessReport, prefix: str) -> None:
-        from lightning.pytorch.loggers import WandbLogger
-
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        if not loggers:
-            return
-        import wandb
-
-        data: dict[str, Any] = {}
-        for label, curve in report.attacks.items():
-            norm = report.attack_settings.get(label, {}).get("norm", "linf")
-            table = wandb.Table(columns=["eps", "eps_label", "accuracy"])
-            table.add_data(0.0, "0", report.clean)
-            for eps, acc in curve.items():
-                table.add_data(eps, format_eps(eps, norm), acc)
-            data[f"{prefix}curves/{label}"] = wandb.plot.line(
-                table, "eps", "accuracy", title=f"{label}: accuracy vs eps"
+        report = history[-1].report
+        suffix = "_test" if prefix else ""
+        model = describe_model(trainer, pl_module, self._checkpoint_epoch, prefix)
+        subset = f"{split} subset, {report.num_images} images"
+        figures = {
+            "robustness_curves": plot_robustness_curves(
+                {model: report},
+                directory / f"robustness_curves{suffix}.png",
+                title=f"{model} ({subset})",
             )
-        if report.corruptions:
-            names = list(report.corruptions)
-            severities = sorted({s for c in report.corruptions.values() for s in c})
-            data[f"{prefix}curves/corruption_severity"] = wandb.plot.line_series(
-                xs=[0, *severities],
-                ys=[[report.clean, *(report.corruptions[n][s] for s in severities)] for n in names],
-                keys=names,
-                title="accuracy vs corruption severity",
-                xname="severity",
+        }
+        if not prefix:
+            figures["robustness_over_epochs"] = save_robustness_over_epochs(
+                [(e.epoch, e.report) for e in history],
+                directory / "robustness_over_epochs.png",
+                title=f"{describe_model(trainer, pl_module)}: robustness over epochs ({subset})",
             )
-        data["trainer/global_step"] = trainer.global_step
-        for logger in loggers:
-            logger.experiment.log(data)
+        if any(report.corruptions.values()):
+            figures["corruption_heatmap"] = save_accuracy_heatmap(
+                report,
+                directory / f"corruption_heatmap{suffix}.png",
+                title=f"{model}: accuracy under corruption ({subset})",
+            )
+            first = next(iter(chunks), None) if prefix else None
+            if first is not None:
+                _, images, labels = first
+                figures["corruption_gallery"] = save_corruption_gallery(
+                    images[:3].float().to(pl_module.device),
+                    directory / "corruption_gallery.png",
+                    corruptions=suite.corruption_names,
+                    severities=suite.severities,
+                    seed=self.seed,
+                    model=pl_module,
+                    labels=labels[:3].to(pl_module.device),
+                    title=f"{model}: corrupted {split} images and predictions",
+                )
+        return figures
+
+
+def describe_model(
+    trainer: Trainer,
+    pl_module: LightningModule,
+    checkpoint_epoch: int | None = None,
+    prefix: str = "",
+) -> str:
+    """What a figure shows, for its title: the architecture, the run's name and, at test time,
+    the checkpoint (or weights) tested, during fit the epoch.
+
+    Example: ``resnet20 digits_pgd_at, epoch 7`` or
+    ``resnet20 digits_pgd_at, checkpoint epoch=7-step=96.ckpt (epoch 7)``.
+    """
+    hparams = getattr(pl_module, "hparams", {}) or {}
+    arch = hparams.get("model") if isinstance(hparams.get("model"), str) else None
+    network = getattr(pl_module, "model", pl_module)
+    parts = [arch or type(getattr(network, "model", network)).__name__]
+    logger = trainer.loggers[0] if trainer.loggers else None
+    name = getattr(logger, "name", None) if logger is not None else None
+    runs = wandb_loggers(trainer)
+    if runs:  # a W&B logger's name is the project; its run has the recipe's name
+        name = getattr(runs[0].experiment, "name", None) or name
+    if name and name not in ("default", "lightning_logs"):
+        parts.append(str(name))
+    head = " ".join(parts)
+    if not prefix:
+        return f"{head}, epoch {trainer.current_epoch}"
+    ckpt = getattr(trainer, "ckpt_path", None)
+    if ckpt:
+        epoch = "" if checkpoint_epoch is None else f" (epoch {checkpoint_epoch})"
+        return f"{head}, checkpoint {Path(ckpt).name}{epoch}"
+    weights = hparams.get("weights")
+    if weights:
+        return f"{head}, weights {weights}"
+    if trainer.current_epoch > 0:
+        return f"{head}, weights after epoch {trainer.current_epoch}"
+    return f"{head}, initial weights"

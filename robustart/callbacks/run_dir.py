@@ -96,7 +96,9 @@ def resume_last_checkpoint(trainer_config: Namespace) -> Path | None:
 
 class SaveRunConfig(SaveConfigCallback):
     """Writes the full resolved config to ``<run directory>/config.yaml`` and, with a
-    ``WandbLogger``, into the W&B run's config (key ``lightning_config``)."""
+    ``WandbLogger``, into the W&B run's config: nested and filterable (``model``, ``data``,
+    ``trainer``, ``robustness``, ``checkpoint``, ``seed_everything``; ε as numbers, see
+    :func:`robustart.wandb_logging.run_config`), plus the exact YAML as ``lightning_config``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["save_to_log_dir"] = False
@@ -119,5 +121,8 @@ class SaveRunConfig(SaveConfigCallback):
         )
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
+                from robustart.wandb_logging import run_config
+
                 text = self.parser.dump(self.config, skip_none=False)
-                logger.experiment.config.update({"lightning_config": text}, allow_val_change=True)
+                values = {**run_config(self.config), "lightning_config": text}
+                logger.experiment.config.update(values, allow_val_change=True)

@@ -13,12 +13,20 @@ Each recipe is fitted with ``robustart fit``, then tested (best checkpoint) with
 training curves and the test report, and is finished after the test. The table (percentages)
 is printed and written to ``<output>/comparison.{md,csv,json}`` with ``robustness_curves.png``,
 all atomically.
+
+With W&B, every run of one comparison shares a group (``--group``, default
+``compare-<date>-<time>``; job type ``compare``), and one more run of the group, job type
+``comparison``, holds the table as a ``wandb.Table`` (``comparison/table``) and the figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="seed of every run (seed_everything; default: each recipe's own)",
+    )
+    parser.add_argument(
+        "--group",
+        default=None,
+        metavar="NAME",
+        help="W&B group of the runs of this comparison (default: compare-<date>-<time>); "
+        "only used with a W&B logger",
     )
     parser.add_argument(
         "--no-progress",
@@ -165,10 +180,11 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
 
 
 def fit_and_test(
-    recipe: Path, common: list[Path], extra: list[str], ckpt: str
+    recipe: Path, common: list[Path], extra: list[str], ckpt: str, wandb_runs: list[dict]
 ) -> tuple[dict[str, float], RobustnessReport]:
     """Fit one recipe, test it with the same trainer (its W&B run is finished after the test)
-    and return the test metrics and robustness report."""
+    and return the test metrics and robustness report; the settings of its W&B run (project,
+    entity, folder, mode), if it has one, are appended to ``wandb_runs``."""
     from lightning.pytorch.utilities import rank_zero_warn
 
     from robustart.cli.lightning import build_cli
@@ -184,6 +200,7 @@ def fit_and_test(
             "last weights instead"
         )
         ckpt = "last"
+    wandb_runs.extend(wandb_settings(cli.trainer))
     results = cli.trainer.test(
         cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True
     )
@@ -216,6 +233,79 @@ def comparison_table(
     return headers, rows
 
 
+def wandb_settings(trainer: Any) -> list[dict[str, Any]]:
+    """Project, entity, folder and mode of the trainer's W&B runs (to open the comparison run
+    beside them)."""
+    from robustart.wandb_logging import wandb_loggers
+
+    settings = []
+    for logger in wandb_loggers(trainer):
+        run = logger.experiment
+        settings.append(
+            {
+                "project": run.project,
+                "entity": run.entity,
+                "dir": logger.save_dir,
+                "mode": getattr(run.settings, "mode", None),
+            }
+        )
+    return settings
+
+
+@contextmanager
+def wandb_group(group: str) -> Iterator[None]:
+    """Within the block, new W&B runs join ``group`` with job type ``compare`` (unless the
+    recipes set their own)."""
+    saved = {k: os.environ.get(k) for k in ("WANDB_RUN_GROUP", "WANDB_JOB_TYPE")}
+    os.environ["WANDB_RUN_GROUP"] = group
+    os.environ["WANDB_JOB_TYPE"] = "compare"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def log_comparison_run(
+    settings: dict[str, Any],
+    group: str,
+    headers: list[str],
+    rows: list[list[Any]],
+    summary: dict[str, Any],
+    plot: Path,
+) -> None:
+    """One W&B run (job type ``comparison``) in the comparison's group holding the table as a
+    ``wandb.Table``, the figure and the settings."""
+    import wandb
+
+    run = wandb.init(
+        project=settings["project"],
+        entity=settings["entity"],
+        dir=settings["dir"],
+        mode=settings["mode"],
+        group=group,
+        job_type="comparison",
+        name=f"{group} table",
+        config={
+            "recipes": summary["recipes"],
+            "attack_settings": summary["attack_settings"],
+        },
+        reinit="create_new",
+    )
+    try:
+        run.log(
+            {
+                "comparison/table": wandb.Table(columns=headers, data=rows),
+                "comparison/robustness_curves": wandb.Image(str(plot)),
+            }
+        )
+    finally:
+        run.finish()
+
+
 def _pct(value: float | None) -> float | None:
     return None if value is None else 100.0 * float(value)
 
@@ -234,10 +324,13 @@ def main(argv: list[str]) -> dict[str, Any]:
     check_recipes(args.recipes, args.common, extra)
     taken: set[str] = set()
     runs: dict[str, tuple[dict[str, float], RobustnessReport]] = {}
-    for recipe in args.recipes:
-        name = run_name(recipe, taken)
-        print(f"\n=== robustart compare: {name} ({recipe}) ===", file=sys.stderr)
-        runs[name] = fit_and_test(recipe, args.common, extra, args.ckpt)
+    group = args.group or time.strftime("compare-%Y%m%d-%H%M%S")
+    wandb_runs: list[dict[str, Any]] = []
+    with wandb_group(group):
+        for recipe in args.recipes:
+            name = run_name(recipe, taken)
+            print(f"\n=== robustart compare: {name} ({recipe}) ===", file=sys.stderr)
+            runs[name] = fit_and_test(recipe, args.common, extra, args.ckpt, wandb_runs)
 
     headers, rows = comparison_table(runs)
     first = next(iter(runs.values()))[1]
@@ -267,6 +360,8 @@ def main(argv: list[str]) -> dict[str, Any]:
         "runs": {n: {"test_metrics": m, "report": r.to_dict()} for n, (m, r) in runs.items()},
     }
     atomic_write_json(out / "comparison.json", summary)
+    if wandb_runs:
+        log_comparison_run(wandb_runs[0], group, headers, rows, summary, plot)
     print(f"Wrote {out / 'comparison.md'}, comparison.csv, comparison.json and {plot}")
     announce_results(out)
     return summary

@@ -7,7 +7,8 @@ classes, channels, normalisation) linked into the model. On top of LightningCLI:
 * ``--ckpt_path FILE`` is checked before anything runs (readable with ``weights_only``, a
   Lightning checkpoint of the configured architecture), and ``--ckpt_path last`` resumes the
   newest run of the recipe, logging into the same version;
-* Lightning's ``CSVLogger`` is swapped for robustart's resumable one;
+* Lightning's ``CSVLogger`` is swapped for robustart's resumable one, and its ``WandbLogger``
+  for robustart's, with the run's ``group`` (recipe) and ``job_type`` (subcommand) filled in;
 * output folders and checkpoint/early-stopping monitors are checked before training;
 * W&B runs are finished when the subcommand ends (:class:`~robustart.callbacks.FinishLoggers`);
 * ``fit``, ``validate`` and ``test`` end with ``robustart: results in <run directory>``.
@@ -15,6 +16,7 @@ classes, channels, normalisation) linked into the model. On top of LightningCLI:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -48,6 +50,13 @@ LIGHTNING_CSV_LOGGERS = (
     "pytorch_lightning.loggers.CSVLogger",
 )
 ROBUSTART_CSV_LOGGER = "robustart.loggers.CSVLogger"
+LIGHTNING_WANDB_LOGGERS = (
+    "lightning.pytorch.loggers.WandbLogger",
+    "lightning.pytorch.loggers.wandb.WandbLogger",
+    "pytorch_lightning.loggers.WandbLogger",
+    "robustart.loggers.WandbLogger",
+)
+ROBUSTART_WANDB_LOGGER = "robustart.loggers.WandbLogger"
 
 
 class RobustartArgumentParser(LightningArgumentParser):
@@ -108,6 +117,7 @@ class RobustartCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         use_resumable_csv_logger(config.trainer)
+        use_grouped_wandb_logger(config.trainer, self.subcommand or "run")
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             last = resume_last_checkpoint(config.trainer)
             if last is not None:
@@ -147,6 +157,27 @@ def use_resumable_csv_logger(trainer_config: Namespace) -> None:
     for logger in loggers_of(trainer_config):
         if isinstance(logger, Namespace) and logger.get("class_path") in LIGHTNING_CSV_LOGGERS:
             logger.class_path = ROBUSTART_CSV_LOGGER
+
+
+def use_grouped_wandb_logger(trainer_config: Namespace, job_type: str) -> None:
+    """Swap Lightning's ``WandbLogger`` for robustart's (same arguments) and give its runs a
+    ``group`` and ``job_type`` when the config leaves them unset, so that the fit and test runs
+    of one recipe (and all runs of a ``robustart compare``) sit together in W&B.
+
+    The group is ``WANDB_RUN_GROUP`` if set (``robustart compare`` sets it), else the
+    logger's ``name`` (the recipe's); the job type is ``WANDB_JOB_TYPE`` if set, else the
+    subcommand (``fit``, ``test``, ...).
+    """
+    for logger in loggers_of(trainer_config):
+        if isinstance(logger, Namespace) and logger.get("class_path") in LIGHTNING_WANDB_LOGGERS:
+            logger.class_path = ROBUSTART_WANDB_LOGGER
+            init_args = logger.get("init_args")
+            if init_args is None:
+                logger.init_args = init_args = Namespace()
+            if init_args.get("group") is None:
+                init_args.group = os.environ.get("WANDB_RUN_GROUP") or init_args.get("name")
+            if init_args.get("job_type") is None:
+                init_args.job_type = os.environ.get("WANDB_JOB_TYPE") or job_type
 
 
 def build_cli(

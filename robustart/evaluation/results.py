@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import html
 import json
 import os
 import platform
@@ -217,8 +218,10 @@ class BenchmarkResult:
         }
 
     def save(self, output: str | os.PathLike) -> dict[str, Path]:
-        """Write ``benchmark.json``, ``leaderboard.md``, ``leaderboard.csv`` and the plots
-        (robustness curves, corruption heat map) into ``output``; returns their paths."""
+        """Write ``benchmark.json``, ``leaderboard.csv``, the figures (robustness curves,
+        corruption heat map, system-noise chart) and the report that shows the leaderboard with
+        the figures: ``leaderboard.md`` and the self-contained ``report.html``; returns their
+        paths."""
         output = Path(output)
         output.mkdir(parents=True, exist_ok=True)
         table = self.leaderboard()
@@ -226,29 +229,69 @@ class BenchmarkResult:
             "json": atomic_write_json(output / "benchmark.json", self.to_dict()),
             "csv": atomic_write_text(output / "leaderboard.csv", table.csv()),
         }
-        reports = {name: m.report() for name, m in self.models.items()}
-        from robustart.plots import plot_robustness_curves, save_accuracy_heatmap
+        figures = self.save_figures(output)
+        paths.update({name: path for name, (path, _) in figures.items()})
+        intro = f"Accuracies in percent. Settings: `{json.dumps(self.settings, default=to_json)}`."
+        notes = [f"- {note}" for note in self.notes]
+        lines = [f"# robustart benchmark: {self._title()}", "", intro, "", table.markdown()]
+        if notes:
+            lines += ["", "Notes:", "", *notes]
+        for path, caption in figures.values():
+            lines += ["", f"![{caption}]({path.name})", "", f"*{caption}*"]
+        paths["markdown"] = atomic_write_text(output / "leaderboard.md", "\n".join(lines) + "\n")
+        from robustart.reporting import html_figure, html_page, html_table
 
-        if any(r.attacks for r in reports.values()):
-            paths["curves"] = plot_robustness_curves(
-                reports, output / "robustness_curves.png", title=self._title()
+        blocks = [f"<p>{html.escape(intro)}</p>", html_table(table.headers, table.formatted())]
+        if self.notes:
+            items = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+            blocks.append(f"<p>Notes:</p><ul>{items}</ul>")
+        blocks += [html_figure(path, caption) for path, caption in figures.values()]
+        page = html_page(f"robustart benchmark: {self._title()}", blocks)
+        paths["html"] = atomic_write_text(output / "report.html", page)
+        return paths
+
+    def save_figures(self, output: Path) -> dict[str, tuple[Path, str]]:
+        """Draw the figures of the models' results into ``output``: ``{name: (PNG, caption)}``
+        for those the results allow (curves with attacks, heat map with corruptions, bars
+        with system noise)."""
+        from robustart.plots import plot_robustness_curves, save_accuracy_heatmap, save_grouped_bars
+
+        reports = {name: m.report() for name, m in self.models.items()}
+        title = self._title()
+        figures: dict[str, tuple[Path, str]] = {}
+        if any(r.attacks or r.corruptions for r in reports.values()):
+            figures["curves"] = (
+                plot_robustness_curves(reports, output / "robustness_curves.png", title=title),
+                "Accuracy (%) vs ε of each attack (L∞ ε in units of 1/255; ε = 0 is the clean "
+                "accuracy) and mean accuracy vs corruption severity, per model.",
             )
         if any(r.corruptions for r in reports.values()):
-            paths["heatmap"] = save_accuracy_heatmap(
-                reports, output / "corruption_heatmap.png", title=f"{self._title()}: accuracy (%)"
+            figures["heatmap"] = (
+                save_accuracy_heatmap(
+                    reports, output / "corruption_heatmap.png", title=f"{title}: accuracy (%)"
+                ),
+                "Accuracy (%) per corruption (rows, by category) and severity (columns), per "
+                "model; the colour scale spans the values shown.",
             )
-        lines = [
-            f"# robustart benchmark: {self._title()}",
-            "",
-            f"Accuracies in percent. Settings: `{json.dumps(self.settings, default=to_json)}`.",
-            "",
-            table.markdown(),
-        ]
-        if self.notes:
-            lines += ["", "Notes:", "", *(f"- {note}" for note in self.notes)]
-        lines += [""] + [f"![{k}]({p.name})" for k, p in paths.items() if p.suffix == ".png"]
-        paths["markdown"] = atomic_write_text(output / "leaderboard.md", "\n".join(lines) + "\n")
-        return paths
+        noise = {
+            name: {v: 100 * a for v, a in m.item("system_noise")["accuracy"].items()}
+            for name, m in self.models.items()
+            if m.item("system_noise") is not None
+        }
+        if noise:
+            figures["system_noise"] = (
+                save_grouped_bars(
+                    noise,
+                    output / "system_noise.png",
+                    "accuracy (%)",
+                    title=f"{title}: system noise (resize round trips)",
+                    zoom=True,
+                    ceiling=100.0,
+                ),
+                "Accuracy (%) after resizing the images down or up and back with each "
+                "interpolation (system noise), per model; the axis is zoomed to the values.",
+            )
+        return figures
 
     def _title(self) -> str:
         s = self.settings

@@ -293,7 +293,12 @@ class SystemNoiseTables:
             name: {v: 100 * a for v, a in r["accuracy"].items()} for name, r in results.items()
         }
         return save_grouped_bars(
-            values, path, "accuracy (%)", title=f"{self.title}: accuracy per variant", zoom=True
+            values,
+            path,
+            "accuracy (%)",
+            title=f"{self.title}: accuracy per variant",
+            zoom=True,
+            ceiling=100.0,
         )
 
 
