@@ -6,6 +6,7 @@ from lightning.pytorch import Trainer
 
 from robustart.callbacks.robustness import describe_model
 from robustart.evaluation import RobustnessReport
+from robustart.models.loading import model_names
 from robustart.tasks import ClassificationTask
 from robustart.wandb_logging import (
     Evaluation,
@@ -103,3 +104,17 @@ def test_figure_titles_name_the_model_and_what_was_tested():
     assert describe_model(trainer, task, prefix="test_") == (
         "resnet20, weights zoo:digits_resnet20_pgd_at"
     )
+
+
+def test_checkpoints_of_wandb_runs_are_named_by_the_run_not_only_its_id(tmp_path):
+    run = tmp_path / "runs" / "robustart" / "k3vsm2jq"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        "trainer:\n  logger:\n    class_path: robustart.loggers.WandbLogger\n"
+        "    init_args:\n      name: digits_pgd_at\n      project: robustart\n"
+    )
+    csv_run = tmp_path / "runs" / "digits_standard" / "version_0"
+    (csv_run / "checkpoints").mkdir(parents=True)
+    (csv_run / "config.yaml").write_text(": not yaml [")  # unreadable: the folders name it
+    specs = [str(run / "checkpoints" / "last.ckpt"), str(csv_run / "checkpoints" / "last.ckpt")]
+    assert model_names(specs) == ["digits_pgd_at/k3vsm2jq:last", "digits_standard/version_0:last"]

@@ -16,8 +16,8 @@ Metric names, the same for every logger (CSV, W&B, ``trainer.callback_metrics``)
   section ``corruption_error/``: ``mce``, ``relative_mce``, ``unnormalized_mce``, ``<name>``),
 * ``minimal_eps/<label>/mean`` and ``minimal_eps/<label>/median``: mean and median per-image
   minimal ε of a minimal-ε search, over the images it broke within ``eps_max`` (NaN if none),
-  in the search's norm; ``minimal_eps/<label>/unbroken``: the fraction of all images it did not
-  break within ``eps_max``.
+  in the search's norm; ``minimal_eps_unbroken/<label>``: the fraction of all images it did
+  not break within ``eps_max``.
 
 Accuracies and fractions are in [0, 1] (one unit per section; corruption errors, in percent,
 have their own section); printed tables show percentages. At test time every section gets the
@@ -187,7 +187,12 @@ class RobustnessReport:
             out[f"{prefix}corruption/mean"] = mean
         for label, statistics in self.minimal_eps.items():
             for name, value in statistics.items():
-                out[f"{prefix}minimal_eps/{label}/{name}"] = math.nan if value is None else value
+                key = (  # ε in its own section, the unbroken fraction in another
+                    f"{prefix}minimal_eps_unbroken/{label}"
+                    if name == "unbroken"
+                    else f"{prefix}minimal_eps/{label}/{name}"
+                )
+                out[key] = math.nan if value is None else value
         return out
 
     def sanity_warnings(self) -> list[str]:

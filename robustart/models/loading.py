@@ -311,7 +311,8 @@ def _load_file(
 def model_names(specs: Sequence[str]) -> list[str]:
     """Short unique display names: a zoo entry's name, a timm/torchvision architecture's name,
     a factory's function name, or the checkpoint's run folder and file stem
-    (``digits_pgd_at/version_0:last``)."""
+    (``digits_pgd_at/version_0:last``; for a W&B run, whose folder is named by its id, the
+    run's name from its ``config.yaml`` first: ``digits_pgd_at/k3vsm2jq:last``)."""
     names: list[str] = []
     for spec in specs:
         kind, _, rest = spec.partition(":")
@@ -322,7 +323,9 @@ def model_names(specs: Sequence[str]) -> list[str]:
         else:
             path = Path(spec)
             if path.parent.name == "checkpoints" and len(path.parents) >= 3:
-                name = f"{path.parents[2].name}/{path.parents[1].name}:{path.stem}"
+                run = path.parents[1]
+                group = _run_name(run / "config.yaml") or path.parents[2].name
+                name = f"{group}/{run.name}:{path.stem}"
             else:
                 name = path.stem
         base, k = name, 2
@@ -330,6 +333,22 @@ def model_names(specs: Sequence[str]) -> list[str]:
             name, k = f"{base}#{k}", k + 1
         names.append(name)
     return names
+
+
+def _run_name(config: Path) -> str | None:
+    """The W&B run name (``trainer.logger.init_args.name``) in a run folder's ``config.yaml``,
+    if the run logged to W&B; ``None`` otherwise or when the file cannot be read."""
+    import yaml
+
+    try:
+        logger = yaml.safe_load(config.read_text())["trainer"]["logger"]
+        logger = logger[0] if isinstance(logger, list) else logger
+        if str(logger.get("class_path", "")).endswith("WandbLogger"):
+            name = logger.get("init_args", {}).get("name")
+            return str(name) if name else None
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return None
+    return None
 
 
 def display_names(specs: Sequence[str], names: str | None) -> list[str]:
