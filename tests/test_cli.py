@@ -115,7 +115,8 @@ def test_compare_prints_one_table_and_writes_files(tmp_path, monkeypatch, capsys
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert set(summary["runs"]) == {"standard", "pgd_at"}
     assert summary["attack_settings"]["pgd2_linf"]["steps"] == 2
-    assert (tmp_path / "cmp" / "comparison.md").read_text().startswith("| recipe |")
+    markdown = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert markdown.startswith("| recipe |") and "](robustness_curves.png)" in markdown
     assert (tmp_path / "cmp" / "robustness_curves.png").is_file()
     # one results line, the last: the recipes' own runs do not announce theirs
     assert announced_results(out) == (tmp_path / "cmp").resolve()

@@ -350,9 +350,15 @@ def main(argv: list[str]) -> dict[str, Any]:
     plot = plot_robustness_curves(
         {n: r for n, (_, r) in runs.items()},
         out / "robustness_curves.png",
-        title=f"test subset ({first.num_images} images)",
+        title=f"{len(runs)} recipes, each at its {args.ckpt} checkpoint: test subset "
+        f"({first.num_images} images)",
     )
-    atomic_write_text(out / "comparison.md", markdown_table(headers, rows))
+    caption = (
+        "Accuracy (%) vs ε of each attack (L∞ ε in units of 1/255) and mean accuracy vs "
+        "corruption severity, per recipe, on the test subset."
+    )
+    markdown = f"{markdown_table(headers, rows)}\n![{caption}]({plot.name})\n\n*{caption}*\n"
+    atomic_write_text(out / "comparison.md", markdown)
     atomic_write_text(out / "comparison.csv", csv_table(headers, rows))
     summary = {
         "recipes": {name: str(path) for name, path in zip(runs, args.recipes)},
