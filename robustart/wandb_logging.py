@@ -219,25 +219,21 @@ def wandb_payload(
         values = (column[row] for column in columns.values())
         table.add_data(evaluation.epoch, evaluation.step, *values)
     data[f"{section}/history"] = table
-    over_epochs = not prefix  # a test evaluates one checkpoint: no line over epochs
-    accuracy = [c for c in columns if "mCE" not in c]
-    if over_epochs:
-        data[f"{section}/accuracy_over_epochs"] = wandb.plot.line_series(
-            xs=epochs,
-            ys=[columns[c] for c in accuracy],
-            keys=[c.removesuffix(" (%)") for c in accuracy],
-            title=f"{head}accuracy (%) over epochs",
-            xname="epoch",
-        )
-    errors = [c for c in columns if "mCE" in c]
-    if errors and over_epochs:
-        data[f"{section}/corruption_error_over_epochs"] = wandb.plot.line_series(
-            xs=epochs,
-            ys=[columns[c] for c in errors],
-            keys=[c.removesuffix(" (%)") for c in errors],
-            title=f"{head}corruption error (%) over epochs",
-            xname="epoch",
-        )
+    if not prefix:  # a test evaluates one checkpoint: no line over epochs
+        errors = [c for c in columns if "mCE" in c]
+        accuracy = [c for c in columns if c not in errors]
+        for name, chosen, unit in (
+            ("accuracy_over_epochs", accuracy, "accuracy (%)"),
+            ("corruption_error_over_epochs", errors, "corruption error (%)"),
+        ):
+            if chosen:
+                data[f"{section}/{name}"] = wandb.plot.line_series(
+                    xs=epochs,
+                    ys=[columns[c] for c in chosen],
+                    keys=[c.removesuffix(" (%)") for c in chosen],
+                    title=f"{head}{unit} over epochs",
+                    xname="epoch",
+                )
 
     shown = [history[i] for i in curve_evaluations(len(history))]
     latest = history[-1].report
