@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # plots draw results; they do not import the evaluation at ru
 
     from robustart.evaluation.report import RobustnessReport
     from robustart.evaluation.transfer import TransferResult
+    from robustart.metrics.study import LinearFit
 
 # ----------------------------------------------------------------------------- style
 #: Font sizes (points) of every figure: suptitle, panel title, axis label, tick labels,
@@ -1147,3 +1148,363 @@ def save_grouped_bars(
 ) -> Path:
     """Write :func:`grouped_bar_figure` as a PNG atomically."""
     return save_figure(grouped_bar_figure(values, xlabel, title, zoom, ceiling), path)
+
+
+# ----------------------------------------------------------------------------- study
+#: Marker size (points²) of models in the study scatter plots, and of Pareto-frontier stars.
+STUDY_MARKER_SIZE = 36.0
+FRONTIER_MARKER_SIZE = 190.0
+
+
+def _study_points(points: Mapping[str, Any], what: str) -> dict[str, tuple[float, float]]:
+    """``{name: (x, y)}`` as floats; EmptyInputError for none, ConfigError for a value that is
+    not a pair of finite numbers."""
+    if not points:
+        raise EmptyInputError(f"no points to draw in the {what}")
+    out = {}
+    for name, value in points.items():
+        try:
+            x, y = (float(v) for v in value)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"point {name!r} of the {what} must be a pair of numbers, got {value!r}"
+            ) from error
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ConfigError(f"point {name!r} of the {what} is not finite: ({x}, {y})")
+        out[name] = (x, y)
+    return out
+
+
+def _label_points(
+    ax: Axes, points: Mapping[str, tuple[float, float]], left: Iterable[str] = ()
+) -> list[Any]:
+    """Write each point's name in small text above it, to the right, or to the left for the
+    names in ``left`` (identical points get one label, ``"a = b"``); returns the annotations
+    (for :func:`_make_room`)."""
+    left = set(left)
+    at: dict[tuple[float, float], list[str]] = {}  # identical points share one label
+    for name, point in points.items():
+        at.setdefault(point, []).append(name)
+    texts = []
+    for (x, y), names in at.items():
+        name = names[0]
+        texts.append(
+            ax.annotate(
+                " = ".join(map(str, names)),
+                (x, y),
+                xytext=(-6 if name in left else 6, 5),
+                textcoords="offset points",
+                ha="right" if name in left else "left",
+                va="bottom",
+                fontsize=FONT["value"],
+                color="0.2",
+                zorder=5,
+            )
+        )
+    return texts
+
+
+def _make_room(fig: Figure, ax: Axes, texts: Sequence[Any]) -> None:
+    """Widen ``ax``'s x limits and raise its upper y limit until every text (annotations of
+    data points, drawn at a fixed offset in points) lies inside the axes."""
+    if not texts:
+        return
+    fig.canvas.draw()  # lays the figure out: the axes' and texts' sizes in pixels
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    needs = []  # (anchor x, anchor y, left, right, top) with the extents as axes fractions
+    for text in texts:
+        extent = text.get_window_extent(renderer)
+        ax_x, ax_y = ax.transData.transform(text.xy)
+        needs.append(
+            (
+                *text.xy,
+                max(0.0, (ax_x - extent.x0) / box.width),
+                max(0.0, (extent.x1 - ax_x) / box.width),
+                max(0.0, (extent.y1 - ax_y) / box.height),
+            )
+        )
+    (low, high), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+    for _ in range(4):  # the fractions are of the new span: converge by repetition
+        for x, y, left, right, up in needs:
+            if right < 0.9:
+                high = max(high, low + (x - low) / (1 - right))
+            if left < 0.9:
+                low = min(low, high - (high - x) / (1 - left))
+            if up < 0.9:
+                top = max(top, bottom + (y - bottom) / (1 - up))
+    if (low, high) != ax.get_xlim():
+        ax.set_xlim(*_zoomed_limits([low, high], pad=0.0, floor=None, ceiling=None, min_span=0))
+    if top != ax.get_ylim()[1]:
+        ax.set_ylim(*_zoomed_limits([bottom, top], pad=0.0, floor=None, ceiling=None, min_span=0))
+
+
+def _score_limits(values: Sequence[float], pad: float = 0.1) -> tuple[float, float]:
+    """Zoomed limits of a score axis: not below 0 for scores ≥ 0, not above 1 for fractions
+    or 100 for percentages, a span of at least 4 % of the largest magnitude."""
+    low, high = min(values), max(values)
+    floor = 0.0 if low >= 0 else None
+    ceiling = None
+    if low >= 0:
+        ceiling = 1.0 if high <= 1 else 100.0 if high <= 100 else None
+    min_span = max(0.04 * max(abs(low), abs(high)), 1e-6)
+    return _zoomed_limits(values, pad=pad, floor=floor, ceiling=ceiling, min_span=min_span)
+
+
+def pareto_figure(
+    points: Mapping[str, tuple[float, float]],
+    frontier: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+    groups: Mapping[str, str] | None = None,
+    title: str = "",
+) -> Figure:
+    """Scatter of models on two scores to be maximised, with their Pareto frontier.
+
+    One point per model, labelled with its name and coloured by its group (e.g. architecture
+    family); the frontier's models are drawn as large black-edged stars joined by a dashed
+    step line (the boundary of the region they dominate). Both axes are zoomed to the data
+    and their labels state the range shown.
+
+    Args:
+        points: ``{model: (x score, y score)}``, finite numbers (e.g. clean and robust
+            accuracy, fractions in [0, 1] or percentages in [0, 100]).
+        frontier: The frontier's model names (e.g.
+            :func:`~robustart.metrics.study.pareto_frontier` of ``points``), each in
+            ``points``.
+        xlabel: What the x score is (the axis label adds the range shown).
+        ylabel: What the y score is.
+        groups: ``{model: group}`` for every model (colour per group, legend right), or None
+            (one colour).
+        title: The figure's suptitle.
+
+    Raises:
+        EmptyInputError: for no points.
+        ConfigError: for a non-finite point, a frontier model not in ``points`` or a model
+            without a group.
+
+    Example:
+        >>> fig = pareto_figure({"a": (0.9, 0.1), "b": (0.7, 0.3)}, ["a", "b"], "clean", "robust")
+        >>> [ax.get_xlabel() for ax in fig.axes]
+        ['clean, axis 0.66–0.94']
+    """
+    data = _study_points(points, "Pareto plot")
+    unknown = [str(n) for n in frontier if n not in data]
+    if unknown:
+        raise ConfigError(f"frontier models without a point: {', '.join(unknown)}")
+    if groups is not None:
+        missing = [str(n) for n in data if n not in groups]
+        if missing:
+            raise ConfigError(f"models without a group in the Pareto plot: {', '.join(missing)}")
+        group_of = {n: str(groups[n]) for n in data}
+    else:
+        group_of = {n: "" for n in data}
+    colour_of = {g: _colour(i) for i, g in enumerate(dict.fromkeys(group_of.values()))}
+    on_frontier = set(frontier)
+    fig, axes = _new_figure((7.6 if groups else 6.6, 5.4 + (0.3 if title else 0)))
+    ax = axes[0, 0]
+    for group, colour in colour_of.items():
+        names = [n for n in data if group_of[n] == group and n not in on_frontier]
+        if names:
+            ax.scatter(
+                [data[n][0] for n in names],
+                [data[n][1] for n in names],
+                s=STUDY_MARKER_SIZE,
+                color=colour,
+                edgecolor="white",
+                linewidth=0.6,
+                zorder=3,
+                clip_on=False,
+            )
+    ordered = sorted(dict.fromkeys(frontier), key=lambda n: (data[n][0], -data[n][1], str(n)))
+    ax.step(
+        [data[n][0] for n in ordered],
+        [data[n][1] for n in ordered],
+        where="pre",
+        color="0.3",
+        linestyle="--",
+        linewidth=1.2,
+        zorder=2,
+        gid="pareto-step",
+    )
+    ax.scatter(
+        [data[n][0] for n in ordered],
+        [data[n][1] for n in ordered],
+        s=FRONTIER_MARKER_SIZE,
+        marker="*",
+        color=[colour_of[group_of[n]] for n in ordered],
+        edgecolor="black",
+        linewidth=0.9,
+        zorder=4,
+        clip_on=False,
+        gid="pareto-frontier",
+    )
+    xlimits = _score_limits([x for x, _ in data.values()], pad=0.12)
+    ylimits = _score_limits([y for _, y in data.values()], pad=0.12)
+    ax.set_xlim(*xlimits)
+    ax.set_ylim(*ylimits)
+    # names of frontier models up right, where no model and no frontier line can be; of the
+    # others right of the middle up left
+    middle = sum(xlimits) / 2
+    left = [n for n in data if n not in on_frontier and data[n][0] > middle]
+    _style_axes(
+        ax,
+        f"{len(ordered)} of {len(data)} models on the Pareto frontier (★, higher is better)",
+        f"{xlabel}, axis {_range_text(xlimits)}",
+        f"{ylabel}, axis {_range_text(ylimits)}",
+    )
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=c, marker="o", linestyle="none", markersize=6)
+        for g, c in colour_of.items()
+        if groups is not None
+    ]
+    labels = list(colour_of) if groups is not None else []
+    frontier_colour = RUN_LEGEND_COLOUR if groups is not None else _colour(0)
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            linestyle="--",
+            marker="*",
+            markersize=12,
+            markerfacecolor=frontier_colour,
+            markeredgecolor="black",
+        )
+    )
+    labels.append("Pareto frontier")
+    _legend_outside(
+        fig, handles, labels, where="right" if groups is not None else "below", title=None
+    )
+    _suptitle(fig, title)
+    _make_room(fig, ax, _label_points(ax, data, left))
+    ax.set_xlabel(f"{xlabel}, axis {_range_text(ax.get_xlim())}", fontsize=FONT["label"])
+    ax.set_ylabel(f"{ylabel}, axis {_range_text(ax.get_ylim())}", fontsize=FONT["label"])
+    return fig
+
+
+def save_pareto(
+    points: Mapping[str, tuple[float, float]],
+    path: str | os.PathLike,
+    frontier: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+    groups: Mapping[str, str] | None = None,
+    title: str = "",
+) -> Path:
+    """Write :func:`pareto_figure` as a PNG atomically."""
+    return save_figure(pareto_figure(points, frontier, xlabel, ylabel, groups, title), path)
+
+
+def _fit_text(fit: LinearFit) -> str:
+    """``"slope 0.3, intercept 2, R² 0.987, n 5"`` (R² "undefined" for constant ε)."""
+    r2 = "undefined (constant ε)" if math.isnan(fit.r2) else f"{fit.r2:.3f}"
+    return f"slope {fit.slope:.4g}, intercept {fit.intercept:.4g}, R² {r2}, n {fit.n}"
+
+
+def scaling_law_figure(
+    fits: Mapping[str, tuple[LinearFit, Mapping[str, tuple[float, float]]]], title: str = ""
+) -> Figure:
+    """Su et al.'s (2018) scaling law: mean minimal distortion vs ln(classification error).
+
+    One panel per norm (L∞, L2, L1, then others): the models' points labelled with their
+    names, the least-squares line over the points' x range, and the fit's slope, intercept,
+    R² and number of models written in the panel. The top axis gives the classification error
+    in percent; both value axes are zoomed to the data and state their range.
+
+    Args:
+        fits: ``{norm: (fit, {model: (ln error, mean minimal ε)})}``, e.g. ``{"l2":
+            scaling_law(...)}``; ln errors ≤ 0 and distortions ≥ 0, finite.
+        title: The figure's suptitle (default: names the law).
+
+    Raises:
+        EmptyInputError: for no norm, or a norm without points.
+        ConfigError: for a non-finite point.
+
+    Example:
+        >>> from robustart.metrics.study import fit_line
+        >>> points = {"a": (-2.0, 1.4), "b": (-1.0, 1.7)}
+        >>> fig = scaling_law_figure({"l2": (fit_line([-2, -1], [1.4, 1.7]), points)})
+        >>> fig.axes[0].get_xlabel()
+        'ln(classification error), axis -2.2–-0.8'
+    """
+    if not fits:
+        raise EmptyInputError("no fits to draw in the scaling-law figure")
+    norms = sorted(fits, key=_norm_order)
+    fig, axes = _new_figure((0.6 + 5.0 * len(norms), 5.0 + (0.3 if title else 0)), 1, len(norms))
+    labelled = []
+    for k, (ax, norm) in enumerate(zip(axes[0], norms)):
+        fit, raw = fits[norm]
+        name = NORM_NAMES.get(norm, norm)
+        data = _study_points(raw, f"{name} scaling-law panel")
+        colour = _colour(k)
+        xs = np.array([x for x, _ in data.values()])
+        ys = np.array([y for _, y in data.values()])
+        ax.scatter(xs, ys, s=STUDY_MARKER_SIZE, color=colour, zorder=3, clip_on=False)
+        line_x = np.array([xs.min(), xs.max()])
+        line_y = fit.slope * line_x + fit.intercept
+        ax.plot(line_x, line_y, color=colour, linewidth=1.5, linestyle="--", zorder=2)
+        xlimits = _zoomed_limits(xs, pad=0.1, floor=None, ceiling=0.0, min_span=0.2)
+        low, high = _zoomed_limits(
+            np.concatenate([ys, line_y]),
+            pad=0.1,
+            floor=0.0 if ys.min() >= 0 else None,
+            ceiling=None,
+            min_span=max(0.05 * float(np.abs(ys).max()), 1e-6),
+        )
+        ylimits = (low, high + 0.2 * (high - low))  # room for the fit's text
+        ax.set_xlim(*xlimits)
+        ax.set_ylim(*ylimits)
+        rising = fit.slope >= 0  # names above the line; the fit's text where it leaves room
+        labelled.append((ax, _label_points(ax, data, data if rising else ())))
+        ax.text(
+            0.03 if rising else 0.97,
+            0.97,
+            _fit_text(fit),
+            transform=ax.transAxes,
+            ha="left" if rising else "right",
+            va="top",
+            fontsize=FONT["value"] + 0.5,
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.75"},
+            gid="scaling-fit",
+        )
+        top = ax.secondary_xaxis(
+            "top",
+            functions=(
+                lambda x: 100.0 * np.exp(x),
+                lambda e: np.log(np.clip(e, 1e-12, None) / 100.0),
+            ),
+        )
+        top.set_xlabel("classification error (%)", fontsize=FONT["label"])
+        top.tick_params(labelsize=FONT["tick"])
+        _style_axes(
+            ax,
+            f"{name}: minimal distortion vs classification error",
+            "ln(classification error)",
+            f"mean minimal ε ({name})",
+        )
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=RUN_LEGEND_COLOUR, marker="o", linestyle="none", markersize=6),
+        Line2D([], [], color=RUN_LEGEND_COLOUR, linestyle="--", linewidth=1.5),
+    ]
+    labels = ["model", "least squares: ε = slope · ln(error) + intercept"]
+    _legend_outside(fig, handles, labels, where="below")
+    _suptitle(fig, title or "minimal adversarial distortion vs ln(classification error)")
+    for ax, texts in labelled:
+        _make_room(fig, ax, texts)
+        ax.set_xlabel(f"{ax.get_xlabel()}, axis {_range_text(ax.get_xlim())}")
+        ax.set_ylabel(f"{ax.get_ylabel()}, axis {_range_text(ax.get_ylim())}")
+    return fig
+
+
+def save_scaling_law(
+    fits: Mapping[str, tuple[LinearFit, Mapping[str, tuple[float, float]]]],
+    path: str | os.PathLike,
+    title: str = "",
+) -> Path:
+    """Write :func:`scaling_law_figure` as a PNG atomically."""
+    return save_figure(scaling_law_figure(fits, title), path)

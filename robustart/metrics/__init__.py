@@ -55,6 +55,13 @@ from robustart.metrics.robustness import (
     minimal_eps_statistics,
     perturbation_norms,
 )
+from robustart.metrics.study import (
+    LinearFit,
+    family_transfer_averages,
+    fit_line,
+    pareto_frontier,
+    scaling_law,
+)
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",
@@ -64,6 +71,7 @@ __all__ = [
     "DistortionStatistics",
     "FlipProbability",
     "GradientHealth",
+    "LinearFit",
     "MinimalEpsilons",
     "PerturbationNorms",
     "RobustnessCounts",
@@ -79,6 +87,8 @@ __all__ = [
     "distortion_statistics",
     "expected_calibration_error",
     "expected_calibration_error_from_scores",
+    "family_transfer_averages",
+    "fit_line",
     "flip_probability",
     "frame_pairs",
     "max_softmax_anomaly_score",
@@ -91,9 +101,11 @@ __all__ = [
     "missing_pairs",
     "normalize_by_baseline",
     "ood_detection_scores",
+    "pareto_frontier",
     "perturbation_norms",
     "relative_corruption_error",
     "relative_mean_corruption_error",
+    "scaling_law",
     "sequence_flip_probabilities",
     "sequence_top5_distances",
     "summarize_report",
