@@ -73,6 +73,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "robustart.cli.compare:main",
         "train and test several recipes, print one robustness table",
     ),
+    "study": Subcommand(
+        "robustart.cli.study:main",
+        "a study: models tagged by family and technique through one suite; leaderboard, "
+        "Pareto frontiers, scaling law, transfer matrix",
+    ),
     "transfer": Subcommand(
         "robustart.cli.transfer:main",
         "transfer-attack matrix: craft adversarial examples on each model, evaluate on all",

@@ -11,7 +11,10 @@
 * :mod:`~robustart.evaluation.transfer`: transfer-attack matrices,
 * :mod:`~robustart.evaluation.benchmark` (with :mod:`~robustart.evaluation.items` and
   :mod:`~robustart.evaluation.results`): ``robustart.benchmark``, any models through one suite,
-  stored per item and resumable.
+  stored per item and resumable,
+* :mod:`~robustart.evaluation.study`: ``robustart study``, models tagged by family and
+  technique through one suite, read as a study (leaderboard, Pareto frontiers, scaling law,
+  transfer matrix).
 """
 
 from robustart.evaluation.benchmark import BenchmarkResult, benchmark, load_benchmark_suite

@@ -132,7 +132,7 @@ def benchmark(
     if output is not None:
         check_output_dir(output, "the benchmark's output folder")
     entries = _model_entries(models)
-    datamodule, subset, data_name = _evaluation_data(data, data_root, split, num_images, seed)
+    datamodule, subset, data_name = evaluation_data(data, data_root, split, num_images, seed)
     if len(subset) == 0:  # type: ignore[arg-type]
         raise EmptyInputError(f"the {split} split of {data_name} holds no images")
     items = build_items(suite, num_images, batch_size, device)
@@ -250,7 +250,7 @@ def _module_name(model: nn.Module, taken: Mapping[str, Any]) -> str:
     return name
 
 
-def _evaluation_data(
+def evaluation_data(
     data: Any, root: str | None, split: str, num_images: int | None, seed: int
 ) -> tuple[Any, Dataset, str]:
     """``(datamodule or None, the evaluated subset, the data's name)``."""

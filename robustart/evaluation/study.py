@@ -1,0 +1,600 @@
+"""A robustness study as one job: models × one suite, then the study's tables and fits.
+
+A study (RobustART; Su et al., "Is robustness the cost of accuracy?", 2018) evaluates a list
+of models, tagged by architecture family and training technique, under one suite, then reads
+the results together:
+
+* the leaderboard, grouped by family and technique: clean and per-attack accuracy, the worst
+  case over the attacks at the suite's largest L∞ budget, corruption mean and unnormalised mCE,
+  system-noise mean/std, parameters and FLOPs;
+* the accuracy–robustness Pareto frontiers (clean vs worst-case robust accuracy, clean vs
+  corruption accuracy);
+* Su et al.'s scaling law: per norm, the mean minimal adversarial distortion of each model (the
+  suite's ``minimal_eps`` searches) against ln(clean error), with slope, intercept and R²;
+* the transferability matrix over all ordered pairs with the within-family and cross-family
+  averages.
+
+Everything is written into one folder (``study.json``, ``study.md``/``.csv``, ``report.html``
+and the figures), the benchmark part is resumable like ``robustart benchmark`` (its items are
+stored under ``<output>/benchmark``), and the transfer matrix is stored and reused while its
+models, images and attack are unchanged. With a ``wandb:`` section, the tables and figures are
+logged to one W&B run (job type ``study``).
+
+A study file::
+
+    name: digits_resnets
+    data: digits
+    num_images: 200
+    suite: {attacks: [...], corruptions: [...], minimal_eps: [...]}   # or a suite's name/file
+    models:
+      - {spec: zoo:digits_resnet20_standard, family: resnet20, technique: standard}
+      - {spec: zoo:digits_resnet20_pgd_at, family: resnet20, technique: pgd_at}
+    transfer: {name: pgd, norm: linf, eps: 8/255, steps: 10}            # optional
+    wandb: {project: robustart}                                          # optional
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustart.errors import ConfigError
+from robustart.evaluation.report import RobustnessReport
+from robustart.evaluation.results import BenchmarkResult
+from robustart.evaluation.suite import worst_case_metric
+from robustart.evaluation.transfer import TransferResult
+from robustart.utils import atomic_write_json, atomic_write_text, format_eps, read_yaml_file
+
+#: Keys of a study file.
+STUDY_KEYS = {
+    "name",
+    "models",
+    "data",
+    "data_root",
+    "split",
+    "num_images",
+    "seed",
+    "batch_size",
+    "suite",
+    "transfer",
+    "wandb",
+}
+
+
+@dataclass(frozen=True)
+class StudyModel:
+    """A model of a study.
+
+    Attributes:
+        name: Its name in tables and figures.
+        spec: What loads it (``zoo:NAME``, a checkpoint, ``timm:NAME@FILE``, ...).
+        family: Its architecture family (e.g. ``resnet``, ``vit``).
+        technique: Its training technique (e.g. ``standard``, ``pgd_at``).
+    """
+
+    name: str
+    spec: str
+    family: str
+    technique: str
+
+
+@dataclass
+class StudySpec:
+    """A parsed study file (see the module docstring)."""
+
+    name: str
+    models: list[StudyModel]
+    suite: Any = "quick"
+    data: str = "digits"
+    data_root: str | None = None
+    split: str = "test"
+    num_images: int | None = 500
+    seed: int = 0
+    batch_size: int = 128
+    transfer: dict[str, Any] | None = None
+    wandb: dict[str, Any] | None = None
+
+
+def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
+    """Read and check a study file (or mapping) before anything runs.
+
+    Raises:
+        ConfigError: unknown keys, no models, duplicate names, a model without ``spec``.
+    """
+    data = dict(spec) if isinstance(spec, Mapping) else read_yaml_file(spec, "study file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"the study file must hold a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - STUDY_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown study keys {unknown}; a study takes {', '.join(sorted(STUDY_KEYS))}"
+        )
+    entries = data.get("models")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("a study needs `models:`, a list of {spec, family, technique}")
+    models: list[StudyModel] = []
+    for index, entry in enumerate(entries):
+        entry = {"spec": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, Mapping) or not entry.get("spec"):
+            raise ConfigError(f"study model {index + 1} needs a `spec` (e.g. zoo:NAME)")
+        extra = sorted(set(entry) - {"spec", "name", "family", "technique"})
+        if extra:
+            raise ConfigError(f"study model {index + 1} has unknown keys {extra}")
+        spec_text = str(entry["spec"])
+        name = str(entry.get("name") or _default_name(spec_text))
+        models.append(
+            StudyModel(
+                name=name,
+                spec=spec_text,
+                family=str(entry.get("family", "-")),
+                technique=str(entry.get("technique", "-")),
+            )
+        )
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"study models share the names {duplicates}; give each a `name`")
+    for key in ("transfer", "wandb"):
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
+            raise ConfigError(f"study `{key}` must be a mapping, got {data[key]!r}")
+    num_images = data.get("num_images", 500)
+    if num_images is not None and (not isinstance(num_images, int) or num_images < 1):
+        raise ConfigError(f"study num_images must be an integer >= 1, got {num_images!r}")
+    return StudySpec(
+        name=str(data.get("name") or "study"),
+        models=models,
+        suite=data.get("suite", "quick"),
+        data=str(data.get("data", "digits")),
+        data_root=data.get("data_root"),
+        split=str(data.get("split", "test")),
+        num_images=num_images,
+        seed=int(data.get("seed", 0)),
+        batch_size=int(data.get("batch_size", 128)),
+        transfer=dict(data["transfer"]) if data.get("transfer") else None,
+        wandb=dict(data["wandb"]) if data.get("wandb") else None,
+    )
+
+
+def _default_name(spec: str) -> str:
+    from robustart.models.loading import model_names
+
+    return model_names([spec])[0]
+
+
+# ----------------------------------------------------------------------------- results
+def headline_robustness(report: RobustnessReport) -> tuple[float | None, str]:
+    """The worst-case robust accuracy of a report and what it is: at the largest L∞ budget of
+    its attacks, the per-image worst case over the attacks there (or the one attack's
+    accuracy); else the same for the largest budget of another norm. ``(None, "")`` without
+    attacks."""
+    budgets: dict[str, set[float]] = {}
+    for label, curve in report.attacks.items():
+        norm = report.attack_settings.get(label, {}).get("norm", "linf")
+        budgets.setdefault(norm, set()).update(curve)
+    if not budgets:
+        return None, ""
+    norm = "linf" if "linf" in budgets else sorted(budgets)[0]
+    eps = max(budgets[norm])
+    text = f"{norm} ε={format_eps(eps, norm)}"
+    worst = report.worst_case.get(worst_case_metric(eps, norm))
+    if worst is not None:
+        return worst, f"worst case over attacks, {text}"
+    values = [
+        curve[eps]
+        for label, curve in report.attacks.items()
+        if eps in curve and report.attack_settings.get(label, {}).get("norm", "linf") == norm
+    ]
+    return min(values), f"{text}"
+
+
+def count_flops(model: nn.Module, image_shape: tuple[int, ...], device: torch.device) -> int:
+    """Floating-point operations of one forward pass on one image (torch's flop counter:
+    2 per multiply–accumulate of convolutions and matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *image_shape, device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+@dataclass
+class StudyResult:
+    """What a study produced.
+
+    Attributes:
+        spec: The study.
+        benchmark: Every model's results under the suite.
+        flops: ``{model: FLOPs of one forward pass on one image}``.
+        transfer: The transferability matrix (``None`` without a ``transfer:`` section).
+        notes: What was left out and why.
+    """
+
+    spec: StudySpec
+    benchmark: BenchmarkResult
+    flops: dict[str, int]
+    transfer: TransferResult | None = None
+    notes: list[str] = field(default_factory=list)
+    _laws: dict[str, Any] | None = field(default=None, repr=False)
+
+    def reports(self) -> dict[str, RobustnessReport]:
+        return {m.name: self.benchmark.models[m.name].report() for m in self.spec.models}
+
+    def leaderboard(self) -> Any:
+        """The benchmark's leaderboard grouped by family and technique, with both columns
+        and FLOPs, and the headline worst-case robust accuracy (percent)."""
+        from robustart.evaluation.benchmarks import Table
+
+        table = self.benchmark.leaderboard()
+        by_name = {row[0]: row for row in table.rows}
+        order = sorted(self.spec.models, key=lambda m: (m.family, m.technique, m.name))
+        reports = self.reports()
+        headers = [
+            "model",
+            "family",
+            "technique",
+            "MFLOPs",
+            "worst-case robust",
+            *table.headers[1:],
+        ]
+        decimals = [0, 0, 0, 1, 1, *(table.decimals or [1] * len(table.headers))[1:]]
+        rows = []
+        for model in order:
+            worst, _ = headline_robustness(reports[model.name])
+            rows.append(
+                [
+                    model.name,
+                    model.family,
+                    model.technique,
+                    self.flops[model.name] / 1e6,
+                    None if worst is None else 100 * worst,
+                    *by_name[model.name][1:],
+                ]
+            )
+        return Table(headers, rows, decimals)
+
+    def pareto(self) -> dict[str, dict[str, Any]]:
+        """The frontiers: ``{"robust": ..., "corruption": ...}``, each ``{"points": {model:
+        (clean %, other %)}, "frontier": [models], "xlabel", "ylabel"}`` (absent when the
+        suite has no attacks / corruptions)."""
+        from robustart.metrics.study import pareto_frontier
+
+        reports = self.reports()
+        out: dict[str, dict[str, Any]] = {}
+        robust = {n: headline_robustness(r) for n, r in reports.items()}
+        if all(value is not None for value, _ in robust.values()):
+            label = next(iter(robust.values()))[1]
+            points = {n: (100 * reports[n].clean, 100 * v) for n, (v, _) in robust.items()}
+            out["robust"] = {
+                "points": points,
+                "frontier": pareto_frontier(points),
+                "xlabel": "clean accuracy (%)",
+                "ylabel": f"robust accuracy (%), {label}",
+            }
+        corruption = {n: r.corruption_mean() for n, r in reports.items()}
+        if all(value is not None for value in corruption.values()):
+            points = {n: (100 * reports[n].clean, 100 * v) for n, v in corruption.items()}
+            out["corruption"] = {
+                "points": points,
+                "frontier": pareto_frontier(points),
+                "xlabel": "clean accuracy (%)",
+                "ylabel": "mean corruption accuracy (%)",
+            }
+        return out
+
+    def scaling_laws(self) -> dict[str, tuple[Any, dict[str, tuple[float, float]]]]:
+        """Su et al.'s law per norm: ``{norm: (LinearFit, {model: (ln error, mean minimal
+        ε)})}`` from the first minimal-ε search of each norm in the suite."""
+        from robustart.metrics.study import scaling_law
+
+        if self._laws is not None:
+            return self._laws
+        reports = self.reports()
+        first = next(iter(reports.values()))
+        out = {}
+        seen: set[str] = set()
+        for label, settings in first.minimal_eps_settings.items():
+            norm = str(settings.get("norm", "linf"))
+            if norm in seen:
+                continue
+            seen.add(norm)
+            distortion = {
+                n: math.nan
+                if r.minimal_eps[label]["mean"] is None
+                else r.minimal_eps[label]["mean"]
+                for n, r in reports.items()
+            }
+            clean = {n: r.clean for n, r in reports.items()}
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    out[norm] = scaling_law(distortion, clean)
+                self.notes += [f"{norm} scaling law: {w.message}" for w in caught]
+            except ConfigError as error:
+                self.notes.append(f"no {norm} scaling law: {error}")
+        self._laws = out
+        return out
+
+    def transfer_averages(self) -> dict[str, Any] | None:
+        """Within- and cross-family mean accuracy on transferred examples (off-diagonal)."""
+        if self.transfer is None:
+            return None
+        from robustart.metrics.study import family_transfer_averages
+
+        families = {m.name: m.family for m in self.spec.models}
+        return family_transfer_averages(
+            self.transfer.matrix, self.transfer.sources, self.transfer.targets, families
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``study.json``."""
+        laws = self.scaling_laws()
+        pareto = self.pareto()
+        return {
+            "schema": "robustart.study/1",
+            "name": self.spec.name,
+            "models": {
+                m.name: {
+                    "spec": m.spec,
+                    "family": m.family,
+                    "technique": m.technique,
+                    "flops": self.flops[m.name],
+                }
+                for m in self.spec.models
+            },
+            "leaderboard": self.leaderboard().to_dict(),
+            "pareto": {
+                k: {**v, "points": {n: list(p) for n, p in v["points"].items()}}
+                for k, v in pareto.items()
+            },
+            "scaling_law": {
+                norm: {"fit": fit.to_dict(), "points": {n: list(p) for n, p in points.items()}}
+                for norm, (fit, points) in laws.items()
+            },
+            "transfer": None
+            if self.transfer is None
+            else {**self.transfer.to_dict(), "family_averages": self.transfer_averages()},
+            "benchmark": self.benchmark.to_dict(),
+            "notes": self.notes,
+        }
+
+    def save(self, output: str | os.PathLike) -> dict[str, Path]:
+        """Write ``study.json``, ``study.md``, ``study.csv``, the figures and ``report.html``
+        into ``output``; returns their paths."""
+        from robustart import plots
+        from robustart.reporting import html_figure, html_page, html_table
+
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        table = self.leaderboard()
+        data = self.to_dict()
+        paths = {
+            "json": atomic_write_json(output / "study.json", data),
+            "csv": atomic_write_text(output / "study.csv", table.csv()),
+        }
+        groups = {m.name: m.family for m in self.spec.models}
+        figures: dict[str, tuple[Path, str]] = {}
+        for key, frontier in self.pareto().items():
+            path = plots.save_pareto(
+                frontier["points"],
+                output / f"pareto_{key}.png",
+                frontier["frontier"],
+                frontier["xlabel"],
+                frontier["ylabel"],
+                groups=groups,
+                title=f"{self.spec.name}: accuracy–robustness frontier",
+            )
+            figures[f"pareto_{key}"] = (
+                path,
+                f"{frontier['ylabel']} vs clean accuracy, one point per model (colour: "
+                f"family); the Pareto frontier is marked ({', '.join(frontier['frontier'])}).",
+            )
+        laws = self.scaling_laws()
+        if laws:
+            figures["scaling_law"] = (
+                plots.save_scaling_law(
+                    laws, output / "scaling_law.png", title=f"{self.spec.name}: scaling law"
+                ),
+                "Mean minimal adversarial distortion vs ln(clean error) per model, with the "
+                "least-squares line (Su et al., 2018).",
+            )
+        if self.transfer is not None:
+            figures["transfer"] = (
+                plots.save_transfer_heatmap(self.transfer, output / "transfer_heatmap.png"),
+                "Accuracy (%) of each target on adversarial examples crafted on each source; "
+                "the diagonal is white-box.",
+            )
+        for name, (path, caption) in self.benchmark.save_figures(output).items():
+            figures[name] = (path, caption)
+        intro = (
+            f"{len(self.spec.models)} models on {self.spec.data} {self.spec.split} "
+            f"({self.benchmark.settings.get('num_images')} images); accuracies in percent."
+        )
+        findings = [
+            f"Scaling law ({norm}): mean minimal ε = {fit.slope:.4g} · ln(error) + "
+            f"{fit.intercept:.4g}, R² = {fit.r2:.3f} over {fit.n} models."
+            for norm, (fit, _) in laws.items()
+        ]
+        averages = self.transfer_averages()
+        if averages is not None:
+            findings.append(
+                "Transfer (accuracy % on examples crafted on another model): within a family "
+                f"{_pct_text(averages['within'])}, across families {_pct_text(averages['cross'])}."
+            )
+        findings += [f"Note: {note}" for note in self.notes]
+        lines = [f"# robustart study: {self.spec.name}", "", intro, "", table.markdown()]
+        lines += [f"- {line}" for line in findings]
+        for path, caption in figures.values():
+            lines += ["", f"![{caption}]({path.name})", "", f"*{caption}*"]
+        paths["markdown"] = atomic_write_text(output / "study.md", "\n".join(lines) + "\n")
+        blocks = [f"<p>{html.escape(intro)}</p>", html_table(table.headers, table.formatted())]
+        if findings:
+            items = "".join(f"<li>{html.escape(line)}</li>" for line in findings)
+            blocks.append(f"<ul>{items}</ul>")
+        blocks += [html_figure(path, caption) for path, caption in figures.values()]
+        paths["html"] = atomic_write_text(
+            output / "report.html", html_page(f"robustart study: {self.spec.name}", blocks)
+        )
+        paths.update({name: path for name, (path, _) in figures.items()})
+        return paths
+
+
+def _pct_text(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+# ----------------------------------------------------------------------------- running
+def run_study(
+    spec: StudySpec | str | os.PathLike | Mapping[str, Any],
+    output: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> StudyResult:
+    """Run a study (see the module docstring) and write its results into ``output``.
+
+    Raises:
+        ConfigError: a bad study file, model spec or suite, before any model is evaluated.
+    """
+    from robustart.attacks import create_attack
+    from robustart.evaluation.benchmark import benchmark, evaluation_data
+    from robustart.evaluation.transfer import evaluate_transfer
+    from robustart.models.loading import load_models, resolve_device, state_checksum
+    from robustart.utils import check_output_dir
+
+    spec = spec if isinstance(spec, StudySpec) else load_study(spec)
+    output = Path(output)
+    check_output_dir(output, "the study's output folder")
+    device = resolve_device("auto" if device is None else str(device))
+    attack = None
+    if spec.transfer is not None:
+        settings = dict(spec.transfer)
+        try:
+            attack = create_attack(settings.pop("name", "pgd"), **settings)
+        except TypeError as error:
+            raise ConfigError(f"study transfer attack: {error}") from None
+    result = benchmark(
+        {m.name: m.spec for m in spec.models},
+        spec.data,
+        spec.suite,
+        data_root=spec.data_root,
+        split=spec.split,
+        num_images=spec.num_images,
+        batch_size=spec.batch_size,
+        seed=spec.seed,
+        device=device,
+        output=output / "benchmark",
+        progress=progress,
+    )
+    datamodule, subset, data_name = evaluation_data(
+        spec.data, spec.data_root, spec.split, spec.num_images, spec.seed
+    )
+    models = load_models(
+        {m.name: m.spec for m in spec.models}, datamodule, data_name, device=device
+    )
+    image, _ = subset[0]
+    flops = {name: count_flops(model, tuple(image.shape), device) for name, model in models.items()}
+    transfer = None
+    if attack is not None:
+        identity = {
+            "attack": attack.config,
+            "models": {n: state_checksum(m) for n, m in models.items()},
+            "data": data_name,
+            "split": spec.split,
+            "num_images": len(subset),
+            "seed": spec.seed,
+        }
+        stored = _read_json(output / "transfer.json")
+        if stored is not None and stored.get("identity") == identity:
+            transfer = _transfer_from_dict(stored["result"])
+        else:
+            images = torch.stack([subset[i][0] for i in range(len(subset))]).to(device)
+            labels = torch.as_tensor([int(subset[i][1]) for i in range(len(subset))], device=device)
+            transfer = evaluate_transfer(
+                models, images, labels, attack, seed=spec.seed, batch_size=spec.batch_size
+            )
+            atomic_write_json(
+                output / "transfer.json", {"identity": identity, "result": transfer.to_dict()}
+            )
+    study = StudyResult(spec, result, flops, transfer, notes=list(result.notes))
+    study.save(output)
+    if spec.wandb is not None:
+        log_study_to_wandb(study, output, spec.wandb)
+    return study
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _transfer_from_dict(data: Mapping[str, Any]) -> TransferResult:
+    return TransferResult(
+        sources=list(data["sources"]),
+        targets=list(data["targets"]),
+        matrix=torch.tensor(data["matrix"], dtype=torch.float64),
+        clean=torch.tensor(data["clean"], dtype=torch.float64),
+        num_images=int(data["num_images"]),
+        attack=dict(data["attack"]),
+        seed=int(data["seed"]),
+    )
+
+
+def log_study_to_wandb(study: StudyResult, output: Path, settings: Mapping[str, Any]) -> None:
+    """One W&B run (job type ``study``, group: the study's name unless given) with the
+    leaderboard, the scaling-law fits and the transfer matrix as tables and every figure."""
+    import wandb
+
+    table = study.leaderboard()
+    run = wandb.init(
+        project=settings.get("project", "robustart"),
+        entity=settings.get("entity"),
+        dir=str(settings.get("dir", output)),
+        group=settings.get("group", study.spec.name),
+        job_type="study",
+        name=settings.get("name", study.spec.name),
+        config={
+            "study": study.spec.name,
+            "models": {
+                m.name: {"spec": m.spec, "family": m.family, "technique": m.technique}
+                for m in study.spec.models
+            },
+            "benchmark": study.benchmark.settings,
+        },
+        reinit="create_new",
+    )
+    try:
+        data: dict[str, Any] = {
+            "study/leaderboard": wandb.Table(columns=table.headers, data=table.rows),
+        }
+        laws = study.scaling_laws()
+        if laws:
+            data["study/scaling_law"] = wandb.Table(
+                columns=["norm", "slope", "intercept", "r2", "n"],
+                data=[[n, f.slope, f.intercept, f.r2, f.n] for n, (f, _) in laws.items()],
+            )
+        if study.transfer is not None:
+            headers, rows = study.transfer.table()
+            data["study/transfer"] = wandb.Table(columns=headers, data=rows)
+        for png in sorted(output.glob("*.png")):
+            data[f"study_figures/{png.stem}"] = wandb.Image(str(png))
+        run.log(data)
+    finally:
+        run.finish()
