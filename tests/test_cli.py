@@ -1,6 +1,8 @@
 """The command line end to end: recipes, checkpoints, resume, compare and bad input."""
 
 import json
+import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +106,40 @@ def test_print_config_and_help(capsys):
         run("fit", "--model.help", "robustart.tasks.AdversarialTrainingTask")
     out = capsys.readouterr().out
     assert "bn_mode" in out and "BatchNorm" in out
+
+
+def test_compare_over_seeds_reports_mean_and_spread_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["compare", *DIGITS, "--common", FAST, "--output", "cmp", "--seeds", "0", "1"]
+    run(*args)
+    out = capsys.readouterr().out
+    assert "mean ± std over seeds [0, 1]" in out and " ± " in out
+    summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    headers, means, stds = (summary["table"][k] for k in ("headers", "mean", "std"))
+    column = headers.index("subset clean")
+    for row, mean, std in zip(summary["per_seed"].values(), means, stds):
+        values = [100 * run["report"]["clean"] for run in row]
+        assert [run["seed"] for run in row] == [0, 1]
+        assert mean[column] == pytest.approx(statistics.fmean(values))
+        assert std[column] == pytest.approx(statistics.stdev(values))
+    # ≈ marks a difference from the first recipe within √(s₁² + s₂²)
+    within = summary["table"]["within_spread"]
+    for j in range(1, len(headers)):
+        if means[1][j] is None:
+            continue
+        spread = math.hypot(stds[0][j], stds[1][j])
+        assert within[1][j] == (abs(means[1][j] - means[0][j]) <= spread)
+    assert not any(within[0][1:])  # the baseline is not compared with itself
+    csv_header = (tmp_path / "cmp" / "comparison.csv").read_text().splitlines()[0]
+    assert "subset clean mean,subset clean std" in csv_header
+    # run again: every (recipe, seed) run is reused, and the table is the same
+    run(*args)
+    err = capsys.readouterr().err
+    assert err.count("reusing") == 4
+    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["table"] == (
+        summary["table"]
+    )
 
 
 def test_compare_prints_one_table_and_writes_files(tmp_path, monkeypatch, capsys):

@@ -22,6 +22,7 @@ With W&B, every run of one comparison shares a group (``--group``, default
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -92,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="seed of every run (seed_everything; default: each recipe's own)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="train and test every recipe once per seed and report mean ± std per cell; a "
+        "difference from the first recipe within the run-to-run spread is marked ≈",
     )
     parser.add_argument(
         "--group",
@@ -319,29 +329,56 @@ def main(argv: list[str]) -> dict[str, Any]:
     else:
         extra = []
     args = build_parser().parse_args(argv)
+    if args.seeds is not None and args.seed is not None:
+        raise ConfigError("give --seed or --seeds, not both")
+    seeds = [args.seed] if args.seeds is None else list(dict.fromkeys(args.seeds))
     extra = fit_arguments(args, extra)
     check_output_dir(args.output, "--output folder")
     check_recipes(args.recipes, args.common, extra)
     taken: set[str] = set()
-    runs: dict[str, tuple[dict[str, float], RobustnessReport]] = {}
+    names = [run_name(recipe, taken) for recipe in args.recipes]
     group = args.group or time.strftime("compare-%Y%m%d-%H%M%S")
     wandb_runs: list[dict[str, Any]] = []
+    per_seed: dict[str, list[tuple[dict[str, float], RobustnessReport]]] = {n: [] for n in names}
     with wandb_group(group):
-        for recipe in args.recipes:
-            name = run_name(recipe, taken)
-            print(f"\n=== robustart compare: {name} ({recipe}) ===", file=sys.stderr)
-            runs[name] = fit_and_test(recipe, args.common, extra, args.ckpt, wandb_runs)
+        for name, recipe in zip(names, args.recipes):
+            for seed in seeds:
+                seeded = extra if seed is None else [*extra, "--seed_everything", str(seed)]
+                label = name if seed is None else f"{name}, seed {seed}"
+                stem = "recipe_seed" if seed is None else f"seed_{seed}"
+                stored = args.output / "runs" / name.replace("/", "_") / f"{stem}.json"
+                identity = run_identity(recipe, args.common, seeded, args.ckpt)
+                previous = read_stored_run(stored, identity)
+                if previous is not None:
+                    print(
+                        f"\n=== robustart compare: {label}: reusing {stored} ===", file=sys.stderr
+                    )
+                    per_seed[name].append(previous)
+                    continue
+                print(f"\n=== robustart compare: {label} ({recipe}) ===", file=sys.stderr)
+                metrics, report = fit_and_test(recipe, args.common, seeded, args.ckpt, wandb_runs)
+                atomic_write_json(
+                    stored,
+                    {"identity": identity, "test_metrics": metrics, "report": report.to_dict()},
+                )
+                per_seed[name].append((metrics, report))
 
+    runs = {name: results[0] for name, results in per_seed.items()}
     headers, rows = comparison_table(runs)
+    spread = None
+    if len(seeds) > 1:
+        headers, rows, spread = seed_statistics(per_seed)
     first = next(iter(runs.values()))[1]
     settings = "; ".join(
         f"{label}: " + ", ".join(f"{k}={v}" for k, v in s.items() if k != "attack")
         for label, s in first.attack_settings.items()
     )
-    text = format_table(headers, rows)
+    shown = rows if spread is None else spread["text"]
+    text = format_table(headers, shown)
+    seeds_text = "" if spread is None else f"; mean ± std over seeds {seeds}, ≈: within spread"
     print(
         f"\nRobustness comparison (accuracy %, test split; subset of {first.num_images} "
-        f"images; {settings})\n{text}\n"
+        f"images; {settings}{seeds_text})\n{text}\n"
     )
 
     out = args.output
@@ -351,23 +388,111 @@ def main(argv: list[str]) -> dict[str, Any]:
         {n: r for n, (_, r) in runs.items()},
         out / "robustness_curves.png",
         title=f"{len(runs)} recipes, each at its {args.ckpt} checkpoint: test subset "
-        f"({first.num_images} images)",
+        f"({first.num_images} images)" + ("" if spread is None else f", seed {seeds[0]}"),
     )
     caption = (
         "Accuracy (%) vs ε of each attack (L∞ ε in units of 1/255) and mean accuracy vs "
         "corruption severity, per recipe, on the test subset."
     )
-    markdown = f"{markdown_table(headers, rows)}\n![{caption}]({plot.name})\n\n*{caption}*\n"
+    markdown = f"{markdown_table(headers, shown)}\n![{caption}]({plot.name})\n\n*{caption}*\n"
     atomic_write_text(out / "comparison.md", markdown)
-    atomic_write_text(out / "comparison.csv", csv_table(headers, rows))
+    csv_headers, csv_rows = headers, rows
+    if spread is not None:  # mean and std columns
+        csv_headers = [headers[0], *(f"{h} {k}" for h in headers[1:] for k in ("mean", "std"))]
+        csv_rows = [
+            [row[0], *(v for pair in zip(row[1:], std[1:]) for v in pair)]
+            for row, std in zip(rows, spread["std"])
+        ]
+    atomic_write_text(out / "comparison.csv", csv_table(csv_headers, csv_rows))
     summary = {
         "recipes": {name: str(path) for name, path in zip(runs, args.recipes)},
         "attack_settings": first.attack_settings,
+        "seeds": seeds,
         "runs": {n: {"test_metrics": m, "report": r.to_dict()} for n, (m, r) in runs.items()},
+        "table": {"headers": headers, "mean": rows}
+        | ({} if spread is None else {"std": spread["std"], "within_spread": spread["within"]}),
+        "per_seed": {
+            n: [
+                {"seed": s, "test_metrics": m, "report": r.to_dict()} for s, (m, r) in zip(seeds, v)
+            ]
+            for n, v in per_seed.items()
+        },
     }
     atomic_write_json(out / "comparison.json", summary)
     if wandb_runs:
-        log_comparison_run(wandb_runs[0], group, headers, rows, summary, plot)
+        log_comparison_run(wandb_runs[0], group, headers, shown, summary, plot)
     print(f"Wrote {out / 'comparison.md'}, comparison.csv, comparison.json and {plot}")
     announce_results(out)
     return summary
+
+
+def run_identity(recipe: Path, common: list[Path], extra: list[str], ckpt: str) -> str:
+    """A checksum of everything a recipe's run depends on: its config files' contents, the
+    extra arguments (seed included), the tested checkpoint and robustart's version."""
+    import hashlib
+
+    import robustart
+
+    digest = hashlib.sha256()
+    for path in [*recipe_files(recipe), *common]:
+        digest.update(Path(path).read_bytes())
+    digest.update(repr((extra, ckpt, robustart.__version__)).encode())
+    return digest.hexdigest()
+
+
+def read_stored_run(path: Path, identity: str) -> tuple[dict[str, float], RobustnessReport] | None:
+    """The test metrics and report a finished run stored at ``path``, if its identity matches
+    (same configs, arguments, seed and version); ``None`` otherwise."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("identity") != identity:
+        return None
+    return dict(data["test_metrics"]), RobustnessReport.from_dict(data["report"])
+
+
+def seed_statistics(
+    per_seed: dict[str, list[tuple[dict[str, float], RobustnessReport]]],
+) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
+    """Mean and sample standard deviation over seeds of every cell of the comparison table.
+
+    A recipe's cell is marked within the spread (``≈``) when its mean differs from the first
+    recipe's by no more than the spread of a difference of single runs, √(s₁² + s₂²).
+
+    Returns:
+        Headers, rows of means, and ``{"std": rows of stds, "within": rows of booleans,
+        "text": rows of "mean ± std" cells}``.
+    """
+    import statistics
+
+    count = min(len(results) for results in per_seed.values())
+    tables = [comparison_table({n: r[k] for n, r in per_seed.items()}) for k in range(count)]
+    headers = tables[0][0]
+    means, stds, within, text = [], [], [], []
+    for i, name in enumerate(per_seed):
+        mean_row, std_row, within_row, text_row = [name], [name], [name], [name]
+        for j in range(1, len(headers)):
+            values = [t[1][i][j] for t in tables if t[1][i][j] is not None]
+            mean = statistics.fmean(values) if values else None
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            mean_row.append(mean)
+            std_row.append(std)
+            base_mean, base_std = means[0][j] if means else mean, stds[0][j] if stds else std
+            close = (
+                i > 0
+                and mean is not None
+                and base_mean is not None
+                and abs(mean - base_mean) <= math.hypot(std, base_std)
+            )
+            within_row.append(close)
+            text_row.append(
+                "-" if mean is None else f"{mean:.1f} ± {std:.1f}{' ≈' if close else ''}"
+            )
+        means.append(mean_row)
+        stds.append(std_row)
+        within.append(within_row)
+        text.append(text_row)
+    return headers, means, {"std": stds, "within": within, "text": text}

@@ -361,7 +361,10 @@ class StudyResult:
                 for k, v in pareto.items()
             },
             "scaling_law": {
-                norm: {"fit": fit.to_dict(), "points": {n: list(p) for n, p in points.items()}}
+                norm: {
+                    "fit": {k: _json_number(v) for k, v in fit.to_dict().items()},
+                    "points": {n: list(p) for n, p in points.items()},
+                }
                 for norm, (fit, points) in laws.items()
             },
             "transfer": None
@@ -450,6 +453,11 @@ class StudyResult:
         )
         paths.update({name: path for name, (path, _) in figures.items()})
         return paths
+
+
+def _json_number(value: float | int) -> float | int | None:
+    """``value`` for JSON: NaN (an undefined R²) as ``null``."""
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _pct_text(value: float | None) -> str:
