@@ -3,7 +3,8 @@
 Two kinds, both configured in YAML as plain mappings ``{name: ..., <settings>}``:
 
 * batch augmentations (task option ``batch_augment``), applied on the device to whole batches:
-  ``mixup``, ``cutmix``, ``mixup_cutmix``, ``random_erasing``, ``stylize``;
+  ``mixup``, ``cutmix``, ``mixup_cutmix``, ``random_erasing``, ``stylize``,
+  ``gaussian_noise``;
 * per-image policies (datamodule option ``augment_policy``), applied in the data loader:
   ``autoaugment``, ``randaugment``, ``trivialaugment``, ``augmix``.
 """
@@ -12,6 +13,7 @@ from robustart.augment import (  # noqa: F401  (imported to register the compone
     augmix,
     autoaugment,
     cutmix,
+    gaussian_noise,
     mixup,
     mixup_cutmix,
     randaugment,

@@ -11,10 +11,12 @@ two more sections::
     system_noise: true
     shift:
       - {benchmark: cifar10-c, data_root: data/CIFAR-10-C, optional: true}
+    certification: {sigma: 0.25, n0: 100, n: 1000, alpha: 0.001, radii: [0, 0.25, 0.5]}
 
 Its items: ``clean``, ``attack/<label>`` (one attack at each of its budgets),
 ``corruption/<name>`` (one corruption at each severity), ``minimal_eps/<label>``,
-``system_noise`` and ``shift/<benchmark>``.
+``system_noise``, ``certification`` (randomized smoothing,
+:mod:`robustart.evaluation.certification`) and ``shift/<benchmark>``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from robustart.utils import read_yaml_file
 
 __all__ = [
     "BenchmarkSuite",
+    "CertificationItem",
     "Context",
     "Item",
     "ShiftEntry",
@@ -78,6 +81,9 @@ class BenchmarkSuite:
         spec: The robustness part as written (a mapping; the identity of its items).
         system_noise: Run the resize round trips.
         shift: On-disk benchmarks.
+        certification: Settings of the randomized-smoothing certification (checked and
+            completed by :func:`~robustart.evaluation.certification.check_certification_settings`),
+            ``None`` for none.
     """
 
     name: str
@@ -85,6 +91,7 @@ class BenchmarkSuite:
     spec: dict[str, Any]
     system_noise: bool = False
     shift: list[ShiftEntry] = field(default_factory=list)
+    certification: dict[str, Any] | None = None
 
 
 def load_benchmark_suite(spec: str | os.PathLike | Mapping[str, Any]) -> BenchmarkSuite:
@@ -118,8 +125,13 @@ def load_benchmark_suite(spec: str | os.PathLike | Mapping[str, Any]) -> Benchma
     if not isinstance(system_noise, bool):
         raise ConfigError(f"system_noise must be true or false, got {system_noise!r}")
     shift = [_shift_entry(entry, i) for i, entry in enumerate(data.pop("shift", None) or [])]
+    certification = data.pop("certification", None)
+    if certification is not None:
+        from robustart.evaluation.certification import check_certification_settings
+
+        certification = check_certification_settings(certification)
     robustness = load_suite(data)
-    return BenchmarkSuite(name, robustness, data, system_noise, shift)
+    return BenchmarkSuite(name, robustness, data, system_noise, shift, certification)
 
 
 def _shift_entry(entry: Any, index: int) -> ShiftEntry:
@@ -253,6 +265,77 @@ class SystemNoiseItem(Item):
         ).to_dict()
 
 
+class CertificationItem(Item):
+    """Certified ℓ2 accuracy of the Gaussian-smoothed model (Cohen et al., 2019): CERTIFY on
+    every image, sharded over DDP processes like the suite items (each image's noise is seeded
+    by its index, so the numbers do not depend on the sharding)."""
+
+    key = "certification"
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = {"kind": "certification", **settings}
+
+    def run(self, context: Context) -> dict[str, Any]:
+        from robustart.evaluation.certification import CertificationResult, certify_images
+
+        cfg = self.settings
+        n = len(context.subset)  # type: ignore[arg-type]
+        rank, world = distributed_rank_and_size()
+        labels = torch.zeros(n, dtype=torch.int64, device=context.device)
+        shifted = torch.zeros(n, dtype=torch.int64, device=context.device)  # prediction + 1
+        radii = torch.zeros(n, dtype=torch.float64, device=context.device)
+        guesses = torch.zeros(n, dtype=torch.int64, device=context.device)
+        votes = torch.zeros(n, dtype=torch.int64, device=context.device)  # PREDICT + 1
+        num_classes = context.num_classes or None
+        for chunk_id, images, chunk_labels in iterate_chunks(
+            context.subset, context.batch_size, rank, world, context.num_workers
+        ):
+            start = chunk_id * context.batch_size
+            part = certify_images(
+                context.model,
+                images.to(context.device),
+                chunk_labels.long().to(context.device),
+                num_classes or _num_outputs(context.model, images[:1].to(context.device)),
+                sigma=cfg["sigma"],
+                n0=cfg["n0"],
+                n=cfg["n"],
+                alpha=cfg["alpha"],
+                batch_size=cfg["batch_size"],
+                seed=context.seed,
+                n_predict=cfg["n_predict"],
+                first_index=start,
+                device=context.device,
+            )
+            end = start + part.num_images
+            labels[start:end] = part.labels.to(context.device)
+            shifted[start:end] = part.predictions.to(context.device) + 1
+            radii[start:end] = part.radii.to(context.device)
+            guesses[start:end] = part.guesses.to(context.device)
+            if part.smoothed_predictions is not None:
+                votes[start:end] = part.smoothed_predictions.to(context.device) + 1
+        result = CertificationResult(
+            sigma=cfg["sigma"],
+            n0=cfg["n0"],
+            n=cfg["n"],
+            alpha=cfg["alpha"],
+            labels=sum_over_processes(labels).cpu(),
+            predictions=sum_over_processes(shifted).cpu() - 1,
+            radii=sum_over_processes(radii).cpu(),
+            guesses=sum_over_processes(guesses).cpu(),
+            smoothed_predictions=sum_over_processes(votes).cpu() - 1 if cfg["n_predict"] else None,
+        )
+        out = result.to_dict(cfg["radii"])
+        out["settings"] = to_json(cfg)
+        return out
+
+
+def _num_outputs(model: nn.Module, image: Tensor) -> int:
+    """Width of the model's logits (for data without a class count)."""
+    from robustart.evaluation.loop import batch_logits
+
+    return int(batch_logits(model, image).shape[-1])
+
+
 class ShiftItem(Item):
     """An on-disk benchmark (:mod:`robustart.evaluation.benchmarks`), run on rank zero."""
 
@@ -320,7 +403,7 @@ def build_items(
     device: torch.device | None = None,
 ) -> list[Item]:
     """The items of ``suite`` in the order they run: clean, attacks, corruptions, the other
-    robustness sections, system noise, on-disk sets."""
+    robustness sections, system noise, certification, on-disk sets."""
     robustness = suite.robustness
     items: list[Item] = [SuiteItem("clean", {}, {"kind": "clean"})]
     for entry, spec in zip(robustness.attacks, suite.spec.get("attacks") or []):
@@ -342,6 +425,8 @@ def build_items(
         items.append(SuiteItem(f"minimal_eps/{entry.label}", {"minimal_eps": [spec]}, settings))
     if suite.system_noise:
         items.append(SystemNoiseItem({"kind": "system_noise", "variants": "cifar_resize"}))
+    if suite.certification is not None:
+        items.append(CertificationItem(copy.deepcopy(suite.certification)))
     device = device or torch.device("cpu")
     items += [ShiftItem(entry, num_images, batch_size, device) for entry in suite.shift]
     return items

@@ -152,7 +152,9 @@ class BenchmarkResult:
 
     def leaderboard(self) -> Any:
         """One row per model: clean, each attack at each budget, worst case, corruption mean
-        and mCE, minimal ε, system noise and the headline of each on-disk set (percent), as a
+        and mCE, minimal ε, system noise, certified accuracy at each ℓ2 radius
+        (``certified @r=0.25``, randomized smoothing) and the headline of each on-disk set
+        (percent), as a
         :class:`~robustart.evaluation.benchmarks.Table`."""
         from robustart.evaluation.benchmarks import Table
 
@@ -184,6 +186,10 @@ class BenchmarkResult:
             if noise is not None:
                 row["system noise mean"] = 100 * noise["mean"]
                 row["system noise std"] = 100 * noise["std"]
+            certification = model.item("certification")
+            if certification is not None:  # randomized smoothing, per ℓ2 radius
+                for radius, value in certification["certified_accuracy"].items():
+                    row[f"certified @r={radius}"] = 100 * value
             for key, record in model.items.items():
                 if key.startswith("shift/"):
                     row.update(_shift_headline(key.removeprefix("shift/"), record["result"]))
