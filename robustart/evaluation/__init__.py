@@ -9,6 +9,8 @@
 * :mod:`~robustart.evaluation.benchmarks`: the on-disk benchmark families (corruption files,
   perturbation sequences, natural shift and calibration, OOD, system noise), one per file,
 * :mod:`~robustart.evaluation.transfer`: transfer-attack matrices,
+* :mod:`~robustart.evaluation.certification`: certified ℓ2 robustness by randomized smoothing
+  (Cohen et al., 2019; the benchmark suite item ``certification``),
 * :mod:`~robustart.evaluation.benchmark` (with :mod:`~robustart.evaluation.items` and
   :mod:`~robustart.evaluation.results`): ``robustart.benchmark``, any models through one suite,
   stored per item and resumable,
