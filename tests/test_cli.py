@@ -176,7 +176,7 @@ def test_top_level_help_lists_every_subcommand_without_importing_them():
         *help_lines, imported, lightning = result.stdout.splitlines()
         assert imported == "['robustart.cli.errors']" and lightning == "False"
         text = "\n".join(help_lines)
-        expected = ["fit", "validate", "test", "predict", "compare", "transfer", "shift"]
+        expected = ["fit", "validate", "test", "predict", "compare", "study", "transfer", "shift"]
         assert [*expected, "benchmark"] == list(SUBCOMMANDS)
         for name, subcommand in SUBCOMMANDS.items():
             assert f"  {name}" in text and subcommand.summary in text, name

@@ -82,7 +82,8 @@ def test_unknown_class_path(workdir, capsys):
 
 @pytest.mark.parametrize("argv", [[], ["fitt"]], ids=["none", "typo"])
 def test_missing_or_unknown_subcommand_lists_all_of_them(argv, capsys):
-    expect_error(capsys, *argv, match="fit, validate, test, predict, compare, transfer, shift")
+    names = "fit, validate, test, predict, compare, study, transfer, shift, benchmark"
+    expect_error(capsys, *argv, match=names)
 
 
 # --------------------------------------------------------------------------- outputs
