@@ -137,8 +137,9 @@ def test_compare_over_seeds_reports_mean_and_spread_and_resumes(tmp_path, monkey
     run(*args)
     err = capsys.readouterr().err
     assert err.count("reusing") == 4
-    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["table"] == (
-        summary["table"]
+    assert (
+        json.loads((tmp_path / "cmp" / "comparison.json").read_text())["table"]
+        == (summary["table"])
     )
 
 
