@@ -151,7 +151,9 @@ class CSVLogger(LightningCSVLogger):
     ``<save_dir>/<name>/version_<n>/``. See the module docstring.
 
     Example:
-        >>> logger = CSVLogger("runs", name="digits_standard")  # doctest: +SKIP
+        >>> logger = CSVLogger("runs", name="digits_standard")  # writes nothing until it logs
+        >>> logger.name
+        'digits_standard'
     """
 
     @property
@@ -181,7 +183,7 @@ class WandbLogger(LightningWandbLogger):
     nested config (``model``, ``data``, ``trainer``, ``robustness``), it is left as is.
 
     Example:
-        >>> logger = WandbLogger(project="robustart", group="pgd_at")  # doctest: +SKIP
+        >>> logger = WandbLogger(project="robustart", group="pgd_at", offline=True)
     """
 
     @rank_zero_only

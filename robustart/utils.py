@@ -311,8 +311,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed to ``path``.
 
     Example:
-        >>> with atomic_output("plot.png") as tmp:  # doctest: +SKIP
-        ...     figure.savefig(tmp)
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     target = pathlib.Path(folder) / "plot.png"
+        ...     with atomic_output(target) as tmp:  # e.g. figure.savefig(tmp)
+        ...         _ = tmp.write_bytes(b"png")
+        ...     print(target.read_bytes())
+        b'png'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

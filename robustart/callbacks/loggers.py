@@ -23,9 +23,11 @@ class FinishLoggers(Callback):
             finishes the runs; a stage not listed leaves them open for the next one.
 
     Example:
-        >>> trainer = Trainer(callbacks=[FinishLoggers(after=["test"])])  # doctest: +SKIP
-        >>> trainer.fit(model)  # W&B run stays open
-        >>> trainer.test(model)  # logs into the same run, then finishes it
+        >>> trainer = Trainer(
+        ...     logger=WandbLogger(offline=True), callbacks=[FinishLoggers(after=["test"])]
+        ... )
+        >>> trainer.fit(model)  # W&B run stays open  # doctest: +SKIP
+        >>> trainer.test(model)  # logs into the same run, then finishes it  # doctest: +SKIP
     """
 
     def __init__(self, after: str | Iterable[str] = ("fit", "validate", "test", "predict")):

@@ -1,17 +1,20 @@
 """Common corruptions generated on the images' device, keyed by name in :data:`CORRUPTIONS`.
 
 Example:
-    >>> from robustart.corruptions import corrupt
-    >>> noisy = corrupt(images, "gaussian_noise", severity=3)  # doctest: +SKIP
+    >>> from robustart.corruptions import corrupt, functional
+    >>> images = torch.rand(4, 3, 32, 32)
+    >>> noisy = corrupt(images, "gaussian_noise", severity=3)
+    >>> blurred = functional.gaussian_blur(images, sigma=0.7)  # or by physical parameter
 """
 
-from robustart.corruptions import (  # noqa: F401  (registers the corruptions)
+from robustart.corruptions import (  # noqa: F401  (registers the corruptions; functional API)
     brightness,
     contrast,
     defocus_blur,
     elastic_transform,
     fog,
     frost,
+    functional,
     gaussian_blur,
     gaussian_noise,
     glass_blur,
@@ -49,5 +52,6 @@ __all__ = [
     "check_severity",
     "corrupt",
     "create_corruption",
+    "functional",
     "table_for_size",
 ]

@@ -13,14 +13,18 @@ Image-size rule (for sizes other than 32 and 224 px):
     weights) are not scaled. At exactly 32 or 224 px, ``scale == 1`` and the tables apply as
     published. Each corruption says which of its parameters are spatial.
 
-Randomness is drawn per image from the ``generator`` passed in (on the images' device), so a
-seed reproduces the output exactly.
+Randomness comes from the ``generator`` passed in (on the images' device), so a seed reproduces
+the output exactly. One generator serves the whole batch: the images get different draws, which
+depend on the batch they are in. A sequence of generators, one per image, makes each image's
+result depend on that image and its generator alone, whatever batch it is corrupted in (the
+contract test checks that a batch gives what each image gives on its own).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeAlias
 
 import torch
 from torch import Tensor
@@ -28,6 +32,10 @@ from torch import Tensor
 from robustart.errors import ConfigError, InputRangeError
 from robustart.registry import Registry
 from robustart.utils import check_images
+
+#: Where a corruption draws its randomness from: one generator for the whole batch, a sequence of
+#: generators with one per image, or ``None`` (PyTorch's global generator).
+Generators: TypeAlias = torch.Generator | Sequence[torch.Generator] | None
 
 #: Registry of corruption classes, keyed by name ("gaussian_noise", ...).
 CORRUPTIONS: Registry[type[Corruption]] = Registry("corruption")
@@ -109,22 +117,63 @@ class Corruption(ABC):
     #: channel would be corrupted as if it were colour, so 2- and 4-channel images are refused.
     channel_counts: ClassVar[tuple[int, ...]] = (1, 3)
 
-    def __call__(
-        self, images: Tensor, severity: int, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """Corrupt ``images``.
+    #: Whether :meth:`apply` takes one generator per image, drawing image i's randomness from
+    #: generator i (through :func:`draw_per_image`). If not, a call with per-image generators
+    #: runs image by image.
+    batched_generators: ClassVar[bool] = False
+
+    def __call__(self, images: Tensor, severity: int, generator: Generators = None) -> Tensor:
+        """Corrupt ``images`` at a severity.
 
         Args:
             images: Float tensor (N, C, H, W) in [0, 1], on any device.
             severity: Integer 1..5.
-            generator: Random generator on the images' device (``None``: global RNG).
+            generator: Random generator on the images' device, or a sequence of N of them (one
+                per image), or ``None`` (global RNG).
 
         Returns:
             Corrupted images, same shape, dtype and device, in [0, 1].
         """
+        self.check_input(images)
+        param, scale = self.parameter(severity, images.shape[-2], images.shape[-1])
+        return self._apply_checked(images, param, scale, generator)
+
+    def apply_parameter(
+        self, images: Tensor, param: Any, scale: float = 1.0, generator: Generators = None
+    ) -> Tensor:
+        """Corrupt ``images`` with an explicit parameter instead of a severity's.
+
+        This is what :mod:`robustart.corruptions.functional` calls: ``param`` has the layout of
+        an entry of the parameter tables, in pixels of these images when ``scale`` is 1.
+
+        Args:
+            images: Float tensor (N, C, H, W) in [0, 1], on any device.
+            param: One parameter (tuple) in the layout of :attr:`imagenet` / :attr:`cifar`.
+            scale: Multiplies the spatial parameters (see the module docstring).
+            generator: As for :meth:`__call__`.
+
+        Returns:
+            Corrupted images, same shape, dtype and device, in [0, 1].
+        """
+        self.check_input(images)
+        return self._apply_checked(images, param, scale, generator)
+
+    def check_input(self, images: Tensor) -> None:
+        """Check that ``images`` is an (N, C, H, W) float batch in [0, 1] with allowed channels."""
         check_images(images)
         self.check_channels(images.shape[1])
-        param, scale = self.parameter(severity, images.shape[-2], images.shape[-1])
+
+    def _apply_checked(
+        self, images: Tensor, param: Any, scale: float, generator: Generators
+    ) -> Tensor:
+        generators = per_image_generators(generator, len(images))
+        if generators is not None and not self.batched_generators:
+            return torch.cat(
+                [
+                    self._apply_checked(images[i : i + 1], param, scale, g)
+                    for i, g in enumerate(generators)
+                ]
+            )
         with torch.no_grad():
             out = self.apply(images, param, scale, generator)
         return out.clamp_(0.0, 1.0).to(images.dtype)
@@ -150,13 +199,12 @@ class Corruption(ABC):
         return getattr(self, table)[severity - 1], scale
 
     @abstractmethod
-    def apply(
-        self, images: Tensor, param: Any, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
+    def apply(self, images: Tensor, param: Any, scale: float, generator: Generators) -> Tensor:
         """Corrupt ``images`` (N, C, H, W) with one severity's parameter.
 
-        ``scale`` multiplies spatial parameters (see the module docstring). The result may
-        leave [0, 1]; the caller clamps it.
+        ``scale`` multiplies spatial parameters (see the module docstring). ``generator`` is a
+        sequence of per-image generators only if :attr:`batched_generators` is set. The result
+        may leave [0, 1]; the caller clamps it.
         """
 
     def __repr__(self) -> str:
@@ -189,22 +237,70 @@ def create_corruption(name: str) -> Corruption:
     return CORRUPTIONS.get(name)()
 
 
-def corrupt(
-    images: Tensor, name: str, severity: int, generator: torch.Generator | None = None
-) -> Tensor:
+def corrupt(images: Tensor, name: str, severity: int, generator: Generators = None) -> Tensor:
     """Functional shortcut: ``corrupt(images, "fog", 3)``."""
     return create_corruption(name)(images, severity, generator)
+
+
+def per_image_generators(generator: Generators, count: int) -> list[torch.Generator] | None:
+    """The per-image generators in ``generator`` (checked to be ``count``), or ``None`` if it is
+    one generator or ``None``.
+
+    Raises:
+        ConfigError: if a sequence does not hold one generator per image.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return None
+    generators = list(generator)
+    if len(generators) != count or not all(isinstance(g, torch.Generator) for g in generators):
+        raise ConfigError(
+            f"per-image generators: need {count} torch.Generator objects, one per image, got "
+            f"{len(generators)} items"
+        )
+    return generators
+
+
+def draw_per_image(
+    sample: Callable[[tuple[int, ...], torch.Generator | None], Tensor],
+    shape: tuple[int, ...],
+    generator: Generators,
+) -> Tensor:
+    """Random draws of ``shape``, whose first dimension is the image, from ``generator``.
+
+    Args:
+        sample: ``sample(shape, generator)`` draws a tensor of ``shape`` (e.g. ``torch.rand``).
+        shape: (N, ...).
+        generator: One generator (or ``None``) for all N images, or N generators: image i's
+            draws (``shape[1:]``) then come from generator i alone.
+
+    Returns:
+        Tensor of ``shape``.
+
+    Example:
+        >>> rand = lambda shape, g: torch.rand(shape, generator=g)
+        >>> seeds = [torch.Generator().manual_seed(s) for s in (1, 2)]
+        >>> both = draw_per_image(rand, (2, 3), seeds)
+        >>> torch.equal(both[1:], draw_per_image(rand, (1, 3), [torch.Generator().manual_seed(2)]))
+        True
+    """
+    generators = per_image_generators(generator, shape[0])
+    if generators is None:
+        return sample(shape, generator)
+    return torch.cat([sample((1, *shape[1:]), g) for g in generators])
 
 
 def random_uniform(
     shape: tuple[int, ...],
     low: float,
     high: float,
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device | str,
 ) -> Tensor:
-    """Draws from U(low, high) of ``shape`` on ``device`` (float32), from ``generator``."""
-    draws = torch.rand(shape, generator=generator, device=device)
+    """Draws from U(low, high) of ``shape`` (N, ...) on ``device`` (float32), per image from
+    per-image generators (:func:`draw_per_image`)."""
+    draws = draw_per_image(
+        lambda size, g: torch.rand(size, generator=g, device=device), shape, generator
+    )
     return low + (high - low) * draws
 
 
@@ -212,8 +308,31 @@ def random_normal(
     shape: tuple[int, ...],
     mean: float,
     std: float,
-    generator: torch.Generator | None,
+    generator: Generators,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Draws from N(mean, std²) of ``shape`` (N, ...) on ``device``, per image from per-image
+    generators (:func:`draw_per_image`)."""
+    draws = draw_per_image(
+        lambda size, g: torch.randn(size, generator=g, device=device, dtype=dtype),
+        shape,
+        generator,
+    )
+    return mean + std * draws
+
+
+def random_integers(
+    shape: tuple[int, ...],
+    low: int,
+    high: int,
+    generator: Generators,
     device: torch.device | str,
 ) -> Tensor:
-    """Draws from N(mean, std²) of ``shape`` on ``device`` (float32), from ``generator``."""
-    return mean + std * torch.randn(shape, generator=generator, device=device)
+    """Integers drawn uniformly from ``[low, high)`` of ``shape`` (N, ...) on ``device`` (int64),
+    per image from per-image generators (:func:`draw_per_image`)."""
+    return draw_per_image(
+        lambda size, g: torch.randint(low, high, size, generator=g, device=device),
+        shape,
+        generator,
+    )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
 from robustart.corruptions.color import add_hsv_value
 
 __all__ = ["Brightness", "add_hsv_value"]
@@ -23,7 +22,7 @@ class Brightness(Corruption):
     imagenet = (0.1, 0.2, 0.3, 0.4, 0.5)
     cifar = (0.05, 0.1, 0.15, 0.2, 0.3)
 
-    def apply(
-        self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
+    batched_generators = True  # deterministic: no draws
+
+    def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
         return add_hsv_value(images, param)

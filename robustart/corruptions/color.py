@@ -4,6 +4,13 @@ In HSV, an RGB pixel is ``c = V · (1 − S · k_c)`` with ``V`` its largest cha
 saturation and ``k_c ∈ [0, 1]`` a function of the hue alone. Editing V or S with the hue fixed
 therefore has a closed form on the RGB triple, which is what these functions compute (the
 reference goes through ``skimage.color.rgb2hsv`` / ``hsv2rgb``).
+
+kornia: the round trip ``color.rgb_to_hsv`` → edit → ``color.hsv_to_rgb`` gives the same
+results (max. abs. difference 1e-6, ``tests/test_corruptions_kornia.py``) but is 11× slower
+on the CPU than these closed forms (3.1 vs 0.28 ms per 224-px image). ``enhance.adjust_brightness``
+is an additive RGB shift, not an HSV value change (off by up to δ), and
+``enhance.adjust_saturation`` has no offset ``b`` (off by up to b, e.g. 0.1 at saturate
+severity 4).
 """
 
 from __future__ import annotations

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
 
 
 @CORRUPTIONS.register("contrast")
@@ -18,8 +17,8 @@ class Contrast(Corruption):
     imagenet = (0.4, 0.3, 0.2, 0.1, 0.05)
     cifar = (0.75, 0.5, 0.4, 0.3, 0.15)
 
-    def apply(
-        self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
+    batched_generators = True  # deterministic: no draws
+
+    def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
         means = images.mean(dim=(2, 3), keepdim=True)
         return (images - means) * param + means

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
 from robustart.corruptions.kernels import disk_kernel, filter2d_depthwise
 
 
@@ -22,12 +21,14 @@ class DefocusBlur(Corruption):
     imagenet = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
     cifar = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))
 
+    batched_generators = True  # deterministic: no draws
+
     def apply(
         self,
         images: Tensor,
         param: tuple[float, float],
         scale: float,
-        generator: torch.Generator | None,
+        generator: Generators,
     ) -> Tensor:
         radius, alias_blur = param
         kernel = disk_kernel(radius * scale, alias_blur * scale, images.device)

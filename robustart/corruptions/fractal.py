@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from robustart.corruptions.base import Generators, draw_per_image
+
 
 def next_power_of_two(value: int) -> int:
     """The smallest power of two ≥ ``value`` (1 for 0)."""
@@ -15,7 +17,7 @@ def plasma_fractal(
     count: int,
     size: int,
     wibble_decay: float,
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device | str,
 ) -> Tensor:
     """``count`` independent diamond-square height maps, normalised to [0, 1].
@@ -24,7 +26,8 @@ def plasma_fractal(
     corner (0, 0) is 0; at each step, square centres and then diamond centres are set to the
     mean of their four neighbours (wrapping around) plus ``wibble · U(−wibble, wibble)``, with
     ``wibble`` starting at 100 and divided by ``wibble_decay`` after each step (a larger decay
-    gives a smoother map). All maps are generated at once, one random draw per map and point.
+    gives a smoother map). All maps are generated at once, one random draw per map and point,
+    from one generator or one per map (:func:`~robustart.corruptions.base.draw_per_image`).
 
     Returns:
         Float32 tensor (count, size, size) with per-map minimum 0 and maximum 1.
@@ -35,7 +38,11 @@ def plasma_fractal(
     step, wibble = size, 100.0
 
     def wibbled_mean(total: Tensor) -> Tensor:
-        noise = torch.rand(total.shape, generator=generator, device=device, dtype=torch.float64)
+        noise = draw_per_image(
+            lambda shape, g: torch.rand(shape, generator=g, device=device, dtype=torch.float64),
+            total.shape,
+            generator,
+        )
         return total / 4 + wibble * (wibble * (2 * noise - 1))
 
     while step >= 2:

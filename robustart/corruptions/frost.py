@@ -28,7 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, table_for_size
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    Corruption,
+    Generators,
+    random_uniform,
+    table_for_size,
+)
 from robustart.corruptions.color import match_channels
 from robustart.errors import DatasetNotFoundError
 
@@ -159,7 +165,8 @@ class Frost(Corruption):
     Each image gets one of the frost photographs at random and a random crop of it of the
     image's size. At 224 px the photographs are used at their own resolution; the CIFAR
     reference shrinks them to 20 % first. The texture scale is spatial (multiplied by
-    ``scale``); textures smaller than the image are enlarged to fit.
+    ``scale``); textures smaller than the image are enlarged to fit. :meth:`parameter` gives
+    ``(a, b, texture zoom)`` for an image size, the zoom including that scale.
 
     Args:
         frost_dir: Folder of frost images; default: ``$ROBUSTART_FROST_DIR`` if set, else the
@@ -170,6 +177,8 @@ class Frost(Corruption):
     category = "weather"
     imagenet = ((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
     cifar = ((1.0, 0.2), (1.0, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))
+
+    batched_generators = True
 
     def __init__(self, frost_dir: str | os.PathLike | None = None) -> None:
         self.frost_dir = frost_dir
@@ -198,18 +207,22 @@ class Frost(Corruption):
             self._stacks = {key: (stack.to(device), sizes.to(device))}  # keep one size
         return self._stacks[key]
 
+    def parameter(self, severity: int, height: int, width: int) -> tuple[tuple, float]:
+        """``(image weight, frost weight, texture zoom)`` at this image size, and scale 1.
+
+        The texture zoom is the table's (1 for ImageNet, 0.2 for CIFAR) times the size scale.
+        """
+        (image_weight, frost_weight), scale = super().parameter(severity, height, width)
+        table, _ = table_for_size(height, width)
+        return (image_weight, frost_weight, TEXTURE_ZOOM[table] * scale), 1.0
+
     def apply(
-        self,
-        images: Tensor,
-        param: tuple[float, float],
-        scale: float,
-        generator: torch.Generator | None,
+        self, images: Tensor, param: tuple[float, float, float], scale: float, generator: Generators
     ) -> Tensor:
-        image_weight, frost_weight = param
+        image_weight, frost_weight, zoom = param
         n, c, h, w = images.shape
-        table, _ = table_for_size(h, w)
-        stack, sizes = self.textures(TEXTURE_ZOOM[table] * scale, h, w, images.device)
-        draws = torch.rand((3, n), generator=generator, device=images.device)
+        stack, sizes = self.textures(zoom * scale, h, w, images.device)
+        draws = random_uniform((n, 3), 0.0, 1.0, generator, images.device).T
         pick = (draws[0] * len(sizes)).long().clamp_max(len(sizes) - 1)
         # randint(0, size − crop): the reference's exclusive upper bound, at least one choice
         room = (sizes[pick] - torch.tensor([h, w], device=images.device)).clamp_min(1)

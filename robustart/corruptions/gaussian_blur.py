@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
 from robustart.corruptions.kernels import gaussian_blur
 
 
@@ -19,7 +18,7 @@ class GaussianBlur(Corruption):
     imagenet = (1, 2, 3, 4, 6)
     cifar = (0.4, 0.6, 0.7, 0.8, 1.0)
 
-    def apply(
-        self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
+    batched_generators = True  # deterministic: no draws
+
+    def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
         return gaussian_blur(images, param * scale)

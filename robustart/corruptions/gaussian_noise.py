@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_normal
 
 
 @CORRUPTIONS.register("gaussian_noise")
@@ -13,6 +12,7 @@ class GaussianNoise(Corruption):
     """``x + N(0, σ²)`` independently per pixel and channel. σ is not spatial.
 
     Example:
+        >>> import torch
         >>> out = GaussianNoise()(torch.rand(2, 3, 32, 32), severity=5)
     """
 
@@ -20,11 +20,8 @@ class GaussianNoise(Corruption):
     category = "noise"
     imagenet = (0.08, 0.12, 0.18, 0.26, 0.38)
     cifar = (0.04, 0.06, 0.08, 0.09, 0.10)
+    batched_generators = True
 
-    def apply(
-        self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
-        noise = torch.randn(
-            images.shape, generator=generator, device=images.device, dtype=images.dtype
-        )
-        return images + param * noise
+    def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
+        noise = random_normal(images.shape, 0.0, param, generator, images.device, images.dtype)
+        return images + noise

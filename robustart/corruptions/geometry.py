@@ -3,7 +3,8 @@
 Coordinates are in pixels: pixel (row i, column j) has its centre at ``(y, x) = (i, j)``.
 Sampling is bilinear; the border says how positions outside the image are read (names as in
 :mod:`robustart.corruptions.kernels`: "nearest", "reflect" = scipy's half-sample symmetric,
-"mirror" = OpenCV's ``BORDER_REFLECT_101``, "constant" = zeros).
+"mirror" = OpenCV's ``BORDER_REFLECT_101``, "constant" = zeros). Sampling and warps are
+kornia's (``geometry.transform.remap`` and ``warp_perspective``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import functools
 import math
 
+import kornia.geometry.transform as KT
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from robustart.errors import ConfigError
 
-#: How each border is expressed with ``grid_sample``: (padding_mode, align_corners).
+#: How each border is expressed with kornia's (``grid_sample``'s) padding_mode and
+#: align_corners.
 _GRID_SAMPLE_BORDERS = {
     "nearest": ("border", True),
     "mirror": ("reflection", True),  # reflects about the first/last pixel centre
@@ -26,8 +29,19 @@ _GRID_SAMPLE_BORDERS = {
 }
 
 
+def grid_border(border: str) -> tuple[str, bool]:
+    """kornia's ``(padding_mode, align_corners)`` for a border name.
+
+    Raises:
+        ConfigError: for a border sampling does not support ("wrap").
+    """
+    if border not in _GRID_SAMPLE_BORDERS:
+        raise ConfigError(f"unsupported border {border!r}; use one of {list(_GRID_SAMPLE_BORDERS)}")
+    return _GRID_SAMPLE_BORDERS[border]
+
+
 def sample_pixels(images: Tensor, ys: Tensor, xs: Tensor, border: str = "constant") -> Tensor:
-    """Bilinearly sample ``images`` at pixel coordinates.
+    """Bilinearly sample ``images`` at pixel coordinates (``kornia.geometry.transform.remap``).
 
     Args:
         images: Tensor (N, C, H, W).
@@ -37,22 +51,20 @@ def sample_pixels(images: Tensor, ys: Tensor, xs: Tensor, border: str = "constan
 
     Returns:
         Tensor (N, C, H', W').
+
+    Example:
+        >>> image = torch.arange(4.0).view(1, 1, 2, 2)
+        >>> sample_pixels(image, torch.tensor([[[0.5]]]), torch.tensor([[[0.5]]])).item()
+        1.5
     """
-    if border not in _GRID_SAMPLE_BORDERS:
-        raise ConfigError(f"unsupported border {border!r}; use one of {list(_GRID_SAMPLE_BORDERS)}")
-    padding_mode, align_corners = _GRID_SAMPLE_BORDERS[border]
+    padding_mode, align_corners = grid_border(border)
+    ys, xs = ys.to(images.dtype), xs.to(images.dtype)
+    if align_corners:  # kornia normalises pixel coordinates for align_corners=True
+        return KT.remap(images, xs, ys, padding_mode=padding_mode, align_corners=True)
     h, w = images.shape[-2:]
-    if align_corners:
-        gx = xs * (2.0 / max(w - 1, 1)) - 1.0
-        gy = ys * (2.0 / max(h - 1, 1)) - 1.0
-    else:
-        gx = (2.0 * xs + 1.0) / w - 1.0
-        gy = (2.0 * ys + 1.0) / h - 1.0
-    grid = torch.stack((gx, gy), dim=-1).to(images.dtype)
-    if grid.shape[0] != images.shape[0]:
-        grid = grid.expand(images.shape[0], -1, -1, -1)
-    return F.grid_sample(
-        images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners
+    gx, gy = (2.0 * xs + 1.0) / w - 1.0, (2.0 * ys + 1.0) / h - 1.0
+    return KT.remap(
+        images, gx, gy, padding_mode=padding_mode, align_corners=False, normalized_coordinates=True
     )
 
 
@@ -74,41 +86,34 @@ def clipped_zoom(images: Tensor, zoom: float) -> Tensor:
     return zoomed[..., trim_top : trim_top + h, trim_left : trim_left + w]
 
 
-def pixel_grid(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
-    """Homogeneous pixel coordinates ``(x, y, 1)`` of an image, shape (3, height·width)."""
-    ys, xs = torch.meshgrid(
-        torch.arange(height, device=device, dtype=torch.float64),
-        torch.arange(width, device=device, dtype=torch.float64),
-        indexing="ij",
-    )
-    return torch.stack((xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)))
-
-
 def warp_perspective(
     images: Tensor, matrices: Tensor, border: str = "constant", inverse: bool = False
 ) -> Tensor:
-    """Warp ``images`` by projective maps, as ``cv2.warpPerspective`` / ``cv2.warpAffine``.
+    """Warp ``images`` by projective maps, as ``cv2.warpPerspective`` / ``cv2.warpAffine``
+    (``kornia.geometry.transform.warp_perspective``).
 
     Args:
         images: Tensor (N, C, H, W).
         matrices: (N, 3, 3) or (3, 3) maps in pixel coordinates ``(x, y, 1)``. By default they
             map input to output positions (OpenCV's convention: the output at ``p`` reads the
             input at ``M⁻¹ p``); with ``inverse=True`` they map output to input positions.
-        border: How the input is read outside the image.
+        border: How the input is read outside the image: "nearest", "mirror" or "constant"
+            (pixel-centre coordinates, ``align_corners=True``).
 
     Returns:
         Warped images, same shape.
     """
+    padding_mode, align_corners = grid_border(border)
+    if not align_corners:
+        raise ConfigError(f"warp_perspective: border {border!r} is not supported")
     h, w = images.shape[-2:]
     m = matrices.to(images.device, torch.float64)
     if m.ndim == 2:
         m = m.unsqueeze(0)
-    if not inverse:
+    if inverse:
         m = torch.linalg.inv(m)
-    src = m @ pixel_grid(h, w, images.device)  # (N or 1, 3, H·W)
-    xs = (src[:, 0] / src[:, 2]).reshape(-1, h, w)
-    ys = (src[:, 1] / src[:, 2]).reshape(-1, h, w)
-    return sample_pixels(images, ys, xs, border)
+    m = m.expand(len(images), 3, 3).to(images.dtype)
+    return KT.warp_perspective(images, m, (h, w), padding_mode=padding_mode, align_corners=True)
 
 
 def affine_from_points(source: Tensor, target: Tensor) -> Tensor:

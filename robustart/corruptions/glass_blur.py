@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_integers
 from robustart.corruptions.kernels import gaussian_blur
 
 
@@ -30,10 +30,13 @@ def copy_offsets(
     height: int,
     width: int,
     max_delta: int,
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device | str,
 ) -> Tensor:
     """The reference's random offsets for one pass over ``count`` images.
+
+    ``generator``: one for all images or one per image (see
+    :func:`~robustart.corruptions.base.draw_per_image`).
 
     Returns:
         Long tensor (count, rows, cols, 2) of ``(dx, dy)`` in ``[−d, d − 1]``, one per visited
@@ -41,9 +44,7 @@ def copy_offsets(
     """
     rows = max(height - 2 * max_delta, 0)
     cols = max(width - 2 * max_delta, 0)
-    return torch.randint(
-        -max_delta, max_delta, (count, rows, cols, 2), generator=generator, device=device
-    )
+    return random_integers((count, rows, cols, 2), -max_delta, max_delta, generator, device)
 
 
 def sequential_copies(images: Tensor, max_delta: int, offsets: Tensor) -> Tensor:
@@ -96,13 +97,10 @@ class GlassBlur(Corruption):
     category = "blur"
     imagenet = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
     cifar = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))
+    batched_generators = True
 
     def apply(
-        self,
-        images: Tensor,
-        param: tuple[float, int, int],
-        scale: float,
-        generator: torch.Generator | None,
+        self, images: Tensor, param: tuple[float, int, int], scale: float, generator: Generators
     ) -> Tensor:
         sigma, max_delta, iterations = param
         sigma = sigma * scale

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, random_uniform
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_uniform
 from robustart.corruptions.kernels import motion_blur
 
 
@@ -21,13 +20,10 @@ class MotionBlur(Corruption):
     category = "blur"
     imagenet = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))
     cifar = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))
+    batched_generators = True
 
     def apply(
-        self,
-        images: Tensor,
-        param: tuple[float, float],
-        scale: float,
-        generator: torch.Generator | None,
+        self, images: Tensor, param: tuple[float, float], scale: float, generator: Generators
     ) -> Tensor:
         radius, sigma = param
         angles = random_uniform((len(images),), -45.0, 45.0, generator, images.device)

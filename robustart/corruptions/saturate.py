@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
 from robustart.corruptions.color import affine_hsv_saturation
 
 
@@ -23,12 +22,14 @@ class Saturate(Corruption):
     imagenet = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
     cifar = ((0.3, 0.0), (0.1, 0.0), (1.5, 0.0), (2.0, 0.1), (2.5, 0.2))
 
+    batched_generators = True  # deterministic: no draws
+
     def apply(
         self,
         images: Tensor,
         param: tuple[float, float],
         scale: float,
-        generator: torch.Generator | None,
+        generator: Generators,
     ) -> Tensor:
         factor, offset = param
         return affine_hsv_saturation(images, factor, offset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, random_normal
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_normal
 from robustart.corruptions.color import match_channels
 from robustart.corruptions.imgproc import (
     box_blur_uint8,
@@ -33,10 +33,13 @@ def liquid_layer(
     std: float,
     sigma: float,
     threshold: float,
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device | str,
 ) -> Tensor:
     """N(mean, std²) noise blurred with σ ("nearest" border), zeroed below ``threshold``.
+
+    ``generator``: one for all layers or one per layer (see
+    :func:`~robustart.corruptions.base.draw_per_image`).
 
     Returns:
         Tensor (count, 1, height, width): the reference's ``liquid_layer``.
@@ -113,9 +116,9 @@ class Spatter(Corruption):
         (0.65, 0.1, 0.5, 0.68, 0.6, 1),
     )
 
-    def apply(
-        self, images: Tensor, param: tuple, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
+    batched_generators = True
+
+    def apply(self, images: Tensor, param: tuple, scale: float, generator: Generators) -> Tensor:
         mean, std, sigma, threshold, intensity, mud = param
         n, _, h, w = images.shape
         layer = liquid_layer(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_normal
 
 
 @CORRUPTIONS.register("speckle_noise")
@@ -15,6 +14,7 @@ class SpeckleNoise(Corruption):
     σ is not spatial.
 
     Example:
+        >>> import torch
         >>> out = SpeckleNoise()(torch.rand(2, 3, 32, 32), severity=5)
     """
 
@@ -22,11 +22,8 @@ class SpeckleNoise(Corruption):
     category = "extra"
     imagenet = (0.15, 0.2, 0.35, 0.45, 0.6)
     cifar = (0.06, 0.1, 0.12, 0.16, 0.2)
+    batched_generators = True
 
-    def apply(
-        self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
-        noise = torch.randn(
-            images.shape, generator=generator, device=images.device, dtype=images.dtype
-        )
-        return images + images * (param * noise)
+    def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
+        noise = random_normal(images.shape, 0.0, param, generator, images.device, images.dtype)
+        return images + images * noise

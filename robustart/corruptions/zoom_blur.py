@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
 from robustart.corruptions.geometry import clipped_zoom
 
 
@@ -41,12 +40,14 @@ class ZoomBlur(Corruption):
         (1, 1.26, 0.01),
     )
 
+    batched_generators = True  # deterministic: no draws
+
     def apply(
         self,
         images: Tensor,
         param: tuple[float, float, float],
         scale: float,
-        generator: torch.Generator | None,
+        generator: Generators,
     ) -> Tensor:
         factors = zoom_factors(*param)
         total = images.clone()

@@ -236,8 +236,9 @@ class SubsetLogits(nn.Module):
         subset: The class subset (e.g. ``CLASS_SUBSETS.get("imagenet_a")()``).
 
     Example:
-        >>> wrapped = SubsetLogits(model, imagenet_subset("imagenet_r"))  # doctest: +SKIP
-        >>> wrapped(images).shape  # doctest: +SKIP
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1000))
+        >>> wrapped = SubsetLogits(model, imagenet_subset("imagenet_r"))
+        >>> wrapped(torch.rand(8, 3, 8, 8)).shape
         torch.Size([8, 200])
     """
 

@@ -2,7 +2,8 @@
 
 Example:
     >>> from robustart.perturbations import perturb, is_noise_sequence
-    >>> video = perturb(images, "rotate")  # (N, 31, C, H, W)  # doctest: +SKIP
+    >>> perturb(torch.rand(2, 3, 32, 32), "rotate").shape  # (N, 31, C, H, W)
+    torch.Size([2, 31, 3, 32, 32])
     >>> is_noise_sequence("gaussian_noise")
     True
 """
