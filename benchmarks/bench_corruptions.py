@@ -1,165 +1,191 @@
-"""Throughput of robustart's batched corruptions against per-image references and a model.
+"""Corruption speed: robustart's batched corruptions vs the per-image ``imagecorruptions`` package.
 
-For every registered corruption, on the same natural images:
+For every corruption, on the same natural images (crops of scikit-image's sample photographs,
+8-bit), timed **interleaved**: each round runs robustart's batched call (``--batch`` images
+at once) and the reference on ``--ref-images`` images one at a time, in an order rotated from
+round to round; the speed-up is the median over rounds of the per-round ratio of the time per
+image (so a slow spell of the shared machine hits both alike).
 
-* **ours**: one batched call (images / s), on the chosen device;
-* **imagecorruptions**: the PyPI package, one image at a time on the CPU (its 224-px ImageNet
-  parameters; not run at 32 px, where it has no CIFAR table). Its glass_blur, gaussian_blur and
-  fog, broken on current scikit-image / NumPy, run through small compatibility shims;
-* **port**: the per-image NumPy port of the reference in ``tests/reference_corruptions.py``
-  (the reference's own operations: SciPy, scikit-image, OpenCV, PIL), one image at a time;
-* **forward**: the model's own forward pass on the same batch (ResNet-50 at 224 px, ResNet-20
-  at 32 px), to show what a corruption costs next to evaluating it.
+* **ours**: one batched call on the chosen device (CPU by default);
+* **imagecorruptions**: the PyPI package (1.1.2), ``corrupt(uint8 image, name, severity)`` per
+  image on the CPU, with the same thread count. It has one parameter table, ImageNet's: at
+  32 px it runs that table on 32-px images (what it costs, not a CIFAR-10-C reference). Its
+  glass_blur, gaussian_blur and fog, broken on current scikit-image / NumPy, run through small
+  compatibility shims (``tests/reference_corruptions.py``);
+* **port** (``--port``): the per-image NumPy port of the reference definitions in
+  ``tests/reference_corruptions.py``, with the table of the image size;
+* **forward** (``--forward``): the model's forward pass on the same batch (ResNet-50 at 224 px,
+  ResNet-20 at 32 px), to show what a corruption costs next to evaluating it.
 
-The suite total compares the summed time per image over all corruptions (the slowest
-reference dominate, as they would when generating a full benchmark).
+The suite line sums the time per image over the benchmark corruptions (15), with and without
+glass blur, whose sequential reference dominates any sum.
 
-    python benchmarks/bench_corruptions.py --size 224 --batch 32 --ref-images 4
-    python benchmarks/bench_corruptions.py --size 32 --batch 256 --ref-images 64
+    pip install imagecorruptions  # measurement only, not a robustart dependency
+    python benchmarks/bench_corruptions.py --threads 1
+    python benchmarks/bench_corruptions.py --sizes 224 --names pixelate jpeg_compression
 
-Needs scikit-image and opencv-python-headless (the ``test`` extra); imagecorruptions optional.
+Needs scikit-image and opencv-python-headless (the ``test`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import add_device_arguments, describe_device, device_from_arguments, timeit
+from common import (
+    add_device_arguments,
+    describe_device,
+    device_from_arguments,
+    timeit_interleaved,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import reference_corruptions as ref
 
-from robustart.corruptions import CORRUPTIONS, create_corruption
+from robustart.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, create_corruption
 from robustart.corruptions.frost import frost_texture_files
 from robustart.models import create_model
 from robustart.utils import make_generator
 
-#: Foundation corruptions have no port in reference_corruptions.py; simple NumPy versions.
-SIMPLE_PORTS = {
-    "gaussian_noise": lambda x, rng: np.clip(x + rng.normal(size=x.shape, scale=0.08), 0, 1),
-    "shot_noise": lambda x, rng: np.clip(rng.poisson(x * 60) / 60, 0, 1),
-    "contrast": lambda x, rng: np.clip((x - x.mean((0, 1))) * 0.2 + x.mean((0, 1)), 0, 1),
-}
+#: Batch (ours) and reference images per size unless given.
+DEFAULT_BATCH = {32: 256, 224: 32}
+DEFAULT_REF_IMAGES = {32: 64, 224: 8}
 
 
 def port_function(name: str, size: int, severity: int, frost_files) -> Callable | None:
     """The per-image reference port of ``name`` at this size, as a function of one image."""
+    if name not in ref.REFERENCES:
+        return None
+    table = "cifar" if size < 85 else "imagenet"
+    c = ref.TABLES[table][name][severity - 1]
     rng = np.random.default_rng(0)
-    if name in ref.REFERENCES:
-        table = "cifar" if size < 85 else "imagenet"
-        c = ref.TABLES[table][name][severity - 1]
-        return functools.partial(
-            ref.REFERENCES[name], c=c, rng=rng, frost_files=frost_files, table=table
+    return functools.partial(
+        ref.REFERENCES[name], c=c, rng=rng, frost_files=frost_files, table=table
+    )
+
+
+def per_image(function: Callable, images: list) -> Callable[[], None]:
+    """A callable running ``function`` on every image in turn."""
+
+    def run() -> None:
+        for image in images:
+            function(image)
+
+    return run
+
+
+def runs(function: Callable, *args) -> bool:
+    """Whether ``function(*args)`` runs (the reference package fails on some inputs)."""
+    try:
+        function(*args)
+    except Exception:
+        return False
+    return True
+
+
+def measure_size(args: argparse.Namespace, size: int, device: torch.device, package) -> None:
+    """Print the table for one image size."""
+    batch = args.batch or DEFAULT_BATCH.get(size, 32)
+    ref_count = args.ref_images or DEFAULT_REF_IMAGES.get(size, 8)
+    names = args.names or CORRUPTIONS.names()
+    images_np = ref.natural_test_images(batch, size, seed=0)
+    images = torch.from_numpy(images_np).permute(0, 3, 1, 2).float().contiguous().to(device)
+    uint8 = [(x * 255).round().astype(np.uint8) for x in images_np[:ref_count]]
+    floats = list(images_np[:ref_count])
+    frost_files = frost_texture_files()
+    forward = None
+    if args.forward:
+        model_name = "resnet50" if size >= 85 else "resnet20"
+        model = create_model(model_name, 1000 if size >= 85 else 10).to(device).eval()
+        with torch.no_grad():
+            forward_times = timeit_interleaved({"f": lambda: model(images)}, device, 3)["f"]
+        forward = statistics.median(forward_times)
+    print(
+        f"\n{size} px: batch {batch} (ours) vs {ref_count} images one by one (reference); "
+        f"severity {args.severity}; {describe_device(device)}; {args.repeats} rounds\n"
+    )
+    columns = ["corruption", "ours ms/img", "imagecorruptions ms/img", "speed-up"]
+    if args.port:
+        columns += ["port ms/img", "speed-up vs port"]
+    if forward is not None:
+        columns += ["corruption ÷ forward"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    suite = {"ours": 0.0, "reference": 0.0, "ours_no_glass": 0.0, "reference_no_glass": 0.0}
+    for name in names:
+        corruption = create_corruption(name)
+        fns: dict[str, Callable[[], object]] = {
+            "ours": lambda c=corruption: c(images, args.severity, make_generator(0, device))
+        }
+        reference = functools.partial(package.corrupt, corruption_name=name, severity=args.severity)
+        if name in package.get_corruption_names("all") and runs(reference, uint8[0]):
+            fns["reference"] = per_image(reference, uint8)
+        port = port_function(name, size, args.severity, frost_files) if args.port else None
+        if port is not None:
+            fns["port"] = per_image(port, floats)
+        times = timeit_interleaved(fns, device, args.repeats)
+        counts = {"ours": batch, "reference": ref_count, "port": ref_count}
+        per_img = {k: [t / counts[k] for t in v] for k, v in times.items()}
+        ours = statistics.median(per_img["ours"])
+        cells = [name, f"{ours * 1e3:.3f}"]
+        for other in ["reference"] + (["port"] if args.port else []):
+            if other in per_img:
+                speedup = statistics.median(
+                    o / u for o, u in zip(per_img[other], per_img["ours"], strict=True)
+                )
+                cells += [f"{statistics.median(per_img[other]) * 1e3:.3f}", f"{speedup:.1f}×"]
+            else:
+                cells += ["–", "–"]
+        if forward is not None:
+            cells.append(f"{ours * batch / forward:.2f}")
+        print("| " + " | ".join(cells) + " |", flush=True)
+        if name in BENCHMARK_CORRUPTIONS and "reference" in per_img:
+            reference_time = statistics.median(per_img["reference"])
+            suite["ours"] += ours
+            suite["reference"] += reference_time
+            if name != "glass_blur":
+                suite["ours_no_glass"] += ours
+                suite["reference_no_glass"] += reference_time
+    if suite["ours"]:
+        print(
+            "\nSuite (benchmark corruptions, summed ms per image): "
+            f"ours {suite['ours'] * 1e3:.2f}, "
+            f"imagecorruptions {suite['reference'] * 1e3:.2f} "
+            f"({suite['reference'] / suite['ours']:.1f}×); without glass_blur: ours "
+            f"{suite['ours_no_glass'] * 1e3:.2f}, imagecorruptions "
+            f"{suite['reference_no_glass'] * 1e3:.2f} "
+            f"({suite['reference_no_glass'] / suite['ours_no_glass']:.1f}×)"
         )
-    if name in SIMPLE_PORTS:
-        return functools.partial(SIMPLE_PORTS[name], rng=rng)
-    return None
-
-
-def rate(seconds: float) -> str:
-    return f"{1 / seconds:.1f}" if np.isfinite(seconds) else "–"
-
-
-def ratio(other: float, ours: float) -> str:
-    return f"{other / ours:.1f}×" if np.isfinite(other) else "–"
-
-
-def per_image_seconds(function, images: np.ndarray, budget: float) -> float:
-    """Seconds per image of ``function`` over ``images`` (stops after ``budget`` seconds)."""
-    start, done = time.perf_counter(), 0
-    for img in images:
-        function(img)
-        done += 1
-        if time.perf_counter() - start > budget:
-            break
-    return (time.perf_counter() - start) / done
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    parser.add_argument("--batch", type=int, default=0, help="0: 256 at 32 px, 32 at 224 px")
+    parser.add_argument("--ref-images", type=int, default=0, help="0: 64 at 32 px, 8 at 224 px")
     parser.add_argument("--severity", type=int, default=3)
-    parser.add_argument("--ref-images", type=int, default=4, help="images per reference run")
-    parser.add_argument("--budget", type=float, default=20.0, help="max s per reference run")
-    add_device_arguments(parser, repeats=3, device="cpu")
+    parser.add_argument("--port", action="store_true", help="also time the NumPy port")
+    parser.add_argument("--forward", action="store_true", help="also time the model forward")
     parser.add_argument("--names", nargs="*", default=None)
+    add_device_arguments(parser, repeats=5, device="cpu")
     args = parser.parse_args()
     device = device_from_arguments(args)
-    names = args.names or CORRUPTIONS.names()
-    images_np = ref.natural_test_images(args.batch, args.size, seed=0)
-    images = torch.from_numpy(images_np).permute(0, 3, 1, 2).float().to(device)
-    package = ref.import_imagecorruptions(compat=True) if args.size >= 85 else None
-    frost_files = frost_texture_files()
-    model_name = "resnet50" if args.size >= 85 else "resnet20"
-    model = create_model(model_name, 1000 if args.size >= 85 else 10).to(device).eval()
-    with torch.no_grad():
-        forward = timeit(lambda: model(images), device, args.repeats)
-    print(
-        f"device: {describe_device(device)}; batch {args.batch} × {args.size} px; "
-        f"severity {args.severity}; {model_name} forward: {args.batch / forward:.1f} img/s"
-    )
-    header = (
-        "| corruption | ours img/s | imagecorruptions img/s | port img/s | ours ÷ package "
-        "| ours ÷ port | corruption time ÷ forward |"
-    )
-    print(header)
-    print("|" + "---|" * 7)
-    totals = {"ours": 0.0, "port": 0.0, "package": 0.0, "package_ours": 0.0}
-    subset = images_np[: args.ref_images]
-    for name in names:
-        corruption = create_corruption(name)
-        ours = timeit(
-            lambda c=corruption: c(images, args.severity, make_generator(0, device)),
-            device,
-            args.repeats,
-        )
-        ours_per_image = ours / args.batch
-        port_fn = port_function(name, args.size, args.severity, frost_files)
-        port = per_image_seconds(port_fn, subset, args.budget) if port_fn else float("nan")
-        pkg = float("nan")
-        if package is not None:
-            uint8 = [(x * 255).round().astype(np.uint8) for x in subset]
-            try:
-                run = functools.partial(
-                    package.corrupt, corruption_name=name, severity=args.severity
-                )
-                pkg = per_image_seconds(run, uint8, args.budget)
-            except Exception:  # broken on current NumPy / scikit-image
-                pkg = float("nan")
-        totals["ours"] += ours_per_image
-        if np.isfinite(port):
-            totals["port"] += port
-        if np.isfinite(pkg):
-            totals["package"] += pkg
-            totals["package_ours"] += ours_per_image
+    if args.threads:
+        import cv2  # the reference's OpenCV calls get the same thread count
 
-        package_rate = rate(pkg) if np.isfinite(pkg) else ("broken" if package else "–")
-        print(
-            f"| {name} | {rate(ours_per_image)} | {package_rate} | {rate(port)} "
-            f"| {ratio(pkg, ours_per_image)} | {ratio(port, ours_per_image)} "
-            f"| {ours / forward:.2f} |",
-            flush=True,
-        )
-    print(
-        f"\nsuite, summed seconds per image: ours {totals['ours'] * 1e3:.1f} ms, "
-        f"port {totals['port'] * 1e3:.1f} ms ({totals['port'] / totals['ours']:.1f}× ours)"
-        + (
-            f", imagecorruptions (where it runs) {totals['package'] * 1e3:.1f} ms vs ours "
-            f"{totals['package_ours'] * 1e3:.1f} ms on the same corruptions "
-            f"({totals['package'] / totals['package_ours']:.1f}×)"
-            if totals["package"]
-            else ""
-        )
-    )
+        cv2.setNumThreads(args.threads)
+    package = ref.import_imagecorruptions(compat=True)
+    if package is None:
+        sys.exit("imagecorruptions is not installed: pip install imagecorruptions")
+    for size in args.sizes:
+        measure_size(args, size, device, package)
 
 
 if __name__ == "__main__":

@@ -21,4 +21,4 @@ class Contrast(Corruption):
 
     def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
         means = images.mean(dim=(2, 3), keepdim=True)
-        return (images - means) * param + means
+        return (images - means).mul_(param).add_(means)

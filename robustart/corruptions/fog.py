@@ -5,8 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    Corruption,
+    Generators,
+    per_image_generators,
+)
 from robustart.corruptions.fractal import next_power_of_two, plasma_fractal
+
+#: Plasma-map pixels generated at once (2 MiB of float32).
+MAP_PIXELS_PER_CHUNK = 1 << 19
 
 
 @CORRUPTIONS.register("fog")
@@ -25,16 +33,28 @@ class Fog(Corruption):
     imagenet = ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))
     cifar = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1.0, 2), (1.5, 1.75))
 
+    batched_generators = True  # the plasma maps draw from generator i for image i
+
     def apply(
         self,
         images: Tensor,
         param: tuple[float, float],
         scale: float,
-        generator: torch.Generator | None,
+        generator: Generators,
     ) -> Tensor:
         strength, wibble_decay = param
         n, _, h, w = images.shape
         size = next_power_of_two(max(h, w))
-        haze = plasma_fractal(n, size, wibble_decay, generator, images.device)[:, None, :h, :w]
-        peak = images.amax(dim=(1, 2, 3), keepdim=True)
-        return (images + strength * haze.to(images.dtype)) * peak / (peak + strength)
+        generators = per_image_generators(generator, n)
+        out = torch.empty_like(images)
+        # a few images at a time: the maps' buffers stay small, cached and reused
+        step = max(1, MAP_PIXELS_PER_CHUNK // size**2)
+        for first in range(0, n, step):
+            chunk = images[first : first + step]
+            source = generator if generators is None else generators[first : first + step]
+            haze = plasma_fractal(len(chunk), size, wibble_decay, source, images.device)
+            haze = haze[:, None, :h, :w].to(images.dtype).mul_(strength)
+            peak = chunk.amax(dim=(1, 2, 3), keepdim=True)
+            fogged = torch.add(haze, chunk, out=out[first : first + step])
+            fogged.mul_(peak).div_(peak + strength)
+        return out

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_normal
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, draw_per_image
 
 
 @CORRUPTIONS.register("gaussian_noise")
@@ -23,5 +24,11 @@ class GaussianNoise(Corruption):
     batched_generators = True
 
     def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
-        noise = random_normal(images.shape, 0.0, param, generator, images.device, images.dtype)
-        return images + noise
+        noise = draw_per_image(
+            lambda shape, g: torch.randn(
+                shape, generator=g, device=images.device, dtype=images.dtype
+            ),
+            images.shape,
+            generator,
+        )
+        return noise.mul_(param).add_(images)  # images + σ · noise, without temporaries

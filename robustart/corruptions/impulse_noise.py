@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.sampling import bernoulli_indices
 
 
 @CORRUPTIONS.register("impulse_noise")
@@ -14,7 +15,9 @@ class ImpulseNoise(Corruption):
 
     As in the reference (``skimage.util.random_noise(mode="s&p")`` on an H×W×3 array), the mask
     is drawn per element, so channels are corrupted independently (coloured specks), unlike
-    kornia's salt-and-pepper, which shares one mask across channels.
+    kornia's salt-and-pepper, which shares one mask across channels. The flipped elements are
+    drawn by geometric skipping (:func:`~robustart.corruptions.sampling.bernoulli_indices`),
+    so only they cost random draws.
     """
 
     name = "impulse_noise"
@@ -25,7 +28,9 @@ class ImpulseNoise(Corruption):
     def apply(
         self, images: Tensor, param: float, scale: float, generator: torch.Generator | None
     ) -> Tensor:
-        draws = torch.rand((2, *images.shape), generator=generator, device=images.device)
-        flipped = draws[0] <= param
-        salt = (draws[1] <= 0.5).to(images.dtype)
-        return torch.where(flipped, salt, images)
+        out = images.clone(memory_format=torch.contiguous_format)
+        flat = out.view(-1)
+        flipped = bernoulli_indices(flat.numel(), param, generator, images.device)
+        salt = torch.rand(flipped.shape, generator=generator, device=images.device) < 0.5
+        flat[flipped] = salt.to(images.dtype)
+        return out

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
 
 
 def jpeg_roundtrip(images: Tensor, quality: int) -> Tensor:
@@ -18,18 +21,72 @@ def jpeg_roundtrip(images: Tensor, quality: int) -> Tensor:
     Images are rounded to 8 bits, compressed with libjpeg (4:2:0 chroma subsampling, the IJG
     quantisation tables scaled by ``quality``, as PIL's ``save(..., "JPEG", quality=q)`` in the
     reference) on the CPU, decoded and returned as floats on the input device. This is the real
-    codec, not kornia's differentiable approximation.
+    codec, not kornia's differentiable approximation, and the reference's own library
+    (libjpeg-turbo), so on the CPU a batch gains only from threads: the images are coded in
+    ``torch.get_num_threads()`` threads (the codec releases the GIL). CUDA images are coded on
+    the CPU too: nvjpeg (torchvision's CUDA codec) is not checked against PIL's output here.
     """
-    pixels = (images.detach() * 255).round_().clamp_(0, 255).to(torch.uint8).cpu()
+    exact = images.dtype in (torch.float32, torch.float64)  # else rounded to 8 bits in float32
+    source = images.detach().to("cpu", images.dtype if exact else torch.float32).contiguous()
+    out = torch.empty(source.shape, dtype=source.dtype)
+    count, pixels_per_image = len(source), source[0].numel() if len(source) else 1
+    workers = min(torch.get_num_threads(), count)
+    step = max(1, BLOCK_PIXELS // pixels_per_image)
+
+    def code(first: int, last: int) -> None:
+        # NumPy, a few images at a time: no OpenMP teams competing with the other threads, and
+        # small buffers that stay in the cache. Same arithmetic as ``(x * 255).round()``.
+        roundtrip = _codec()
+        for start in range(first, last, step):
+            stop = min(start + step, last)
+            block, result = source[start:stop].numpy(), out[start:stop].numpy()
+            scale = result.dtype.type(255)
+            pixels = np.clip(np.rint(block * scale), 0, 255).astype(np.uint8)
+            decoded = roundtrip(list(torch.from_numpy(pixels)), int(quality))
+            np.divide(np.stack([d.numpy() for d in decoded]), scale, out=result, dtype=result.dtype)
+
+    bounds = [round(i * count / workers) for i in range(workers + 1)] if count else [0, 0]
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its codec for torchcodec
+        warnings.simplefilter("ignore", DeprecationWarning)  # (set here: the workers share it)
+        if workers > 1:
+            list(_thread_pool(workers).map(code, bounds[:-1], bounds[1:]))
+        else:
+            code(bounds[0], bounds[-1])
+    return out.to(images.device, images.dtype)
+
+
+#: Pixels (values) converted at once per thread: a few images at 224 px, a hundred at 32 px.
+BLOCK_PIXELS = 1 << 18
+
+
+@functools.lru_cache(maxsize=1)
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads, kept for later calls with the same count."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="robustart-jpeg")
+
+
+@functools.lru_cache(maxsize=1)
+def _codec() -> Callable[[list[Tensor], int], list[Tensor]]:
+    """JPEG round trip of uint8 images (C, H, W): torchvision's libjpeg (one call for a list)
+    if available, else PIL's (the same library)."""
     try:
         with warnings.catch_warnings():  # torchvision 0.29 deprecates its codec for torchcodec
             warnings.simplefilter("ignore", DeprecationWarning)
             from torchvision.io import decode_jpeg, encode_jpeg
 
-            decoded = torch.stack(decode_jpeg(encode_jpeg(list(pixels), quality=int(quality))))
-    except (ImportError, RuntimeError):  # no torchvision codec: PIL's libjpeg, per image
-        decoded = torch.stack([_pil_roundtrip(p, int(quality)) for p in pixels])
-    return decoded.to(images.device, images.dtype) / 255
+            probe = torch.zeros(3, 8, 8, dtype=torch.uint8)
+            decode_jpeg(encode_jpeg(probe, quality=50))
+    except (ImportError, RuntimeError):  # no torchvision codec
+
+        def pil_roundtrip(images: list[Tensor], quality: int) -> list[Tensor]:
+            return [_pil_roundtrip(image, quality) for image in images]
+
+        return pil_roundtrip
+
+    def torchvision_roundtrip(images: list[Tensor], quality: int) -> list[Tensor]:
+        return decode_jpeg(encode_jpeg(images, quality=quality))
+
+    return torchvision_roundtrip
 
 
 def _pil_roundtrip(pixels: Tensor, quality: int) -> Tensor:
@@ -53,7 +110,7 @@ class JpegCompression(Corruption):
     imagenet = (25, 18, 15, 10, 7)
     cifar = (80, 65, 58, 50, 40)
 
-    def apply(
-        self, images: Tensor, param: int, scale: float, generator: torch.Generator | None
-    ) -> Tensor:
+    batched_generators = True  # deterministic: no draws
+
+    def apply(self, images: Tensor, param: int, scale: float, generator: Generators) -> Tensor:
         return jpeg_roundtrip(images, param)

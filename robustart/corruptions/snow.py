@@ -30,21 +30,22 @@ def snow_layer(
     """
     noise = random_normal((count, 1, height, width), mean, std, generator, device)
     flakes = clipped_zoom(noise, zoom) if zoom > 1 else noise
-    flakes = torch.where(flakes < threshold, torch.zeros_like(flakes), flakes).clamp(0.0, 1.0)
-    return torch.floor(flakes * 255.0) / 255.0
+    flakes = flakes.masked_fill_(flakes < threshold, 0.0).clamp_(0.0, 1.0)
+    return flakes.mul_(255.0).floor_().div_(255.0)
 
 
 def falling_snow(layer: Tensor, radius: int, sigma: float, angles: Tensor) -> Tensor:
     """Motion-blur a snow layer (count, 1, H, W) at per-layer ``angles`` (degrees), rounded to
     8 bits as the reference's PNG round trip through ImageMagick."""
-    return torch.round(motion_blur(layer, radius, sigma, angles) * 255.0) / 255.0
+    return motion_blur(layer, radius, sigma, angles).mul_(255.0).round_().div_(255.0)
 
 
 def add_snow(images: Tensor, snow: Tensor, blend: float) -> Tensor:
     """Blend ``images`` (N, C, H, W) towards ``max(x, 1.5 · grey(x) + 0.5)`` with weight
     ``1 − blend``, then add the snow layer (N, 1, H, W) and its 180° rotation. Not clamped."""
-    brightened = torch.maximum(images, to_gray(images) * 1.5 + 0.5)
-    return blend * images + (1 - blend) * brightened + snow + snow.flip(-2, -1)
+    brightened = torch.maximum(images, to_gray(images).mul(1.5).add_(0.5)).mul_(1 - blend)
+    # the reference's sums in its order, on two image-sized buffers
+    return images.mul(blend).add_(brightened).add_(snow).add_(snow.flip(-2, -1))
 
 
 @CORRUPTIONS.register("snow")

@@ -1,0 +1,226 @@
+"""The faster corruption building blocks give what the slower ones gave.
+
+* Poisson counts by table inversion (shot noise) follow the Poisson distribution; the
+  Bernoulli successes by geometric skipping (impulse noise) are independent trials.
+* Pixelate equals PIL's BOX reduction and NEAREST enlargement, at sizes where PyTorch's
+  ``nearest-exact`` picks PIL's pixels and where it does not, and where PIL's boxes leave out or
+  share a pixel.
+* JPEG equals PIL's libjpeg round trip bit for bit, whatever the number of threads.
+* The plasma fractal's rolled sums equal ``torch.roll``'s.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from robustart.corruptions import corrupt
+from robustart.corruptions.fractal import add_rolled_, plasma_fractal, plus_rolled
+from robustart.corruptions.jpeg_compression import jpeg_roundtrip
+from robustart.corruptions.pixelate import (
+    box_reduce,
+    nearest_enlarge,
+    pixelate_axis,
+    torch_nearest_exact_indices,
+)
+from robustart.corruptions.sampling import bernoulli_indices, poisson_table, scaled_poisson
+from robustart.utils import make_generator
+
+stats = pytest.importorskip("scipy.stats")
+
+
+def chi_square_p(counts: np.ndarray, rate: float) -> float:
+    """p-value of the counts against Poisson(rate), bins with ≥ 5 expected, tail pooled."""
+    n = len(counts)
+    ks = np.arange(int(rate + 10 * np.sqrt(rate) + 20))
+    observed = np.bincount(counts.astype(int), minlength=len(ks))[: len(ks)]
+    expected = stats.poisson.pmf(ks, rate) * n
+    keep = expected > 5
+    observed = np.append(observed[keep], n - observed[keep].sum())
+    expected = np.append(expected[keep], n - expected[keep].sum())
+    if expected[-1] < 1e-6:
+        observed, expected = observed[:-1], expected[:-1]
+    if len(observed) < 2:
+        return 1.0
+    return float(stats.chisquare(observed, expected * observed.sum() / expected.sum()).pvalue)
+
+
+@pytest.mark.parametrize("scale", [3.0, 12.0, 60.0, 500.0])
+def test_scaled_poisson_follows_the_poisson_distribution(scale):
+    g = make_generator(0)
+    p_values = []
+    for x in (0.013, 0.37, 0.5, 0.999, 1.0):
+        counts = scaled_poisson(torch.full((100_000,), x), scale, g)
+        assert counts.dtype == torch.float32 and torch.equal(counts, counts.round())
+        p_values.append(chi_square_p(counts.numpy(), float(np.float32(x)) * scale))
+    assert min(p_values) > 1e-4, p_values  # 5 tests: a wrong sampler gives p ≈ 0
+    assert torch.equal(scaled_poisson(torch.zeros(1000), scale, g), torch.zeros(1000))
+
+
+def test_scaled_poisson_of_mixed_rates_shapes_and_seeds():
+    g = make_generator(1)
+    x = torch.rand(400_000, generator=torch.Generator().manual_seed(2))
+    counts = scaled_poisson(x, 25.0, g).numpy().astype(int)
+    # the pooled histogram against the exact mixture of the 400 000 Poisson laws
+    ks = np.arange(60)
+    expected = sum(
+        stats.poisson.pmf(ks[:, None], chunk[None] * 25.0).sum(1)
+        for chunk in np.array_split(x.numpy().astype(np.float64), 20)
+    )
+    observed = np.bincount(counts, minlength=len(ks))[: len(ks)]
+    keep = expected > 5
+    chi = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    assert stats.chi2.sf(chi, keep.sum() - 1) > 1e-4
+    images = torch.rand(2, 3, 5, 7, dtype=torch.float64)
+    a = scaled_poisson(images, 60.0, make_generator(3))
+    assert a.shape == images.shape and a.dtype == torch.float64
+    assert torch.equal(a, scaled_poisson(images, 60.0, make_generator(3)))
+    assert scaled_poisson(torch.zeros(0), 5.0, g).shape == (0,)
+
+
+def test_poisson_tables_are_bounded_and_consistent():
+    for scale in (0.5, 3.0, 60.0, 500.0, 5000.0):
+        table = poisson_table(scale, torch.device("cpu"))
+        cdf = table.cdf.view(table.rows + 1, table.columns)
+        assert cdf.numel() <= 1 << 22 and table.guide.numel() <= 1 << 22
+        assert bool((cdf.diff(dim=1) >= 0).all()) and bool((cdf[:, -1] > 1).all())
+
+
+@pytest.mark.parametrize("p", [0.01, 0.09, 0.5, 0.97])
+def test_bernoulli_indices_are_independent_trials(p):
+    count = 200_000
+    hits = bernoulli_indices(count, p, make_generator(4), "cpu")
+    assert hits.dtype == torch.long and bool((hits.diff() > 0).all())
+    assert int(hits.min()) >= 0 and int(hits.max()) < count
+    k = len(hits)
+    assert abs(k - count * p) < 5 * np.sqrt(count * p * (1 - p))
+    # successes spread uniformly: the counts per tenth of the trials
+    per_tenth = np.bincount(hits.numpy() * 10 // count, minlength=10)
+    assert stats.chisquare(per_tenth).pvalue > 1e-4
+    # gaps between successes are geometric: P(gap = 1) = p
+    gaps = hits.diff().numpy()
+    assert abs((gaps == 1).mean() - p) < 5 * np.sqrt(p * (1 - p) / len(gaps))
+
+
+def test_bernoulli_indices_edge_cases():
+    g = make_generator(5)
+    assert len(bernoulli_indices(1000, 0.0, g, "cpu")) == 0
+    assert torch.equal(bernoulli_indices(7, 1.0, g, "cpu"), torch.arange(7))
+    assert len(bernoulli_indices(0, 0.5, g, "cpu")) == 0
+    # few expected successes among many trials: several batches of draws
+    assert 0 <= len(bernoulli_indices(10**7, 1e-6, g, "cpu")) < 40
+
+
+def pil_pixelate(image: np.ndarray, fraction: float, up=Image.BOX) -> np.ndarray:
+    """The reference on a float image (H, W, C): per band, BOX down, then ``up`` (ImageNet-C's
+    BOX; ``imagecorruptions`` uses NEAREST)."""
+    h, w = image.shape[:2]
+    small = (max(int(w * fraction), 1), max(int(h * fraction), 1))
+    bands = []
+    for band in np.moveaxis(image, -1, 0):
+        reduced = Image.fromarray(band.astype(np.float32), mode="F").resize(small, Image.BOX)
+        bands.append(np.asarray(reduced.resize((w, h), up)))
+    return np.stack(bands, -1)
+
+
+FRACTIONS = (0.95, 0.9, 0.85, 0.75, 0.65, 0.6, 0.5, 0.4, 0.3, 0.25)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (224, 224), (23, 41), (15, 81), (13, 55)])
+def test_pixelate_equals_pil_at_every_fraction(size):
+    images = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(6))
+    for fraction in FRACTIONS:
+        rows, cols = pixelate_axis(size[0], fraction), pixelate_axis(size[1], fraction)
+        ours = nearest_enlarge(box_reduce(images, rows, cols), rows, cols)
+        reference = np.stack([pil_pixelate(x.permute(1, 2, 0).numpy(), fraction) for x in images])
+        np.testing.assert_allclose(ours.permute(0, 2, 3, 1).numpy(), reference, atol=1e-6)
+        # the matrix path (other devices) gives the same
+        matrices = rows.down.float() @ images @ cols.down.float().T
+        torch.testing.assert_close(box_reduce(images, rows, cols), matrices, atol=1e-6, rtol=0)
+    # sizes above: 23 and 41 at 0.65 and 0.4 take the gather path, 15 at 0.95 the matrices
+    assert not pixelate_axis(23, 0.65).torch_nearest and pixelate_axis(15, 0.95).window is None
+
+
+@pytest.mark.parametrize("size", [32, 224])
+def test_pixelate_equals_pil_nearest_enlargement_at_the_table_sizes(size):
+    """At 32 and 224 px PIL's NEAREST enlargement picks the same pixels as its BOX one (at
+    some other sizes, e.g. 81 → 72 → 81, it picks a neighbour)."""
+    images = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(9))
+    image = images[0].permute(1, 2, 0).numpy()
+    for fraction in FRACTIONS:
+        rows = pixelate_axis(size, fraction)
+        out = nearest_enlarge(box_reduce(images, rows, rows), rows, rows)[0].permute(1, 2, 0)
+        reference = pil_pixelate(image, fraction, Image.NEAREST)
+        np.testing.assert_allclose(out.numpy(), reference, atol=1e-6)
+
+
+def test_torch_nearest_exact_indices_are_what_interpolate_picks():
+    for small, size in [(12, 32), (89, 224), (15, 23), (9, 41), (1, 5), (67, 224)]:
+        ramp = torch.arange(small, dtype=torch.float64).view(1, 1, 1, small)
+        picked = F.interpolate(ramp, size=(1, size), mode="nearest-exact").flatten().long()
+        assert np.array_equal(picked.numpy(), torch_nearest_exact_indices(small, size))
+
+
+def pil_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    buffer = io.BytesIO()
+    pil.save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer)).reshape(image.shape)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_jpeg_equals_pil_bit_for_bit_with_any_number_of_threads(channels):
+    g = torch.Generator().manual_seed(7)
+    images = F.interpolate(torch.rand(5, channels, 12, 12, generator=g), size=(48, 40))
+    pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    threads = torch.get_num_threads()
+    try:
+        for quality in (80, 15, 7):
+            reference = np.stack([pil_jpeg(p, quality) for p in pixels]).astype(np.float32) / 255
+            for count in (1, 3):
+                torch.set_num_threads(count)
+                ours = jpeg_roundtrip(images, quality).permute(0, 2, 3, 1).numpy()
+                np.testing.assert_array_equal(ours, reference)
+    finally:
+        torch.set_num_threads(threads)
+    double = jpeg_roundtrip(images.double(), 15)
+    assert double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), jpeg_roundtrip(images, 15), atol=1e-7, rtol=0)
+
+
+def test_rolled_sums_equal_torch_roll():
+    for shape in ((2, 5, 6), (2, 100, 90)):  # rolled by torch.roll, and by slices
+        a, b = torch.rand(shape), torch.rand(shape)
+        for shift in (1, -1):
+            for dim in (1, 2):
+                expected = a + b.roll(shift, dims=dim)
+                assert torch.equal(plus_rolled(a, b, shift, dim), expected)
+                assert torch.equal(add_rolled_(a.clone(), b, shift, dim), expected)
+    one = torch.rand(3, 1, 1)
+    assert torch.equal(plus_rolled(one, one, -1, 1), one + one)
+    with pytest.raises(ValueError, match="shift"):
+        plus_rolled(a, b, 2, 1)
+
+
+def test_plasma_maps_are_normalised_and_per_image_generators_are_per_map():
+    maps = plasma_fractal(3, 64, 2.0, [make_generator(s) for s in (1, 2, 3)], "cpu")
+    assert maps.dtype == torch.float32 and maps.shape == (3, 64, 64)
+    assert torch.equal(maps.amin(dim=(1, 2)), torch.zeros(3))
+    assert torch.equal(maps.amax(dim=(1, 2)), torch.ones(3))
+    alone = plasma_fractal(1, 64, 2.0, [make_generator(2)], "cpu")
+    assert torch.equal(maps[1:2], alone)
+
+
+def test_fog_chunks_give_the_same_maps_as_one_call():
+    """Fog generates its maps a few images at a time; with per-image generators the result
+    cannot depend on how the batch is cut."""
+    images = torch.rand(11, 3, 256, 256, generator=torch.Generator().manual_seed(8))
+    generators = [make_generator(s) for s in range(11)]
+    batch = corrupt(images, "fog", 3, generators)
+    alone = [corrupt(images[i : i + 1], "fog", 3, [make_generator(i)]) for i in range(11)]
+    assert torch.equal(batch, torch.cat(alone))
