@@ -1,19 +1,25 @@
-"""Expected calibration error (ECE), e.g. per corruption and severity.
+"""Expected calibration error (ECE), e.g. per corruption and severity, with torchmetrics.
 
-ECE with ``M`` equal-width confidence bins ``B_m = ((m−1)/M, m/M]`` (Guo et al., 2017)::
+ECE with ``M`` equal-width confidence bins (Guo et al., 2017)::
 
     ECE = Σ_m |B_m|/N · |accuracy(B_m) − mean confidence(B_m)|
 
-where the confidence of a prediction is its top-1 softmax probability. This equals torchmetrics'
-``MulticlassCalibrationError(n_bins=15, norm="l1")`` except for confidences lying exactly on a
-bin edge (torchmetrics puts an edge in the upper bin and 1.0 in a bin of its own).
+where the confidence of a prediction is its top-1 softmax probability. The computation is
+torchmetrics' (``binary_calibration_error`` on top-1 confidence and correctness, which is what
+``MulticlassCalibrationError(n_bins=M, norm="l1")`` computes from probabilities).
+
+Bin-edge convention (torchmetrics'): ``B_m = [(m−1)/M, m/M)`` and a bin of its own for a
+confidence of exactly 1. Guo et al. write ``((m−1)/M, m/M]``, which robustart used before; the
+two differ only for confidences exactly on an edge (e.g. 0.5 with M = 2, or 1.0).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+from torchmetrics.classification import BinaryCalibrationError
+from torchmetrics.functional.classification import binary_calibration_error
+from torchmetrics.utilities import dim_zero_cat
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError
 from robustart.utils import check_finite_logits, check_labels
@@ -62,7 +68,29 @@ def confidence_and_correct(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tens
 def calibration_bins(
     confidence: Tensor, correct: Tensor, n_bins: int = 15
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-bin sample count, confidence sum and correct count (all float64, shape (n_bins,))."""
+    """Per-bin sample count, confidence sum and correct count, e.g. for a reliability diagram.
+
+    The bins are torchmetrics': ``[(m−1)/M, m/M)`` for m = 1..M, and a last bin for a
+    confidence of exactly 1 (see the module docstring).
+
+    Args:
+        confidence: (N,) top-1 confidences in [0, 1].
+        correct: (N,) whether each top-1 prediction is right (bool or 0/1).
+        n_bins: M.
+
+    Returns:
+        Three float64 tensors of shape (M + 1,).
+    """
+    confidence, correct = _checked(confidence, correct, n_bins)
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=confidence.device)
+    index = torch.bucketize(confidence, edges, right=True) - 1
+    zeros = torch.zeros(n_bins + 1, dtype=torch.float64, device=confidence.device)
+    count = zeros.scatter_add(0, index, torch.ones_like(confidence))
+    return count, zeros.scatter_add(0, index, confidence), zeros.scatter_add(0, index, correct)
+
+
+def _checked(confidence: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
+    """Flat float64 confidences and correctness, checked (finite, in [0, 1], same size)."""
     _check_bins(n_bins)
     confidence = confidence.detach().double().flatten()
     correct = correct.detach().double().flatten()
@@ -71,22 +99,16 @@ def calibration_bins(
     check_finite_logits(confidence, "the confidences given to the calibration error")
     if confidence.numel() and (confidence.min() < 0 or confidence.max() > 1):
         raise InputRangeError("confidences must lie in [0, 1]")
-    # bin m holds ((m-1)/M, m/M]; confidence 0 joins the first bin
-    index = (torch.ceil(confidence * n_bins).long() - 1).clamp(0, n_bins - 1)
-    zeros = torch.zeros(n_bins, dtype=torch.float64, device=confidence.device)
-    count = zeros.scatter_add(0, index, torch.ones_like(confidence))
-    conf_sum = zeros.scatter_add(0, index, confidence)
-    correct_sum = zeros.scatter_add(0, index, correct)
-    return count, conf_sum, correct_sum
+    return confidence, correct
 
 
-def _ece_from_bins(count: Tensor, conf_sum: Tensor, correct_sum: Tensor) -> Tensor:
-    total = count.sum()
-    if total == 0:
+def _ece(confidence: Tensor, correct: Tensor, n_bins: int) -> Tensor:
+    """torchmetrics' L1 calibration error of checked float64 ``confidence`` and ``correct``."""
+    if confidence.numel() == 0:
         raise EmptyInputError(
             "expected calibration error of an empty set of predictions: no images were scored"
         )
-    return ((conf_sum - correct_sum).abs().sum() / total).float()
+    return binary_calibration_error(confidence, correct.long(), n_bins=n_bins, norm="l1").float()
 
 
 def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int = 15) -> float:
@@ -98,7 +120,7 @@ def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int 
         >>> round(expected_calibration_error(conf, hit, n_bins=10), 6)
         0.37
     """
-    return _ece_from_bins(*calibration_bins(confidence, correct, n_bins)).item()
+    return _ece(*_checked(confidence, correct, n_bins), n_bins).item()
 
 
 def expected_calibration_error_from_scores(
@@ -108,8 +130,10 @@ def expected_calibration_error_from_scores(
     return expected_calibration_error(*confidence_and_correct(scores, labels), n_bins=n_bins)
 
 
-class CalibrationError(Metric):
-    """ECE accumulated over batches; per-bin sums are reduced across DDP ranks.
+class CalibrationError(BinaryCalibrationError):
+    """ECE accumulated over batches: torchmetrics' ``BinaryCalibrationError`` on the top-1
+    confidence and correctness of (N, K) logits or probabilities (which are kept, and gathered
+    across DDP ranks at compute).
 
     Keep one per corruption and severity in an ``nn.ModuleDict`` (keys without ".").
 
@@ -123,24 +147,17 @@ class CalibrationError(Metric):
         True
     """
 
-    full_state_update = False
-    higher_is_better = False
-    is_differentiable = False
-
     def __init__(self, n_bins: int = 15, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.n_bins = _check_bins(n_bins)
-        for name in ("count", "confidence_sum", "correct_sum"):
-            self.add_state(name, torch.zeros(n_bins, dtype=torch.float64), dist_reduce_fx="sum")
+        super().__init__(n_bins=_check_bins(n_bins), norm="l1", validate_args=False, **kwargs)
 
     def update(self, scores: Tensor, labels: Tensor) -> None:
         """Add a batch of (N, K) logits or probabilities and (N,) labels."""
-        count, conf_sum, correct_sum = calibration_bins(
-            *confidence_and_correct(scores, labels), n_bins=self.n_bins
-        )
-        self.count += count.to(self.count.device)
-        self.confidence_sum += conf_sum.to(self.count.device)
-        self.correct_sum += correct_sum.to(self.count.device)
+        confidence, correct = confidence_and_correct(scores, labels)
+        confidence, correct = _checked(confidence, correct, self.n_bins)
+        super().update(confidence, correct.long())
 
     def compute(self) -> Tensor:
-        return _ece_from_bins(self.count, self.confidence_sum, self.correct_sum)
+        if isinstance(self.confidences, list) and not self.confidences:
+            return _ece(torch.zeros(0), torch.zeros(0), self.n_bins)  # raises EmptyInputError
+        confidences, accuracies = dim_zero_cat(self.confidences), dim_zero_cat(self.accuracies)
+        return _ece(confidences.double(), accuracies.double(), self.n_bins)

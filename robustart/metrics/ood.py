@@ -4,13 +4,16 @@ As in the ImageNet-O reference evaluation (Hendrycks et al., 2021), out-of-distr
 are the *positive* class and the anomaly score is the negative maximum softmax probability
 (``−max softmax``): a confident prediction is a low anomaly score. AUPR is the average precision
 ``Σ_k (R_k − R_{k−1}) · P_k`` over the distinct score thresholds (highest first), the definition
-of scikit-learn's ``average_precision_score``. AUROC counts tied scores as one half.
+of scikit-learn's ``average_precision_score``. AUROC counts tied scores as one half. Both are
+torchmetrics' exact (threshold-free) ``binary_average_precision`` and ``binary_auroc``, which
+return float32 (within 1e-7 of the sums in float64).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError, NonFiniteError
 from robustart.utils import check_finite_logits
@@ -55,6 +58,16 @@ def _check_finite_scores(scores: Tensor, what: str) -> None:
         )
 
 
+def _as_probabilities(scores: Tensor) -> Tensor:
+    """The scores' dense ranks scaled into [0, 1]: the same order and ties.
+
+    torchmetrics takes scores outside [0, 1] for logits and applies a sigmoid, which in floating
+    point merges large distinct scores into ties (σ(40) = σ(50) = 1.0); ranks keep both.
+    """
+    _, rank = torch.unique(scores, sorted=True, return_inverse=True)
+    return rank.double() / max(int(rank.max()), 1) if len(rank) else scores
+
+
 def average_precision(scores: Tensor, positive: Tensor) -> float:
     """Average precision of ``scores`` for the binary labels ``positive`` (area under PR).
 
@@ -63,28 +76,17 @@ def average_precision(scores: Tensor, positive: Tensor) -> float:
         positive: (N,) bool labels; at least one positive.
 
     Example:
-        >>> average_precision(torch.tensor([0.9, 0.8, 0.7, 0.6]),
-        ...                   torch.tensor([True, False, True, False]))
-        0.8333333333333333
+        >>> ap = average_precision(torch.tensor([0.9, 0.8, 0.7, 0.6]),
+        ...                        torch.tensor([True, False, True, False]))
+        >>> round(ap, 6)  # 5/6, in torchmetrics' float32
+        0.833333
     """
     scores = torch.as_tensor(scores).double().flatten()
     positive = torch.as_tensor(positive).bool().flatten()
     _check_finite_scores(scores, "average-precision")
-    num_positive = int(positive.sum())
-    if num_positive == 0:
+    if int(positive.sum()) == 0:
         raise ConfigError("average precision needs at least one positive example")
-    order = torch.argsort(scores, descending=True, stable=True)
-    scores, positive = scores[order], positive[order]
-    true_pos = torch.cumsum(positive.double(), 0)
-    # keep the last index of each run of equal scores: one point per distinct threshold
-    last = torch.ones_like(positive)
-    last[:-1] = scores[1:] != scores[:-1]
-    true_pos = true_pos[last]
-    predicted = torch.nonzero(last).flatten().double() + 1
-    precision = true_pos / predicted
-    recall = true_pos / num_positive
-    recall_step = torch.diff(recall, prepend=torch.zeros(1, dtype=torch.float64))
-    return float((recall_step * precision).sum())
+    return float(binary_average_precision(_as_probabilities(scores), positive.long()))
 
 
 def auroc(scores: Tensor, positive: Tensor) -> float:
@@ -100,18 +102,7 @@ def auroc(scores: Tensor, positive: Tensor) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ConfigError("AUROC needs at least one positive and one negative example")
-    # average ranks (ties share their mean rank), then the Mann-Whitney U statistic
-    order = torch.argsort(scores, stable=True)
-    sorted_scores = scores[order]
-    _, inverse, counts = torch.unique_consecutive(
-        sorted_scores, return_inverse=True, return_counts=True
-    )
-    ends = torch.cumsum(counts, 0).double()
-    mean_rank = ends - (counts.double() - 1) / 2
-    ranks = torch.empty_like(scores)
-    ranks[order] = mean_rank[inverse]
-    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
+    return float(binary_auroc(_as_probabilities(scores), positive.long()))
 
 
 def ood_detection_scores(in_scores: Tensor, out_scores: Tensor) -> dict[str, float]:
