@@ -19,11 +19,14 @@ import numpy as np
 
 from robustart.errors import InputRangeError
 from robustart.registry import Registry
+from robustart.system_noise.optional import import_cv2
 
 Decoder = Callable[[bytes], np.ndarray]
 
 #: Decoder name → function ``bytes → uint8 (H, W, 3) RGB``.
 DECODERS: Registry[Decoder] = Registry("decoder")
+#: The decoders that need OpenCV (the ``system-noise`` extra).
+OPENCV_DECODERS = frozenset({"opencv"})
 
 
 def _check(image: np.ndarray | None, library: str) -> np.ndarray:
@@ -48,8 +51,11 @@ def decode_pil(data: bytes) -> np.ndarray:
 
 @DECODERS.register("opencv")
 def decode_opencv(data: bytes) -> np.ndarray:
-    """OpenCV: ``cv2.imdecode`` (BGR, converted to RGB), EXIF orientation ignored."""
-    import cv2
+    """OpenCV: ``cv2.imdecode`` (BGR, converted to RGB), EXIF orientation ignored.
+
+    Needs the ``system-noise`` extra (:func:`~robustart.system_noise.optional.import_cv2`).
+    """
+    cv2 = import_cv2("the OpenCV decoder")
 
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     try:

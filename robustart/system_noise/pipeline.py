@@ -21,8 +21,9 @@ import torch
 from torch import Tensor
 
 from robustart.errors import ConfigError
-from robustart.system_noise.decoders import DECODERS, encode_jpeg
-from robustart.system_noise.resizers import RESIZERS
+from robustart.system_noise.decoders import DECODERS, OPENCV_DECODERS, encode_jpeg
+from robustart.system_noise.optional import import_cv2
+from robustart.system_noise.resizers import OPENCV_RESIZERS, RESIZERS
 
 #: The variant of torchvision's usual validation pipeline (Pillow decode, bilinear resize).
 REFERENCE_VARIANT = ("pil", "pil_bilinear")
@@ -33,6 +34,10 @@ JPEG_QUALITIES = (95, 85, 75, 50, 30, 10)
 @dataclass(frozen=True)
 class SystemNoiseVariant:
     """One decoding + resizing pipeline.
+
+    Building a variant that uses OpenCV (decoder ``opencv``, resizers ``cv2_*``) checks that
+    OpenCV is installed (the ``system-noise`` extra) and raises
+    :class:`~robustart.errors.ConfigError` naming the extra if not.
 
     Attributes:
         decoder: Name in :data:`~robustart.system_noise.DECODERS`.
@@ -47,6 +52,8 @@ class SystemNoiseVariant:
     def __post_init__(self) -> None:
         DECODERS.get(self.decoder)  # unknown names fail here, with suggestions
         RESIZERS.get(self.resizer)
+        if self.decoder in OPENCV_DECODERS or self.resizer in OPENCV_RESIZERS:
+            import_cv2(f"system-noise variant {self.name!r}")  # missing OpenCV fails now
         q = self.jpeg_quality
         if q is not None and (isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100):
             raise ConfigError(f"jpeg_quality must be an integer in 1..100, got {q!r}")

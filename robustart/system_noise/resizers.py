@@ -4,7 +4,8 @@ Every resizer maps a uint8 RGB array (H, W, 3) and a target ``(height, width)`` 
 array of that size. Names are ``<library>_<interpolation>``: ``pil_nearest``, ``pil_bilinear``,
 ``pil_box``, ``pil_hamming``, ``pil_bicubic``, ``pil_lanczos``, ``cv2_nearest``,
 ``cv2_bilinear``, ``cv2_area``, ``cv2_cubic``, ``cv2_lanczos``. Pillow's filters antialias when
-downscaling; OpenCV's (except ``area``) do not, which is part of the system noise.
+downscaling; OpenCV's (except ``area``) do not, which is part of the system noise. The OpenCV
+ones need the ``system-noise`` extra (``pip install "robustart[system-noise]"``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from robustart.errors import InputRangeError
 from robustart.registry import Registry
+from robustart.system_noise.optional import import_cv2
 
 Resizer = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 
@@ -47,13 +49,12 @@ def _pil_resizer(filter_name: str) -> Resizer:
 
 def _cv2_resizer(flag_name: str) -> Resizer:
     def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        import cv2
-
+        cv2 = import_cv2("the OpenCV resizers")
         height, width = _check_size(image, size)
         out = cv2.resize(image, (width, height), interpolation=getattr(cv2, flag_name))
         return out.reshape(height, width, image.shape[2])
 
-    resize.__doc__ = f"OpenCV ``cv2.resize`` with ``cv2.{flag_name}``."
+    resize.__doc__ = f"OpenCV ``cv2.resize`` with ``cv2.{flag_name}`` (the system-noise extra)."
     return resize
 
 
@@ -76,3 +77,5 @@ for _name, _filter in _PIL_FILTERS.items():
     RESIZERS.register(f"pil_{_name}")(_pil_resizer(_filter))
 for _name, _flag in _CV2_FLAGS.items():
     RESIZERS.register(f"cv2_{_name}")(_cv2_resizer(_flag))
+#: The resizers that need OpenCV (the ``system-noise`` extra).
+OPENCV_RESIZERS = frozenset(f"cv2_{name}" for name in _CV2_FLAGS)
