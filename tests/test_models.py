@@ -17,8 +17,11 @@ from robustart.models import MODELS, create_model, load_weights, sha256_of
         ("resnet32", 0.46),
         ("resnet56", 0.85),
         ("preact_resnet18", 11.17),
+        ("wrn16_2", 0.69),  # Zagoruyko & Komodakis, 2016, table 1: 0.7 M
         ("wrn28_10", 36.48),
         ("wrn34_10", 46.16),
+        ("vit_tiny_patch8_32", 0.82),
+        ("mixer_tiny_patch4_32", 0.46),
     ],
 )
 def test_published_parameter_counts(name, millions):
@@ -26,7 +29,10 @@ def test_published_parameter_counts(name, millions):
     assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(millions, abs=0.01)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "preact_resnet18", "resnet18"])
+@pytest.mark.parametrize(
+    "name",
+    ["resnet20", "preact_resnet18", "resnet18", "vit_tiny_patch8_32", "mixer_tiny_patch4_32"],
+)
 def test_every_model_takes_unit_range_images(name):
     model = create_model(name, num_classes=7).eval()
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 7)
@@ -169,6 +175,7 @@ def test_export_tool_writes_a_loadable_zoo_entry(source_model, tmp_path):
     import sys
 
     import yaml
+
     from conftest import ROOT
 
     ckpt = tmp_path / "last.ckpt"

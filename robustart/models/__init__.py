@@ -1,6 +1,11 @@
 """Models: one factory (:func:`create_model`) for robustart's architectures and timm's."""
 
-from robustart.models import cifar_resnet, preact_resnet, wide_resnet  # noqa: F401
+from robustart.models import (  # noqa: F401  (registers the architectures)
+    cifar_resnet,
+    patch_models,
+    preact_resnet,
+    wide_resnet,
+)
 from robustart.models.factory import (
     NormalizedClassifier,
     available_models,

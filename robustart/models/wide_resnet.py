@@ -81,6 +81,12 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+@MODELS.register("wrn16_2")
+def wrn16_2(num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0) -> WideResNet:
+    """WideResNet-16-2 (0.69 M parameters), small enough to train on a CPU."""
+    return WideResNet(16, 2, num_classes, in_chans, drop_rate)
+
+
 @MODELS.register("wrn28_10")
 def wrn28_10(num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0) -> WideResNet:
     """WideResNet-28-10 (36.5 M parameters)."""

@@ -115,7 +115,7 @@ def lr_multiplier(
 
     Example:
         >>> f = lr_multiplier("cosine", total_steps=100, warmup_steps=10)
-        >>> round(f(5), 2), round(f(10), 2), round(f(100), 2)
+        >>> round(f(4), 2), round(f(10), 2), round(f(100), 2)  # warm-up: (step + 1) / 10
         (0.5, 1.0, 0.0)
     """
     fn = LR_SCHEDULES.get(schedule)
