@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import FAST, RECIPES
+
 from robustart.cli import SUBCOMMANDS
 from robustart.main import cli_main
 from robustart.utils import RESULTS_PREFIX

@@ -175,7 +175,6 @@ def test_export_tool_writes_a_loadable_zoo_entry(source_model, tmp_path):
     import sys
 
     import yaml
-
     from conftest import ROOT
 
     ckpt = tmp_path / "last.ckpt"
