@@ -23,6 +23,12 @@ from robustart.evaluation import (
     iterate_chunks,
     load_suite,
 )
+from robustart.evaluation.certification import (
+    CertificationResult,
+    certification_metric_names,
+    certify_chunks,
+    check_certification_settings,
+)
 from robustart.metrics.corruption import summarize_report, summary_metrics
 from robustart.utils import atomic_write_json
 from robustart.wandb_logging import (
@@ -70,6 +76,15 @@ class RobustnessEvaluation(Callback):
     ``corruption_error/<name>``, ...; at test time a gallery of the corrupted subset images
     (``corruption_gallery.png``).
 
+    With ``certification`` (off by default), each evaluation also certifies the ℓ2 robustness
+    of the Gaussian-smoothed model on the same subset (randomized smoothing, Cohen et al.,
+    2019; :mod:`robustart.evaluation.certification`, as a benchmark suite's ``certification:``
+    item) and logs ``certified/r=<r>`` (certified accuracy at each radius),
+    ``certified/abstention_rate``, ``certified/guess_accuracy`` and, with ``n_predict > 0``,
+    ``certified/smoothed_accuracy`` (the smoothed classifier's clean accuracy, PREDICT). It
+    costs ``n0 + n + n_predict`` forward passes per image (1,100 per image by default, against
+    about ``steps + 1`` forward and backward passes per image and budget for an attack).
+
     Args:
         suite: The suite run during ``fit``/``validate`` (and ``test`` unless ``test_suite``
             is given): a shipped suite's name, a YAML file or a mapping with ``attacks``,
@@ -92,6 +107,20 @@ class RobustnessEvaluation(Callback):
         save_dir: Where to write ``robustness.json`` and the plot (default: the run's
             directory, next to ``checkpoints/``).
         progress: Show a progress bar during the evaluation.
+        certification: Settings of the randomized-smoothing certification run at each
+            evaluation (``None``, the default: none), the keys of a benchmark suite's
+            ``certification:`` section, each optional: ``sigma`` (noise standard deviation on
+            the [0, 1] pixel scale, > 0; the σ the model was trained with, default 0.25),
+            ``n0`` (samples guessing the class, ≥ 1; default 100), ``n`` (samples bounding its
+            probability, ≥ 1; default 1,000; no radius exceeds σ·Φ⁻¹(α^(1/n))), ``alpha``
+            (error probability in (0, 1); default 0.001), ``radii`` (ℓ2 radii ≥ 0 at which the
+            certified accuracy is logged; default 0, 0.25, 0.5, 0.75 and 1), ``batch_size``
+            (noisy copies per forward pass; default 500) and ``n_predict`` (PREDICT's samples
+            for ``certified/smoothed_accuracy``, 0 = not run; default 0). The noise is seeded
+            by ``seed`` and each image's index, so every evaluation draws the same noise.
+
+    Raises:
+        ConfigError: A setting out of range (checked here, before any training).
     """
 
     def __init__(
@@ -110,6 +139,7 @@ class RobustnessEvaluation(Callback):
         log_curves: bool = True,
         save_dir: str | None = None,
         progress: bool = True,
+        certification: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if every_n_epochs < 1:
@@ -150,9 +180,15 @@ class RobustnessEvaluation(Callback):
         self.log_curves = log_curves
         self.save_dir = save_dir
         self.progress = progress
+        #: The completed certification settings (``None``: no certification).
+        self.certification = (
+            None if certification is None else check_certification_settings(certification)
+        )
         self._chunks: dict[str, CachedChunks] = {}
         #: The report of the latest evaluation.
         self.last_report: RobustnessReport | None = None
+        #: The certification of the latest evaluation (with ``certification``).
+        self.last_certification: CertificationResult | None = None
         #: ``robustness.json`` of this run and the number of entries it holds (rank zero).
         self._history_path: Path | None = None
         self._history_entries = 0
@@ -172,7 +208,14 @@ class RobustnessEvaluation(Callback):
         ``test``), e.g. to check a checkpoint's ``monitor`` before training starts."""
         suite = self.test_suite if test else self.suite
         report = RobustnessReport.placeholder(suite)
-        return {*report.metrics(prefix), *self.corruption_summary_metrics(report, prefix)}
+        names = {*report.metrics(prefix), *self.corruption_summary_metrics(report, prefix)}
+        if self.certification is not None:
+            names.update(
+                certification_metric_names(
+                    self.certification["radii"], self.certification["n_predict"] > 0, prefix
+                )
+            )
+        return names
 
     # ---------------------------------------------------------------- prerequisites
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -266,7 +309,8 @@ class RobustnessEvaluation(Callback):
         self.run(trainer, pl_module, self.test_split, prefix="test_", suite=self.test_suite)
 
     # ---------------------------------------------------------------- work
-    def _chunks_for(self, trainer: Trainer, split: str) -> tuple[CachedChunks, int]:
+    def _chunks_for(self, trainer: Trainer, split: str) -> tuple[CachedChunks, int, int]:
+        """This process's chunks of the split's subset, their number and the subset's size."""
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "robustness_subset"):
             self._check_split(trainer, split)  # raises the explanation
@@ -278,7 +322,7 @@ class RobustnessEvaluation(Callback):
             self._chunks[split] = CachedChunks(
                 lambda: iterate_chunks(subset, self.batch_size, rank, world, workers)
             )
-        return self._chunks[split], n_chunks
+        return self._chunks[split], n_chunks, len(subset)
 
     def run(
         self,
@@ -305,7 +349,7 @@ class RobustnessEvaluation(Callback):
         prefix: str,
         suite: RobustnessSuite | None,
     ) -> RobustnessReport:
-        chunks, n_chunks = self._chunks_for(trainer, split)
+        chunks, n_chunks, num_images = self._chunks_for(trainer, split)
         suite = self.suite if suite is None else suite
 
         report = evaluate_robustness(
@@ -323,6 +367,10 @@ class RobustnessEvaluation(Callback):
         )
         self.last_report = report
         metrics = {**report.metrics(prefix), **self.corruption_summary_metrics(report, prefix)}
+        if self.certification is not None:
+            certified = self._certify(pl_module, chunks, num_images)
+            self.last_certification = certified
+            metrics.update(certified.metrics(self.certification["radii"], prefix))
         for key, value in metrics.items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False)
         directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
@@ -337,6 +385,23 @@ class RobustnessEvaluation(Callback):
                 title = describe_model(trainer, pl_module, self._checkpoint_epoch, prefix)
                 log_to_wandb(trainer, wandb_payload(history, figures, prefix, title))
         return report
+
+    def _certify(
+        self, pl_module: LightningModule, chunks: CachedChunks, num_images: int
+    ) -> CertificationResult:
+        """Certify the smoothed model on this process's chunks of a subset of ``num_images``
+        images; every process gets the outcomes of all of them (a collective call)."""
+        assert self.certification is not None
+        return certify_chunks(
+            pl_module,
+            chunks,
+            num_images,
+            self.batch_size,
+            self.certification,
+            seed=self.seed,
+            num_classes=getattr(pl_module, "hparams", {}).get("num_classes"),
+            device=pl_module.device,
+        )
 
     @staticmethod
     def corruption_summary_metrics(report: RobustnessReport, prefix: str = "") -> dict[str, float]:

@@ -43,8 +43,9 @@ def check_output_folders(config: Namespace) -> None:
             check_output_dir(folder, what)
 
 
-#: Metric-name prefixes of the robustness evaluation (see robustart.evaluation.report).
-ROBUSTNESS_PREFIXES = ("robust/", "robust_ar/", "attack_success/", "corruption/")
+#: Metric-name prefixes of the robustness evaluation (see robustart.evaluation.report, and
+#: robustart.evaluation.certification for its ``certification`` option).
+ROBUSTNESS_PREFIXES = ("robust/", "robust_ar/", "attack_success/", "corruption/", "certified/")
 
 
 def check_monitors(trainer: Any, model: Any) -> None:

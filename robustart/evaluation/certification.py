@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -44,6 +44,7 @@ from robustart.utils import (
     check_finite_logits,
     check_images,
     check_labels,
+    eps_key,
     make_generator,
     preserve_mode,
     stable_seed,
@@ -55,7 +56,9 @@ __all__ = [
     "CertificationResult",
     "SmoothedClassifier",
     "binomial_test_half",
+    "certification_metric_names",
     "certified_radius",
+    "certify_chunks",
     "certify_images",
     "check_certification_settings",
     "clopper_pearson_lower",
@@ -75,6 +78,9 @@ CERTIFICATION_DEFAULTS: dict[str, Any] = {
     "batch_size": 500,
     "n_predict": 0,
 }
+
+#: Section of the certification metrics (see :meth:`CertificationResult.metrics`).
+METRIC_SECTION = "certified"
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -393,6 +399,28 @@ class CertificationResult:
             out[float(r)] = int((correct & (self.radii >= r)).sum()) / self.num_images
         return out
 
+    def metrics(self, radii: Sequence[float], prefix: str = "") -> dict[str, float]:
+        """The results as flat metrics, named as :func:`certification_metric_names` lists them:
+        ``certified/r=<r>`` (certified accuracy at each radius), ``certified/abstention_rate``,
+        ``certified/guess_accuracy`` and, when PREDICT ran, ``certified/smoothed_accuracy``.
+
+        Args:
+            radii: Radii ≥ 0.
+            prefix: Put before each name (``test_`` at test time).
+
+        Returns:
+            ``{name: value in [0, 1]}``.
+        """
+        values = [
+            *self.certified_accuracy(radii).values(),
+            self.abstention_rate,
+            self.guess_accuracy,
+        ]
+        if self.smoothed_accuracy is not None:
+            values.append(self.smoothed_accuracy)
+        names = certification_metric_names(radii, self.smoothed_accuracy is not None, prefix)
+        return dict(zip(names, values, strict=True))
+
     def to_dict(self, radii: Sequence[float]) -> dict[str, Any]:
         """JSON-ready: settings, certified accuracy per radius (keys ``f"{r:g}"``),
         abstention rate, guess and smoothed accuracy, and the per-image outcomes."""
@@ -494,6 +522,96 @@ def certify_images(
     )
 
 
+def certify_chunks(
+    model: nn.Module,
+    chunks: Iterable[tuple[int, Tensor, Tensor]],
+    num_images: int,
+    chunk_size: int,
+    settings: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    num_classes: int | None = None,
+    device: torch.device | str | None = None,
+) -> CertificationResult:
+    """Run :func:`certify_images` on this process's chunks of a subset and gather the outcomes
+    of all images from every DDP process (a collective call: every process must make it).
+
+    Image ``i`` of the subset (chunk ``i // chunk_size``) draws its noise from its own seed, so
+    the result does not depend on how the chunks are spread over processes.
+
+    Args:
+        model: Base classifier, images in [0, 1] → logits (B, num_classes).
+        chunks: ``(chunk_id, images, labels)`` of this process
+            (:func:`~robustart.evaluation.loop.iterate_chunks`).
+        num_images: Images in the whole subset (over all processes), ≥ 1.
+        chunk_size: Images per chunk (all chunks but the last are full).
+        settings: Completed settings (:func:`check_certification_settings`): ``sigma``,
+            ``n0``, ``n``, ``alpha``, ``batch_size`` and ``n_predict``.
+        seed: Seed of the noise.
+        num_classes: Width of the logits (``None``: read from the model's first output).
+        device: Where the model runs (default: its parameters' device).
+
+    Returns:
+        A :class:`CertificationResult` over all ``num_images`` images, on every process.
+
+    Raises:
+        EmptyInputError: ``num_images < 1``.
+    """
+    from robustart.evaluation.loop import (
+        batch_logits,
+        model_device,
+        sum_over_processes,
+    )
+
+    if num_images < 1:
+        raise EmptyInputError("no images to certify")
+    device = model_device(model, device)
+    cfg = settings  # short for the calls below
+    labels = torch.zeros(num_images, dtype=torch.int64, device=device)
+    shifted = torch.zeros(num_images, dtype=torch.int64, device=device)  # prediction + 1
+    radii = torch.zeros(num_images, dtype=torch.float64, device=device)
+    guesses = torch.zeros(num_images, dtype=torch.int64, device=device)
+    votes = torch.zeros(num_images, dtype=torch.int64, device=device)  # PREDICT + 1
+    for chunk_id, images, chunk_labels in chunks:
+        start = chunk_id * chunk_size
+        images = images.to(device)
+        if num_classes is None:
+            num_classes = int(batch_logits(model, images[:1]).shape[-1])
+        part = certify_images(
+            model,
+            images,
+            chunk_labels.long().to(device),
+            num_classes,
+            sigma=cfg["sigma"],
+            n0=cfg["n0"],
+            n=cfg["n"],
+            alpha=cfg["alpha"],
+            batch_size=cfg["batch_size"],
+            seed=seed,
+            n_predict=cfg["n_predict"],
+            first_index=start,
+            device=device,
+        )
+        end = start + part.num_images
+        labels[start:end] = part.labels.to(device)
+        shifted[start:end] = part.predictions.to(device) + 1
+        radii[start:end] = part.radii.to(device)
+        guesses[start:end] = part.guesses.to(device)
+        if part.smoothed_predictions is not None:
+            votes[start:end] = part.smoothed_predictions.to(device) + 1
+    return CertificationResult(
+        sigma=float(cfg["sigma"]),
+        n0=cfg["n0"],
+        n=cfg["n"],
+        alpha=float(cfg["alpha"]),
+        labels=sum_over_processes(labels).cpu(),
+        predictions=sum_over_processes(shifted).cpu() - 1,
+        radii=sum_over_processes(radii).cpu(),
+        guesses=sum_over_processes(guesses).cpu(),
+        smoothed_predictions=sum_over_processes(votes).cpu() - 1 if cfg["n_predict"] else None,
+    )
+
+
 # ----------------------------------------------------------------------------- settings
 def check_certification_settings(spec: Any) -> dict[str, Any]:
     """Validate a ``certification:`` section of a benchmark suite; returns it completed with
@@ -537,3 +655,24 @@ def check_certification_settings(spec: Any) -> dict[str, Any]:
             raise ConfigError(f"certification.radii must be numbers >= 0, got {r!r}")
     out.update(sigma=sigma, alpha=alpha, radii=sorted({float(r) for r in radii}))
     return out
+
+
+def certification_metric_names(
+    radii: Sequence[float], smoothed: bool = False, prefix: str = ""
+) -> list[str]:
+    """The names under which :meth:`CertificationResult.metrics` reports, in its order.
+
+    ``certified/r=<r>`` for each radius (``%g``, as the benchmark's ``certified @r=<r>``
+    columns), ``certified/abstention_rate``, ``certified/guess_accuracy`` and, with
+    ``smoothed`` (PREDICT ran, ``n_predict > 0``), ``certified/smoothed_accuracy``.
+
+    Example:
+        >>> certification_metric_names([0, 0.25], prefix="test_")[:2]
+        ['test_certified/r=0', 'test_certified/r=0.25']
+    """
+    section = f"{prefix}{METRIC_SECTION}"
+    names = [f"{section}/r={eps_key(float(r), 'l2')}" for r in radii]
+    names += [f"{section}/abstention_rate", f"{section}/guess_accuracy"]
+    if smoothed:
+        names.append(f"{section}/smoothed_accuracy")
+    return names

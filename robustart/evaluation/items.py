@@ -276,64 +276,22 @@ class CertificationItem(Item):
         self.settings = {"kind": "certification", **settings}
 
     def run(self, context: Context) -> dict[str, Any]:
-        from robustart.evaluation.certification import CertificationResult, certify_images
+        from robustart.evaluation.certification import certify_chunks
 
-        cfg = self.settings
-        n = len(context.subset)  # type: ignore[arg-type]
         rank, world = distributed_rank_and_size()
-        labels = torch.zeros(n, dtype=torch.int64, device=context.device)
-        shifted = torch.zeros(n, dtype=torch.int64, device=context.device)  # prediction + 1
-        radii = torch.zeros(n, dtype=torch.float64, device=context.device)
-        guesses = torch.zeros(n, dtype=torch.int64, device=context.device)
-        votes = torch.zeros(n, dtype=torch.int64, device=context.device)  # PREDICT + 1
-        num_classes = context.num_classes or None
-        for chunk_id, images, chunk_labels in iterate_chunks(
-            context.subset, context.batch_size, rank, world, context.num_workers
-        ):
-            start = chunk_id * context.batch_size
-            part = certify_images(
-                context.model,
-                images.to(context.device),
-                chunk_labels.long().to(context.device),
-                num_classes or _num_outputs(context.model, images[:1].to(context.device)),
-                sigma=cfg["sigma"],
-                n0=cfg["n0"],
-                n=cfg["n"],
-                alpha=cfg["alpha"],
-                batch_size=cfg["batch_size"],
-                seed=context.seed,
-                n_predict=cfg["n_predict"],
-                first_index=start,
-                device=context.device,
-            )
-            end = start + part.num_images
-            labels[start:end] = part.labels.to(context.device)
-            shifted[start:end] = part.predictions.to(context.device) + 1
-            radii[start:end] = part.radii.to(context.device)
-            guesses[start:end] = part.guesses.to(context.device)
-            if part.smoothed_predictions is not None:
-                votes[start:end] = part.smoothed_predictions.to(context.device) + 1
-        result = CertificationResult(
-            sigma=cfg["sigma"],
-            n0=cfg["n0"],
-            n=cfg["n"],
-            alpha=cfg["alpha"],
-            labels=sum_over_processes(labels).cpu(),
-            predictions=sum_over_processes(shifted).cpu() - 1,
-            radii=sum_over_processes(radii).cpu(),
-            guesses=sum_over_processes(guesses).cpu(),
-            smoothed_predictions=sum_over_processes(votes).cpu() - 1 if cfg["n_predict"] else None,
+        result = certify_chunks(
+            context.model,
+            iterate_chunks(context.subset, context.batch_size, rank, world, context.num_workers),
+            len(context.subset),  # type: ignore[arg-type]
+            context.batch_size,
+            self.settings,
+            seed=context.seed,
+            num_classes=context.num_classes or None,
+            device=context.device,
         )
-        out = result.to_dict(cfg["radii"])
-        out["settings"] = to_json(cfg)
+        out = result.to_dict(self.settings["radii"])
+        out["settings"] = to_json(self.settings)
         return out
-
-
-def _num_outputs(model: nn.Module, image: Tensor) -> int:
-    """Width of the model's logits (for data without a class count)."""
-    from robustart.evaluation.loop import batch_logits
-
-    return int(batch_logits(model, image).shape[-1])
 
 
 class ShiftItem(Item):

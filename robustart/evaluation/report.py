@@ -17,7 +17,11 @@ Metric names, the same for every logger (CSV, W&B, ``trainer.callback_metrics``)
 * ``minimal_eps/<label>/mean`` and ``minimal_eps/<label>/median``: mean and median per-image
   minimal ε of a minimal-ε search, over the images it broke within ``eps_max`` (NaN if none),
   in the search's norm; ``minimal_eps_unbroken/<label>``: the fraction of all images it did
-  not break within ``eps_max``.
+  not break within ``eps_max``,
+* with the callback's ``certification`` option (randomized smoothing), ``certified/r=<r>``
+  (certified ℓ2 accuracy at radius ``r``, written ``%g``), ``certified/abstention_rate``,
+  ``certified/guess_accuracy`` and ``certified/smoothed_accuracy`` (see
+  :meth:`robustart.evaluation.certification.CertificationResult.metrics`).
 
 Accuracies and fractions are in [0, 1] (one unit per section; corruption errors, in percent,
 have their own section); printed tables show percentages. At test time every section gets the
