@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, RECIPES
+from conftest import FAST, RECIPES, expect_cli_error
 
 from robustart.cli import SUBCOMMANDS
 from robustart.main import cli_main
@@ -94,6 +94,57 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="starting from scratch"):
         run("fit", "--config", DIGITS[0], "--config", FAST, "--ckpt_path", "last")
     assert (tmp_path / "runs" / "digits_standard" / "version_0" / "checkpoints").is_dir()
+
+
+def test_fit_without_checkpointing_writes_no_checkpoint(tmp_path, monkeypatch, capsys):
+    """``--trainer.enable_checkpointing false`` leaves robustart's checkpoint callback out (it
+    would clash with Lightning's setting); the run still logs and evaluates."""
+    monkeypatch.chdir(tmp_path)
+    no_checkpoints = ["--trainer.enable_checkpointing", "false"]
+    assert run("fit", "--config", DIGITS[0], "--config", FAST, *no_checkpoints) == 0
+    run_dir = tmp_path / "runs" / "digits_standard" / "version_0"
+    assert announced_results(capsys.readouterr().out) == run_dir.resolve()
+    assert not list(tmp_path.glob("**/*.ckpt")) and not (run_dir / "checkpoints").exists()
+    assert "val/acc" in csv_columns(run_dir / "metrics.csv")
+    assert json.loads((run_dir / "robustness.json").read_text())[-1]["epoch"] == 0
+
+    # resuming needs the checkpoint it would keep up to date: refused before anything runs
+    line = expect_cli_error(
+        capsys,
+        "fit",
+        "--config",
+        DIGITS[0],
+        "--config",
+        FAST,
+        *no_checkpoints,
+        "--ckpt_path",
+        "last",
+        match="--ckpt_path last resumes a run from its last.ckpt",
+    )
+    assert "enable_checkpointing is false" in line
+    assert not (run_dir.parent / "version_1").exists()
+    assert len(json.loads((run_dir / "robustness.json").read_text())) == 1
+
+
+def test_compare_without_checkpointing_tests_the_last_weights(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="checkpointing is off"):
+        run(
+            "compare",
+            DIGITS[0],
+            "--common",
+            FAST,
+            "--output",
+            "cmp",
+            "--",
+            "--trainer.enable_checkpointing",
+            "false",
+        )
+    assert "standard" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "cmp" / "comparison.json").read_text())["runs"]) == {
+        "standard"
+    }
+    assert not list(tmp_path.glob("**/*.ckpt"))
 
 
 def test_print_config_and_help(capsys):
@@ -257,6 +308,27 @@ def test_unknown_attack_in_callback(capsys, tmp_path, monkeypatch):
         bad,
         match="unknown attack 'pgdd'. Did you mean: pgd",
     )
+
+
+def test_model_checkpoint_callback_without_checkpointing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    layer = tmp_path / "own_checkpoint.yaml"
+    layer.write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+    )
+    expect_cli_error(
+        capsys,
+        "fit",
+        "--config",
+        DIGITS[0],
+        "--config",
+        layer,
+        "--trainer.enable_checkpointing",
+        "false",
+        match="trainer.enable_checkpointing is false, but trainer.callbacks holds a "
+        "ModelCheckpoint",
+    )
+    assert not (tmp_path / "runs").exists()
 
 
 def test_malformed_yaml_key(capsys, tmp_path, monkeypatch):

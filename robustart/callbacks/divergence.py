@@ -147,11 +147,14 @@ class DivergenceGuard(Callback):
         checkpoint = trainer.checkpoint_callback
         last = getattr(checkpoint, "last_model_path", "") or ""
         best = getattr(checkpoint, "best_model_path", "") or ""
-        kept = (
-            f"The last finite checkpoint is {last or best}"
-            if last or best
-            else "No checkpoint was written yet"
-        )
+        if checkpoint is None:
+            kept = (
+                "Checkpointing is off (trainer.enable_checkpointing false): no checkpoint was kept"
+            )
+        elif last or best:
+            kept = f"The last finite checkpoint is {last or best}"
+        else:
+            kept = "No checkpoint was written yet"
         skip = "" if self.action == "skip" else ", or skip such batches with divergence.action=skip"
         return (
             f"Training stopped before the update was applied. {kept}. Lower the learning rate, "

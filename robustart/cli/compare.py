@@ -203,16 +203,24 @@ def fit_and_test(
     cli = build_cli(["fit", *configs, *extra], finish_loggers_after="test", announce=False)
     evaluator = robustness_evaluation(cli, recipe)
     checkpointer = cli.trainer.checkpoint_callback
-    if ckpt == "best" and checkpointer is not None and not checkpointer.best_model_path:
+    ckpt_path: str | None = ckpt
+    if checkpointer is None:  # --trainer.enable_checkpointing false: no checkpoint to load
+        if ckpt == "best":
+            rank_zero_warn(
+                f"{recipe}: checkpointing is off, so no best checkpoint was saved; testing the "
+                "last weights instead"
+            )
+        ckpt_path = None  # the weights in memory, those of the last epoch
+    elif ckpt == "best" and not checkpointer.best_model_path:
         # the monitored metric was never computed (e.g. a run shorter than every_n_epochs)
         rank_zero_warn(
             f"{recipe}: no best checkpoint by {checkpointer.monitor!r} was saved; testing the "
             "last weights instead"
         )
-        ckpt = "last"
+        ckpt_path = "last"
     wandb_runs.extend(wandb_settings(cli.trainer))
     results = cli.trainer.test(
-        cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True
+        cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True
     )
     report = evaluator.last_report
     assert report is not None

@@ -10,6 +10,9 @@ classes, channels, normalisation) linked into the model. On top of LightningCLI:
 * Lightning's ``CSVLogger`` is swapped for robustart's resumable one, and its ``WandbLogger``
   for robustart's, with the run's ``group`` (recipe) and ``job_type`` (subcommand) filled in;
 * output folders and checkpoint/early-stopping monitors are checked before training;
+* ``--trainer.enable_checkpointing false`` trains without writing checkpoints: robustart's
+  ``checkpoint`` callback (and its ``checkpoint.*`` options) is left out, and ``--ckpt_path
+  last``, which resumes a run from its ``last.ckpt`` and keeps that file up to date, is refused;
 * W&B runs are finished when the subcommand ends (:class:`~robustart.callbacks.FinishLoggers`);
 * ``fit``, ``validate`` and ``test`` end with ``robustart: results in <run directory>``.
 """
@@ -22,6 +25,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from robustart.callbacks.checkpoint import RunCheckpoint
@@ -119,12 +124,39 @@ class RobustartCLI(LightningCLI):
         use_resumable_csv_logger(config.trainer)
         use_grouped_wandb_logger(config.trainer, self.subcommand or "run")
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            if config.trainer.get("enable_checkpointing") is False:
+                raise ConfigError(
+                    "--ckpt_path last resumes a run from its last.ckpt and keeps that file up to "
+                    "date, but trainer.enable_checkpointing is false: drop "
+                    "--trainer.enable_checkpointing false to resume, or give --ckpt_path a "
+                    "checkpoint file to start a new run from"
+                )
             last = resume_last_checkpoint(config.trainer)
             if last is not None:
                 check_checkpoint_file(last, _configured_architecture(config))
             config.ckpt_path = None if last is None else str(last)
         if self.subcommand in ("fit", "validate", "test", None):
             check_output_folders(config)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        """Build the trainer; with ``enable_checkpointing`` false, without robustart's checkpoint
+        callback (Lightning refuses a ``ModelCheckpoint`` then).
+
+        Raises:
+            ConfigError: ``enable_checkpointing`` false and a ``ModelCheckpoint`` among
+                ``trainer.callbacks``.
+        """
+        if config.get("enable_checkpointing") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoint)]
+            given = [c for c in config.get("callbacks") or [] if isinstance(c, ModelCheckpoint)]
+            if given:
+                raise ConfigError(
+                    f"trainer.enable_checkpointing is false, but trainer.callbacks holds a "
+                    f"{type(given[0]).__name__}: remove that callback, or drop "
+                    "--trainer.enable_checkpointing false (robustart adds its own checkpoint "
+                    "callback, set with --checkpoint.*)"
+                )
+        return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
         """Check what can only be checked on the built objects, before training starts."""
