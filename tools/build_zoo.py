@@ -6,8 +6,14 @@ generate the README's zoo table from the cards.
         --recipe recipes/digits/pgd_at.yaml+recipes/digits/arch/vit_tiny.yaml \\
         --family vit --technique pgd_at
 
-Still to come (issue 16): ``cards`` (benchmark every entry and write model cards) and
-``readme`` (the README's zoo table generated from the cards).
+    # every entry of model_zoo/plan.yaml not yet in zoo.yaml (entries already there are kept:
+    # tests and reference numbers depend on them; delete one from zoo.yaml to rebuild it)
+    python tools/build_zoo.py train-all
+
+    # benchmark every entry on the zoo_card suite (resumable) and write model_zoo/cards/
+    python tools/build_zoo.py cards
+    # regenerate the README's zoo table from the cards (tests/test_zoo.py checks it)
+    python tools/build_zoo.py readme
 """
 
 from __future__ import annotations
@@ -29,17 +35,37 @@ from robustart.models.zoo import load_index, zoo_dir  # noqa: E402
 def train(args: argparse.Namespace) -> None:
     """Train ``args.name`` with its recipe (unless a finished run exists), export its weights
     to the zoo and write its zoo.yaml entry."""
+    train_entry(args.name, args.recipe, args.family, args.technique, Path(args.workdir))
+
+
+def train_all(args: argparse.Namespace) -> None:
+    """Train every entry of ``model_zoo/plan.yaml`` that zoo.yaml does not hold yet; entries
+    already exported only get the plan's family and technique recorded."""
+    plan = yaml.safe_load((zoo_dir() / "plan.yaml").read_text(encoding="utf-8"))
+    for name, spec in plan.items():
+        index = load_index()
+        if name in index and (zoo_dir() / index[name]["file"]).is_file():
+            entry = dict(index[name])
+            entry.update(family=spec["family"], technique=spec["technique"])
+            index[name] = entry
+            write_index(index)
+            print(f"{name}: already in the zoo, kept", flush=True)
+            continue
+        train_entry(name, spec["recipe"], spec["family"], spec["technique"], Path(args.workdir))
+
+
+def train_entry(name: str, recipe: str, family: str, technique: str, workdir: Path) -> None:
+    """Train one zoo entry (resuming its run), export it and index it."""
     from safetensors.torch import save_file
 
-    recipes = args.recipe.split("+")
-    workdir = Path(args.workdir)
-    last = workdir / args.name / "version_0" / "checkpoints" / "last.ckpt"
+    recipes = recipe.split("+")
+    last = workdir / name / "version_0" / "checkpoints" / "last.ckpt"
     command = [sys.executable, "-m", "robustart", "fit"]
     for recipe in recipes:
         command += ["--config", recipe]
     command += [
         "--trainer.logger.init_args.name",
-        args.name,
+        name,
         "--trainer.logger.init_args.save_dir",
         str(workdir),
         "--trainer.logger.init_args.version",
@@ -54,21 +80,39 @@ def train(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint_file(last)
     info = checkpoint.get("robustart", {})
     state = {k: v.contiguous() for k, v in extract_state_dict(checkpoint).items()}
-    output = zoo_dir() / f"{args.name}.safetensors"
+    output = zoo_dir() / f"{name}.safetensors"
     save_file(state, str(output), metadata={"model": str(info.get("model", ""))})
     index = load_index()
-    index[args.name] = {
+    index[name] = {
         "model": info.get("model"),
         "num_classes": info.get("num_classes"),
         "dataset": "digits",
-        "recipe": args.recipe,
-        "family": args.family,
-        "technique": args.technique,
+        "recipe": recipe,
+        "family": family,
+        "technique": technique,
         "file": output.name,
         "sha256": sha256_of(output),
     }
     write_index(index)
-    print(f"{args.name}: {output} ({output.stat().st_size / 1e6:.2f} MB)")
+    print(f"{name}: {output} ({output.stat().st_size / 1e6:.2f} MB)")
+
+
+def cards(args: argparse.Namespace) -> None:
+    """Benchmark zoo entries and write their model cards, then the README table."""
+    from robustart.evaluation.zoo_cards import write_cards
+
+    write_cards(args.names or None, workdir=args.workdir, num_images=args.num_images)
+    readme(args)
+
+
+def readme(args: argparse.Namespace) -> None:
+    """Regenerate the README's zoo table from the cards."""
+    from robustart.evaluation.zoo_cards import load_cards, readme_with_zoo_table, zoo_table
+
+    path = ROOT / "README.md"
+    text = readme_with_zoo_table(path.read_text(encoding="utf-8"), zoo_table(load_cards()))
+    path.write_text(text, encoding="utf-8")
+    print(f"{path}: zoo table regenerated")
 
 
 def write_index(index: dict) -> None:
@@ -93,6 +137,16 @@ def main() -> None:
     p.add_argument("--technique", required=True, help="training technique, e.g. pgd_at")
     p.add_argument("--workdir", default="runs/zoo", help="training runs (default: %(default)s)")
     p.set_defaults(run=train)
+    p = commands.add_parser("train-all", help="train plan.yaml entries not in the zoo")
+    p.add_argument("--workdir", default="runs/zoo", help="training runs (default: %(default)s)")
+    p.set_defaults(run=train_all)
+    p = commands.add_parser("cards", help="benchmark zoo entries and write their model cards")
+    p.add_argument("names", nargs="*", help="zoo entries (default: all)")
+    p.add_argument("--workdir", default="runs/zoo_cards", help="benchmark results (resumable)")
+    p.add_argument("--num-images", type=int, default=250, help="digits test images")
+    p.set_defaults(run=cards)
+    p = commands.add_parser("readme", help="regenerate the README's zoo table from the cards")
+    p.set_defaults(run=readme)
     args = parser.parse_args()
     args.run(args)
 
