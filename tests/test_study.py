@@ -190,3 +190,67 @@ def test_study_logs_its_tables_and_figures_to_wandb(tmp_path, monkeypatch):
     table = run.table(row, "study/leaderboard")
     assert len(table["data"]) == 4 and table["columns"][1] == "family"
     assert run.image(row, "study_figures/pareto_robust").is_file()
+
+
+def test_replicate_groups_give_mean_and_spread_and_mark_effects_within_it(tmp_path):
+    """Two models in one group (the standard model and a blurred copy stand in for two seeds):
+    the replicate table holds their mean ± sample std, computed here from the leaderboard."""
+    from robustart.metrics.study import Spread
+
+    models = [
+        {
+            "spec": "zoo:digits_resnet20_standard",
+            "family": "a",
+            "technique": "standard",
+            "group": "std",
+        },
+        {
+            "spec": "test_study:blurred_standard",
+            "family": "a",
+            "technique": "standard",
+            "group": "std",
+        },
+        {"spec": "zoo:digits_resnet20_pgd_at", "family": "a", "technique": "pgd_at"},
+    ]
+    spec = {
+        "name": "replicates",
+        "num_images": 32,
+        "batch_size": 32,
+        "models": models,
+        "suite": {"attacks": [{"name": "fgsm", "eps": ["8/255"]}]},
+    }
+    result = run_study(spec, tmp_path, device="cpu", progress=False)
+    table, spreads = result.replicates()
+    board = result.leaderboard()
+    clean = {row[0]: row[board.headers.index("clean")] for row in board.rows}
+    first, second = clean["digits_resnet20_standard"], clean["blurred_standard"]
+    mean, std = (first + second) / 2, abs(first - second) / math.sqrt(2)
+    assert spreads["std"]["clean"].n == 2
+    assert spreads["std"]["clean"].mean == pytest.approx(mean)
+    assert spreads["std"]["clean"].std == pytest.approx(std)
+    rows = {row[0]: row for row in table.rows}
+    assert rows["std"][3] == 2 and rows["std"][table.headers.index("clean")] == (
+        f"{mean:.1f} ± {std:.1f}"
+    )
+    pgd_at = clean["digits_resnet20_pgd_at"]
+    within = abs(pgd_at - mean) <= std
+    cell = rows["digits_resnet20_pgd_at"][table.headers.index("clean")]
+    assert cell.endswith("≈") == within
+    assert Spread.of([pgd_at]).within(spreads["std"]["clean"]) == within
+    data = json.loads((tmp_path / "study.json").read_text())
+    assert data["replicates"]["std"]["clean"]["n"] == 2
+    assert "Replicates" in (tmp_path / "study.md").read_text()
+
+
+def test_a_replicate_group_must_share_family_and_technique():
+    models = [
+        {
+            "spec": "zoo:digits_resnet20_standard",
+            "family": "a",
+            "technique": "standard",
+            "group": "g",
+        },
+        {"spec": "zoo:digits_resnet20_pgd_at", "family": "a", "technique": "pgd_at", "group": "g"},
+    ]
+    with pytest.raises(ConfigError, match="replicates of one group must share"):
+        load_study({"models": models})

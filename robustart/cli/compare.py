@@ -22,7 +22,6 @@ With W&B, every run of one comparison shares a group (``--group``, default
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -474,33 +473,20 @@ def seed_statistics(
         Headers, rows of means, and ``{"std": rows of stds, "within": rows of booleans,
         "text": rows of "mean ± std" cells}``.
     """
-    import statistics
+    from robustart.metrics.study import Spread
 
     count = min(len(results) for results in per_seed.values())
     tables = [comparison_table({n: r[k] for n, r in per_seed.items()}) for k in range(count)]
     headers = tables[0][0]
+    spreads = [
+        [Spread.of([t[1][i][j] for t in tables]) for j in range(1, len(headers))]
+        for i in range(len(per_seed))
+    ]
     means, stds, within, text = [], [], [], []
     for i, name in enumerate(per_seed):
-        mean_row, std_row, within_row, text_row = [name], [name], [name], [name]
-        for j in range(1, len(headers)):
-            values = [t[1][i][j] for t in tables if t[1][i][j] is not None]
-            mean = statistics.fmean(values) if values else None
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            mean_row.append(mean)
-            std_row.append(std)
-            base_mean, base_std = means[0][j] if means else mean, stds[0][j] if stds else std
-            close = (
-                i > 0
-                and mean is not None
-                and base_mean is not None
-                and abs(mean - base_mean) <= math.hypot(std, base_std)
-            )
-            within_row.append(close)
-            text_row.append(
-                "-" if mean is None else f"{mean:.1f} ± {std:.1f}{' ≈' if close else ''}"
-            )
-        means.append(mean_row)
-        stds.append(std_row)
-        within.append(within_row)
-        text.append(text_row)
+        close = [i > 0 and cell.within(spreads[0][j]) for j, cell in enumerate(spreads[i])]
+        means.append([name, *[cell.mean for cell in spreads[i]]])
+        stds.append([name, *[cell.std for cell in spreads[i]]])
+        within.append([name, *close])
+        text.append([name, *[c.text() + (" ≈" if w else "") for c, w in zip(spreads[i], close)]])
     return headers, means, {"std": stds, "within": within, "text": text}

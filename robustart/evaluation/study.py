@@ -31,6 +31,12 @@ A study file::
       - {spec: zoo:digits_resnet20_pgd_at, family: resnet20, technique: pgd_at}
     transfer: {name: pgd, norm: linf, eps: 8/255, steps: 10}            # optional
     wandb: {project: robustart}                                          # optional
+
+Replicates: models trained the same way with different seeds share a ``group`` (``{spec: A.ckpt,
+family: resnet, technique: mixup, group: resnet20_mixup}``); every model still gets its row, and
+the study adds a table of mean ± sample std over each group's models, marking (≈) the cells of a
+group whose mean is within the spread of its family's ``standard`` group (√(s₁² + s₂²)): such a
+technique effect is smaller than the run-to-run variation.
 """
 
 from __future__ import annotations
@@ -79,12 +85,19 @@ class StudyModel:
         spec: What loads it (``zoo:NAME``, a checkpoint, ``timm:NAME@FILE``, ...).
         family: Its architecture family (e.g. ``resnet``, ``vit``).
         technique: Its training technique (e.g. ``standard``, ``pgd_at``).
+        group: Its replicate group (models trained alike with different seeds); its own name
+            when it has none.
     """
 
     name: str
     spec: str
     family: str
     technique: str
+    group: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.group:
+            object.__setattr__(self, "group", self.name)
 
 
 @dataclass
@@ -126,7 +139,7 @@ def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
         entry = {"spec": entry} if isinstance(entry, str) else entry
         if not isinstance(entry, Mapping) or not entry.get("spec"):
             raise ConfigError(f"study model {index + 1} needs a `spec` (e.g. zoo:NAME)")
-        extra = sorted(set(entry) - {"spec", "name", "family", "technique"})
+        extra = sorted(set(entry) - {"spec", "name", "family", "technique", "group"})
         if extra:
             raise ConfigError(f"study model {index + 1} has unknown keys {extra}")
         spec_text = str(entry["spec"])
@@ -137,12 +150,20 @@ def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
                 spec=spec_text,
                 family=str(entry.get("family", "-")),
                 technique=str(entry.get("technique", "-")),
+                group=str(entry.get("group") or ""),
             )
         )
     names = [m.name for m in models]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"study models share the names {duplicates}; give each a `name`")
+    for group in {m.group for m in models}:
+        kinds = {(m.family, m.technique) for m in models if m.group == group}
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"study group {group!r} mixes families or techniques {sorted(kinds)}; "
+                "replicates of one group must share both"
+            )
     for key in ("transfer", "wandb"):
         if data.get(key) is not None and not isinstance(data[key], Mapping):
             raise ConfigError(f"study `{key}` must be a mapping, got {data[key]!r}")
@@ -266,6 +287,53 @@ class StudyResult:
             )
         return Table(headers, rows, decimals)
 
+    def replicates(self) -> tuple[Any, dict[str, dict[str, Any]]] | None:
+        """Mean ± sample std of every leaderboard column over each replicate group's models,
+        or ``None`` when no group has two models.
+
+        A group's cell is marked ``≈`` when its mean is within the spread of the same family's
+        ``standard`` group (the difference is smaller than the run-to-run variation).
+
+        Returns:
+            A :class:`~robustart.evaluation.benchmarks.Table` of text cells (``"97.2 ± 0.4"``),
+            one row per group, with the number of models in ``runs``, and the spreads
+            ``{group: {column: Spread}}``.
+        """
+        from robustart.evaluation.benchmarks import Table
+        from robustart.metrics.study import Spread
+
+        groups: dict[str, list[StudyModel]] = {}
+        for model in self.spec.models:
+            groups.setdefault(model.group, []).append(model)
+        if all(len(members) < 2 for members in groups.values()):
+            return None
+        table = self.leaderboard()
+        skip = {"model", "family", "technique", "images"}
+        columns = [h for h in table.headers if h not in skip]
+        index = {h: table.headers.index(h) for h in columns}
+        rows_of = {row[0]: row for row in table.rows}
+        spreads = {
+            group: {h: Spread.of([rows_of[m.name][index[h]] for m in members]) for h in columns}
+            for group, members in groups.items()
+        }
+        baseline = {
+            members[0].family: group
+            for group, members in groups.items()
+            if members[0].technique == "standard"
+        }
+        rows = []
+        for group, members in sorted(
+            groups.items(), key=lambda kv: (kv[1][0].family, kv[1][0].technique, kv[0])
+        ):
+            base = baseline.get(members[0].family)
+            cells = []
+            for h in columns:
+                cell = spreads[group][h]
+                close = base not in (None, group) and cell.within(spreads[base][h])
+                cells.append(cell.text() + (" ≈" if close else ""))
+            rows.append([group, members[0].family, members[0].technique, len(members), *cells])
+        return Table(["group", "family", "technique", "runs", *columns], rows), spreads
+
     def pareto(self) -> dict[str, dict[str, Any]]:
         """The frontiers: ``{"robust": ..., "corruption": ...}``, each ``{"points": {model:
         (clean %, other %)}, "frontier": [models], "xlabel", "ylabel"}`` (absent when the
@@ -343,6 +411,7 @@ class StudyResult:
         """The JSON of ``study.json``."""
         laws = self.scaling_laws()
         pareto = self.pareto()
+        replicates = self.replicates()
         return {
             "schema": "robustart.study/1",
             "name": self.spec.name,
@@ -351,11 +420,18 @@ class StudyResult:
                     "spec": m.spec,
                     "family": m.family,
                     "technique": m.technique,
+                    "group": m.group,
                     "flops": self.flops[m.name],
                 }
                 for m in self.spec.models
             },
             "leaderboard": self.leaderboard().to_dict(),
+            "replicates": None
+            if replicates is None
+            else {
+                group: {column: spread.to_dict() for column, spread in cells.items()}
+                for group, cells in replicates[1].items()
+            },
             "pareto": {
                 k: {**v, "points": {n: list(p) for n, p in v["points"].items()}}
                 for k, v in pareto.items()
@@ -439,11 +515,22 @@ class StudyResult:
             )
         findings += [f"Note: {note}" for note in self.notes]
         lines = [f"# robustart study: {self.spec.name}", "", intro, "", table.markdown()]
+        replicates = self.replicates()
+        if replicates is not None:
+            lines += [
+                "",
+                "Replicates: mean ± sample std over each group's models; ≈ marks a mean within "
+                "the spread of its family's standard group.",
+                "",
+                replicates[0].markdown(),
+            ]
         lines += [f"- {line}" for line in findings]
         for path, caption in figures.values():
             lines += ["", f"![{caption}]({path.name})", "", f"*{caption}*"]
         paths["markdown"] = atomic_write_text(output / "study.md", "\n".join(lines) + "\n")
         blocks = [f"<p>{html.escape(intro)}</p>", html_table(table.headers, table.formatted())]
+        if replicates is not None:
+            blocks.append(html_table(replicates[0].headers, replicates[0].formatted()))
         if findings:
             items = "".join(f"<li>{html.escape(line)}</li>" for line in findings)
             blocks.append(f"<ul>{items}</ul>")

@@ -9,7 +9,9 @@
   intercept`` over models;
 * :func:`family_transfer_averages`: mean transfer-attack accuracy between models of the same
   architecture family and of different families (adversarial examples transfer best within a
-  family, Su et al. 2018).
+  family, Su et al. 2018);
+* :class:`Spread`: mean and sample standard deviation of one result over replicate runs (seeds),
+  and whether two results differ by less than that spread.
 
 Broken input (non-finite numbers, nothing to compute on, names that do not match) raises
 :class:`~robustart.errors.ConfigError` (:class:`~robustart.errors.EmptyInputError` for empty
@@ -31,6 +33,7 @@ from robustart.errors import ConfigError, EmptyInputError
 
 __all__ = [
     "LinearFit",
+    "Spread",
     "family_transfer_averages",
     "fit_line",
     "pareto_frontier",
@@ -390,3 +393,58 @@ def family_transfer_averages(
         "within_pairs": len(within),
         "cross_pairs": len(cross),
     }
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One result over replicate runs (e.g. training seeds): mean, sample standard deviation
+    and the number of runs that had a value.
+
+    Attributes:
+        mean: Mean over the runs with a value (``None`` when none had one).
+        std: Sample standard deviation (n − 1 in the denominator); 0 for a single run.
+        n: Runs with a value.
+
+    Example:
+        >>> a, b = Spread.of([90.0, 92.0, 94.0]), Spread.of([93.0, 95.0, None])
+        >>> a.mean, a.std, b.n
+        (92.0, 2.0, 2)
+        >>> a.within(b), a.text()
+        (True, '92.0 ± 2.0')
+    """
+
+    mean: float | None
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Spread:
+        """The spread of ``values`` (``None`` entries are runs without the result).
+
+        Raises:
+            ConfigError: a value is not finite.
+        """
+        present = [_finite_number(v, "replicate value") for v in values if v is not None]
+        if not present:
+            return cls(None, 0.0, 0)
+        mean = math.fsum(present) / len(present)
+        if len(present) < 2:
+            return cls(mean, 0.0, 1)
+        variance = math.fsum((v - mean) ** 2 for v in present) / (len(present) - 1)
+        return cls(mean, math.sqrt(variance), len(present))
+
+    def within(self, other: Spread) -> bool:
+        """Whether the means differ by no more than the spread of a difference of single
+        runs, √(s₁² + s₂²) (so with one run each, only equal means are within)."""
+        if self.mean is None or other.mean is None:
+            return False
+        return abs(self.mean - other.mean) <= math.hypot(self.std, other.std)
+
+    def text(self, decimals: int = 1) -> str:
+        """``"mean ± std"`` (``"-"`` without a value)."""
+        if self.mean is None:
+            return "-"
+        return f"{self.mean:.{decimals}f} ± {self.std:.{decimals}f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "n": self.n}
