@@ -51,11 +51,21 @@ def train_all(args: argparse.Namespace) -> None:
             write_index(index)
             print(f"{name}: already in the zoo, kept", flush=True)
             continue
-        train_entry(name, spec["recipe"], spec["family"], spec["technique"], Path(args.workdir))
+        train_entry(
+            name,
+            spec["recipe"],
+            spec["family"],
+            spec["technique"],
+            Path(args.workdir),
+            seed=spec.get("seed"),
+        )
 
 
-def train_entry(name: str, recipe: str, family: str, technique: str, workdir: Path) -> None:
-    """Train one zoo entry (resuming its run), export it and index it."""
+def train_entry(
+    name: str, recipe: str, family: str, technique: str, workdir: Path, seed: int | None = None
+) -> None:
+    """Train one zoo entry (resuming its run), export it and index it; ``seed`` replaces the
+    recipe's ``seed_everything`` (replicates of one recipe)."""
     from safetensors.torch import save_file
 
     recipes = recipe.split("+")
@@ -73,6 +83,8 @@ def train_entry(name: str, recipe: str, family: str, technique: str, workdir: Pa
         "--trainer.enable_progress_bar",
         "false",
     ]
+    if seed is not None:
+        command += ["--seed_everything", str(seed)]
     if last.is_file():
         command += ["--ckpt_path", str(last)]  # resumes, or returns at once when finished
     print(" ".join(command), flush=True)
@@ -90,6 +102,7 @@ def train_entry(name: str, recipe: str, family: str, technique: str, workdir: Pa
         "recipe": recipe,
         "family": family,
         "technique": technique,
+        **({} if seed is None else {"seed": seed}),
         "file": output.name,
         "sha256": sha256_of(output),
     }

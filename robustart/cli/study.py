@@ -63,7 +63,11 @@ def main(argv: list[str]) -> dict[str, Any]:
     spec = load_study(args.study)
     output = check_output_dir(args.output or Path("runs") / "study" / spec.name)
     study = run_study(spec, output, device=args.device, progress=not args.no_progress)
-    print(study.leaderboard().text())
+    print(study.summary().text())
+    replicates = study.replicates()
+    if replicates is not None:
+        print("\nreplicates (mean ± sample std; ≈: within the family's standard spread):")
+        print(replicates[0].text())
     data = study.to_dict()
     for norm, law in data["scaling_law"].items():
         fit = law["fit"]
@@ -73,6 +77,13 @@ def main(argv: list[str]) -> dict[str, Any]:
         )
     for name, frontier in study.pareto().items():
         print(f"Pareto frontier ({name}): {', '.join(frontier['frontier'])}")
+    averages = study.transfer_averages()
+    if averages is not None:
+        within, cross = (
+            "-" if averages[k] is None else f"{100 * averages[k]:.1f} %"
+            for k in ("within", "cross")
+        )
+        print(f"transfer accuracy: within a family {within}, across families {cross}")
     for note in study.notes:
         print(f"note: {note}")
     announce_results(output)

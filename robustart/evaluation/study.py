@@ -287,6 +287,28 @@ class StudyResult:
             )
         return Table(headers, rows, decimals)
 
+    def summary(self) -> Any:
+        """The leaderboard's headline columns, narrow enough for a terminal: model, family,
+        technique, parameters, clean, worst-case robust, corruption mean and unnormalised mCE,
+        system-noise mean and the median minimal ε of each search (``study.md`` has them all).
+        """
+        from robustart.evaluation.benchmarks import Table
+
+        table = self.leaderboard()
+        wanted = {"model", "family", "technique", "params (M)", "clean", "worst-case robust"}
+        wanted |= {"corruption mean", "unnorm. mCE", "system noise mean"}
+        keep = [
+            i
+            for i, h in enumerate(table.headers)
+            if h in wanted or (h.startswith("minimal_eps/") and h.endswith(" median"))
+        ]
+        decimals = table.decimals or [1] * len(table.headers)
+        return Table(
+            [table.headers[i].removeprefix("minimal_eps/") for i in keep],
+            [[row[i] for i in keep] for row in table.rows],
+            [3 if table.headers[i].startswith("minimal_eps/") else decimals[i] for i in keep],
+        )
+
     def replicates(self) -> tuple[Any, dict[str, dict[str, Any]]] | None:
         """Mean ± sample std of every leaderboard column over each replicate group's models,
         or ``None`` when no group has two models.
