@@ -133,14 +133,16 @@ def write_cards(
 
 
 def load_cards(folder: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Every card of ``folder`` (default ``model_zoo/cards``), sorted by name.
+    """Every card of ``folder`` (default ``model_zoo/cards``), in ``zoo.yaml`` order (cards of
+    entries not in the zoo last, by name).
 
     Raises:
         ConfigError: a card is not valid JSON or has another schema.
     """
-    from robustart.models.zoo import zoo_dir
+    from robustart.models.zoo import load_index, zoo_dir
 
     folder = Path(folder) if folder is not None else zoo_dir() / "cards"
+    order = {name: i for i, name in enumerate(load_index())}
     cards = []
     for path in sorted(folder.glob("*.json")):
         try:
@@ -150,13 +152,14 @@ def load_cards(folder: str | os.PathLike | None = None) -> list[dict[str, Any]]:
         if card.get("schema") != CARD_SCHEMA:
             raise ConfigError(f"{path}: schema {card.get('schema')!r}, expected {CARD_SCHEMA}")
         cards.append(card)
-    return cards
+    return sorted(cards, key=lambda c: (order.get(c.get("name"), len(order)), str(c.get("name"))))
 
 
 def zoo_table(cards: Iterable[Mapping[str, Any]]) -> Table:
     """The zoo's leaderboard from its cards: one row per entry, grouped by family (in order of
-    first appearance) and technique, with every result column any card has (percent, except
-    the unnormalised mCE, which is an error in percent).
+    first appearance) and technique (standard, pgd_at, trades first, then in order of first
+    appearance), with every result column any card has (percent, except the unnormalised
+    mCE, which is an error in percent).
 
     Args:
         cards: Cards as written by :func:`write_cards`.
@@ -166,7 +169,9 @@ def zoo_table(cards: Iterable[Mapping[str, Any]]) -> Table:
     """
     cards = list(cards)
     families = list(dict.fromkeys(str(c.get("family")) for c in cards))
-    techniques = list(dict.fromkeys(str(c.get("technique")) for c in cards))
+    techniques = list(
+        dict.fromkeys(["standard", "pgd_at", "trades", *(str(c.get("technique")) for c in cards)])
+    )
     cards.sort(
         key=lambda c: (
             families.index(str(c.get("family"))),
