@@ -42,7 +42,12 @@ def train_all(args: argparse.Namespace) -> None:
     """Train every entry of ``model_zoo/plan.yaml`` that zoo.yaml does not hold yet; entries
     already exported only get the plan's family and technique recorded."""
     plan = yaml.safe_load((zoo_dir() / "plan.yaml").read_text(encoding="utf-8"))
+    unknown = sorted(set(args.names) - set(plan))
+    if unknown:
+        raise SystemExit(f"build_zoo: error: not in model_zoo/plan.yaml: {', '.join(unknown)}")
     for name, spec in plan.items():
+        if args.names and name not in args.names:
+            continue
         index = load_index()
         if name in index and (zoo_dir() / index[name]["file"]).is_file():
             entry = dict(index[name])
@@ -151,6 +156,7 @@ def main() -> None:
     p.add_argument("--workdir", default="runs/zoo", help="training runs (default: %(default)s)")
     p.set_defaults(run=train)
     p = commands.add_parser("train-all", help="train plan.yaml entries not in the zoo")
+    p.add_argument("names", nargs="*", help="only these plan entries (default: all)")
     p.add_argument("--workdir", default="runs/zoo", help="training runs (default: %(default)s)")
     p.set_defaults(run=train_all)
     p = commands.add_parser("cards", help="benchmark zoo entries and write their model cards")
