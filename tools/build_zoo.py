@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from robustart.models.weights import extract_state_dict, load_checkpoint_file, sha256_of  # noqa: E402
 from robustart.models.zoo import load_index, zoo_dir  # noqa: E402
+from robustart.utils import atomic_write_text  # noqa: E402
 
 
 def train(args: argparse.Namespace) -> None:
@@ -45,9 +46,8 @@ def train_all(args: argparse.Namespace) -> None:
     unknown = sorted(set(args.names) - set(plan))
     if unknown:
         raise SystemExit(f"build_zoo: error: not in model_zoo/plan.yaml: {', '.join(unknown)}")
-    for name, spec in plan.items():
-        if args.names and name not in args.names:
-            continue
+    for name in args.names or list(plan):  # in the order given
+        spec = plan[name]
         index = load_index()
         if name in index and (zoo_dir() / index[name]["file"]).is_file():
             entry = dict(index[name])
@@ -142,7 +142,7 @@ def write_index(index: dict) -> None:
             break
         header.append(line)
     blocks = [yaml.safe_dump({name: entry}, sort_keys=False) for name, entry in index.items()]
-    path.write_text("\n".join(header) + "\n\n" + "\n".join(blocks), encoding="utf-8")
+    atomic_write_text(path, "\n".join(header) + "\n\n" + "\n".join(blocks))
 
 
 def main() -> None:
@@ -156,7 +156,7 @@ def main() -> None:
     p.add_argument("--workdir", default="runs/zoo", help="training runs (default: %(default)s)")
     p.set_defaults(run=train)
     p = commands.add_parser("train-all", help="train plan.yaml entries not in the zoo")
-    p.add_argument("names", nargs="*", help="only these plan entries (default: all)")
+    p.add_argument("names", nargs="*", help="only these plan entries, in this order (default: all)")
     p.add_argument("--workdir", default="runs/zoo", help="training runs (default: %(default)s)")
     p.set_defaults(run=train_all)
     p = commands.add_parser("cards", help="benchmark zoo entries and write their model cards")
