@@ -76,8 +76,8 @@ def train_entry(
     recipes = recipe.split("+")
     last = workdir / name / "version_0" / "checkpoints" / "last.ckpt"
     command = [sys.executable, "-m", "robustart", "fit"]
-    for recipe in recipes:
-        command += ["--config", recipe]
+    for layer in recipes:
+        command += ["--config", layer]
     command += [
         "--trainer.logger.init_args.name",
         name,
