@@ -3,12 +3,18 @@ in the package, not at the repository root, so that ``import conftest`` in the t
 processes DDP tests spawn) finds ``tests/conftest.py``.
 
 Examples may use ``torch`` without importing it, as in PyTorch's and kornia's documentation.
+A collection hook rather than a fixture, so that the package does not import pytest (a test-only
+dependency; tests/test_optional_dependencies.py checks the package's imports).
 """
 
-import pytest
-import torch
+from typing import Any
 
 
-@pytest.fixture(autouse=True)
-def _doctest_torch(doctest_namespace: dict) -> None:
-    doctest_namespace["torch"] = torch
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Put ``torch`` into the globals of every doctest of the package."""
+    import torch
+
+    for item in items:
+        test = getattr(item, "dtest", None)
+        if test is not None:
+            test.globs.setdefault("torch", torch)
