@@ -330,7 +330,7 @@ class StudyResult:
         if all(len(members) < 2 for members in groups.values()):
             return None
         table = self.leaderboard()
-        skip = {"model", "family", "technique", "images"}
+        skip = {"model", "family", "technique", "images", "MFLOPs", "params (M)"}
         columns = [h for h in table.headers if h not in skip]
         index = {h: table.headers.index(h) for h in columns}
         rows_of = {row[0]: row for row in table.rows}
