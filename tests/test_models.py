@@ -22,6 +22,7 @@ from robustart.models import MODELS, create_model, load_weights, sha256_of
         ("wrn34_10", 46.16),
         ("vit_tiny_patch8_32", 0.82),
         ("mixer_tiny_patch4_32", 0.46),
+        ("mobilenetv2_050_32", 0.70),
     ],
 )
 def test_published_parameter_counts(name, millions):
@@ -31,11 +32,37 @@ def test_published_parameter_counts(name, millions):
 
 @pytest.mark.parametrize(
     "name",
-    ["resnet20", "preact_resnet18", "resnet18", "vit_tiny_patch8_32", "mixer_tiny_patch4_32"],
+    [
+        "resnet20",
+        "preact_resnet18",
+        "resnet18",
+        "vit_tiny_patch8_32",
+        "mixer_tiny_patch4_32",
+        "mobilenetv2_050_32",
+    ],
 )
 def test_every_model_takes_unit_range_images(name):
     model = create_model(name, num_classes=7).eval()
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_32px_mobilenet_keeps_a_4x4_map_and_timms_weights():
+    """The 32-px MobileNetV2 is timm's network with two strides changed: the same parameter
+    shapes (timm's weights load into it), and a 32-px image reaches the head as 4 × 4, where
+    timm's unchanged network leaves 1 × 1."""
+    import timm
+
+    from robustart.models.mobile_models import mobilenetv2_050_32
+
+    ours = mobilenetv2_050_32(num_classes=10).eval()
+    theirs = timm.create_model("mobilenetv2_050", pretrained=False, num_classes=10).eval()
+    ours.load_state_dict(theirs.state_dict())  # strict: same names and shapes
+    x = torch.rand(2, 3, 32, 32)
+    assert ours.forward_features(x).shape[-2:] == (4, 4)
+    assert theirs.forward_features(x).shape[-2:] == (1, 1)
+    # Same weights, different strides: the stride change is the only difference.
+    theirs.conv_stem.stride = theirs.blocks[1][0].conv_dw.stride = (1, 1)
+    torch.testing.assert_close(ours(x), theirs(x))
 
 
 def test_normalisation_lives_inside_the_model():

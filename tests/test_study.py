@@ -71,12 +71,12 @@ def test_study_files_table_and_grouping(study):
     assert data["schema"] == "robustart.study/1"
     table = data["leaderboard"]
     assert table["headers"][:5] == ["model", "family", "technique", "MFLOPs", "worst-case robust"]
-    # grouped by family, then technique
+    # grouped by family (in study order), then technique (standard, pgd_at, trades first)
     assert [row[0] for row in table["rows"]] == [
-        "digits_resnet20_pgd_at",
         "digits_resnet20_standard",
-        "blurred_standard",
+        "digits_resnet20_pgd_at",
         "digits_resnet20_trades",
+        "blurred_standard",
     ]
     flops = {m: v["flops"] for m, v in data["models"].items()}
     assert flops["digits_resnet20_trades"] == flops["digits_resnet20_standard"] > 1e7  # same net
@@ -254,3 +254,37 @@ def test_a_replicate_group_must_share_family_and_technique():
     ]
     with pytest.raises(ConfigError, match="replicates of one group must share"):
         load_study({"models": models})
+
+
+def test_the_readme_main_job_runs_as_a_quick_trial(tmp_path, capsys):
+    """The README's first command, ``robustart study recipes/studies/digits_techniques.yaml``,
+    on 12 images (``--num-images``): its six zoo models, the printed summary with both
+    families and three techniques, and the Pareto plot the README promises."""
+    from conftest import ROOT
+
+    output = tmp_path / "main_job"
+    cli_main(
+        [
+            "study",
+            str(ROOT / "recipes" / "studies" / "digits_techniques.yaml"),
+            "--num-images",
+            "12",
+            "--output",
+            str(output),
+            "--no-progress",
+        ]
+    )
+    printed = capsys.readouterr().out
+    data = json.loads((output / "study.json").read_text())
+    assert len(data["models"]) == 6
+    assert {(m["family"], m["technique"]) for m in data["models"].values()} == {
+        (family, technique)
+        for family in ("cifar_resnet", "mlp_mixer")
+        for technique in ("standard", "pgd_at", "mixup")
+    }
+    assert "digits_mixer_tiny_mixup" in printed and "Pareto frontier (robust)" in printed
+    assert {row[0] for row in data["leaderboard"]["rows"]} == set(data["models"])
+    for figure in ("pareto_robust.png", "pareto_corruption.png", "transfer_heatmap.png"):
+        assert (output / figure).stat().st_size > 0
+    images = json.loads((output / "benchmark" / "benchmark.json").read_text())["settings"]
+    assert images["num_images"] == 12

@@ -54,6 +54,21 @@ def test_every_zoo_entry_is_built_as_planned_and_checksummed():
             assert (ROOT / recipe).is_file(), f"{name}: no recipe {recipe}"
 
 
+def test_the_zoo_covers_five_families_each_standard_and_pgd_at():
+    """The study zoo: at least five architecture families, each trained with the standard and
+    the PGD-AT recipe, two CIFAR ResNet depths, and an augmentation technique on two families."""
+    index = load_index()
+    techniques: dict[str, set[str]] = {}
+    for entry in index.values():
+        techniques.setdefault(entry["family"], set()).add(entry["technique"])
+    both = sorted(f for f, t in techniques.items() if {"standard", "pgd_at"} <= t)
+    assert len(both) >= 5, f"families with standard and PGD-AT: {both}"
+    augmented = sorted(f for f, t in techniques.items() if t & {"mixup", "augmix"})
+    assert len(augmented) >= 2, f"families with an augmentation: {augmented}"
+    resnets = {e["model"] for e in index.values() if e["family"] == "cifar_resnet"}
+    assert {"resnet20", "resnet32"} <= resnets
+
+
 def test_the_zoo_stays_small():
     index = load_index()
     size = sum((ZOO / e["file"]).stat().st_size for e in index.values())
@@ -108,6 +123,10 @@ def test_readme_table_replacement_keeps_the_rest_and_needs_both_markers():
     assert readme_with_zoo_table(new, table) == new
     with pytest.raises(ConfigError, match="zoo-table markers"):
         readme_with_zoo_table("no markers here", table)
+    # table None only checks the markers (build_zoo.py cards does, before benchmarking)
+    assert readme_with_zoo_table(readme, None) == readme
+    with pytest.raises(ConfigError, match="zoo-table markers"):
+        readme_with_zoo_table(f"{README_END}\n{README_BEGIN}", None)
 
 
 def test_load_cards_refuses_a_card_of_another_schema(tmp_path):

@@ -117,8 +117,13 @@ def train_entry(
 
 def cards(args: argparse.Namespace) -> None:
     """Benchmark zoo entries and write their model cards, then the README table."""
-    from robustart.evaluation.zoo_cards import write_cards
+    from robustart.errors import ConfigError
+    from robustart.evaluation.zoo_cards import readme_with_zoo_table, write_cards
 
+    try:  # the README must take the table before minutes of benchmarking, not after
+        readme_with_zoo_table((ROOT / "README.md").read_text(encoding="utf-8"), None)
+    except ConfigError as error:
+        raise SystemExit(f"build_zoo: error: {error}") from None
     write_cards(args.names or None, workdir=args.workdir, num_images=args.num_images)
     readme(args)
 

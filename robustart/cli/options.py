@@ -43,7 +43,7 @@ def add_model_options(parser: argparse.ArgumentParser, what: str = "") -> None:
     )
 
 
-def _positive(least: int) -> Callable[[str], int]:
+def positive_int(least: int) -> Callable[[str], int]:
     """An argparse type: an integer ≥ ``least``, else a usage error naming the bound."""
 
     def parse(text: str) -> int:
@@ -88,7 +88,7 @@ def add_data_options(
     )
     parser.add_argument(
         "--num-images",
-        type=_positive(0),
+        type=positive_int(0),
         default=num_images,
         metavar="N",
         help="size of the fixed, seeded subset of the split; 0 = all (default: %(default)s)",
@@ -122,14 +122,14 @@ def add_run_options(
     """
     parser.add_argument(
         "--batch-size",
-        type=_positive(1),
+        type=positive_int(1),
         default=batch_size,
         metavar="N",
         help=f"{batch_help} (default: %(default)s)",
     )
     parser.add_argument(
         "--num-workers",
-        type=_positive(0),
+        type=positive_int(0),
         default=0,
         metavar="N",
         help="DataLoader worker processes reading the images (default: %(default)s)",

@@ -6,9 +6,11 @@ See :mod:`robustart.evaluation.study` for the study file and what is written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from robustart.cli.options import positive_int
 from robustart.utils import CommandParser
 
 DESCRIPTION = """\
@@ -50,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (CUDA when available), cpu, cuda:1, ... (default: %(default)s)",
     )
+    parser.add_argument(
+        "--num-images",
+        type=positive_int(1),
+        default=None,
+        metavar="N",
+        help="evaluate N images instead of the study file's num_images (a quick trial of a "
+        "study; stored results of other image counts are kept, but the tables and figures in "
+        "OUTPUT are replaced: give a separate --output to keep both)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     return parser
 
@@ -61,10 +72,15 @@ def main(argv: list[str]) -> dict[str, Any]:
 
     args = build_parser().parse_args(argv)
     spec = load_study(args.study)
+    if args.num_images is not None:
+        spec = dataclasses.replace(spec, num_images=args.num_images)
     output = check_output_dir(args.output or Path("runs") / "study" / spec.name)
     study = run_study(spec, output, device=args.device, progress=not args.no_progress)
     print(study.summary().text())
-    replicates = study.replicates()
+    robust = study.pareto().get("robust")
+    if robust is not None:
+        print(f"worst-case robust: {robust['ylabel'].removeprefix('robust accuracy (%), ')}")
+    replicates = study.replicates(narrow=True)
     if replicates is not None:
         print("\nreplicates (mean ± sample std; ≈: within the family's standard spread):")
         print(replicates[0].text())
@@ -72,8 +88,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     for norm, law in data["scaling_law"].items():
         fit = law["fit"]
         print(
-            f"scaling law ({norm}): mean minimal eps = {fit['slope']:.4g} * ln(error) + "
-            f"{fit['intercept']:.4g}, R^2 = {fit['r2']:.3f} ({fit['n']} models)"
+            f"scaling law ({norm}): mean minimal eps = {fit['slope']:.4g} * ln(error) "
+            f"{'-' if fit['intercept'] < 0 else '+'} {abs(fit['intercept']):.4g}, "
+            f"R^2 = {fit['r2']:.3f} ({fit['n']} models)"
         )
     for name, frontier in study.pareto().items():
         print(f"Pareto frontier ({name}): {', '.join(frontier['frontier'])}")

@@ -58,6 +58,13 @@ from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.results import BenchmarkResult
 from robustart.evaluation.suite import worst_case_metric
 from robustart.evaluation.transfer import TransferResult
+from robustart.metrics.study import (
+    Spread,
+    family_transfer_averages,
+    grouped_order,
+    pareto_frontier,
+    scaling_law,
+)
 from robustart.utils import atomic_write_json, atomic_write_text, format_eps, read_yaml_file
 
 #: Keys of a study file.
@@ -261,7 +268,9 @@ class StudyResult:
 
         table = self.benchmark.leaderboard()
         by_name = {row[0]: row for row in table.rows}
-        order = sorted(self.spec.models, key=lambda m: (m.family, m.technique, m.name))
+        models = self.spec.models
+        keys = [(m.name, m.family, m.technique) for m in models]
+        order = [models[i] for i in grouped_order(keys)]
         reports = self.reports()
         headers = [
             "model",
@@ -295,12 +304,15 @@ class StudyResult:
         from robustart.evaluation.benchmarks import Table
 
         table = self.leaderboard()
-        wanted = {"model", "family", "technique", "params (M)", "clean", "worst-case robust"}
-        wanted |= {"corruption mean", "unnorm. mCE", "system noise mean"}
+        wanted = ["model", "family", "technique", "params (M)", "clean", "worst-case robust"]
+        wanted += ["corruption mean", "unnorm. mCE"]
+        medians = [
+            h for h in table.headers if h.startswith("minimal_eps/") and h.endswith(" median")
+        ]
         keep = [
-            i
-            for i, h in enumerate(table.headers)
-            if h in wanted or (h.startswith("minimal_eps/") and h.endswith(" median"))
+            table.headers.index(h)
+            for h in [*wanted, *medians, "system noise mean"]
+            if h in table.headers
         ]
         decimals = table.decimals or [1] * len(table.headers)
         return Table(
@@ -309,12 +321,16 @@ class StudyResult:
             [3 if table.headers[i].startswith("minimal_eps/") else decimals[i] for i in keep],
         )
 
-    def replicates(self) -> tuple[Any, dict[str, dict[str, Any]]] | None:
+    def replicates(self, narrow: bool = False) -> tuple[Any, dict[str, dict[str, Any]]] | None:
         """Mean ± sample std of every leaderboard column over each replicate group's models,
         or ``None`` when no group has two models.
 
         A group's cell is marked ``≈`` when its mean is within the spread of the same family's
-        ``standard`` group (the difference is smaller than the run-to-run variation).
+        ``standard`` group (the difference is smaller than the run-to-run variation). A group
+        of one model shows its bare value: one run has no measured spread.
+
+        Args:
+            narrow: Keep only the columns of :meth:`summary` (for a terminal).
 
         Returns:
             A :class:`~robustart.evaluation.benchmarks.Table` of text cells (``"97.2 ± 0.4"``),
@@ -322,7 +338,6 @@ class StudyResult:
             ``{group: {column: Spread}}``.
         """
         from robustart.evaluation.benchmarks import Table
-        from robustart.metrics.study import Spread
 
         groups: dict[str, list[StudyModel]] = {}
         for model in self.spec.models:
@@ -332,6 +347,9 @@ class StudyResult:
         table = self.leaderboard()
         skip = {"model", "family", "technique", "images", "MFLOPs", "params (M)"}
         columns = [h for h in table.headers if h not in skip]
+        if narrow:
+            shown = set(self.summary().headers)
+            columns = [h for h in columns if h.removeprefix("minimal_eps/") in shown]
         index = {h: table.headers.index(h) for h in columns}
         rows_of = {row[0]: row for row in table.rows}
         spreads = {
@@ -344,24 +362,23 @@ class StudyResult:
             if members[0].technique == "standard"
         }
         rows = []
-        for group, members in sorted(
-            groups.items(), key=lambda kv: (kv[1][0].family, kv[1][0].technique, kv[0])
-        ):
+        keys = [(group, m[0].family, m[0].technique) for group, m in groups.items()]
+        for group, members in [list(groups.items())[i] for i in grouped_order(keys)]:
             base = baseline.get(members[0].family)
             cells = []
             for h in columns:
                 cell = spreads[group][h]
                 close = base not in (None, group) and cell.within(spreads[base][h])
-                cells.append(cell.text() + (" ≈" if close else ""))
+                decimals = 3 if h.startswith("minimal_eps/") else 1
+                cells.append(cell.text(decimals) + (" ≈" if close else ""))
             rows.append([group, members[0].family, members[0].technique, len(members), *cells])
-        return Table(["group", "family", "technique", "runs", *columns], rows), spreads
+        headers = [h.removeprefix("minimal_eps/") if narrow else h for h in columns]
+        return Table(["group", "family", "technique", "runs", *headers], rows), spreads
 
     def pareto(self) -> dict[str, dict[str, Any]]:
         """The frontiers: ``{"robust": ..., "corruption": ...}``, each ``{"points": {model:
         (clean %, other %)}, "frontier": [models], "xlabel", "ylabel"}`` (absent when the
         suite has no attacks / corruptions)."""
-        from robustart.metrics.study import pareto_frontier
-
         reports = self.reports()
         out: dict[str, dict[str, Any]] = {}
         robust = {n: headline_robustness(r) for n, r in reports.items()}
@@ -388,8 +405,6 @@ class StudyResult:
     def scaling_laws(self) -> dict[str, tuple[Any, dict[str, tuple[float, float]]]]:
         """Su et al.'s law per norm: ``{norm: (LinearFit, {model: (ln error, mean minimal
         ε)})}`` from the first minimal-ε search of each norm in the suite."""
-        from robustart.metrics.study import scaling_law
-
         if self._laws is not None:
             return self._laws
         reports = self.reports()
@@ -412,7 +427,7 @@ class StudyResult:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     out[norm] = scaling_law(distortion, clean)
-                self.notes += [f"{norm} scaling law: {w.message}" for w in caught]
+                self.notes += [f"{norm} {w.message}" for w in caught]
             except ConfigError as error:
                 self.notes.append(f"no {norm} scaling law: {error}")
         self._laws = out
@@ -422,8 +437,6 @@ class StudyResult:
         """Within- and cross-family mean accuracy on transferred examples (off-diagonal)."""
         if self.transfer is None:
             return None
-        from robustart.metrics.study import family_transfer_averages
-
         families = {m.name: m.family for m in self.spec.models}
         return family_transfer_averages(
             self.transfer.matrix, self.transfer.sources, self.transfer.targets, families

@@ -167,18 +167,11 @@ def zoo_table(cards: Iterable[Mapping[str, Any]]) -> Table:
     Returns:
         A :class:`~robustart.evaluation.benchmarks.Table` (``-`` where a card lacks a column).
     """
+    from robustart.metrics.study import grouped_order
+
     cards = list(cards)
-    families = list(dict.fromkeys(str(c.get("family")) for c in cards))
-    techniques = list(
-        dict.fromkeys(["standard", "pgd_at", "trades", *(str(c.get("technique")) for c in cards)])
-    )
-    cards.sort(
-        key=lambda c: (
-            families.index(str(c.get("family"))),
-            techniques.index(str(c.get("technique"))),
-            c["name"],
-        )
-    )
+    keys = [(str(c["name"]), str(c.get("family")), str(c.get("technique"))) for c in cards]
+    cards = [cards[i] for i in grouped_order(keys)]
     columns = list(dict.fromkeys(k for c in cards for k in c.get("results", {})))
     headers = ["entry", "family", "technique", "params (M)", *columns]
     rows = [
@@ -194,9 +187,9 @@ def zoo_table(cards: Iterable[Mapping[str, Any]]) -> Table:
     return Table(headers, rows, [0, 0, 0, 2, *[1] * len(columns)])
 
 
-def readme_with_zoo_table(readme: str, table: Table) -> str:
+def readme_with_zoo_table(readme: str, table: Table | None) -> str:
     """``readme`` with the text between :data:`README_BEGIN` and :data:`README_END` replaced by
-    ``table`` in Markdown.
+    ``table`` in Markdown (``None``: only check the markers, ``readme`` comes back unchanged).
 
     Raises:
         ConfigError: the markers are missing or out of order.
@@ -207,6 +200,8 @@ def readme_with_zoo_table(readme: str, table: Table) -> str:
             f"the README has no zoo-table markers; put {README_BEGIN!r} and {README_END!r} "
             "where the table goes"
         )
+    if table is None:
+        return readme
     head = readme[: start + len(README_BEGIN)]
     return f"{head}\n{table.markdown()}\n{readme[end:]}"
 

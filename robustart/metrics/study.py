@@ -395,14 +395,49 @@ def family_transfer_averages(
     }
 
 
+#: Techniques that lead every family's rows in study and zoo tables (the baselines), in this
+#: order; other techniques follow in order of first appearance.
+LEADING_TECHNIQUES = ("standard", "pgd_at", "trades")
+
+
+def grouped_order(rows: Sequence[tuple[str, str, str]]) -> list[int]:
+    """The order of table rows grouped by architecture family and training technique.
+
+    Families come in order of first appearance; within a family the techniques of
+    :data:`LEADING_TECHNIQUES` come first, then the others in order of first appearance; rows
+    of one family and technique (replicates) are sorted by name.
+
+    Args:
+        rows: ``(name, family, technique)`` of every row.
+
+    Returns:
+        Indices into ``rows``, in table order.
+
+    Example:
+        >>> rows = [("v2", "vit", "mixup"), ("c", "cnn", "pgd_at"), ("v1", "vit", "standard")]
+        >>> grouped_order(rows)
+        [2, 0, 1]
+    """
+    families = list(dict.fromkeys(family for _, family, _ in rows))
+    techniques = list(dict.fromkeys([*LEADING_TECHNIQUES, *(t for _, _, t in rows)]))
+    return sorted(
+        range(len(rows)),
+        key=lambda i: (families.index(rows[i][1]), techniques.index(rows[i][2]), rows[i][0]),
+    )
+
+
 @dataclass(frozen=True)
 class Spread:
     """One result over replicate runs (e.g. training seeds): mean, sample standard deviation
     and the number of runs that had a value.
 
+    A single run has no measured spread: its ``std`` is ``None`` and its text is the bare value,
+    never ``"± 0.0"``, which would claim a spread of zero.
+
     Attributes:
         mean: Mean over the runs with a value (``None`` when none had one).
-        std: Sample standard deviation (n − 1 in the denominator); 0 for a single run.
+        std: Sample standard deviation (n − 1 in the denominator); ``None`` for fewer than two
+            runs.
         n: Runs with a value.
 
     Example:
@@ -411,10 +446,13 @@ class Spread:
         (92.0, 2.0, 2)
         >>> a.within(b), a.text()
         (True, '92.0 ± 2.0')
+        >>> single = Spread.of([97.0])
+        >>> single.std, single.text(), single.within(a), Spread.of([97.0]).within(single)
+        (None, '97.0', False, True)
     """
 
     mean: float | None
-    std: float
+    std: float | None
     n: int
 
     @classmethod
@@ -426,25 +464,29 @@ class Spread:
         """
         present = [_finite_number(v, "replicate value") for v in values if v is not None]
         if not present:
-            return cls(None, 0.0, 0)
+            return cls(None, None, 0)
         mean = math.fsum(present) / len(present)
         if len(present) < 2:
-            return cls(mean, 0.0, 1)
+            return cls(mean, None, 1)
         variance = math.fsum((v - mean) ** 2 for v in present) / (len(present) - 1)
         return cls(mean, math.sqrt(variance), len(present))
 
     def within(self, other: Spread) -> bool:
         """Whether the means differ by no more than the spread of a difference of single
-        runs, √(s₁² + s₂²) (so with one run each, only equal means are within)."""
+        runs, √(s₁² + s₂²), a single run counting as no spread (so with one run each, only
+        equal means are within)."""
         if self.mean is None or other.mean is None:
             return False
-        return abs(self.mean - other.mean) <= math.hypot(self.std, other.std)
+        return abs(self.mean - other.mean) <= math.hypot(self.std or 0.0, other.std or 0.0)
 
     def text(self, decimals: int = 1) -> str:
-        """``"mean ± std"`` (``"-"`` without a value)."""
+        """``"mean ± std"``, the bare mean for a single run, ``"-"`` without a value."""
         if self.mean is None:
             return "-"
+        if self.std is None:
+            return f"{self.mean:.{decimals}f}"
         return f"{self.mean:.{decimals}f} ± {self.std:.{decimals}f}"
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"mean", "std", "n"}`` (``std`` is ``None`` for fewer than two runs)."""
         return {"mean": self.mean, "std": self.std, "n": self.n}

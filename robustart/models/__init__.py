@@ -2,6 +2,7 @@
 
 from robustart.models import (  # noqa: F401  (registers the architectures)
     cifar_resnet,
+    mobile_models,
     patch_models,
     preact_resnet,
     wide_resnet,
