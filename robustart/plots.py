@@ -1204,12 +1204,31 @@ def _label_points(
     return texts
 
 
+def _separate_labels(fig: Figure, texts: Sequence[Any]) -> None:
+    """Raise point labels (annotations offset in points) until no two overlap: from the
+    lowest anchor up, a label that overlaps one already placed moves above it."""
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text in sorted(texts, key=lambda t: (t.xy[1], t.xy[0])):
+        for _ in range(len(texts)):
+            box = text.get_window_extent(renderer)
+            clash = [b for b in placed if box.overlaps(b)]
+            if not clash:
+                break
+            rise = max(b.y1 for b in clash) - box.y0 + 1.0  # pixels
+            dx, dy = text.xyann
+            text.xyann = (dx, dy + rise * 72.0 / fig.dpi)  # offsets are in points
+        placed.append(text.get_window_extent(renderer))
+
+
 def _make_room(fig: Figure, ax: Axes, texts: Sequence[Any]) -> None:
-    """Widen ``ax``'s x limits and raise its upper y limit until every text (annotations of
-    data points, drawn at a fixed offset in points) lies inside the axes."""
+    """Separate overlapping point labels (:func:`_separate_labels`), then widen ``ax``'s x
+    limits and raise its upper y limit until every text (annotations of data points, drawn at
+    a fixed offset in points) lies inside the axes."""
     if not texts:
         return
     fig.canvas.draw()  # lays the figure out: the axes' and texts' sizes in pixels
+    _separate_labels(fig, texts)
     renderer = fig.canvas.get_renderer()
     box = ax.get_window_extent(renderer)
     needs = []  # (anchor x, anchor y, left, right, top) with the extents as axes fractions
@@ -1343,10 +1362,10 @@ def pareto_figure(
     ylimits = _score_limits([y for _, y in data.values()], pad=0.12)
     ax.set_xlim(*xlimits)
     ax.set_ylim(*ylimits)
-    # names of frontier models up right, where no model and no frontier line can be; of the
-    # others right of the middle up left
+    # names of the models right of the middle up left, so that no name widens a score axis
+    # beyond its range (e.g. past 100 %); of the others up right
     middle = sum(xlimits) / 2
-    left = [n for n in data if n not in on_frontier and data[n][0] > middle]
+    left = [n for n in data if data[n][0] > middle]
     _style_axes(
         ax,
         f"{len(ordered)} of {len(data)} models on the Pareto frontier (★, higher is better)",

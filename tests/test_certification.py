@@ -266,3 +266,23 @@ def test_benchmark_certification_item_and_leaderboard():
         column = table.headers.index(f"certified @r={r}")
         assert table.rows[0][column] == pytest.approx(100 * item["certified_accuracy"][r])
     assert not math.isnan(accuracy[0])
+
+
+def test_a_study_reports_certified_accuracy_per_model(tmp_path):
+    """Certification is a suite item like any other: in a study it becomes leaderboard columns
+    (and the terminal summary's), one per radius, non-increasing in the radius."""
+    from robustart.evaluation.study import run_study
+
+    models = [
+        {"spec": "zoo:digits_resnet20_standard", "family": "a", "technique": "standard"},
+        {"spec": "zoo:digits_resnet20_pgd_at", "family": "a", "technique": "pgd_at"},
+    ]
+    section = {"sigma": 0.25, "n0": 8, "n": 64, "alpha": 0.001, "radii": [0, 0.25]}
+    spec = {"name": "cert", "num_images": 12, "models": models, "suite": {"certification": section}}
+    study = run_study(spec, tmp_path, device="cpu", progress=False)
+    summary = study.summary()
+    assert {"certified @r=0", "certified @r=0.25"} <= set(summary.headers)
+    first, second = (summary.headers.index(f"certified @r={r}") for r in ("0", "0.25"))
+    for row in summary.rows:
+        assert 0 <= row[second] <= row[first] <= 100
+    assert "certified @r=0.25" in (tmp_path / "study.md").read_text()

@@ -309,6 +309,28 @@ def test_pareto_figure_marks_the_frontier_and_states_the_ranges():
     assert png_size(path)[0] > 400
 
 
+def test_pareto_labels_do_not_overlap_or_push_accuracy_past_100():
+    """The README main job's case: two models close together at 0 % robust accuracy and a
+    frontier model near 100 % clean accuracy with a long name."""
+    points = {
+        "digits_resnet20_standard": (99.6, 6.4),
+        "digits_resnet20_pgd_at": (98.8, 85.6),
+        "digits_mixer_tiny_standard": (97.2, 0.0),
+        "digits_mixer_tiny_mixup": (95.6, 0.0),
+        "digits_mixer_tiny_pgd_at": (77.6, 53.6),
+    }
+    fig = pareto_figure(points, pareto_frontier(points), "clean (%)", "robust (%)")
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] <= 100
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == len(points)
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1 :]:
+            assert not first.overlaps(second)
+    fig.clf()
+
+
 def test_pareto_figure_refuses_broken_input():
     with pytest.raises(EmptyInputError):
         pareto_figure({}, [], "x", "y")

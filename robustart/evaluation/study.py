@@ -299,7 +299,8 @@ class StudyResult:
     def summary(self) -> Any:
         """The leaderboard's headline columns, narrow enough for a terminal: model, family,
         technique, parameters, clean, worst-case robust, corruption mean and unnormalised mCE,
-        system-noise mean and the median minimal ε of each search (``study.md`` has them all).
+        the median minimal ε of each search, system-noise mean and certified accuracy per
+        radius (``study.md`` has them all).
         """
         from robustart.evaluation.benchmarks import Table
 
@@ -309,9 +310,10 @@ class StudyResult:
         medians = [
             h for h in table.headers if h.startswith("minimal_eps/") and h.endswith(" median")
         ]
+        certified = [h for h in table.headers if h.startswith("certified @")]
         keep = [
             table.headers.index(h)
-            for h in [*wanted, *medians, "system noise mean"]
+            for h in [*wanted, *medians, "system noise mean", *certified]
             if h in table.headers
         ]
         decimals = table.decimals or [1] * len(table.headers)
