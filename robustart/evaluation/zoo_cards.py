@@ -28,6 +28,7 @@ from typing import Any
 
 from robustart.errors import ConfigError
 from robustart.evaluation.benchmarks import Table
+from robustart.metrics.study import grouped_order
 from robustart.utils import atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -167,8 +168,6 @@ def zoo_table(cards: Iterable[Mapping[str, Any]]) -> Table:
     Returns:
         A :class:`~robustart.evaluation.benchmarks.Table` (``-`` where a card lacks a column).
     """
-    from robustart.metrics.study import grouped_order
-
     cards = list(cards)
     keys = [(str(c["name"]), str(c.get("family")), str(c.get("technique"))) for c in cards]
     cards = [cards[i] for i in grouped_order(keys)]
