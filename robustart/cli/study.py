@@ -27,8 +27,10 @@ stored under OUTPUT/benchmark and resumes like `robustart benchmark`, and the tr
 reused while nothing it depends on changes. A `wandb:` section logs the tables and figures to
 one W&B run (job type study).
 
-Example:
+Examples:
+  robustart study recipes/studies/digits_techniques.yaml      # the README's main job (~9 min)
   robustart study recipes/studies/digits_zoo.yaml --output runs/study
+  robustart study recipes/studies/digits_zoo.yaml --num-images 16 --output /tmp/trial
 """
 
 
