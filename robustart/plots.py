@@ -1476,8 +1476,13 @@ def scaling_law_figure(
         ylimits = (low, high + 0.2 * (high - low))  # room for the fit's text
         ax.set_xlim(*xlimits)
         ax.set_ylim(*ylimits)
-        rising = fit.slope >= 0  # names above the line; the fit's text where it leaves room
-        labelled.append((ax, _label_points(ax, data, data if rising else ())))
+        # names above the line (up left of the points for a rising line, up right for a falling
+        # one, but up left right of the middle, so that no name widens the axis past error
+        # 100 %); the fit's text where that leaves room
+        rising = fit.slope >= 0
+        middle = sum(xlimits) / 2
+        left = [n for n, (x, _) in data.items() if rising or x > middle]
+        labelled.append((ax, _label_points(ax, data, left)))
         ax.text(
             0.03 if rising else 0.97,
             0.97,

@@ -376,6 +376,31 @@ def test_scaling_law_figure_has_a_panel_per_norm_with_the_fit_text():
     assert text == ["slope 0, intercept 1, R² undefined (constant ε), n 2"]
 
 
+def test_scaling_law_names_keep_the_error_axis_below_100_percent():
+    """A falling law with long model names near the largest error (the digits zoo's case):
+    the names go left there, so the ln-error axis ends at or below 0 (error 100 %), and no two
+    names overlap."""
+    points = {
+        "digits_resnet20_trades": (-4.6, 0.151),
+        "digits_mobilenetv2_050_standard": (-4.6, 0.070),
+        "digits_mixer_tiny_pgd_at": (-1.5, 0.122),
+        "digits_vit_tiny_pgd_at": (-1.35, 0.029),
+        "digits_vit_tiny_mixup": (-1.5, 0.012),
+        "digits_mixer_tiny_standard": (-2.8, 0.019),
+    }
+    fit = fit_line([x for x, _ in points.values()], [y for _, y in points.values()])
+    assert fit.slope < 0
+    fig = scaling_law_figure({"linf": (fit, points)})
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] <= 0.0
+    renderer = fig.canvas.get_renderer()
+    names = [t for t in ax.texts if t.get_text() in points]
+    assert len(names) == len(points)
+    boxes = [t.get_window_extent(renderer) for t in names]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    fig.clf()
+
+
 def test_scaling_law_figure_refuses_broken_input():
     with pytest.raises(EmptyInputError):
         scaling_law_figure({})
