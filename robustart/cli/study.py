@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> dict[str, Any]:
     """Run ``robustart study``; returns the JSON of ``study.json``."""
-    from robustart.evaluation.study import load_study, run_study
+    from robustart.evaluation.study import headline_robustness, load_study, run_study
     from robustart.utils import announce_results, check_output_dir
 
     args = build_parser().parse_args(argv)
@@ -79,9 +79,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     output = check_output_dir(args.output or Path("runs") / "study" / spec.name)
     study = run_study(spec, output, device=args.device, progress=not args.no_progress)
     print(study.summary().text())
-    robust = study.pareto().get("robust")
-    if robust is not None:
-        print(f"worst-case robust: {robust['ylabel'].removeprefix('robust accuracy (%), ')}")
+    worst, label = headline_robustness(next(iter(study.reports().values())))
+    if worst is not None:
+        print(f"worst-case robust: {label}")
     replicates = study.replicates(narrow=True)
     if replicates is not None:
         print("\nreplicates (mean ± sample std; ≈: within the family's standard spread):")

@@ -364,8 +364,9 @@ class StudyResult:
             if members[0].technique == "standard"
         }
         rows = []
-        keys = [(group, m[0].family, m[0].technique) for group, m in groups.items()]
-        for group, members in [list(groups.items())[i] for i in grouped_order(keys)]:
+        entries = list(groups.items())
+        keys = [(group, members[0].family, members[0].technique) for group, members in entries]
+        for group, members in [entries[i] for i in grouped_order(keys)]:
             base = baseline.get(members[0].family)
             cells = []
             for h in columns:
