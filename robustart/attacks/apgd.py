@@ -17,7 +17,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, Attack, Model
+from robustart.attacks.base import (
+    ATTACKS,
+    Attack,
+    Model,
+    check_flag,
+    check_integer,
+    check_number,
+)
 from robustart.attacks.losses import misclassified, targeted_dlr_loss, top_other_classes
 from robustart.attacks.threat import clip_to_box, per_sample
 from robustart.attacks.tracking import BestTracker, SubsetTracker, cascade
@@ -75,13 +82,16 @@ class APGD(Attack):
         **kwargs,
     ) -> None:
         super().__init__(eps=eps, norm=norm, loss=loss, **kwargs)
-        if int(steps) < 1 or int(restarts) < 1:
-            raise ConfigError(f"steps and restarts must be >= 1, got {steps} and {restarts}")
-        if not 0 < momentum <= 1 or not 0 < rho <= 1:
-            raise ConfigError(f"momentum and rho must be in (0, 1], got {momentum} and {rho}")
-        self.steps, self.restarts = int(steps), int(restarts)
-        self.momentum, self.rho, self.initial_step = float(momentum), float(rho), initial_step
-        self.random_start = bool(random_start)
+        self.steps = check_integer(self.name, "steps", steps)
+        self.restarts = check_integer(self.name, "restarts", restarts)
+        self.momentum = check_number(
+            self.name, "momentum", momentum, low=0.0, high=1.0, low_open=True
+        )
+        self.rho = check_number(self.name, "rho", rho, low=0.0, high=1.0, low_open=True)
+        self.initial_step = check_number(
+            self.name, "initial_step", initial_step, low=0.0, low_open=True
+        )
+        self.random_start = check_flag(self.name, "random_start", random_start)
 
     @property
     def config(self) -> dict:
@@ -220,9 +230,7 @@ class APGDTargeted(APGD):
         if "loss" in kwargs:
             raise ConfigError("apgd_t always uses the targeted DLR loss; drop 'loss'")
         super().__init__(eps=eps, norm=norm, loss="dlr", **kwargs)
-        if int(num_targets) < 1:
-            raise ConfigError(f"num_targets must be >= 1, got {num_targets}")
-        self.num_targets = int(num_targets)
+        self.num_targets = check_integer(self.name, "num_targets", num_targets)
         self.loss_name = "dlr_targeted"
 
     @property

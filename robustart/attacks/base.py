@@ -3,7 +3,11 @@
 An attack maps clean images in [0, 1] to adversarial images in [0, 1] inside an ε-ball of a
 threat model. The base class does everything that is the same for all attacks:
 
-* checks the input (float NCHW in [0, 1], non-negative ε, a supported norm),
+* checks the input (float NCHW in [0, 1], non-negative ε, at most 1 for L∞, a supported
+  norm) and converts integer labels of any dtype to int64,
+* checks every numeric setting when the attack is built (:func:`check_number`,
+  :func:`check_integer`, :func:`check_flag`), so a setting that would stop the attack from
+  attacking is an error, not a robust accuracy of 100 %,
 * puts the model in eval mode (or train mode for adversarial training, see ``mode``) and restores
   the previous ``training`` flag of every submodule afterwards,
 * re-enables autograd even inside Lightning's ``torch.inference_mode`` validation loop,
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
@@ -34,6 +39,161 @@ from robustart.utils import check_images, check_labels, parse_eps, parse_fractio
 #: Registry of attack classes, keyed by name ("fgsm", "pgd", ...).
 ATTACKS: Registry[type[Attack]] = Registry("attack")
 
+#: The largest meaningful L∞ budget for images in [0, 1]: ε = 1 already allows every image.
+MAX_LINF_EPS = 1.0
+
+
+def _as_real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number or a numeric string (``"8/255"``,
+    ``"0.5"``), else ``None``. Booleans are not numbers here."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's boolean too
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_fraction(value)
+        except ConfigError:
+            return None
+    return None
+
+
+def _range_text(
+    low: float | None, high: float | None, low_open: bool = False, high_open: bool = False
+) -> str:
+    """``"> 0"``, ``">= 1"``, ``"<= 1"`` or ``"in (0, 1]"``."""
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return "(any finite value)"
+
+
+def check_number(
+    attack: str,
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check a real-valued attack setting (step size, decay, κ, learning rate, ...).
+
+    A NaN or infinite setting, or one outside its range, would let the attack run without
+    attacking (a zero or NaN step) and report 100 % robust accuracy, so it is refused when the
+    attack is built.
+
+    Args:
+        attack: The attack's registry name, for the message.
+        name: The setting's name.
+        value: A real number or a numeric string such as ``"2/255"``.
+        low: Smallest accepted value (``None``: no lower bound).
+        high: Largest accepted value (``None``: no upper bound).
+        low_open: Exclude ``low`` itself.
+        high_open: Exclude ``high`` itself.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        ConfigError: naming the attack, the setting, the value and the accepted range.
+
+    Example:
+        >>> check_number("mifgsm", "decay", "0.5", low=0.0)
+        0.5
+    """
+    number = _as_real(value)
+    ok = number is not None and math.isfinite(number)
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
+    if not ok:
+        raise ConfigError(
+            f"attack {attack!r}: {name} must be a finite number "
+            f"{_range_text(low, high, low_open, high_open)}, got {value!r}"
+        )
+    return float(number)  # type: ignore[arg-type]
+
+
+def check_integer(attack: str, name: str, value: Any, minimum: int = 1) -> int:
+    """Check an integer attack setting (steps, restarts, queries, target classes, ...).
+
+    Integral floats such as ``10.0`` are accepted; ``2.7``, ``"ten"`` and booleans are refused
+    rather than truncated or left to fail inside the attack.
+
+    Args:
+        attack: The attack's registry name, for the message.
+        name: The setting's name.
+        value: An integer, an integral float or an integer string (``"10"``).
+        minimum: Smallest accepted value.
+
+    Returns:
+        The value as an int.
+
+    Raises:
+        ConfigError: naming the attack, the setting, the value and the accepted range.
+
+    Example:
+        >>> check_integer("pgd", "steps", 10.0)
+        10
+    """
+    number = _as_real(value)
+    if number is None or not math.isfinite(number) or not number.is_integer() or number < minimum:
+        raise ConfigError(
+            f"attack {attack!r}: {name} must be an integer >= {minimum}, got {value!r}"
+        )
+    return int(number)
+
+
+def check_flag(attack: str, name: str, value: Any, accepted: str = "true or false") -> bool:
+    """Check an on/off attack setting: ``True`` or ``False`` (``1``/``0`` too).
+
+    ``bool("no")`` is ``True``, so a string is refused rather than read as on.
+
+    Args:
+        attack: The attack's registry name, for the message.
+        name: The setting's name.
+        value: The setting.
+        accepted: What the message says is accepted.
+
+    Raises:
+        ConfigError: naming the attack, the setting and the value.
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's boolean too
+        return bool(value)
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    raise ConfigError(f"attack {attack!r}: {name} must be {accepted}, got {value!r}")
+
+
+def check_budget(attack: str, norm: str, value: float | int | str, what: str = "eps") -> float:
+    """Parse a finite budget ε ≥ 0 and refuse an L∞ budget above 1.
+
+    Images are in [0, 1], so an L∞ budget larger than 1 is almost certainly written in pixel
+    units (``8`` instead of ``8/255``); it would break every image and report 0 % under a
+    column such as ``@2040/255``. L2 and L1 budgets may exceed 1.
+
+    Raises:
+        ConfigError: for a negative, non-finite or non-numeric budget, or an L∞ budget > 1.
+
+    Example:
+        >>> round(check_budget("pgd", "linf", "8/255") * 255)
+        8
+    """
+    eps = parse_eps(value, what)
+    if norm == "linf" and eps > MAX_LINF_EPS:
+        raise ConfigError(
+            f"attack {attack!r}: an L∞ {what} must be at most 1 for images in [0, 1], got "
+            f"{value!r}. Budgets are in [0, 1] image units: write e.g. 8/255, not 8."
+        )
+    return eps
+
+
 Model = Callable[[Tensor], Tensor]
 ModelMode = Literal["eval", "train", "keep"]
 
@@ -42,7 +202,8 @@ class Attack(ABC):
     """Base class of all attacks.
 
     Args:
-        eps: Budget ε (float or a fraction string such as ``"8/255"``), ≥ 0.
+        eps: Budget ε (float or a fraction string such as ``"8/255"``), ≥ 0; at most 1 for
+            L∞ (images are in [0, 1]: 8/255, not 8).
         norm: Threat model, one of :attr:`norms`.
         loss: Name of the per-sample loss to maximise (see ``ATTACK_LOSSES``).
         mode: Model mode while attacking: ``"eval"`` (evaluation), ``"train"`` (BatchNorm in
@@ -73,7 +234,7 @@ class Attack(ABC):
             raise ConfigError(f"mode must be 'eval', 'train' or 'keep', got {mode!r}")
         if precision not in ("fp32", "amp"):
             raise ConfigError(f"precision must be 'fp32' or 'amp', got {precision!r}")
-        self.eps = parse_eps(eps)
+        self.eps = check_budget(self.name, norm, eps)
         self.norm = norm
         self.threat: ThreatModel = get_threat_model(norm)
         self.loss_name = loss
@@ -130,6 +291,8 @@ class Attack(ABC):
         """
         check_images(images)
         check_attack_labels(labels, images.shape[0])
+        if labels.ndim == 1 and labels.dtype != torch.int64:
+            labels = labels.long()  # int32, uint8, ...: the losses index with int64
         budget = self._budget(eps, images)
         if not bool((budget > 0).any()):
             return images.detach().clone()
@@ -160,8 +323,11 @@ class Attack(ABC):
                 )
             if not bool(torch.isfinite(budget).all()) or bool((budget < 0).any()):
                 raise ConfigError("eps must be finite and >= 0")
+            if budget.numel():
+                check_budget(self.name, self.norm, float(budget.max()))  # L∞: at most 1
             return budget.clone()
-        return torch.full((images.shape[0],), parse_eps(eps), device=images.device)
+        eps_value = check_budget(self.name, self.norm, eps)
+        return torch.full((images.shape[0],), eps_value, device=images.device)
 
     @contextlib.contextmanager
     def _attack_context(self, model: Model) -> Iterator[None]:

@@ -8,10 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, MinimalDistortionAttack, Model
+from robustart.attacks.base import (
+    ATTACKS,
+    MinimalDistortionAttack,
+    Model,
+    check_flag,
+    check_integer,
+    check_number,
+)
 from robustart.attacks.losses import class_indices
 from robustart.attacks.tracking import ClosestTracker
-from robustart.errors import ConfigError
 
 
 @ATTACKS.register("cw")
@@ -50,13 +56,15 @@ class CarliniWagnerL2(MinimalDistortionAttack):
         **kwargs,
     ) -> None:
         super().__init__(eps=eps, norm=norm, **kwargs)
-        if int(steps) < 1 or int(binary_steps) < 1:
-            raise ConfigError(f"steps and binary_steps must be >= 1, got {steps}, {binary_steps}")
-        if initial_const <= 0 or lr <= 0:
-            raise ConfigError("initial_const and lr must be > 0")
-        self.steps, self.binary_steps = int(steps), int(binary_steps)
-        self.initial_const, self.lr = float(initial_const), float(lr)
-        self.kappa, self.abort_early = float(kappa), bool(abort_early)
+        self.steps = check_integer(self.name, "steps", steps)
+        self.binary_steps = check_integer(self.name, "binary_steps", binary_steps)
+        self.initial_const = check_number(
+            self.name, "initial_const", initial_const, low=0.0, low_open=True
+        )
+        self.lr = check_number(self.name, "lr", lr, low=0.0, low_open=True)
+        # κ < 0 stops the margin term before the boundary: no image is ever broken
+        self.kappa = check_number(self.name, "kappa", kappa, low=0.0)
+        self.abort_early = check_flag(self.name, "abort_early", abort_early)
 
     @property
     def config(self) -> dict:

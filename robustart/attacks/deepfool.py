@@ -8,7 +8,13 @@ import math
 import torch
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, MinimalDistortionAttack, Model
+from robustart.attacks.base import (
+    ATTACKS,
+    MinimalDistortionAttack,
+    Model,
+    check_integer,
+    check_number,
+)
 from robustart.attacks.losses import class_indices
 from robustart.attacks.threat import per_sample
 from robustart.attacks.tracking import ClosestTracker, cascade
@@ -79,15 +85,9 @@ class DeepFool(MinimalDistortionAttack):
                 "deepfool linearises the logit differences f_k − f_y and takes no loss; drop 'loss'"
             )
         super().__init__(eps=eps, norm=norm, **kwargs)
-        if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-            raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
-        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
-            raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        if not (math.isfinite(overshoot) and overshoot >= 0):
-            raise ConfigError(f"overshoot must be a finite number >= 0, got {overshoot!r}")
-        self.steps = int(steps)
-        self.overshoot = float(overshoot)
-        self.num_classes = int(num_classes)
+        self.steps = check_integer(self.name, "steps", steps)
+        self.overshoot = check_number(self.name, "overshoot", overshoot, low=0.0)
+        self.num_classes = check_integer(self.name, "num_classes", num_classes, minimum=2)
 
     @property
     def config(self) -> dict:

@@ -81,6 +81,11 @@ class AutoAttack(Attack):
         self.version = version
         self.members: list[Attack] = []
         for spec in copy.deepcopy(attacks):
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                raise ConfigError(
+                    f"each member of an autoattack ensemble must be a mapping with a 'name', "
+                    f"got {spec!r}"
+                )
             if "eps" in spec or "norm" in spec:
                 raise ConfigError(
                     f"ensemble members share the ensemble's eps and norm; remove them from {spec}"

@@ -31,7 +31,14 @@ import math
 import torch
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, Attack, Model, device_type
+from robustart.attacks.base import (
+    ATTACKS,
+    Attack,
+    Model,
+    check_integer,
+    check_number,
+    device_type,
+)
 from robustart.attacks.hyperplane import hyperplane_projection
 from robustart.attacks.losses import class_indices, top_other_classes
 from robustart.attacks.threat import clip_to_box, per_sample
@@ -85,19 +92,12 @@ class FABTargeted(Attack):
         if kwargs.get("precision", "fp32") != "fp32":
             raise ConfigError("fab_t always runs in fp32 (half precision overflows FAB)")
         super().__init__(eps=eps, norm=norm, loss="margin", **kwargs)
-        if int(steps) < 1 or int(restarts) < 1 or int(num_targets) < 1:
-            raise ConfigError(
-                f"steps, restarts and num_targets must be >= 1, got {steps}, {restarts} and "
-                f"{num_targets}"
-            )
-        if not 0 <= alpha_max <= 1:
-            raise ConfigError(f"alpha_max must be in [0, 1], got {alpha_max}")
-        if not eta >= 1:
-            raise ConfigError(f"eta must be >= 1, got {eta}")
-        if not 0 <= beta <= 1:
-            raise ConfigError(f"beta must be in [0, 1], got {beta}")
-        self.steps, self.restarts, self.num_targets = int(steps), int(restarts), int(num_targets)
-        self.alpha_max, self.eta, self.beta = float(alpha_max), float(eta), float(beta)
+        self.steps = check_integer(self.name, "steps", steps)
+        self.restarts = check_integer(self.name, "restarts", restarts)
+        self.num_targets = check_integer(self.name, "num_targets", num_targets)
+        self.alpha_max = check_number(self.name, "alpha_max", alpha_max, low=0.0, high=1.0)
+        self.eta = check_number(self.name, "eta", eta, low=1.0)
+        self.beta = check_number(self.name, "beta", beta, low=0.0, high=1.0)
         self.loss_name = "margin_targeted"
 
     @property

@@ -5,12 +5,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, Attack, Model
+from robustart.attacks.base import (
+    ATTACKS,
+    Attack,
+    Model,
+    check_flag,
+    check_integer,
+    check_number,
+)
 from robustart.attacks.losses import misclassified
 from robustart.attacks.threat import clip_to_box, per_sample
 from robustart.attacks.tracking import BestTracker, SubsetTracker, cascade
 from robustart.errors import ConfigError
-from robustart.utils import parse_fraction
 
 
 @ATTACKS.register("pgd")
@@ -64,23 +70,27 @@ class PGD(Attack):
         **kwargs,
     ) -> None:
         super().__init__(eps=eps, norm=norm, **kwargs)
-        if int(steps) < 1:
-            raise ConfigError(f"steps must be >= 1, got {steps}")
-        if int(restarts) < 1:
-            raise ConfigError(f"restarts must be >= 1, got {restarts}")
-        self.steps = int(steps)
-        self.restarts = int(restarts)
-        self.step_size = None if step_size is None else parse_fraction(step_size, "step_size")
-        if self.step_size is not None and self.step_size <= 0:
-            raise ConfigError(f"step_size must be > 0, got {step_size}")
-        self.rel_step_size = 2.5 / self.steps if rel_step_size is None else float(rel_step_size)
-        if random_start not in (True, False, "uniform", "normal"):
-            raise ConfigError(
-                f"random_start must be true, false, 'uniform' or 'normal', got {random_start!r}"
+        self.steps = check_integer(self.name, "steps", steps)
+        self.restarts = check_integer(self.name, "restarts", restarts)
+        self.step_size = (
+            None
+            if step_size is None
+            else check_number(self.name, "step_size", step_size, low=0.0, low_open=True)
+        )
+        self.rel_step_size = (
+            2.5 / self.steps
+            if rel_step_size is None
+            else check_number(self.name, "rel_step_size", rel_step_size, low=0.0, low_open=True)
+        )
+        if isinstance(random_start, str) and random_start in ("uniform", "normal"):
+            self.random_start: str | bool = random_start
+        else:
+            start = check_flag(
+                self.name, "random_start", random_start, "true, false, 'uniform' or 'normal'"
             )
-        self.random_start = "uniform" if random_start is True else random_start
-        self.track_best = bool(track_best)
-        self.early_stop = bool(early_stop) and self.track_best
+            self.random_start = "uniform" if start else False
+        self.track_best = check_flag(self.name, "track_best", track_best)
+        self.early_stop = check_flag(self.name, "early_stop", early_stop) and self.track_best
 
     @property
     def config(self) -> dict:
@@ -234,10 +244,11 @@ class MIFGSM(PGD):
         decay: float = 1.0,
         **kwargs,
     ) -> None:
+        steps = check_integer(self.name, "steps", steps)
         kwargs.setdefault("random_start", False)
-        kwargs.setdefault("rel_step_size", 1.0 / int(steps))
+        kwargs.setdefault("rel_step_size", 1.0 / steps)
         super().__init__(eps=eps, norm=norm, steps=steps, **kwargs)
-        self.decay = float(decay)
+        self.decay = check_number(self.name, "decay", decay, low=0.0)
 
     @property
     def config(self) -> dict:

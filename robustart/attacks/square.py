@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from robustart.attacks.base import ATTACKS, Attack, Model
+from robustart.attacks.base import ATTACKS, Attack, Model, check_integer, check_number
 from robustart.attacks.losses import margin_loss
 from robustart.attacks.threat import per_sample
 from robustart.attacks.tracking import BestTracker, cascade
@@ -105,11 +105,9 @@ class Square(Attack):
             raise ConfigError("the square attack uses the margin loss; drop 'loss'")
         kwargs["loss"] = "margin"
         super().__init__(eps=eps, norm=norm, **kwargs)
-        if int(queries) < 1 or int(restarts) < 1:
-            raise ConfigError(f"queries and restarts must be >= 1, got {queries}, {restarts}")
-        if not 0 < p_init <= 1:
-            raise ConfigError(f"p_init must be in (0, 1], got {p_init}")
-        self.queries, self.p_init, self.restarts = int(queries), float(p_init), int(restarts)
+        self.queries = check_integer(self.name, "queries", queries)
+        self.p_init = check_number(self.name, "p_init", p_init, low=0.0, high=1.0, low_open=True)
+        self.restarts = check_integer(self.name, "restarts", restarts)
 
     @property
     def config(self) -> dict:

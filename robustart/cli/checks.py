@@ -1,9 +1,11 @@
 """Checks of a LightningCLI configuration that Lightning does not make: output folders that
-cannot be written, and checkpoint or early-stopping monitors that no evaluation logs (or logs
-only on some epochs)."""
+cannot be written, runs over zero epochs or batches, an evaluation without trained weights,
+W&B logging without credentials, and checkpoint or early-stopping monitors that no evaluation
+logs (or logs only on some epochs)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from jsonargparse import Namespace
@@ -41,6 +43,170 @@ def check_output_folders(config: Namespace) -> None:
     for what, folder in folders:
         if folder:
             check_output_dir(folder, what)
+
+
+#: The trainer option limiting the batches of each subcommand's stage.
+STAGE_BATCH_LIMITS = {
+    "fit": "limit_train_batches",
+    "validate": "limit_val_batches",
+    "test": "limit_test_batches",
+    "predict": "limit_predict_batches",
+}
+
+
+def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
+    """Refuse a run over nothing: zero batches for the subcommand's stage, or a fit of zero
+    epochs or steps. Lightning would run no batch, save no results and still end normally.
+
+    Args:
+        trainer_config: The parsed ``trainer`` section.
+        subcommand: ``fit``, ``validate``, ``test`` or ``predict``.
+
+    Raises:
+        ConfigError: naming the option and the values to set.
+    """
+    if trainer_config.get("fast_dev_run"):  # overrides the limits and epochs
+        return
+    option = STAGE_BATCH_LIMITS.get(subcommand)
+    limit = trainer_config.get(option) if option else None
+    if limit is not None and not (0 < limit <= 1 or limit == int(limit) > 1):
+        raise ConfigError(
+            f"trainer.{option} is {limit}: `robustart {subcommand}` would run over "
+            f"{'no' if limit == 0 else 'an invalid number of'} batches. Set --trainer.{option} "
+            "to a number of batches >= 1 or a fraction in (0, 1] (default 1.0: all batches)"
+        )
+    if subcommand != "fit":
+        return
+    for option, unlimited in (
+        ("max_epochs", "-1: no limit, or leave it unset"),
+        ("max_steps", "-1: no limit, the default"),
+    ):
+        value = trainer_config.get(option)
+        if value is not None and (value == 0 or value < -1):
+            raise ConfigError(
+                f"trainer.{option} is {value}: `robustart fit` would train for "
+                f"{'no' if value == 0 else 'an invalid number of'} {option[4:]}. Set "
+                f"--trainer.{option} to 1 or more ({unlimited})"
+            )
+
+
+#: Options of robustart's tasks that initialise the model from trained weights.
+TRAINED_WEIGHTS_OPTIONS = ("weights", "pretrained")
+
+
+def check_trained_weights(config: Namespace, subcommand: str) -> None:
+    """Refuse to evaluate a model that was never trained: ``validate`` and ``test`` need a
+    ``--ckpt_path`` file or a model initialised from trained weights (``weights``, a file or a
+    ``zoo:`` entry, or timm's ``pretrained``); otherwise they would report the metrics of
+    random initial weights.
+
+    ``--ckpt_path last`` and ``best`` name checkpoints of an earlier ``fit`` of the same
+    trainer, which a new ``robustart validate`` or ``test`` does not have (Lightning would load
+    nothing, or fail): they are refused too.
+
+    Args:
+        config: The parsed config of the subcommand.
+        subcommand: The subcommand; only ``validate`` and ``test`` are checked.
+
+    Raises:
+        ConfigError: naming what is missing and the options that give trained weights.
+    """
+    if subcommand not in ("validate", "test"):
+        return
+    example = "runs/NAME/version_N/checkpoints/last.ckpt"
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path in ("last", "best"):
+        raise ConfigError(
+            f"--ckpt_path {ckpt_path} names a checkpoint of a fit run by the same trainer, and "
+            f"`robustart {subcommand}` starts a new one: pass the checkpoint file instead, "
+            f"e.g. --ckpt_path {example}"
+        )
+    if ckpt_path:
+        return
+    init_args = config.model.get("init_args") or Namespace()
+    if any(init_args.get(option) for option in TRAINED_WEIGHTS_OPTIONS):
+        return
+    weights = (
+        " or initialise the model from trained weights with --model.init_args.weights FILE "
+        "(or zoo:NAME)"
+        if "weights" in init_args
+        else ""
+    )
+    raise ConfigError(
+        f"`robustart {subcommand}` without --ckpt_path would evaluate the model's random "
+        f"initial weights: pass --ckpt_path with a checkpoint of `robustart fit` (e.g. "
+        f"{example}){weights}"
+    )
+
+
+#: ``WANDB_MODE`` values (and the logger's ``mode``) in which W&B needs no account.
+WANDB_OFFLINE_MODES = ("offline", "dryrun", "disabled")
+
+
+def check_wandb_can_log(trainer_config: Namespace, wandb_loggers: tuple[str, ...]) -> None:
+    """Refuse, before anything runs, a W&B logger that would fail to start for want of an
+    account: online (no ``WANDB_MODE=offline``, no ``offline: true`` or ``mode: offline`` on
+    the logger) without an API key (``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE``, or the
+    ``.netrc`` entry that ``wandb login`` writes).
+
+    Args:
+        trainer_config: The parsed ``trainer`` section.
+        wandb_loggers: The ``class_path`` values of W&B loggers.
+
+    Raises:
+        ConfigError: saying to log in or to log offline.
+    """
+    online = [
+        logger
+        for logger in loggers_of(trainer_config)
+        if isinstance(logger, Namespace)
+        and logger.get("class_path") in wandb_loggers
+        and not _logs_offline(logger)
+    ]
+    if not online or os.environ.get("WANDB_MODE", "").lower() in WANDB_OFFLINE_MODES:
+        return
+    if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true", "yes"):
+        return
+    if not wandb_credentials_found():
+        raise ConfigError(
+            "the W&B logger has no account to log to (not logged in, WANDB_API_KEY unset): "
+            "run `wandb login` (or set WANDB_API_KEY), or log offline with WANDB_MODE=offline "
+            "(`wandb sync` uploads the runs later)"
+        )
+
+
+def _logs_offline(logger: Namespace) -> bool:
+    """Whether a W&B logger's config sets ``offline: true`` or an offline ``mode`` (its own or
+    in its ``settings``)."""
+    init_args = logger.get("init_args") or Namespace()
+    settings = init_args.get("settings")
+    modes = [init_args.get("mode"), (logger.get("dict_kwargs") or {}).get("mode")]
+    if isinstance(settings, (dict, Namespace)):
+        modes.append(settings.get("mode"))
+    return bool(init_args.get("offline")) or any(
+        str(mode).lower() in WANDB_OFFLINE_MODES for mode in modes
+    )
+
+
+def wandb_credentials_found() -> bool:
+    """Whether W&B has credentials for its server (``WANDB_BASE_URL``): an API key or identity
+    token in the environment, this process's login, or a ``.netrc`` entry. Read without
+    prompting, without the network and without loading W&B's process-wide settings; ``True``
+    when the installed wandb keeps its credentials where this cannot look."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    try:
+        from wandb.errors import AuthenticationError
+        from wandb.sdk.lib import wbauth
+    except ImportError:  # an older wandb: wandb.init reports missing credentials itself
+        return True
+    host = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    try:
+        return bool(wbauth.session_credentials(host=host) or wbauth.read_netrc_auth(host=host))
+    except AuthenticationError as exc:
+        raise ConfigError(f"W&B credentials: {exc} (run `wandb login --relogin`)") from None
+    except (AttributeError, TypeError):  # another wandb's internals: let wandb.init decide
+        return True
 
 
 #: Metric-name prefixes of the robustness evaluation (see robustart.evaluation.report, and

@@ -4,9 +4,13 @@ Any task and any datamodule from YAML (``class_path`` / ``init_args``), several 
 files layered (later files win), ``--print_config``, and the dataset's facts (number of
 classes, channels, normalisation) linked into the model. On top of LightningCLI:
 
-* ``--ckpt_path FILE`` is checked before anything runs (readable with ``weights_only``, a
-  Lightning checkpoint of the configured architecture), and ``--ckpt_path last`` resumes the
-  newest run of the recipe, logging into the same version;
+* ``--ckpt_path FILE`` is checked before anything runs (a file, readable with
+  ``weights_only``, a Lightning checkpoint of the configured architecture), and ``fit
+  --ckpt_path last`` resumes the newest run of the recipe, logging into the same version;
+* ``validate`` and ``test`` refuse to evaluate untrained weights: they need ``--ckpt_path FILE``
+  or a model initialised from trained weights (``--model.init_args.weights``);
+* runs over nothing (zero batches of the stage, ``max_epochs`` or ``max_steps`` 0) are refused,
+  and so is a W&B logger that has no account to log to (log in, or ``WANDB_MODE=offline``);
 * Lightning's ``CSVLogger`` is swapped for robustart's resumable one, and its ``WandbLogger``
   for robustart's, with the run's ``group`` (recipe) and ``job_type`` (subcommand) filled in;
 * output folders and checkpoint/early-stopping monitors are checked before training;
@@ -33,7 +37,14 @@ from robustart.callbacks.checkpoint import RunCheckpoint
 from robustart.callbacks.divergence import DivergenceGuard
 from robustart.callbacks.loggers import FinishLoggers
 from robustart.callbacks.run_dir import SaveRunConfig, resume_last_checkpoint, run_directory
-from robustart.cli.checks import check_monitors, check_output_folders, loggers_of
+from robustart.cli.checks import (
+    check_monitors,
+    check_output_folders,
+    check_run_length,
+    check_trained_weights,
+    check_wandb_can_log,
+    loggers_of,
+)
 from robustart.cli.errors import check_config_arguments, tidy_parser_message
 from robustart.data import RobustartDataModule
 from robustart.errors import ConfigError
@@ -123,6 +134,10 @@ class RobustartCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         use_resumable_csv_logger(config.trainer)
         use_grouped_wandb_logger(config.trainer, self.subcommand or "run")
+        if self.subcommand:
+            check_run_length(config.trainer, self.subcommand)
+            check_trained_weights(config, self.subcommand)
+        check_wandb_can_log(config.trainer, LIGHTNING_WANDB_LOGGERS)
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             if config.trainer.get("enable_checkpointing") is False:
                 raise ConfigError(

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
+from robustart.attacks.base import check_budget
 from robustart.corruptions import CORRUPTIONS, check_severity, create_corruption
 from robustart.corruptions.base import Corruption
 from robustart.errors import ConfigError, NonFiniteError
@@ -156,6 +157,8 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
         eps = tuple(parse_eps(e, f"eps of attack {name!r}") for e in raw_eps)
         label = spec.pop("label", None)
         attack = create_attack(name, eps=eps[0], **spec)
+        for value in eps[1:]:  # the first was checked by the attack
+            check_budget(attack.name, attack.norm, value)
         label = label or attack.label
         if any(e.label == label for e in entries):
             raise ConfigError(f"two attacks share the label {label!r}: give one a 'label'")

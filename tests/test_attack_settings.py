@@ -1,0 +1,260 @@
+"""Attack settings are checked when the attack is built: a bad setting gets an error, never an
+accuracy.
+
+Before these checks, PGD with ``rel_step_size`` ≤ 0, MI-FGSM with a negative decay or C&W with
+a negative κ ran without attacking and reported 100 % robust accuracy; ``step_size=nan`` slipped
+past a ``<= 0`` check; an L∞ budget of 8 (pixel units) reported 0 % under ``@2040/255``;
+``steps=2.7`` was truncated to 2 and ``steps="ten"`` failed with a raw ``ValueError``; int32
+labels failed inside the attack with a ``RuntimeError``. Everything is tiny (8-px images, a
+linear model).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from robustart.attacks import create_attack
+from robustart.errors import ConfigError, InputRangeError
+from robustart.evaluation.suite import RobustnessSuite
+from robustart.utils import make_generator
+
+NAN, INF = math.nan, math.inf
+
+
+def tiny_batch() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A linear 10-class model, 6 images (3, 8, 8) and labels it mostly gets right."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+    images = torch.rand(6, 3, 8, 8)
+    with torch.no_grad():
+        labels = model(images).argmax(dim=1)
+    return model, images, labels
+
+
+# ============================================================================= real settings
+BAD_NUMBERS = [
+    ("pgd", "rel_step_size", -0.25, "> 0"),
+    ("pgd", "rel_step_size", 0, "> 0"),
+    ("pgd", "rel_step_size", NAN, "> 0"),
+    ("pgd", "step_size", NAN, "> 0"),
+    ("pgd", "step_size", INF, "> 0"),
+    ("pgd", "step_size", 0.0, "> 0"),
+    ("pgd", "step_size", "-2/255", "> 0"),
+    ("mifgsm", "decay", -5, ">= 0"),
+    ("mifgsm", "decay", NAN, ">= 0"),
+    ("mifgsm", "rel_step_size", -1.0, "> 0"),
+    ("cw", "kappa", -1.0, ">= 0"),
+    ("cw", "kappa", NAN, ">= 0"),
+    ("cw", "lr", NAN, "> 0"),
+    ("cw", "lr", -0.01, "> 0"),
+    ("cw", "initial_const", INF, "> 0"),
+    ("apgd", "initial_step", 0.0, "> 0"),
+    ("apgd", "initial_step", NAN, "> 0"),
+    ("apgd", "momentum", 0.0, r"in \(0, 1\]"),
+    ("apgd", "rho", NAN, r"in \(0, 1\]"),
+    ("apgd_t", "rho", 1.5, r"in \(0, 1\]"),
+    ("deepfool", "overshoot", NAN, ">= 0"),
+    ("deepfool", "overshoot", -0.02, ">= 0"),
+    ("fab_t", "eta", INF, ">= 1"),
+    ("fab_t", "eta", 0.5, ">= 1"),
+    ("fab_t", "alpha_max", NAN, r"in \[0, 1\]"),
+    ("fab_t", "beta", 1.5, r"in \[0, 1\]"),
+    ("square", "p_init", 0.0, r"in \(0, 1\]"),
+    ("square", "p_init", NAN, r"in \(0, 1\]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "setting", "value", "accepted"),
+    BAD_NUMBERS,
+    ids=[f"{n}-{s}={v}" for n, s, v, _ in BAD_NUMBERS],
+)
+def test_bad_real_settings_are_refused_at_construction(name, setting, value, accepted):
+    with pytest.raises(ConfigError) as error:
+        create_attack(name, **{setting: value})
+    message = str(error.value)
+    assert f"attack {name!r}" in message and setting in message and repr(value) in message
+    assert re.search(f"must be a finite number {accepted}", message), message
+
+
+def test_pgd_with_a_negative_relative_step_no_longer_reports_full_robustness():
+    """The audit's case: PGD with rel_step_size -0.25 reported 100 % robust accuracy."""
+    with pytest.raises(ConfigError, match=r"rel_step_size must be a finite number > 0"):
+        create_attack("pgd", eps="8/255", steps=10, rel_step_size=-0.25)
+
+
+def test_ensemble_members_are_checked_when_the_ensemble_is_built():
+    with pytest.raises(ConfigError, match="attack 'apgd': rho must be a finite number"):
+        create_attack("autoattack", attacks=[{"name": "apgd", "steps": 2, "rho": NAN}])
+    with pytest.raises(ConfigError, match="mapping with a 'name'"):
+        create_attack("autoattack", attacks=["apgd"])
+
+
+def test_valid_settings_and_their_defaults_are_still_accepted():
+    pgd = create_attack("pgd", steps=10, step_size="2/255", restarts=2)
+    assert pgd.step_size == pytest.approx(2 / 255) and pgd.restarts == 2
+    assert create_attack("pgd", steps=10).rel_step_size == pytest.approx(0.25)
+    assert create_attack("mifgsm", decay=0.0).decay == 0.0
+    assert create_attack("cw", kappa=0.5, lr="1/100").lr == pytest.approx(0.01)
+    assert create_attack("fab_t", eta=1.0, alpha_max=0.0, beta=1.0).eta == 1.0
+    assert create_attack("square", p_init=1.0).p_init == 1.0
+    assert create_attack("apgd", momentum=1.0, rho=1.0).momentum == 1.0
+    assert create_attack("fgsm").rel_step_size == 1.0
+    assert len(create_attack("autoattack").members) == 4
+
+
+# ============================================================================= integer settings
+BAD_INTEGERS = [
+    ("pgd", "steps", "ten"),
+    ("pgd", "steps", "abc"),
+    ("pgd", "steps", 2.7),
+    ("pgd", "steps", True),
+    ("pgd", "steps", NAN),
+    ("pgd", "restarts", 1.5),
+    ("mifgsm", "steps", "ten"),
+    ("apgd", "steps", 0),
+    ("apgd_t", "num_targets", 2.5),
+    ("cw", "binary_steps", 0.5),
+    ("square", "queries", 2.5),
+    ("deepfool", "num_classes", 2.5),
+    ("fab_t", "restarts", "x"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "setting", "value"), BAD_INTEGERS, ids=[f"{n}-{s}={v}" for n, s, v in BAD_INTEGERS]
+)
+def test_non_integral_integer_settings_are_refused(name, setting, value):
+    """Before: 2.7 was truncated to 2, "ten" raised a raw ValueError from int()."""
+    with pytest.raises(ConfigError, match=f"attack {name!r}: {setting} must be an integer"):
+        create_attack(name, **{setting: value})
+
+
+def test_integral_floats_and_integer_strings_are_accepted():
+    assert create_attack("pgd", steps=10.0).steps == 10
+    assert create_attack("pgd", steps="3").steps == 3
+    assert create_attack("mifgsm", steps=4.0).rel_step_size == pytest.approx(0.25)
+    assert create_attack("square", queries=100.0).queries == 100
+
+
+@pytest.mark.parametrize(
+    ("name", "setting", "value"),
+    [
+        ("pgd", "early_stop", "no"),
+        ("pgd", "track_best", "false"),
+        ("pgd", "random_start", "no"),
+        ("apgd", "random_start", "yes"),
+        ("cw", "abort_early", "off"),
+    ],
+)
+def test_on_off_settings_refuse_strings(name, setting, value):
+    """Before: bool("no") is True, so early_stop: "no" switched early stopping on."""
+    with pytest.raises(ConfigError, match=f"attack {name!r}: {setting} must be true"):
+        create_attack(name, **{setting: value})
+
+
+def test_random_start_one_means_a_uniform_start():
+    """Before: random_start=1 passed the check (1 == True) but started from the image."""
+    assert create_attack("pgd", random_start=1).random_start == "uniform"
+    assert create_attack("pgd", random_start=False).random_start is False
+    assert create_attack("pgd", random_start="normal").random_start == "normal"
+
+
+# ============================================================================= L∞ budgets
+@pytest.mark.parametrize("name", ["pgd", "fgsm", "apgd", "square", "fab_t", "autoattack"])
+def test_linf_budget_in_pixel_units_is_refused(name):
+    """Before: eps 8 (meant as 8/255) reported 0 % under the column @2040/255."""
+    with pytest.raises(ConfigError, match=r"L∞ eps must be at most 1 .* e\.g\. 8/255"):
+        create_attack(name, eps=8, norm="linf")
+
+
+def test_linf_budget_above_one_is_refused_per_call_and_per_image():
+    model, images, labels = tiny_batch()
+    attack = create_attack("fgsm")
+    with pytest.raises(ConfigError, match="at most 1"):
+        attack(model, images, labels, eps=2.0)
+    with pytest.raises(ConfigError, match="at most 1"):
+        attack(model, images, labels, eps="8")
+    with pytest.raises(ConfigError, match="at most 1"):
+        attack(model, images, labels, eps=torch.tensor([0.1, 0.1, 3.0, 0.1, 0.1, 0.1]))
+
+
+def test_largest_linf_budget_and_other_norms_are_accepted():
+    model, images, labels = tiny_batch()
+    adv = create_attack("fgsm", eps=1.0)(model, images, labels)
+    assert adv.shape == images.shape
+    assert create_attack("pgd", norm="l2", eps=2.0).eps == 2.0
+    assert create_attack("pgd", norm="l1", eps=16.0).eps == 16.0
+    assert create_attack("deepfool", norm="linf", eps="inf").eps == math.inf
+    with pytest.raises(ConfigError, match="at most 1"):
+        create_attack("deepfool", norm="linf", eps=2.0)
+    for bad in (-0.5, NAN):
+        with pytest.raises(ConfigError, match="eps"):
+            create_attack("pgd", norm="l2", eps=bad)
+
+
+# ============================================================================= suites
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"name": "pgd", "eps": ["8/255"], "steps": 10, "rel_step_size": -0.25}, "rel_step_size"),
+        ({"name": "pgd", "eps": ["8/255"], "steps": 10, "rel_step_size": 0}, "rel_step_size"),
+        ({"name": "pgd", "eps": ["8/255"], "steps": 10, "step_size": NAN}, "step_size"),
+        ({"name": "mifgsm", "eps": ["8/255"], "decay": -5}, "decay"),
+        ({"name": "pgd", "eps": ["8/255"], "steps": "ten"}, "steps must be an integer"),
+        ({"name": "pgd", "eps": [8], "steps": 2}, "at most 1"),
+        ({"name": "pgd", "eps": ["4/255", 8], "steps": 2}, "at most 1"),
+    ],
+    ids=["rel-negative", "rel-zero", "step-nan", "decay", "steps-ten", "eps-8", "second-eps-8"],
+)
+def test_suites_refuse_bad_attack_settings(spec, match):
+    with pytest.raises(ConfigError, match=match):
+        RobustnessSuite(attacks=[spec])
+
+
+def test_suite_accepts_linf_one_and_large_l2_budgets():
+    suite = RobustnessSuite(
+        attacks=[
+            {"name": "pgd", "eps": ["8/255", 1.0], "steps": 2},
+            {"name": "pgd", "norm": "l2", "eps": [0.5, 4.0], "steps": 2},
+        ]
+    )
+    assert len(suite.attack_keys()) == 4
+
+
+# ============================================================================= labels
+INT_LABEL_ATTACKS = {
+    "fgsm": {},
+    "pgd": {"steps": 2},
+    "mifgsm": {"steps": 2},
+    "apgd": {"steps": 2},
+    "apgd_t": {"steps": 2, "num_targets": 2},
+    "square": {"queries": 3},
+    "deepfool": {"steps": 2},
+    "cw": {"steps": 2, "binary_steps": 1},
+    "fab_t": {"steps": 2, "num_targets": 2},
+    "autoattack": {"version": "fast"},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+@pytest.mark.parametrize("name", list(INT_LABEL_ATTACKS))
+def test_any_integer_label_dtype_gives_the_int64_result(name, dtype):
+    """Before: int32 labels raised a RuntimeError inside the losses."""
+    model, images, labels = tiny_batch()
+    eps = "inf" if name in ("cw", "deepfool") else "8/255"
+    attack = create_attack(name, eps=eps, **INT_LABEL_ATTACKS[name])
+    expected = attack(model, images, labels, generator=make_generator(0))
+    adv = attack(model, images, labels.to(dtype), generator=make_generator(0))
+    assert torch.equal(adv, expected)
+
+
+def test_float_labels_are_still_refused():
+    model, images, labels = tiny_batch()
+    with pytest.raises(InputRangeError, match="integer class indices"):
+        create_attack("pgd", steps=1)(model, images, labels.float())

@@ -1,0 +1,153 @@
+"""Settings under which ``robustart fit | validate | test`` would report numbers for nothing are
+refused when the configuration is built: evaluating untrained weights, runs over zero batches,
+epochs or steps, a W&B logger without an account, a ``--ckpt_path`` folder. Each refusal is one
+``robustart: error: ...`` line (exit status 2), before any run folder is written."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import FAST, RECIPES
+from conftest import expect_cli_error as expect_error
+from jsonargparse import Namespace
+
+from robustart.cli.checks import check_run_length, check_trained_weights, check_wandb_can_log
+from robustart.cli.lightning import LIGHTNING_WANDB_LOGGERS
+from robustart.errors import ConfigError
+
+STANDARD = RECIPES / "digits" / "standard.yaml"
+WANDB = RECIPES / "loggers" / "wandb.yaml"
+RECIPE = ["--config", STANDARD, "--config", FAST]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def checkpoint(workdir):
+    """A Lightning checkpoint file of the recipe's architecture: the refusals come before it is
+    loaded into a model."""
+    path = workdir / "model.ckpt"
+    torch.save({"state_dict": {}, "robustart": {"model": "resnet20", "num_classes": 10}}, path)
+    return path
+
+
+def nothing_written(folder) -> bool:
+    return not (folder / "runs").exists()
+
+
+# --------------------------------------------------------------------------- untrained weights
+@pytest.mark.parametrize("subcommand", ["validate", "test"])
+def test_evaluating_untrained_weights_is_refused(workdir, capsys, subcommand):
+    line = expect_error(capsys, subcommand, *RECIPE, match="random initial weights")
+    assert "--ckpt_path" in line and "--model.init_args.weights" in line
+    assert nothing_written(workdir)
+
+
+@pytest.mark.parametrize("name", ["last", "best"])
+def test_named_checkpoints_of_an_earlier_fit_are_refused_by_test(workdir, capsys, name):
+    line = expect_error(capsys, "test", *RECIPE, "--ckpt_path", name, match=f"--ckpt_path {name}")
+    assert "checkpoints/last.ckpt" in line
+    assert nothing_written(workdir)
+
+
+def test_a_checkpoint_or_trained_weights_are_enough_to_evaluate():
+    def task(**init_args) -> Namespace:
+        return Namespace(class_path="robustart.tasks.ClassificationTask", init_args=init_args)
+
+    for subcommand in ("validate", "test"):
+        for config in (
+            Namespace(ckpt_path="model.ckpt", model=task(weights=None)),
+            Namespace(model=task(weights="zoo:digits_resnet20_standard")),
+            Namespace(model=task(weights=None, pretrained=True)),
+        ):
+            check_trained_weights(config, subcommand)
+        with pytest.raises(ConfigError, match="random initial weights"):
+            check_trained_weights(Namespace(model=task(weights=None)), subcommand)
+    check_trained_weights(Namespace(model=task(weights=None)), "fit")  # training starts untrained
+
+
+def test_a_directory_as_ckpt_path_is_named_as_one(workdir, capsys):
+    (workdir / "run" / "checkpoints").mkdir(parents=True)
+    (workdir / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    line = expect_error(capsys, "test", *RECIPE, "--ckpt_path", "run", match="is a directory")
+    assert "no such file" not in line and "last.ckpt" in line
+
+
+# --------------------------------------------------------------------------- runs over nothing
+@pytest.mark.parametrize(
+    ("subcommand", "option", "value"),
+    [
+        ("test", "limit_test_batches", "0"),
+        ("test", "limit_test_batches", "0.0"),
+        ("validate", "limit_val_batches", "0"),
+        ("fit", "limit_train_batches", "0"),
+        ("fit", "max_epochs", "0"),
+        ("fit", "max_steps", "0"),
+    ],
+)
+def test_runs_over_nothing_are_refused(workdir, capsys, checkpoint, subcommand, option, value):
+    ckpt = [] if subcommand == "fit" else ["--ckpt_path", checkpoint]
+    args = [subcommand, *RECIPE, *ckpt, f"--trainer.{option}", value]
+    line = expect_error(capsys, *args, match=f"trainer.{option} is 0")
+    assert f"Set --trainer.{option} to" in line
+    assert "results in" not in capsys.readouterr().out
+    assert nothing_written(workdir)
+
+
+def test_run_lengths_that_run_something_pass():
+    for subcommand, limits in (
+        ("fit", {"limit_train_batches": 2.0, "limit_val_batches": 0, "max_epochs": -1}),
+        ("fit", {"max_epochs": None, "max_steps": -1}),
+        ("test", {"limit_test_batches": 0.25}),
+        ("validate", {"limit_val_batches": 1}),
+        ("fit", {"fast_dev_run": True, "max_epochs": 0}),  # fast_dev_run overrides both
+    ):
+        check_run_length(Namespace(**limits), subcommand)
+    with pytest.raises(ConfigError, match="invalid number of batches"):
+        check_run_length(Namespace(limit_test_batches=2.5), "test")
+
+
+# --------------------------------------------------------------------------- W&B credentials
+@pytest.fixture
+def no_wandb_account(tmp_path, monkeypatch):
+    """An environment where W&B finds no API key: none in the environment, no ``.netrc``."""
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(home / ".netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(home / ".config" / "wandb"))
+    return home
+
+
+def test_online_wandb_without_an_account_is_refused_up_front(workdir, capsys, no_wandb_account):
+    line = expect_error(capsys, "fit", *RECIPE, "--config", WANDB, match="WANDB_MODE=offline")
+    assert "wandb login" in line
+    assert nothing_written(workdir)
+
+
+def wandb_trainer(**init_args) -> Namespace:
+    logger = Namespace(class_path="robustart.loggers.WandbLogger", init_args=Namespace(init_args))
+    return Namespace(logger=[Namespace(class_path="robustart.loggers.CSVLogger"), logger])
+
+
+def test_wandb_offline_or_logged_in_passes(no_wandb_account, monkeypatch):
+    with pytest.raises(ConfigError, match="wandb login"):
+        check_wandb_can_log(wandb_trainer(project="p"), LIGHTNING_WANDB_LOGGERS)
+    for offline in ({"offline": True}, {"mode": "offline"}, {"settings": {"mode": "disabled"}}):
+        check_wandb_can_log(wandb_trainer(**offline), LIGHTNING_WANDB_LOGGERS)
+    with monkeypatch.context() as env:
+        env.setenv("WANDB_MODE", "offline")
+        check_wandb_can_log(wandb_trainer(), LIGHTNING_WANDB_LOGGERS)
+    with monkeypatch.context() as env:
+        env.setenv("WANDB_API_KEY", "k" * 40)
+        check_wandb_can_log(wandb_trainer(), LIGHTNING_WANDB_LOGGERS)
+    netrc = no_wandb_account / ".netrc"  # what `wandb login` writes
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'k' * 40}\n")
+    netrc.chmod(0o600)
+    check_wandb_can_log(wandb_trainer(), LIGHTNING_WANDB_LOGGERS)
