@@ -11,16 +11,22 @@ import argparse
 import os
 from typing import Any
 
-from robustart.cli.options import add_data_options, add_model_options, add_run_options
+from robustart.cli.options import (
+    add_data_options,
+    add_model_options,
+    add_run_options,
+    num_images_request,
+)
 from robustart.utils import CommandParser, check_output_dir
 
 DESCRIPTION = """\
 Evaluate models on one robustness suite: attacks at each budget, corruptions generated on the
 fly, system noise and on-disk shift sets (CIFAR-10-C, ImageNet-A, ...), as the suite lists them.
 Each (model, suite item) result is stored in OUTPUT/items/ as soon as it finishes, keyed by the
-weights' checksum and every setting; running the same command again resumes, and a changed
-setting recomputes only what it affects. Writes OUTPUT/benchmark.json (every setting, library
-version and result), leaderboard.md/.csv and the plots, and prints the leaderboard.
+model (weights, spec and code) and every setting; running the same command again resumes, and a
+changed setting or model recomputes only what it affects. Writes OUTPUT/benchmark.json (every
+setting, library version and result), leaderboard.md/.csv and the plots, and prints the
+leaderboard.
 
 Models: zoo:NAME, a Lightning checkpoint of `robustart fit`, a weights file with --arch,
 timm:NAME@FILE, torchvision:NAME@FILE, or package.module:factory[@FILE] (a function returning an
@@ -84,6 +90,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     output = check_output_dir(args.output)
     suite = load_benchmark_suite(args.suite)  # checked before processes start
     names = display_names(args.models, args.names)
+    num_images, whole_split_if_smaller = num_images_request(args)
     device = _launch(args)
     result = benchmark(
         dict(zip(names, args.models)),
@@ -91,7 +98,8 @@ def main(argv: list[str]) -> dict[str, Any]:
         suite,
         data_root=args.data_root,
         split=args.split,
-        num_images=args.num_images or None,
+        num_images=num_images,
+        whole_split_if_smaller=whole_split_if_smaller,
         batch_size=args.batch_size,
         seed=args.seed,
         device=device,

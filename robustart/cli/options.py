@@ -89,10 +89,12 @@ def add_data_options(
     parser.add_argument(
         "--num-images",
         type=positive_int(0),
-        default=num_images,
+        default=None,
         metavar="N",
-        help="size of the fixed, seeded subset of the split; 0 = all (default: %(default)s)",
+        help="size of the fixed, seeded subset of the split, at most the split's size; 0 = all "
+        f"(default: {num_images}, or the whole split when it is smaller)",
     )
+    parser.set_defaults(num_images_default=num_images)
     parser.add_argument(
         "--seed",
         type=int,
@@ -100,6 +102,24 @@ def add_data_options(
         metavar="N",
         help=f"seed of the image subset {seed_help} (default: %(default)s)",
     )
+
+
+def num_images_request(args: argparse.Namespace) -> tuple[int | None, bool]:
+    """``(num_images, whole_split_if_smaller)`` of the options :func:`add_data_options` added:
+    ``--num-images N`` is a request (more than the split holds is refused), 0 means the whole
+    split, and without the option the command's default is an upper bound.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_data_options(parser, num_images=1000)
+        >>> num_images_request(parser.parse_args([]))
+        (1000, True)
+        >>> num_images_request(parser.parse_args(["--num-images", "0"]))
+        (None, False)
+    """
+    if args.num_images is None:
+        return args.num_images_default, True
+    return args.num_images or None, False
 
 
 def add_run_options(

@@ -59,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int(1),
         default=None,
         metavar="N",
-        help="evaluate N images instead of the study file's num_images (a quick trial of a "
-        "study; stored results of other image counts are kept, but the tables and figures in "
-        "OUTPUT are replaced: give a separate --output to keep both)",
+        help="evaluate N images (at most the split's size) instead of the study file's "
+        "num_images (a quick trial of a study; stored results of other image counts are kept, "
+        "but the tables and figures in OUTPUT are replaced: give a separate --output to keep "
+        "both)",
     )
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     return parser
@@ -75,7 +76,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     spec = load_study(args.study)
     if args.num_images is not None:
-        spec = dataclasses.replace(spec, num_images=args.num_images)
+        spec = dataclasses.replace(spec, num_images=args.num_images, whole_split_if_smaller=False)
     output = check_output_dir(args.output or Path("runs") / "study" / spec.name)
     study = run_study(spec, output, device=args.device, progress=not args.no_progress)
     print(study.summary().text())

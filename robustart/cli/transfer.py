@@ -22,9 +22,15 @@ import torch
 import yaml
 
 from robustart.attacks import create_attack
-from robustart.cli.options import add_data_options, add_model_options, add_run_options
+from robustart.cli.options import (
+    add_data_options,
+    add_model_options,
+    add_run_options,
+    num_images_request,
+)
 from robustart.data.named import create_datamodule
 from robustart.errors import EmptyInputError
+from robustart.evaluation.benchmark import evaluation_subset
 from robustart.evaluation.transfer import evaluate_transfer
 from robustart.models.loading import display_names, load_models, resolve_device
 from robustart.utils import CommandParser, announce_results, check_output_dir
@@ -122,7 +128,8 @@ def main(argv: list[str]) -> dict[str, Any]:
         arch=args.arch,
         device=device,
     )
-    subset = data.robustness_subset(args.split, args.num_images or None, args.seed)
+    num_images, whole_split_if_smaller = num_images_request(args)
+    subset = evaluation_subset(data, args.split, num_images, args.seed, whole_split_if_smaller)
     if len(subset) == 0:
         raise EmptyInputError(f"the {args.data} {args.split} split has no images")
     loader = DataLoader(subset, batch_size=len(subset), shuffle=False, num_workers=args.num_workers)

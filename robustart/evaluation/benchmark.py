@@ -27,8 +27,10 @@ keys::
       - {benchmark: cifar10-c, data_root: data/CIFAR-10-C, optional: true}
 
 Resuming: a result is stored under ``<output>/items/<weights checksum>/<item hash>.json`` where
-the hash covers the item's settings (with every default of the attack), the data, split, subset
-size, seed, chunk size and robustart's version. An interrupted benchmark continues where it
+the hash covers the model (its weights, its spec without the weights file, its structure and the
+source of its classes and factory: :func:`~robustart.models.loading.model_identity`), the
+item's settings (with every default of the attack), the data, split, subset size, seed, chunk
+size and robustart's version. An interrupted benchmark continues where it
 stopped; a changed setting recomputes only the items it affects. Randomness is seeded per
 (seed, test, chunk), so a resumed or sharded benchmark gives exactly the numbers of an
 uninterrupted single-device one.
@@ -88,6 +90,7 @@ def benchmark(
     num_workers: int = 0,
     progress: bool = True,
     on_item: Callable[[str, str, dict[str, Any]], None] | None = None,
+    whole_split_if_smaller: bool = False,
 ) -> BenchmarkResult:
     """Evaluate ``models`` on every item of ``suite``.
 
@@ -101,7 +104,8 @@ def benchmark(
             mapping or a :class:`BenchmarkSuite`.
         data_root: Where the dataset's files are (CIFAR, ImageNet).
         split: The datamodule's split to evaluate.
-        num_images: Size of the fixed seeded subset of the split (``None``: all images).
+        num_images: Size of the fixed seeded subset of the split (``None``: all images); more
+            than the split holds is refused.
         batch_size: Images per chunk (part of the results' identity: randomness is per chunk).
         seed: Seed of the subset and of every random test.
         device: ``"auto"``/``None`` (CUDA when available), ``"cpu"``, ``"cuda:1"``, ...
@@ -112,16 +116,26 @@ def benchmark(
         progress: Show progress bars.
         on_item: Called as ``(model name, item key, result)`` after each item (computed or
             reused).
+        whole_split_if_smaller: Take ``num_images`` as an upper bound (a default, not a
+            request): a smaller split is evaluated whole instead of being refused.
 
     Returns:
         A :class:`BenchmarkResult`; with ``output`` it is also written there (rank zero).
 
     Raises:
-        ConfigError: an unknown suite item or dataset, a bad model spec, a missing non-optional
-            on-disk set; all checked before any model is evaluated.
+        ConfigError: an unknown suite item or dataset, a bad model spec, a model whose outputs
+            do not match the data's classes, more images than the split holds, a missing
+            non-optional on-disk set; all checked before any model is evaluated.
         NonFiniteError: a model's logits are NaN or infinite (no accuracy is reported).
     """
-    from robustart.models.loading import load_models, model_names, resolve_device, state_checksum
+    from robustart.models.loading import (
+        check_model_outputs,
+        load_models,
+        model_identity,
+        model_names,
+        resolve_device,
+        state_checksum,
+    )
 
     suite = suite if isinstance(suite, BenchmarkSuite) else load_benchmark_suite(suite)
     if batch_size < 1:
@@ -132,7 +146,9 @@ def benchmark(
     if output is not None:
         check_output_dir(output, "the benchmark's output folder")
     entries = _model_entries(models)
-    datamodule, subset, data_name = evaluation_data(data, data_root, split, num_images, seed)
+    datamodule, subset, data_name = evaluation_data(
+        data, data_root, split, num_images, seed, whole_split_if_smaller
+    )
     if len(subset) == 0:  # type: ignore[arg-type]
         raise EmptyInputError(f"the {split} split of {data_name} holds no images")
     items = build_items(suite, num_images, batch_size, device)
@@ -163,7 +179,7 @@ def benchmark(
 
     # Load every model before evaluating any (a bad spec fails now, not after hours).
     spec_names = model_names([s if isinstance(s, str) else "model" for _, s in entries])
-    loaded: dict[str, tuple[str, nn.Module]] = {}
+    loaded: dict[str, tuple[str, nn.Module, dict[str, str]]] = {}
     for (given, source), default in zip(entries, spec_names):
         name = given or (default if isinstance(source, str) else _module_name(source, loaded))
         if isinstance(source, str):
@@ -175,17 +191,24 @@ def benchmark(
             (model,) = load_models(
                 {name: source}, datamodule, data_name, "pass --data {trained_on}", arch=arch
             ).values()
+            identity = model_identity(source, model)
         else:
             model, source = source, f"<{type(source).__name__}>"
+            if datamodule is not None:  # it records neither its classes nor its input
+                image, _ = subset[0]
+                check_model_outputs(
+                    model, f"model {name!r}", _num_classes(datamodule), tuple(image.shape)
+                )
+            identity = model_identity(None, model)
         if name in loaded:
             raise ConfigError(f"two models are named {name!r}: give distinct names")
-        loaded[name] = (source, model)
+        loaded[name] = (source, model, identity)
 
     from tqdm.auto import tqdm
 
     results: dict[str, ModelResult] = {}
     reused: list[str] = []
-    for name, (source, model) in loaded.items():
+    for name, (source, model, model_id) in loaded.items():
         model = model.to(device)  # the loops set eval mode and restore the model's own
         checksum = state_checksum(model)
         result = ModelResult(name, source, checksum, sum(p.numel() for p in model.parameters()))
@@ -195,7 +218,7 @@ def benchmark(
         bar = tqdm(items, desc=name, disable=not progress or rank != 0, dynamic_ncols=True)
         for item in bar:
             bar.set_postfix_str(item.key, refresh=False)
-            identity = store.identity(item, common, checksum)
+            identity = store.identity(item, common, checksum, model_id)
             record = _shared(store.load(identity) if rank == 0 else None)
             if record is None:
                 record = _run_item(item, context, rank)
@@ -251,9 +274,19 @@ def _module_name(model: nn.Module, taken: Mapping[str, Any]) -> str:
 
 
 def evaluation_data(
-    data: Any, root: str | None, split: str, num_images: int | None, seed: int
+    data: Any,
+    root: str | None,
+    split: str,
+    num_images: int | None,
+    seed: int,
+    whole_split_if_smaller: bool = False,
 ) -> tuple[Any, Dataset, str]:
-    """``(datamodule or None, the evaluated subset, the data's name)``."""
+    """``(datamodule or None, the evaluated subset, the data's name)``.
+
+    Raises:
+        ConfigError: an unknown dataset or split, or ``num_images`` larger than the split
+            (unless ``whole_split_if_smaller``).
+    """
     from robustart.data.base import RobustartDataModule
     from robustart.data.named import create_datamodule
 
@@ -262,14 +295,56 @@ def evaluation_data(
     elif isinstance(data, RobustartDataModule):
         name = type(data).__name__.removesuffix("DataModule").lower()
     elif isinstance(data, Dataset):
-        return None, limit_dataset(data, num_images), type(data).__name__
+        name = type(data).__name__
+        limited = limit_dataset(data, num_images)
+        _check_subset_size(limited, num_images, whole_split_if_smaller, f"the {name}")
+        return None, limited, name
     else:
         raise ConfigError(
             f"data must be a dataset name, a robustart datamodule or a Dataset, got {data!r}"
         )
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be train, val or test, got {split!r}")
-    return data, data.robustness_subset(split, num_images, seed), name
+    return data, evaluation_subset(data, split, num_images, seed, whole_split_if_smaller), name
+
+
+def evaluation_subset(
+    datamodule: Any,
+    split: str,
+    num_images: int | None,
+    seed: int,
+    whole_split_if_smaller: bool = False,
+) -> Dataset:
+    """The datamodule's fixed, seeded subset of ``num_images`` images of ``split``.
+
+    Args:
+        datamodule: A robustart datamodule.
+        split: ``train``, ``val`` or ``test``.
+        num_images: Images (``None``: the whole split).
+        seed: Seed of the selection.
+        whole_split_if_smaller: ``num_images`` is a default upper bound, not a request: a
+            smaller split is taken whole.
+
+    Raises:
+        ConfigError: ``num_images`` is larger than the split (unless
+            ``whole_split_if_smaller``): a silently smaller subset would be reported as the
+            requested one.
+    """
+    subset = datamodule.robustness_subset(split, num_images, seed)
+    what = f"the {split} split of {type(datamodule).__name__.removesuffix('DataModule')}"
+    _check_subset_size(subset, num_images, whole_split_if_smaller, what)
+    return subset
+
+
+def _check_subset_size(
+    subset: Dataset, num_images: int | None, whole_split_if_smaller: bool, what: str
+) -> None:
+    size = len(subset)  # type: ignore[arg-type]
+    if num_images is not None and num_images > size and not whole_split_if_smaller:
+        raise ConfigError(
+            f"{num_images} images requested but {what} holds only {size}: ask for at most "
+            f"{size} (or for all of them)"
+        )
 
 
 def _num_classes(datamodule: Any) -> int:

@@ -2,9 +2,10 @@
 model's merged report, and the leaderboard, JSON, Markdown, CSV and plots of a run.
 
 Stored results live under ``<output>/items/<weights checksum>/<item hash>.json``; the hash
-covers the item's settings (every default of the attack included), the data, split, subset
-size, seed, chunk size and robustart's version, and the file repeats that identity, so a
-result is only reused for exactly the evaluation that produced it.
+covers the model (weights, spec, structure and source code), the item's settings (every default
+of the attack included), the data, split, subset size, seed, chunk size and robustart's
+version, and the file repeats that identity, so a result is only reused for exactly the
+evaluation that produced it.
 """
 
 from __future__ import annotations
@@ -43,8 +44,20 @@ class ItemStore:
         self.root = root
 
     @staticmethod
-    def identity(item: Item, common: Mapping[str, Any], checksum: str) -> dict[str, Any]:
-        return {"item": item.key, "settings": item.settings, **common, "weights": checksum}
+    def identity(
+        item: Item, common: Mapping[str, Any], checksum: str, model: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Everything a stored result depends on: the item and its settings, the ``common``
+        evaluation settings, the weights' ``checksum`` and the rest of the ``model``'s identity
+        (:func:`~robustart.models.loading.model_identity`): equal weights behind another
+        spec, structure or code never share results."""
+        return {
+            "item": item.key,
+            "settings": item.settings,
+            **common,
+            "weights": checksum,
+            "model": dict(model),
+        }
 
     def path(self, identity: Mapping[str, Any]) -> Path | None:
         if self.root is None:

@@ -32,11 +32,16 @@ A study file::
     transfer: {name: pgd, norm: linf, eps: 8/255, steps: 10}            # optional
     wandb: {project: robustart}                                          # optional
 
+The ``wandb:`` section takes ``project``, ``entity``, ``group``, ``name``, ``dir``, ``tags``,
+``notes`` and ``mode`` (``online``, ``offline``, ``disabled``); that W&B can log (offline, or an
+API key / ``wandb login``) is checked before any model is evaluated.
+
 Replicates: models trained the same way with different seeds share a ``group`` (``{spec: A.ckpt,
 family: resnet, technique: mixup, group: resnet20_mixup}``); every model still gets its row, and
 the study adds a table of mean ± sample std over each group's models, marking (≈) the cells of a
 group whose mean is within the spread of its family's ``standard`` group (√(s₁² + s₂²)): such a
-technique effect is smaller than the run-to-run variation.
+technique effect is smaller than the run-to-run variation. Two models of one group with
+identical weights are refused: their spread of zero would be no measured variation.
 """
 
 from __future__ import annotations
@@ -82,6 +87,12 @@ STUDY_KEYS = {
     "wandb",
 }
 
+#: Keys of a study's ``wandb:`` section (arguments of ``wandb.init``).
+WANDB_KEYS = {"project", "entity", "group", "name", "dir", "tags", "notes", "mode"}
+
+#: W&B modes in which a run needs no account.
+_WANDB_LOCAL_MODES = {"offline", "disabled", "dryrun"}
+
 
 @dataclass(frozen=True)
 class StudyModel:
@@ -122,22 +133,24 @@ class StudySpec:
     batch_size: int = 128
     transfer: dict[str, Any] | None = None
     wandb: dict[str, Any] | None = None
+    whole_split_if_smaller: bool = False
 
 
 def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
     """Read and check a study file (or mapping) before anything runs.
 
+    Without ``num_images`` a study evaluates 500 images, or the whole split when it is smaller;
+    a ``num_images`` larger than the split is refused when the study runs.
+
     Raises:
-        ConfigError: unknown keys, no models, duplicate names, a model without ``spec``.
+        ConfigError: unknown keys (also in ``wandb:``), no models, duplicate names, a model
+            without ``spec``, a group listing one spec twice, a non-integer ``seed``,
+            ``batch_size`` or ``num_images``.
     """
     data = dict(spec) if isinstance(spec, Mapping) else read_yaml_file(spec, "study file")
     if not isinstance(data, dict):
         raise ConfigError(f"the study file must hold a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - STUDY_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown study keys {unknown}; a study takes {', '.join(sorted(STUDY_KEYS))}"
-        )
+    _refuse_unknown_keys(data, STUDY_KEYS, "study keys")
     entries = data.get("models")
     if not isinstance(entries, list) or not entries:
         raise ConfigError("a study needs `models:`, a list of {spec, family, technique}")
@@ -165,18 +178,25 @@ def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
     if duplicates:
         raise ConfigError(f"study models share the names {duplicates}; give each a `name`")
     for group in {m.group for m in models}:
-        kinds = {(m.family, m.technique) for m in models if m.group == group}
+        members = [m for m in models if m.group == group]
+        kinds = {(m.family, m.technique) for m in members}
         if len(kinds) > 1:
             raise ConfigError(
                 f"study group {group!r} mixes families or techniques {sorted(kinds)}; "
                 "replicates of one group must share both"
             )
+        for i, first in enumerate(members):
+            for second in members[i + 1 :]:
+                if first.spec == second.spec:
+                    raise ConfigError(
+                        _same_replicates(group, first, second, "load the same weights")
+                    )
     for key in ("transfer", "wandb"):
         if data.get(key) is not None and not isinstance(data[key], Mapping):
             raise ConfigError(f"study `{key}` must be a mapping, got {data[key]!r}")
-    num_images = data.get("num_images", 500)
-    if num_images is not None and (not isinstance(num_images, int) or num_images < 1):
-        raise ConfigError(f"study num_images must be an integer >= 1, got {num_images!r}")
+    if data.get("wandb"):
+        _check_wandb_section(data["wandb"])
+    num_images = _study_int(data, "num_images", 500, 1, allow_none=True)
     return StudySpec(
         name=str(data.get("name") or "study"),
         models=models,
@@ -185,11 +205,116 @@ def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
         data_root=data.get("data_root"),
         split=str(data.get("split", "test")),
         num_images=num_images,
-        seed=int(data.get("seed", 0)),
-        batch_size=int(data.get("batch_size", 128)),
+        seed=_study_int(data, "seed", 0, 0),
+        batch_size=_study_int(data, "batch_size", 128, 1),
         transfer=dict(data["transfer"]) if data.get("transfer") else None,
         wandb=dict(data["wandb"]) if data.get("wandb") else None,
+        whole_split_if_smaller="num_images" not in data,
     )
+
+
+def _refuse_unknown_keys(data: Mapping[str, Any], known: set[str], what: str) -> None:
+    """Raise :class:`ConfigError` naming the keys of ``data`` not in ``known``, with the
+    known keys close to each (a misspelt key would otherwise be ignored)."""
+    from robustart.registry import close_matches
+
+    unknown = sorted(str(key) for key in set(data) - known)
+    if not unknown:
+        return
+    hints = [f"{key!r} -> {', '.join(close_matches(key, known, n=2))}?" for key in unknown]
+    hints = [hint for hint in hints if not hint.endswith("-> ?")]
+    raise ConfigError(
+        f"unknown {what} {unknown}"
+        + (f" (did you mean: {'; '.join(hints)})" if hints else "")
+        + f"; allowed: {', '.join(sorted(known))}"
+    )
+
+
+def _study_int(
+    data: Mapping[str, Any], key: str, default: int, least: int, allow_none: bool = False
+) -> int | None:
+    """``data[key]`` (``default`` when absent) as an integer >= ``least``."""
+    value = data.get(key, default)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"study {key} must be an integer >= {least}, got {value!r}")
+    return value
+
+
+def _same_replicates(group: str, first: StudyModel, second: StudyModel, why: str) -> str:
+    return (
+        f"study group {group!r} lists {first.name!r} ({first.spec}) and {second.name!r} "
+        f"({second.spec}), which {why}: replicates of a group must be "
+        "separately trained models (e.g. other seeds), or their spread of zero is no measured "
+        "variation; list each model once or give them separate groups"
+    )
+
+
+def _check_wandb_section(section: Mapping[str, Any]) -> None:
+    """Refuse unknown keys, an unknown ``mode`` and ``tags`` other than a list of strings in
+    a study's ``wandb:`` section."""
+    _refuse_unknown_keys(section, WANDB_KEYS, "keys in the study's `wandb:` section")
+    mode = section.get("mode")
+    if mode is not None and mode not in ("online", "offline", "disabled"):
+        raise ConfigError(f"study wandb mode must be online, offline or disabled, got {mode!r}")
+    tags = section.get("tags")
+    if tags is not None and (
+        not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+    ):
+        raise ConfigError(f"study wandb tags must be a list of strings, got {tags!r}")
+
+
+def check_wandb_ready(section: Mapping[str, Any]) -> None:
+    """Check, before any evaluation, that the study's W&B run can be created: ``wandb`` is
+    installed, and the run is offline or disabled (``mode:`` of the section, else
+    ``WANDB_MODE``) or an API key is known (``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE`` or
+    the netrc entry ``wandb login`` writes).
+
+    Raises:
+        ConfigError: naming the fix (``WANDB_MODE=offline``, ``mode: offline`` or
+            ``wandb login``).
+    """
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "the study's `wandb:` section needs the wandb package: pip install wandb, or "
+            "remove the section"
+        ) from None
+    if os.environ.get("WANDB_DISABLED", "").lower() in ("true", "1", "yes"):
+        return
+    mode = str(section.get("mode") or os.environ.get("WANDB_MODE") or "online").lower()
+    if mode in _WANDB_LOCAL_MODES:
+        return
+    if mode not in ("online", "run"):
+        raise ConfigError(f"WANDB_MODE must be online, offline or disabled, got {mode!r}")
+    if _wandb_credentials():
+        return
+    raise ConfigError(
+        "the study logs to W&B (its `wandb:` section) but no W&B API key is set and this "
+        "machine is not logged in: run `wandb login` (or set WANDB_API_KEY), or log offline "
+        "with WANDB_MODE=offline or `mode: offline` in the section (`wandb sync` uploads later)"
+    )
+
+
+def _wandb_credentials() -> bool:
+    """Whether W&B has credentials for its server: an environment variable or a netrc entry."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    try:
+        from wandb.sdk.lib.wbauth import read_netrc_auth
+
+        return bool(read_netrc_auth(host=host))
+    except Exception:  # an older or newer wandb, or a malformed netrc: read it ourselves
+        import netrc
+        from urllib.parse import urlsplit
+
+        try:
+            return netrc.netrc().authenticators(urlsplit(host).hostname or host) is not None
+        except (OSError, netrc.NetrcParseError):
+            return False
 
 
 def _default_name(spec: str) -> str:
@@ -605,13 +730,20 @@ def run_study(
     from robustart.attacks import create_attack
     from robustart.evaluation.benchmark import benchmark, evaluation_data
     from robustart.evaluation.transfer import evaluate_transfer
-    from robustart.models.loading import load_models, resolve_device, state_checksum
+    from robustart.models.loading import (
+        load_models,
+        model_identity,
+        resolve_device,
+        state_checksum,
+    )
     from robustart.utils import check_output_dir
 
     spec = spec if isinstance(spec, StudySpec) else load_study(spec)
     output = Path(output)
     check_output_dir(output, "the study's output folder")
     device = resolve_device("auto" if device is None else str(device))
+    if spec.wandb is not None:
+        check_wandb_ready(spec.wandb)
     attack = None
     if spec.transfer is not None:
         settings = dict(spec.transfer)
@@ -619,6 +751,19 @@ def run_study(
             attack = create_attack(settings.pop("name", "pgd"), **settings)
         except TypeError as error:
             raise ConfigError(f"study transfer attack: {error}") from None
+    datamodule, subset, data_name = evaluation_data(
+        spec.data,
+        spec.data_root,
+        spec.split,
+        spec.num_images,
+        spec.seed,
+        spec.whole_split_if_smaller,
+    )
+    models = load_models(
+        {m.name: m.spec for m in spec.models}, datamodule, data_name, device=device
+    )
+    checksums = {name: state_checksum(model) for name, model in models.items()}
+    _refuse_identical_replicates(spec.models, checksums)
     result = benchmark(
         {m.name: m.spec for m in spec.models},
         spec.data,
@@ -631,12 +776,7 @@ def run_study(
         device=device,
         output=output / "benchmark",
         progress=progress,
-    )
-    datamodule, subset, data_name = evaluation_data(
-        spec.data, spec.data_root, spec.split, spec.num_images, spec.seed
-    )
-    models = load_models(
-        {m.name: m.spec for m in spec.models}, datamodule, data_name, device=device
+        whole_split_if_smaller=spec.whole_split_if_smaller,
     )
     image, _ = subset[0]
     flops = {name: count_flops(model, tuple(image.shape), device) for name, model in models.items()}
@@ -644,7 +784,10 @@ def run_study(
     if attack is not None:
         identity = {
             "attack": attack.config,
-            "models": {n: state_checksum(m) for n, m in models.items()},
+            "models": {
+                m.name: {"weights": checksums[m.name], **model_identity(m.spec, models[m.name])}
+                for m in spec.models
+            },
             "data": data_name,
             "split": spec.split,
             "num_images": len(subset),
@@ -667,6 +810,22 @@ def run_study(
     if spec.wandb is not None:
         log_study_to_wandb(study, output, spec.wandb)
     return study
+
+
+def _refuse_identical_replicates(models: list[StudyModel], checksums: dict[str, str]) -> None:
+    """Raise :class:`ConfigError` when two models of one replicate group have the same
+    weights (``checksums``: ``{model name: state checksum}``)."""
+    for i, first in enumerate(models):
+        for second in models[i + 1 :]:
+            if first.group == second.group and checksums[first.name] == checksums[second.name]:
+                raise ConfigError(
+                    _same_replicates(
+                        first.group,
+                        first,
+                        second,
+                        f"hold the same weights (sha256 {checksums[first.name][:12]}...)",
+                    )
+                )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -703,6 +862,9 @@ def log_study_to_wandb(study: StudyResult, output: Path, settings: Mapping[str, 
         group=settings.get("group", study.spec.name),
         job_type="study",
         name=settings.get("name", study.spec.name),
+        mode=settings.get("mode"),
+        tags=settings.get("tags"),
+        notes=settings.get("notes"),
         config={
             "study": study.spec.name,
             "models": {

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,9 +40,11 @@ from robustart.errors import CheckpointError, ConfigError
 
 __all__ = [
     "DataFacts",
+    "check_model_outputs",
     "display_names",
     "load_model",
     "load_models",
+    "model_identity",
     "model_names",
     "resolve_device",
     "state_checksum",
@@ -59,8 +63,13 @@ def load_model(
     dataset: str | None = None,
     dataset_hint: str = "evaluate it on {trained_on} data",
     arch: str | None = None,
+    image_size: int | None = None,
 ) -> nn.Module:
     """Load the classifier named by ``spec`` (see the module docstring), in eval mode.
+
+    A factory's model records neither its classes nor its input, so it is run once on two
+    constant images of the data's shape (:func:`check_model_outputs`) when ``image_size`` is
+    known.
 
     Args:
         spec: ``zoo:NAME``, a Lightning ``.ckpt``, a plain weights file (with ``arch``),
@@ -73,6 +82,7 @@ def load_model(
         dataset_hint: What to do when a zoo entry was trained on other data, appended to the
             error; ``{trained_on}`` is replaced by the entry's dataset.
         arch: Architecture of a plain weights file (a robustart or timm model name).
+        image_size: Side of the evaluation images (``None``: a factory's model is not run).
 
     Returns:
         An ``nn.Module`` mapping (N, C, H, W) images in [0, 1] to logits (N, ``num_classes``).
@@ -80,7 +90,8 @@ def load_model(
     Raises:
         UnknownNameError: an unknown zoo entry or architecture (close names suggested).
         CheckpointError: a missing, unsafe, corrupt or mismatched weights file.
-        ConfigError: a model made for another number of classes or dataset, a malformed spec.
+        ConfigError: a model made for another number of classes, channels or dataset, a
+            malformed spec, a factory that fails or whose model fails on the data's images.
     """
     kind, _, rest = spec.partition(":")
     if kind == "zoo" and rest:
@@ -90,7 +101,12 @@ def load_model(
         backbone = _FOREIGN_LOADERS[kind](name, num_classes, in_channels)
         return _with_weights(backbone, weights, spec, num_classes, mean, std)
     if _FACTORY.match(spec.partition("@")[0]) and not Path(spec).exists():
-        return _load_factory(spec, num_classes)
+        model = _load_factory(spec)
+        if image_size is not None:
+            check_model_outputs(
+                model, f"model {spec!r}", num_classes, (in_channels, image_size, image_size)
+            )
+        return model
     return _load_file(Path(spec), num_classes, in_channels, mean, std, arch)
 
 
@@ -113,7 +129,9 @@ def load_models(
     device: torch.device | str = "cpu",
 ) -> dict[str, nn.Module]:
     """``{name: spec}`` → ``{name: model}`` with :func:`load_model`, each on ``device``; every
-    model is loaded (and checked) before the caller evaluates any."""
+    model is loaded (and checked) before the caller evaluates any. A factory's model is run
+    once on the data's image shape when ``data`` has an ``image_size`` (a datamodule does)."""
+    image_size = getattr(data, "image_size", None)
     return {
         name: load_model(
             spec,
@@ -124,6 +142,7 @@ def load_models(
             dataset,
             dataset_hint,
             arch=arch,
+            image_size=None if image_size is None else int(image_size),
         ).to(device)
         for name, spec in specs.items()
     }
@@ -191,9 +210,13 @@ def _with_weights(
     return NormalizedClassifier(backbone, mean, std).eval()
 
 
-def _load_factory(spec: str, num_classes: int) -> nn.Module:
-    target, _, weights = spec.partition("@")
-    module_name, _, function_name = target.partition(":")
+def _factory_function(spec: str) -> tuple[object, str]:
+    """The function a ``package.module:function[@FILE]`` spec names, and that name.
+
+    Raises:
+        ConfigError: the module cannot be imported, or has no such callable.
+    """
+    module_name, _, function_name = spec.partition("@")[0].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
@@ -205,7 +228,32 @@ def _load_factory(spec: str, num_classes: int) -> nn.Module:
             raise ConfigError(f"model {spec!r}: {module_name!r} has no {function_name!r}")
     if not callable(factory):
         raise ConfigError(f"model {spec!r}: {function_name!r} is not callable")
-    model = factory()
+    return factory, function_name
+
+
+def _load_factory(spec: str) -> nn.Module:
+    factory, function_name = _factory_function(spec)
+    weights = spec.partition("@")[2]
+    try:
+        signature = inspect.signature(factory)
+        signature.bind()
+    except TypeError:
+        signature = signature.replace(return_annotation=inspect.Signature.empty)
+        raise ConfigError(
+            f"model {spec!r}: {function_name}{signature} needs arguments, but "
+            "a factory is called with none: name a function without arguments that builds the "
+            "model (e.g. def make(): return "
+            f"{function_name}(...))"
+        ) from None
+    except ValueError:  # no signature (a builtin or C extension): let the call tell
+        pass
+    try:
+        model = factory()
+    except Exception as err:
+        raise ConfigError(
+            f"model {spec!r}: {function_name}() raised {type(err).__name__}: "
+            f"{_first_line(err)}; fix the factory (robustart calls it without arguments)"
+        ) from err
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"model {spec!r}: {function_name}() returned a {type(model).__name__}, not an "
@@ -216,6 +264,86 @@ def _load_factory(spec: str, num_classes: int) -> nn.Module:
 
         load_into(model, extract_state_dict(load_checkpoint_file(weights)), weights, spec)
     return model.eval()
+
+
+def _first_line(err: BaseException, limit: int = 300) -> str:
+    text = (str(err).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_model_outputs(
+    model: nn.Module, what: str, num_classes: int, image_shape: tuple[int, int, int]
+) -> None:
+    """Run ``model`` once, in eval mode and without gradients, on two constant float32 images
+    of ``image_shape`` in [0, 1], and check that it returns float logits ``(2, num_classes)``.
+
+    For models that record neither their classes nor their input (factories, modules passed to
+    :func:`robustart.benchmark`): a model for other classes, channels, image sizes or dtypes
+    is refused before any evaluation instead of being scored or failing mid-run.
+
+    Args:
+        model: The model (its device is that of its first parameter or buffer).
+        what: How the model is named in errors (``"model 'pkg.mod:make'"``).
+        num_classes: Classes of the evaluation data.
+        image_shape: ``(channels, height, width)`` of the evaluation images.
+
+    Raises:
+        ConfigError: the forward pass fails, or its output is not float logits of
+            ``num_classes`` classes.
+
+    Example:
+        >>> check_model_outputs(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), "m", 3, (3, 2, 2))
+        >>> five = nn.Sequential(nn.Flatten(), nn.Linear(12, 5))
+        >>> try:
+        ...     check_model_outputs(five, "m", 3, (3, 2, 2))
+        ... except ConfigError as err:
+        ...     print(str(err).split(":")[0])
+        m has 5 outputs but the data has 3 classes
+    """
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    first = next(tensors, None)
+    device = torch.device("cpu") if first is None else first.device
+    channels, height, width = image_shape
+    expected = f"float32 (N, {channels}, {height}, {width}) images in [0, 1]"
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.full((2, *image_shape), 0.5, device=device))
+    except Exception as err:
+        low = sorted(
+            {str(p.dtype) for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)}
+        )
+        advice = (
+            f"its parameters are {', '.join(low)}: return model.float()"
+            if low
+            else f"it must take the data's {expected} and return logits (N, {num_classes})"
+        )
+        raise ConfigError(
+            f"{what} fails on {expected} ({type(err).__name__}: {_first_line(err, 200)}); {advice}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(
+            f"{what} returns a {type(out).__name__}, not a tensor of logits (N, {num_classes})"
+        )
+    if not out.is_floating_point():
+        raise ConfigError(
+            f"{what} returns {out.dtype} outputs, not float logits (N, {num_classes}); return "
+            "the logits, not class indices"
+        )
+    if out.ndim == 2 and out.shape[0] == 2 and out.shape[1] != num_classes:
+        raise ConfigError(
+            f"{what} has {out.shape[1]} outputs but the data has {num_classes} classes: give "
+            f"a model predicting the data's {num_classes} classes, or evaluate it on data with "
+            f"{out.shape[1]}"
+        )
+    if tuple(out.shape) != (2, num_classes):
+        raise ConfigError(
+            f"{what} returns outputs of shape {tuple(out.shape)} for 2 images, not logits "
+            f"(2, {num_classes})"
+        )
 
 
 def _load_zoo(
@@ -382,6 +510,81 @@ def state_checksum(model: nn.Module) -> str:
         digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def model_identity(spec: str | None, model: nn.Module) -> dict[str, str]:
+    """What, besides its weights (:func:`state_checksum`), decides what ``model`` computes: two
+    models with equal weights but another identity never share stored results.
+
+    A zoo entry, a checkpoint, a weights file and a module given directly are identified by
+    what they compute: equal weights, structure and code are the same model, whatever file
+    they came from. A factory is also identified by its dotted name and its module's source:
+    its code may compute anything from the same weights.
+
+    Args:
+        spec: What loaded the model (see the module docstring), or ``None`` for a module
+            given directly.
+        model: The loaded model.
+
+    Returns:
+        ``{"factory": ..., "structure": ..., "code": ...}``: a factory's
+        ``package.module:function`` (``""`` for other specs), a SHA-256 of ``repr(model)``
+        and of its modules' plain settings (numbers, strings and flags that are not
+        parameters or buffers, e.g. a normalisation constant), and a SHA-256 over the source
+        files of its classes and of a factory's module (an edited ``forward`` changes it).
+
+    Example:
+        >>> a = model_identity(None, nn.Sequential(nn.Flatten(), nn.Dropout(0.1)))
+        >>> b = model_identity(None, nn.Sequential(nn.Flatten(), nn.Dropout(0.2)))
+        >>> a == model_identity(None, nn.Sequential(nn.Flatten(), nn.Dropout(0.1))), a == b
+        (True, False)
+    """
+    sources: set[str] = set()
+    factory = ""
+    target = "" if spec is None else spec.partition("@")[0]
+    kind = target.partition(":")[0]
+    if (
+        spec is not None
+        and kind not in ("zoo", *_FOREIGN_LOADERS)
+        and _FACTORY.match(target)
+        and not Path(spec).exists()
+    ):
+        factory = target
+        sources.add(_source_of(importlib.import_module(kind)))
+    sources.update(_source_of(type(m)) for m in model.modules())
+    code = hashlib.sha256()
+    for source in sorted(sources):
+        code.update(source.encode())
+    structure = hashlib.sha256(repr(model).encode())
+    for name, module in model.named_modules():
+        settings = {k: v for k, v in vars(module).items() if _plain_setting(k, v)}
+        structure.update(f"{name}:{sorted(settings.items())!r};".encode())
+    return {"factory": factory, "structure": structure.hexdigest(), "code": code.hexdigest()}
+
+
+def _plain_setting(key: str, value: object) -> bool:
+    """Whether an attribute of a module is a setting its ``forward`` may read and whose
+    ``repr`` is stable across runs: a public number, string, flag or tuple/list of them."""
+    if key.startswith("_") or key == "training":
+        return False
+    if isinstance(value, (tuple, list)):
+        return all(_plain_setting("x", v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _source_of(obj: object) -> str:
+    """A digest of the source file defining ``obj`` (a module or class), else of its source
+    text, else its qualified name."""
+    try:
+        path = inspect.getsourcefile(obj)  # type: ignore[arg-type]
+        if path is not None:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except (TypeError, OSError):
+        pass
+    try:
+        return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', obj)}"
 
 
 def resolve_device(name: str) -> torch.device:

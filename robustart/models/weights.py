@@ -55,6 +55,8 @@ def load_checkpoint_file(path: str | os.PathLike, sha256: str | None = None) -> 
         CheckpointError: missing, truncated, corrupt, tampered or not a dictionary.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(_directory_message(path, str(path)))
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint not found: {path}. Check the path (and the working "
@@ -99,6 +101,14 @@ def load_checkpoint_file(path: str | os.PathLike, sha256: str | None = None) -> 
     return dict(obj)
 
 
+def _directory_message(path: Path, what: str) -> str:
+    """The error for a checkpoint argument that names a folder, suggesting the checkpoint a
+    run folder of ``robustart fit`` holds."""
+    found = [p for p in (path / "checkpoints" / "last.ckpt", path / "last.ckpt") if p.is_file()]
+    hint = f" (e.g. {found[0]})" if found else ""
+    return f"{what} is a directory, not a checkpoint file: give the checkpoint file itself{hint}"
+
+
 def check_checkpoint_matches(
     checkpoint: dict[str, Any], model: str, num_classes: int, source: str = "the checkpoint"
 ) -> None:
@@ -133,6 +143,8 @@ def check_checkpoint_file(path: str | os.PathLike, model: str | None = None) -> 
         CheckpointError: a missing, unreadable or unsafe file, plain weights, or a checkpoint
             of another architecture.
     """
+    if Path(path).is_dir():
+        raise CheckpointError(_directory_message(Path(path), f"--ckpt_path {path}"))
     if not Path(path).is_file():
         raise CheckpointError(f"--ckpt_path {path}: no such file")
     checkpoint = load_checkpoint_file(path)
