@@ -258,3 +258,11 @@ def test_float_labels_are_still_refused():
     model, images, labels = tiny_batch()
     with pytest.raises(InputRangeError, match="integer class indices"):
         create_attack("pgd", steps=1)(model, images, labels.float())
+
+
+def test_a_minimal_eps_search_refuses_a_pixel_unit_linf_eps_max_when_built() -> None:
+    from robustart.evaluation.minimal import MinimalEpsilonSearch
+
+    with pytest.raises(ConfigError, match="8/255"):
+        MinimalEpsilonSearch("pgd", {"steps": 2}, norm="linf", eps_max=16)
+    MinimalEpsilonSearch("pgd", {"steps": 2}, norm="l2", eps_max=16)  # L2 budgets may exceed 1

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, cascade, create_attack
-from robustart.attacks.base import Model, check_attack_labels
+from robustart.attacks.base import Model, check_attack_labels, check_budget
 from robustart.attacks.losses import class_indices
 from robustart.errors import ConfigError, EmptyInputError
 from robustart.metrics.robustness import (
@@ -191,7 +191,7 @@ class MinimalEpsilonSearch:
                     )
             self.attack = create_attack(attack, norm=norm or "linf", **args)
         self.norm = self.attack.norm
-        self.eps_max = parse_eps(eps_max, "eps_max")
+        self.eps_max = check_budget(self.attack.name, self.norm, eps_max, "eps_max")
         if self.eps_max <= 0:
             raise ConfigError(f"eps_max must be > 0, got {eps_max!r}")
         if int(bisection_steps) < 0:
