@@ -29,6 +29,15 @@ class MeanBrightness(nn.Module):
         return torch.stack([0.5 - m, m - 0.5], dim=1)
 
 
+class MeanBrightnessSixClasses(MeanBrightness):
+    """:class:`MeanBrightness` with four more classes that always rank last (the top-5
+    distance needs at least 5 classes)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        never = torch.full((len(x), 4), -10.0, dtype=x.dtype, device=x.device)
+        return torch.cat([super().forward(x), never], dim=1)
+
+
 class FixedLogits(nn.Module):
     """Ignores the image and always returns the same (1000,) logits."""
 
@@ -99,10 +108,12 @@ def test_perturbation_sequences_flip_probability_and_top5(tmp_path):
     np.save(tmp_path / "shot_noise.npy", frames)
     rotate = CIFAR10P(tmp_path, "rotate")
     assert not rotate.noise and CIFAR10P(tmp_path, "shot_noise").noise
-    result = evaluate_perturbation_sequences(MeanBrightness(), rotate, rotate.noise, batch_size=1)
+    result = evaluate_perturbation_sequences(
+        MeanBrightnessSixClasses(), rotate, rotate.noise, batch_size=1
+    )
     # consecutive flips in sequence 0: 2 of 3; each flip swaps the two classes: distance 2
     assert result["flip_probability"] == pytest.approx((2 / 3 + 0) / 2)
     assert result["top5_distance"] == pytest.approx((4 / 3 + 0) / 2)
-    noise = evaluate_perturbation_sequences(MeanBrightness(), rotate, noise=True)
+    noise = evaluate_perturbation_sequences(MeanBrightnessSixClasses(), rotate, noise=True)
     # against frame 0: dark ≠ bright twice, bright = bright once → also 2/3
     assert noise["flip_probability"] == pytest.approx(1 / 3)

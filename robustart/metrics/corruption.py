@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, CORRUPTION_CATEGORIES, SEVERITIES
 from robustart.errors import ConfigError
+from robustart.metrics.checks import check_fraction
 
 if TYPE_CHECKING:  # the evaluation package may import these metrics: no import cycle
     from robustart.evaluation.report import RobustnessReport
@@ -63,13 +64,6 @@ ALEXNET_ERRORS: dict[str, dict[int, float]] = {
 ALEXNET_CLEAN_ERROR = 0.43478
 
 
-def _check_fraction(value: float, what: str) -> float:
-    value = float(value)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{what} must be a fraction in [0, 1], got {value!r}")
-    return value
-
-
 def _check_curve(values: Mapping[int, float], what: str) -> dict[int, float]:
     """Validate ``{severity: fraction}`` and return it with int keys."""
     if not values:
@@ -78,24 +72,35 @@ def _check_curve(values: Mapping[int, float], what: str) -> dict[int, float]:
     for severity, value in values.items():
         if int(severity) not in SEVERITIES:
             raise ConfigError(f"{what}: severity must be 1..5, got {severity!r}")
-        out[int(severity)] = _check_fraction(value, f"{what} at severity {severity}")
+        out[int(severity)] = check_fraction(value, f"{what} at severity {severity}")
     return out
 
 
-def _baseline_row(baseline: CorruptionTable, name: str) -> Mapping[int, float]:
+def _baseline_errors(
+    baseline: CorruptionTable, name: str, severities: Iterable[int]
+) -> list[float]:
+    """The baseline's errors on ``name`` at ``severities``, each a fraction in [0, 1]."""
     if name not in baseline:
         raise ConfigError(
             f"no baseline errors for corruption {name!r}; the baseline knows "
             f"{', '.join(sorted(baseline))}"
         )
-    return baseline[name]
+    row = baseline[name]
+    severities = list(severities)
+    missing = [s for s in severities if s not in row]
+    if missing:
+        raise ConfigError(f"the baseline has no error for {name} at severities {missing}")
+    return [
+        check_fraction(row[s], f"the baseline's error on {name} at severity {s}")
+        for s in severities
+    ]
 
 
 def accuracies_to_errors(accuracies: CorruptionTable) -> dict[str, dict[int, float]]:
     """``{c: {s: 1 - accuracy}}``."""
     return {
         name: {
-            s: 1.0 - _check_fraction(a, f"accuracy of {name} at severity {s}") for s, a in v.items()
+            s: 1.0 - check_fraction(a, f"accuracy of {name} at severity {s}") for s, a in v.items()
         }
         for name, v in accuracies.items()
     }
@@ -112,18 +117,26 @@ def corruption_error(
     Args:
         name: Corruption name (key of ``baseline``).
         errors: ``{severity: top-1 error}`` of the model, fractions in [0, 1].
-        baseline: ``{corruption: {severity: error}}`` of the reference model (AlexNet).
+        baseline: ``{corruption: {severity: error}}`` of the reference model (AlexNet),
+            fractions in [0, 1].
+
+    Raises:
+        ConfigError: an error of the model or of the baseline is not a finite fraction in
+            [0, 1], a severity is not 1..5 or lacks a baseline error, or the baseline's errors
+            sum to 0 (nothing to normalise by).
 
     Example:
         >>> round(corruption_error("gaussian_noise", {s: 0.5 for s in range(1, 6)}), 6)
         0.564062
     """
     curve = _check_curve(errors, f"errors of {name}")
-    row = _baseline_row(baseline, name)
-    missing = [s for s in curve if s not in row]
-    if missing:
-        raise ConfigError(f"the baseline has no error for {name} at severities {missing}")
-    return sum(curve.values()) / sum(row[s] for s in curve)
+    denominator = sum(_baseline_errors(baseline, name, curve))
+    if denominator <= 0:
+        raise ConfigError(
+            f"the baseline's errors on {name} are 0 at severities {sorted(curve)}: no CE can be "
+            "normalised by them; choose another baseline model"
+        )
+    return sum(curve.values()) / denominator
 
 
 def relative_corruption_error(
@@ -137,11 +150,24 @@ def relative_corruption_error(
 
     ``Σ_s (E(f, c, s) − E(f, clean)) / Σ_s (E(base, c, s) − E(base, clean))`` over the severities
     present in ``errors``.
+
+    Args:
+        name: Corruption name (key of ``baseline``).
+        errors: ``{severity: top-1 error}`` of the model, fractions in [0, 1].
+        clean_error: Clean top-1 error of the model, a fraction in [0, 1].
+        baseline: ``{corruption: {severity: error}}`` of the reference model (AlexNet),
+            fractions in [0, 1].
+        baseline_clean_error: Clean top-1 error of the reference model, a fraction in [0, 1].
+
+    Raises:
+        ConfigError: an error is not a finite fraction in [0, 1], a severity is not 1..5 or
+            lacks a baseline error, or the baseline's corruption errors do not exceed its clean
+            error (the denominator is ≤ 0).
     """
     curve = _check_curve(errors, f"errors of {name}")
-    clean = _check_fraction(clean_error, "clean_error")
-    row = _baseline_row(baseline, name)
-    denominator = sum(row[s] - baseline_clean_error for s in curve)
+    clean = check_fraction(clean_error, "clean_error")
+    baseline_clean = check_fraction(baseline_clean_error, "baseline_clean_error")
+    denominator = sum(e - baseline_clean for e in _baseline_errors(baseline, name, curve))
     if denominator <= 0:
         raise ConfigError(f"the baseline's error on {name} does not exceed its clean error")
     return sum(e - clean for e in curve.values()) / denominator
@@ -215,9 +241,10 @@ def relative_mean_corruption_error(
 
 def _pair_values(table: CorruptionTable, what: str) -> list[float]:
     values = [
-        _check_fraction(v, f"{what} of {name} at severity {s}")
+        value
         for name, curve in table.items()
-        for s, v in curve.items()
+        if curve
+        for value in _check_curve(curve, f"{what} of {name}").values()
     ]
     if not values:
         raise ConfigError(f"no corruption {what} given")
@@ -288,7 +315,7 @@ def summarize_report(
         )
     errors = accuracies_to_errors(accuracies)
     clean_error = (
-        None if math.isnan(report.clean) else 1.0 - _check_fraction(report.clean, "clean accuracy")
+        None if math.isnan(report.clean) else 1.0 - check_fraction(report.clean, "clean accuracy")
     )
     missing = missing_pairs(errors, BENCHMARK_CORRUPTIONS)
     normalized = baseline is not None and not missing

@@ -13,7 +13,7 @@ ratios over perturbations and are returned as percentages, like mCE.
 
 The top-5 distance of frames A and B: order the classes by A's scores, let ``σ(i)`` be the
 (1-based) rank in B of A's ``i``-th class, then ``d = Σ_{i=1..5} |(i − 1) − min(σ(i) − 1, 5)|``.
-It is 0 when B keeps A's top 5 in order.
+It is 0 when B keeps A's top 5 in order, and at most :data:`MAX_TOP5_DISTANCE`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,14 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError
+from robustart.metrics.checks import check_integer_tensor, check_number
 from robustart.utils import check_finite_logits
 
 #: Perturbations whose frames are compared with frame 0 (the rest: consecutive frames).
 NOISE_PERTURBATIONS: frozenset[str] = frozenset({"gaussian_noise", "shot_noise", "speckle_noise"})
+
+#: Largest top-5 distance of one frame pair: A's top 5 all ranked beyond B's top 5 (5+4+3+2+1).
+MAX_TOP5_DISTANCE = 15.0
 
 
 def compares_with_first_frame(perturbation: str) -> bool:
@@ -69,6 +73,13 @@ def _check_sequences(values: Tensor, ndim: int, what: str) -> None:
         raise InputRangeError(f"{what} must be a tensor of shape {shape}, got {got}")
 
 
+def _sequence_mean(per_sequence: Tensor, what: str) -> float:
+    """Mean of per-sequence values; refuses zero sequences (a mean of nothing is NaN)."""
+    if per_sequence.numel() == 0:
+        raise EmptyInputError(f"the {what} of zero sequences is undefined: nothing to score")
+    return per_sequence.mean().item()
+
+
 def sequence_flip_probabilities(predictions: Tensor, noise: bool) -> Tensor:
     """Per-sequence flip probability.
 
@@ -78,8 +89,17 @@ def sequence_flip_probabilities(predictions: Tensor, noise: bool) -> Tensor:
 
     Returns:
         (N,) float: fraction of frame pairs whose top-1 prediction differs.
+
+    Raises:
+        InputRangeError: ``predictions`` are not an integer (N, F) tensor with F >= 2 (float
+            scores or probabilities would compare as all different).
     """
     _check_sequences(predictions, 2, "predictions")
+    check_integer_tensor(
+        predictions,
+        "predictions",
+        "; pass top-1 class indices (logits.argmax(-1)), or logits (N, F, K) to FlipProbability",
+    )
     reference, current = frame_pairs(predictions.shape[1], noise)
     reference, current = reference.to(predictions.device), current.to(predictions.device)
     return (predictions[:, current] != predictions[:, reference]).float().mean(dim=1)
@@ -92,7 +112,7 @@ def flip_probability(predictions: Tensor, noise: bool) -> float:
         >>> flip_probability(torch.tensor([[0, 1, 1, 0]]), noise=False)  # flips: 1, 0, 1
         0.6666666865348816
     """
-    return sequence_flip_probabilities(predictions, noise).mean().item()
+    return _sequence_mean(sequence_flip_probabilities(predictions, noise), "flip probability")
 
 
 def top5_distance(scores_a: Tensor, scores_b: Tensor) -> Tensor:
@@ -103,8 +123,12 @@ def top5_distance(scores_a: Tensor, scores_b: Tensor) -> Tensor:
         scores_b: Same for the compared frames, (M, K).
 
     Returns:
-        (M,) float distances in [0, 15] (with K >= 6). With K < 5 only the top K are compared.
-        Ties are broken by class index, as a stable sort does.
+        (M,) float distances in [0, 15] (with K >= 6). Ties are broken by class index, as a
+        stable sort does.
+
+    Raises:
+        InputRangeError: the shapes differ or are not (M, K), or K < 5 (the top 5 of fewer
+            classes is not defined).
     """
     if scores_a.shape != scores_b.shape or scores_a.ndim != 2:
         raise InputRangeError(
@@ -112,7 +136,12 @@ def top5_distance(scores_a: Tensor, scores_b: Tensor) -> Tensor:
             f"{tuple(scores_a.shape)} and {tuple(scores_b.shape)}"
         )
     num_classes = scores_a.shape[1]
-    top = min(5, num_classes)
+    if num_classes < 5:
+        raise InputRangeError(
+            f"the top-5 distance needs scores over at least 5 classes, got {num_classes}; use "
+            "the flip probability for a model with fewer classes"
+        )
+    top = 5
     order_a = torch.argsort(-scores_a, dim=1, stable=True)
     order_b = torch.argsort(-scores_b, dim=1, stable=True)
     positions = torch.arange(num_classes, device=scores_a.device).expand_as(order_b)
@@ -143,42 +172,70 @@ def sequence_top5_distances(logits: Tensor, noise: bool) -> Tensor:
 
 def mean_top5_distance(logits: Tensor, noise: bool) -> float:
     """Mean over sequences of :func:`sequence_top5_distances`."""
-    return sequence_top5_distances(logits, noise).mean().item()
+    return _sequence_mean(sequence_top5_distances(logits, noise), "top-5 distance")
 
 
 def normalize_by_baseline(
-    values: Mapping[str, float], baseline: Mapping[str, float]
+    values: Mapping[str, float],
+    baseline: Mapping[str, float],
+    high: float | None = None,
+    what: str = "value",
 ) -> dict[str, float]:
     """Per-perturbation ratio ``values[p] / baseline[p]`` (flip rate FR, or T5D).
 
+    Args:
+        values: ``{perturbation: value}`` of the model, finite and >= 0.
+        baseline: ``{perturbation: value}`` of the baseline model, finite and > 0.
+        high: Largest valid value (1 for flip probabilities, :data:`MAX_TOP5_DISTANCE` for
+            top-5 distances); ``None``: no upper bound.
+        what: Name of the values in error messages.
+
     Raises:
-        ConfigError: if the baseline lacks a perturbation or its value is 0.
+        ConfigError: if the baseline lacks a perturbation, a value is NaN, infinite or out of
+            range, or a baseline value is 0.
     """
     if not values:
-        raise ConfigError("no perturbation values given")
+        raise ConfigError(f"no perturbation {what}s given")
     missing = [p for p in values if p not in baseline]
     if missing:
         raise ConfigError(
             f"the baseline has no value for {', '.join(missing)}: evaluate the baseline model on "
             "the same perturbation sequences first"
         )
-    zero = [p for p in values if baseline[p] <= 0]
-    if zero:
-        raise ConfigError(f"the baseline's value is 0 for {', '.join(zero)}: cannot normalise")
-    return {p: float(v) / float(baseline[p]) for p, v in values.items()}
+    ratios = {}
+    for p, v in values.items():
+        value = check_number(v, f"the {what} of {p}", high=high)
+        reference = check_number(baseline[p], f"the baseline's {what} of {p}", high=high)
+        if reference == 0:
+            raise ConfigError(
+                f"the baseline's {what} of {p} is 0: cannot normalise by it; choose another "
+                "baseline model"
+            )
+        ratios[p] = value / reference
+    return ratios
 
 
 def mean_flip_rate(flip_probabilities: Mapping[str, float], baseline: Mapping[str, float]) -> float:
-    """mFR (percent): mean over perturbations of ``FP(model) / FP(baseline)``."""
-    ratios = normalize_by_baseline(flip_probabilities, baseline)
+    """mFR (percent): mean over perturbations of ``FP(model) / FP(baseline)``.
+
+    Raises:
+        ConfigError: a flip probability is not a finite fraction in [0, 1], a baseline value is
+            missing or 0 (see :func:`normalize_by_baseline`).
+    """
+    ratios = normalize_by_baseline(flip_probabilities, baseline, 1.0, "flip probability")
     return 100.0 * sum(ratios.values()) / len(ratios)
 
 
 def mean_top5_distance_rate(
     top5_distances: Mapping[str, float], baseline: Mapping[str, float]
 ) -> float:
-    """mT5D (percent): mean over perturbations of ``T5D(model) / T5D(baseline)``."""
-    ratios = normalize_by_baseline(top5_distances, baseline)
+    """mT5D (percent): mean over perturbations of ``T5D(model) / T5D(baseline)``.
+
+    Raises:
+        ConfigError: a top-5 distance is not finite in [0, :data:`MAX_TOP5_DISTANCE`], a
+            baseline value is missing or 0 (see :func:`normalize_by_baseline`).
+    """
+    ratios = normalize_by_baseline(top5_distances, baseline, MAX_TOP5_DISTANCE, "top-5 distance")
     return 100.0 * sum(ratios.values()) / len(ratios)
 
 

@@ -28,7 +28,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from robustart.attacks.threat import get_threat_model
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError
 
 #: Norms of :class:`PerturbationNorms` and of :func:`perturbation_norms` by default.
 DISTORTION_NORMS = ("linf", "l2")
@@ -136,6 +136,10 @@ def minimal_eps_statistics(min_eps: Tensor) -> dict[str, float | None]:
         (finite, positive budgets), computed in float64, ``None`` if none is broken;
         ``"unbroken"``: the fraction in [0, 1] of all N images not broken within ``eps_max``.
 
+    Raises:
+        ConfigError: ``min_eps`` is not (N,) with N >= 1, or holds NaN or negative budgets
+            (a broken search: they are never dropped silently).
+
     Example:
         >>> stats = minimal_eps_statistics(torch.tensor([0.0, 0.1, 0.2, 0.6, float("inf")]))
         >>> {name: round(value, 3) for name, value in stats.items()}
@@ -143,6 +147,14 @@ def minimal_eps_statistics(min_eps: Tensor) -> dict[str, float | None]:
     """
     if min_eps.ndim != 1 or min_eps.numel() == 0:
         raise ConfigError(f"min_eps must have shape (N,) with N >= 1, got {tuple(min_eps.shape)}")
+    invalid = torch.isnan(min_eps) | (min_eps < 0)
+    if invalid.any():
+        raise ConfigError(
+            f"{int(invalid.sum())} of {min_eps.numel()} minimal budgets are NaN or negative "
+            f"(e.g. {float(min_eps[invalid][0]):.4g}): a minimal-ε budget is 0 (misclassified "
+            "clean), inf (not broken within eps_max) or in (0, eps_max]. The minimal-ε search "
+            "is broken; no statistics are reported."
+        )
     broken = torch.isfinite(min_eps) & (min_eps > 0)
     stats = distortion_statistics({"eps": min_eps.double()}, broken)
     unbroken = torch.isinf(min_eps).sum().item() / min_eps.numel()
@@ -185,8 +197,33 @@ class RobustnessCounts(Metric):
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, correct: Mapping[str, Tensor]) -> None:
-        """Add a batch: ``{key: correct (N,) bool}`` for every key."""
-        stacked = torch.stack([correct[k].bool() for k in self.keys])  # (K, N)
+        """Add a batch: ``{key: correct (N,) bool}`` for every key.
+
+        Raises:
+            ConfigError: a key is missing.
+            InputRangeError: a value is not a bool (N,) tensor of the same N as the others
+                (e.g. predictions instead of ``predictions == labels``).
+        """
+        missing = [k for k in self.keys if k not in correct]
+        if missing:
+            raise ConfigError(
+                f"RobustnessCounts.update() lacks the tests {missing}; pass a correct mask for "
+                f"every test: {self.keys}"
+            )
+        for key in self.keys:
+            value = correct[key]
+            if not isinstance(value, Tensor) or value.dtype != torch.bool:
+                got = value.dtype if isinstance(value, Tensor) else type(value).__name__
+                raise InputRangeError(
+                    f"the correct mask of {key!r} must be a bool tensor (predictions == labels), "
+                    f"got {got}; pass per-image correctness, not predictions or labels"
+                )
+        shapes = {k: tuple(correct[k].shape) for k in self.keys}
+        if len(set(shapes.values())) > 1 or len(shapes[self.keys[0]]) != 1:
+            raise InputRangeError(
+                f"the correct masks must all have shape (N,) for the same N images, got {shapes}"
+            )
+        stacked = torch.stack([correct[k] for k in self.keys])  # (K, N)
         clean = stacked[0]
         self.correct += stacked.sum(dim=1).double()
         self.clean_and_correct += (stacked & clean).sum(dim=1).double()
@@ -196,7 +233,18 @@ class RobustnessCounts(Metric):
         self.total += clean.numel()
 
     def compute(self) -> dict[str, dict[str, float]]:
-        total = max(float(self.total), 1.0)
+        """Accuracy, AR, attack success rate and WCAR of every test, and the image counts.
+
+        Raises:
+            EmptyInputError: no image was counted (no update, or only empty batches, on every
+                process).
+        """
+        if float(self.total) == 0:
+            raise EmptyInputError(
+                "RobustnessCounts.compute() over zero images: nothing was evaluated, so no "
+                "accuracy is reported. Check the dataset split and num_images."
+            )
+        total = float(self.total)
         clean_correct = max(float(self.correct[0]), 1.0)
         accuracy = {k: float(c) / total for k, c in zip(self.keys, self.correct)}
         ar = {k: float(c) / clean_correct for k, c in zip(self.keys, self.clean_and_correct)}
@@ -322,7 +370,17 @@ class GradientHealth(Metric):
         self.total += flat.shape[0]
 
     def compute(self) -> dict[str, float]:
-        total = max(float(self.total), 1.0)
+        """Fractions of images with an all-zero and with a non-finite input gradient.
+
+        Raises:
+            EmptyInputError: no gradient was added (on any process).
+        """
+        if float(self.total) == 0:
+            raise EmptyInputError(
+                "GradientHealth.compute() over zero images: no input gradient was added, so no "
+                "gradient check is reported. Call update() with the gradients first."
+            )
+        total = float(self.total)
         return {
             "zero_fraction": float(self.zero) / total,
             "nonfinite_fraction": float(self.nonfinite) / total,

@@ -1,0 +1,161 @@
+"""The metrics refuse input that would make them report a number for nothing or for garbage:
+empty states, predictions passed as masks, non-finite or out-of-range rates and baselines,
+broken minimal-ε budgets, float predictions and top-5 distances over fewer than 5 classes."""
+
+import math
+
+import pytest
+import torch
+
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError
+from robustart.metrics import (
+    FlipProbability,
+    GradientHealth,
+    RobustnessCounts,
+    corruption_error,
+    flip_probability,
+    mean_corruption_accuracy,
+    mean_flip_rate,
+    mean_top5_distance,
+    mean_top5_distance_rate,
+    minimal_eps_statistics,
+    relative_corruption_error,
+    top5_distance,
+    unnormalized_mean_corruption_error,
+)
+
+NAN, INF = math.nan, math.inf
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_robustness_counts_refuse_zero_images():
+    with pytest.raises(EmptyInputError, match="zero images"):
+        RobustnessCounts(["clean", "pgd"]).compute()
+    counts = RobustnessCounts(["clean", "pgd"])
+    empty = torch.zeros(0, dtype=torch.bool)
+    counts.update({"clean": empty, "pgd": empty})
+    with pytest.raises(EmptyInputError, match="zero images"):
+        counts.compute()
+    counts.update({"clean": torch.tensor([True, False]), "pgd": torch.tensor([False, False])})
+    assert counts.compute()["accuracy"] == {"clean": 0.5, "pgd": 0.0}
+
+
+@pytest.mark.parametrize(
+    "clean,pgd",
+    [
+        (torch.tensor([5, 0]), torch.tensor([3, 0])),  # predictions, not masks
+        (torch.tensor([1, 0]), torch.tensor([1, 0])),  # 0/1 integers: still not masks
+        (torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0])),
+    ],
+)
+def test_robustness_counts_refuse_non_bool_masks(clean, pgd):
+    with pytest.raises(InputRangeError, match="must be a bool tensor"):
+        RobustnessCounts(["clean", "pgd"]).update({"clean": clean, "pgd": pgd})
+
+
+def test_robustness_counts_refuse_missing_tests_and_mismatched_shapes():
+    counts = RobustnessCounts(["clean", "pgd"])
+    with pytest.raises(ConfigError, match=r"lacks the tests \['pgd'\]"):
+        counts.update({"clean": torch.tensor([True])})
+    with pytest.raises(InputRangeError, match="same N"):
+        counts.update({"clean": torch.tensor([True, False]), "pgd": torch.tensor([True])})
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_gradient_health_refuses_zero_images():
+    with pytest.raises(EmptyInputError, match="zero images"):
+        GradientHealth().compute()
+    health = GradientHealth()
+    health.update(torch.zeros(0, 3, 2, 2))
+    with pytest.raises(EmptyInputError, match="zero images"):
+        health.compute()
+
+
+@pytest.mark.parametrize(
+    "values,baseline,message",
+    [
+        ({"a": NAN}, {"a": 0.1}, "flip probability of a must be a fraction"),
+        ({"a": -0.5}, {"a": 0.1}, "flip probability of a must be a fraction"),
+        ({"a": 1.5}, {"a": 0.1}, "flip probability of a must be a fraction"),
+        ({"a": 0.1}, {"a": NAN}, "baseline's flip probability of a"),
+        ({"a": 0.1}, {"a": INF}, "baseline's flip probability of a"),
+        ({"a": 0.1}, {"a": -0.2}, "baseline's flip probability of a"),
+        ({"a": 0.1}, {"a": 0.0}, "baseline's flip probability of a is 0"),
+    ],
+)
+def test_mean_flip_rate_refuses_non_finite_or_out_of_range(values, baseline, message):
+    with pytest.raises(ConfigError, match=message):
+        mean_flip_rate(values, baseline)
+
+
+def test_mean_top5_distance_rate_refuses_non_finite_or_out_of_range():
+    assert mean_top5_distance_rate({"a": 3.0}, {"a": 6.0}) == pytest.approx(50.0)
+    for values, baseline in (({"a": NAN}, {"a": 1.0}), ({"a": 16.0}, {"a": 1.0})):
+        with pytest.raises(ConfigError, match="top-5 distance of a must be"):
+            mean_top5_distance_rate(values, baseline)
+    with pytest.raises(ConfigError, match="baseline's top-5 distance of a"):
+        mean_top5_distance_rate({"a": 1.0}, {"a": INF})
+
+
+@pytest.mark.parametrize("value", [0.0, NAN, -0.3, 1.5, INF])
+def test_corruption_error_refuses_bad_baselines(value):
+    with pytest.raises(ConfigError, match="baseline's error"):
+        corruption_error("fog", {1: 0.2}, {"fog": {1: value}})
+
+
+@pytest.mark.parametrize("value", [NAN, -0.1, 2.0, INF])
+def test_relative_corruption_error_refuses_bad_baseline_clean_error(value):
+    with pytest.raises(ConfigError, match="baseline_clean_error must be a fraction"):
+        relative_corruption_error("fog", {1: 0.2}, 0.1, {"fog": {1: 0.5}}, value)
+
+
+def test_relative_corruption_error_still_refuses_a_baseline_without_an_increase():
+    with pytest.raises(ConfigError, match="does not exceed its clean error"):
+        relative_corruption_error("fog", {1: 0.2}, 0.1, {"fog": {1: 0.4}}, 0.4)
+    with pytest.raises(ConfigError, match="baseline's error on fog at severity 1"):
+        relative_corruption_error("fog", {1: 0.2}, 0.1, {"fog": {1: NAN}}, 0.4)
+
+
+def test_pair_means_refuse_unknown_severities():
+    with pytest.raises(ConfigError, match=r"severity must be 1\.\.5, got 7"):
+        unnormalized_mean_corruption_error({"fog": {1: 0.2, 7: 0.3}})
+    with pytest.raises(ConfigError, match=r"severity must be 1\.\.5, got 9"):
+        mean_corruption_accuracy({"fog": {9: 0.5}})
+
+
+@pytest.mark.parametrize("bad", [NAN, -0.1, -INF])
+def test_minimal_eps_statistics_refuses_nan_and_negative_budgets(bad):
+    with pytest.raises(ConfigError, match="NaN or negative"):
+        minimal_eps_statistics(torch.tensor([bad, 0.2, 0.3]))
+
+
+def test_minimal_eps_statistics_keeps_misclassified_and_unbroken_markers():
+    stats = minimal_eps_statistics(torch.tensor([0.0, 0.2, INF]))
+    assert stats == pytest.approx({"mean": 0.2, "median": 0.2, "unbroken": 1 / 3})
+
+
+@pytest.mark.parametrize(
+    "predictions", [torch.rand(2, 4), torch.tensor([[True, False], [False, False]])]
+)
+def test_flip_probability_refuses_non_integer_predictions(predictions):
+    with pytest.raises(InputRangeError, match="integer class indices"):
+        flip_probability(predictions, noise=False)
+    with pytest.raises(InputRangeError, match="integer class indices"):
+        FlipProbability().update(predictions)
+
+
+def test_flip_probability_and_top5_distance_refuse_zero_sequences():
+    with pytest.raises(EmptyInputError, match="zero sequences"):
+        flip_probability(torch.zeros(0, 3, dtype=torch.long), noise=False)
+    with pytest.raises(EmptyInputError, match="zero sequences"):
+        mean_top5_distance(torch.zeros(0, 3, 6), noise=False)
+
+
+def test_top5_distance_refuses_fewer_than_5_classes():
+    scores = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    with pytest.raises(InputRangeError, match="at least 5 classes, got 4"):
+        top5_distance(scores, scores.flip(1))
+    with pytest.raises(InputRangeError, match="at least 5 classes, got 3"):
+        mean_top5_distance(torch.randn(2, 3, 3), noise=False)
+    five = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
+    assert top5_distance(five, five.flip(1)).tolist() == [12.0]  # |4|+|3-1|+0+|1-3|+|0-4|
