@@ -451,6 +451,7 @@ def import_imagecorruptions(compat: bool = False):
     """
     if importlib.util.find_spec("imagecorruptions") is None:
         return None
+    stand_in = None
     if "pkg_resources" not in sys.modules:
         try:
             import pkg_resources  # noqa: F401
@@ -468,6 +469,11 @@ def import_imagecorruptions(compat: bool = False):
         functions = importlib.import_module("imagecorruptions.corruptions")
     except Exception:  # a broken install should skip, not fail
         return None
+    finally:
+        # the package keeps the function it imported; others (pytest's monkeypatch) must not
+        # find a pkg_resources without the rest of its API
+        if stand_in is not None and sys.modules.get("pkg_resources") is stand_in:
+            del sys.modules["pkg_resources"]
     if compat and not getattr(functions, "_robustart_compat", False):
         original_gaussian = functions.gaussian
 

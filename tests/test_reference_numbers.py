@@ -1,7 +1,12 @@
 """Every evaluation path gives the numbers recorded before the evaluation engine was
 restructured (``tools/reference_numbers.py``): the suite runner with each attack family and
 every corruption, the minimal-ε search, transfer, shift-style classification and calibration,
-OOD detection, perturbation sequences and both kinds of system noise, on the zoo's models."""
+OOD detection, perturbation sequences and both kinds of system noise, on the zoo's models.
+
+Counts and accuracies must match exactly. The minimal-ε budgets may move by one bisection
+interval between CPUs: the last bisection step compares logits that differ in their last bits
+when the convolution kernels sum in another order (seen once: 0.084804 vs 0.084559 on one
+image, the same with the code of the recording, on another x86 CPU)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,12 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+#: A quarter of 1/255: a few of the search's final bisection intervals (2.5e-4 here), far
+#: below any difference between models.
+MINIMAL_EPS_TOLERANCE = 0.25 / 255
 
 
 def test_every_evaluation_path_gives_the_recorded_numbers(monkeypatch):
@@ -22,5 +32,11 @@ def test_every_evaluation_path_gives_the_recorded_numbers(monkeypatch):
     recorded = json.loads(tool.REFERENCE.read_text())
     computed = json.loads(json.dumps(tool.compute()))
     for key in recorded:
-        assert computed[key] == recorded[key], key
+        if isinstance(recorded[key], dict) and "minimal_eps" in recorded[key]:
+            budgets = computed[key].pop("minimal_eps")
+            expected = {**recorded[key]}
+            assert budgets == pytest.approx(expected.pop("minimal_eps"), abs=MINIMAL_EPS_TOLERANCE)
+            assert computed[key] == expected, key
+        else:
+            assert computed[key] == recorded[key], key
     assert set(computed) == set(recorded)
