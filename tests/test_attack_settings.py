@@ -11,6 +11,7 @@ linear model).
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -254,6 +255,26 @@ def test_any_integer_label_dtype_gives_the_int64_result(name, dtype):
     assert torch.equal(adv, expected)
 
 
+@pytest.mark.parametrize("name", list(INT_LABEL_ATTACKS))
+def test_a_float64_model_is_attacked_as_its_float32_copy(name):
+    """Before: every attack raised "mat1 and mat2 must have the same dtype" on a float64 model
+    (the attacks work on float32 images). Now the model gets float64 input; the result is
+    float64 (the images' dtype), within the budget, and as strong as on the float32 copy."""
+    model, images, labels = tiny_batch()
+    model64 = copy.deepcopy(model).double()
+    eps = "inf" if name in ("cw", "deepfool") else "16/255"
+    attack = create_attack(name, eps=eps, **INT_LABEL_ATTACKS[name])
+    adv32 = attack(model, images, labels, generator=make_generator(0))
+    adv64 = attack(model64, images.double(), labels, generator=make_generator(0))
+    assert adv64.dtype == torch.float64 and adv64.shape == images.shape
+    if eps != "inf":
+        assert float((adv64 - images.double()).abs().max()) <= 16 / 255 + 1e-6
+    with torch.no_grad():
+        fooled32 = int((model(adv32).argmax(1) != labels).sum())
+        fooled64 = int((model64(adv64).argmax(1) != labels).sum())
+    assert fooled64 == fooled32 > 0
+
+
 def test_float_labels_are_still_refused():
     model, images, labels = tiny_batch()
     with pytest.raises(InputRangeError, match="integer class indices"):
@@ -266,3 +287,23 @@ def test_a_minimal_eps_search_refuses_a_pixel_unit_linf_eps_max_when_built() -> 
     with pytest.raises(ConfigError, match="8/255"):
         MinimalEpsilonSearch("pgd", {"steps": 2}, norm="linf", eps_max=16)
     MinimalEpsilonSearch("pgd", {"steps": 2}, norm="l2", eps_max=16)  # L2 budgets may exceed 1
+
+
+def test_a_float64_model_gets_the_numbers_of_its_float32_copy_from_the_suite():
+    from robustart.evaluation import evaluate_robustness, iterate_chunks
+    from robustart.evaluation.suite import load_suite
+
+    model, images, labels = tiny_batch()
+    suite = load_suite(
+        {
+            "attacks": [{"name": "pgd", "eps": ["4/255"], "steps": 2}],
+            "corruptions": ["gaussian_noise"],
+            "severities": [3],
+        }
+    )
+    data = list(zip(images, labels))
+    numbers = [
+        evaluate_robustness(m, iterate_chunks(data, 3), suite, device="cpu", seed=0).metrics()
+        for m in (model, copy.deepcopy(model).double())
+    ]
+    assert numbers[1] == numbers[0]

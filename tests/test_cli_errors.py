@@ -317,3 +317,25 @@ def test_plain_state_dict_of_another_architecture_as_weights(workdir, capsys):
 )
 def test_usage_errors_of_the_other_subcommands_are_one_line(argv, workdir, capsys):
     expect_error(capsys, *argv, match=f"(see `robustart {argv[0]} --help`)")
+
+
+@pytest.mark.parametrize(
+    "option", ["--trainer.limit_test_batches", "--trainer.limit_train_batches"]
+)
+def test_compare_refuses_a_stage_over_zero_batches_before_training(workdir, capsys, option):
+    """compare fits and then tests with the same trainer: a test over zero batches would come
+    after every fit and report nothing."""
+    line = expect_error(
+        capsys,
+        "compare",
+        STANDARD,
+        PGD_AT,
+        "--common",
+        FAST,
+        "--",
+        option,
+        "0",
+        match=f"{option[2:]} is 0",
+    )
+    assert "batches >= 1" in line
+    assert nothing_trained(workdir)

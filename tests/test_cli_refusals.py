@@ -1,6 +1,7 @@
 """Settings under which ``robustart fit | validate | test`` would report numbers for nothing are
 refused when the configuration is built: evaluating untrained weights, runs over zero batches,
-epochs or steps, a W&B logger without an account, a ``--ckpt_path`` folder. Each refusal is one
+epochs or steps, resuming a fit that already reached its epochs or steps, a W&B logger without
+an account, a ``--ckpt_path`` folder. Each refusal is one
 ``robustart: error: ...`` line (exit status 2), before any run folder is written."""
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ def checkpoint(workdir):
     loaded into a model."""
     path = workdir / "model.ckpt"
     torch.save({"state_dict": {}, "robustart": {"model": "resnet20", "num_classes": 10}}, path)
+    return path
+
+
+def finished_checkpoint(folder, epochs: int, steps: int):
+    """A checkpoint saved by Lightning at the end of epoch ``epochs`` after ``steps`` steps (the
+    fields robustart reads: the fit loop's completed epochs and the global step)."""
+    path = folder / "finished.ckpt"
+    progress = {"current": {"ready": epochs, "completed": epochs, "started": epochs}}
+    torch.save(
+        {
+            "state_dict": {},
+            "robustart": {"model": "resnet20", "num_classes": 10},
+            "epoch": epochs - 1,
+            "global_step": steps,
+            "loops": {"fit_loop": {"epoch_progress": progress}},
+        },
+        path,
+    )
     return path
 
 
@@ -151,3 +170,33 @@ def test_wandb_offline_or_logged_in_passes(no_wandb_account, monkeypatch):
     netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'k' * 40}\n")
     netrc.chmod(0o600)
     check_wandb_can_log(wandb_trainer(), LIGHTNING_WANDB_LOGGERS)
+
+
+# --------------------------------------------------------------------------- finished fits
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (["--trainer.max_epochs", "3"], "already trained 3 epochs"),
+        (["--trainer.max_epochs", "2"], "already trained 3 epochs"),
+        (["--trainer.max_epochs", "-1", "--trainer.max_steps", "6"], "already taken 6 optimizer"),
+    ],
+)
+def test_resuming_a_finished_fit_is_refused(workdir, capsys, options, match):
+    ckpt = finished_checkpoint(workdir, epochs=3, steps=6)
+    line = expect_error(capsys, "fit", *RECIPE, "--ckpt_path", ckpt, *options, match=match)
+    assert "--trainer.max_" in line and "robustart test" in line
+    assert nothing_written(workdir)
+
+
+def test_resuming_a_fit_with_epochs_left_passes(workdir):
+    from robustart.cli.checks import check_fit_has_work_left
+
+    ckpt = finished_checkpoint(workdir, epochs=3, steps=6)
+    for trainer in (
+        Namespace(max_epochs=4, max_steps=-1),
+        Namespace(max_epochs=-1, max_steps=7),
+        Namespace(max_epochs=None, max_steps=None),  # Lightning's default: 1000 epochs
+    ):
+        check_fit_has_work_left(ckpt, trainer)
+    with pytest.raises(ConfigError, match="max_epochs is 1000"):
+        check_fit_has_work_left(finished_checkpoint(workdir, 1000, 9), Namespace())

@@ -54,6 +54,10 @@ def exploding() -> nn.Module:
     raise RuntimeError("factory exploded")
 
 
+def thousand_classes_at_32_px() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 1000))
+
+
 def needs_width(width: int) -> nn.Module:
     return nn.Linear(width, 10)
 
@@ -223,3 +227,20 @@ def test_a_checkpoint_argument_naming_a_directory_says_so(capsys, tmp_path):
 
     with pytest.raises(CheckpointError, match=r"--ckpt_path .* is a directory"):
         check_checkpoint_file(tmp_path)
+
+
+def test_shift_benchmarks_check_factory_models_on_their_image_size(tmp_path):
+    """``robustart shift`` loads its models through the benchmark's ModelData, which names the
+    side of the images the benchmark feeds: a factory's model is run once on it when loaded."""
+    from robustart.evaluation.benchmarks import CIFAR10_MODELS, IMAGENET_MODELS, get_benchmark
+    from robustart.evaluation.benchmarks.base import ShiftSettings
+    from robustart.models.loading import load_models
+
+    assert (CIFAR10_MODELS.image_size, IMAGENET_MODELS.image_size) == (32, 224)
+    with pytest.raises(ConfigError, match="has 12 outputs but the data has 10 classes"):
+        load_models({"m": "test_evaluation_refusals:twelve_classes"}, CIFAR10_MODELS)
+    small = "test_evaluation_refusals:thousand_classes_at_32_px"  # refused at 224 px
+    with pytest.raises(ConfigError, match="224, 224"):
+        load_models({"m": small}, IMAGENET_MODELS)
+    settings = ShiftSettings(root=tmp_path, crop_size=64)
+    assert get_benchmark("imagenet-s").model_data(settings).image_size == 64

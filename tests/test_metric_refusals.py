@@ -1,17 +1,21 @@
 """The metrics refuse input that would make them report a number for nothing or for garbage:
 empty states, predictions passed as masks, non-finite or out-of-range rates and baselines,
-broken minimal-ε budgets, float predictions and top-5 distances over fewer than 5 classes."""
+broken minimal-ε budgets, float predictions, top-5 distances over fewer than 5 classes,
+non-finite perturbations; AR without a clean-correct image is undefined (NaN), not 0, and no
+corruption is dropped from the category means."""
 
 import math
 
 import pytest
 import torch
 
-from robustart.errors import ConfigError, EmptyInputError, InputRangeError
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError, NonFiniteError
 from robustart.metrics import (
     FlipProbability,
     GradientHealth,
     RobustnessCounts,
+    category_means,
+    corruption_category,
     corruption_error,
     flip_probability,
     mean_corruption_accuracy,
@@ -19,6 +23,7 @@ from robustart.metrics import (
     mean_top5_distance,
     mean_top5_distance_rate,
     minimal_eps_statistics,
+    perturbation_norms,
     relative_corruption_error,
     top5_distance,
     unnormalized_mean_corruption_error,
@@ -159,3 +164,53 @@ def test_top5_distance_refuses_fewer_than_5_classes():
         mean_top5_distance(torch.randn(2, 3, 3), noise=False)
     five = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
     assert top5_distance(five, five.flip(1)).tolist() == [12.0]  # |4|+|3-1|+0+|1-3|+|0-4|
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_ar_is_undefined_without_a_clean_correct_image():
+    counts = RobustnessCounts(["clean", "pgd"])
+    counts.update({"clean": torch.tensor([False, False]), "pgd": torch.tensor([False, True])})
+    result = counts.compute()
+    assert result["accuracy"] == {"clean": 0.0, "pgd": 0.5}
+    assert all(math.isnan(v) for v in result["ar"].values())
+    assert all(math.isnan(v) for v in result["success_rate"].values())
+    counts.update({"clean": torch.tensor([True]), "pgd": torch.tensor([False])})
+    assert counts.compute()["ar"] == {"clean": 1.0, "pgd": 0.0}
+
+
+def test_a_report_from_zero_counted_images_is_refused():
+    from robustart.evaluation import RobustnessReport
+    from robustart.evaluation.suite import load_suite
+
+    suite = load_suite({"attacks": [{"name": "fgsm", "eps": ["8/255"]}]})
+    with pytest.raises(EmptyInputError, match="0 images"):
+        RobustnessReport.from_counts(suite, [0, 0], total=0)
+    assert RobustnessReport.from_counts(suite, [3, 1], total=4).clean == 0.75
+
+
+@pytest.mark.parametrize("bad", [NAN, INF, -INF])
+def test_perturbation_norms_refuse_non_finite_perturbations(bad):
+    delta = torch.zeros(3, 1, 2, 2)
+    delta[1, 0, 1, 1] = bad
+    with pytest.raises(NonFiniteError, match="1 of 3 perturbations"):
+        perturbation_norms(delta)
+
+
+def test_category_means_keep_every_corruption(monkeypatch):
+    from robustart.corruptions.base import CORRUPTIONS, Corruption
+
+    class Hue(Corruption):
+        name, category = "test_hue_shift", "colour"
+
+    monkeypatch.setitem(CORRUPTIONS._items, "test_hue_shift", Hue)
+    assert corruption_category("test_hue_shift") == "colour"
+    table = {
+        "gaussian_noise": {1: 0.9, 3: 0.7},
+        "test_hue_shift": {1: 0.6},
+        "my_unregistered": {2: 0.4},
+        "speckle_noise": {1: 0.2},
+    }
+    assert category_means(table) == pytest.approx(
+        {"noise": 0.8, "extra": 0.2, "colour": 0.6, "other": 0.4}
+    )
+    assert list(category_means(table)) == ["noise", "extra", "colour", "other"]

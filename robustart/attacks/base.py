@@ -21,6 +21,7 @@ Subclasses implement :meth:`Attack.perturb`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import numbers
 from abc import ABC, abstractmethod
@@ -198,6 +199,24 @@ Model = Callable[[Tensor], Tensor]
 ModelMode = Literal["eval", "train", "keep"]
 
 
+def as_model_input(model: Model, images: Tensor) -> Tensor:
+    """``images`` as ``model`` takes them: float64 for a float64 module, else unchanged (the
+    cast is differentiable, so gradients come back in the images' dtype)."""
+    dtype = float64_model_input(model)
+    return images if dtype is None else images.to(dtype)
+
+
+def float64_model_input(model: Model) -> torch.dtype | None:
+    """``torch.float64`` for a module whose floating-point parameters are float64 (it needs
+    float64 input), else ``None`` (float32 input; functions and float32 modules)."""
+    if not isinstance(model, nn.Module):
+        return None
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.is_floating_point():
+            return torch.float64 if tensor.dtype == torch.float64 else None
+    return None
+
+
 class Attack(ABC):
     """Base class of all attacks.
 
@@ -347,8 +366,9 @@ class Attack(ABC):
 
     def forward(self, model: Model, images: Tensor) -> Tensor:
         """Run the model; at the first pass of a call, check that it returns logits and that
-        the labels name its classes (one check per call, no per-step synchronisation)."""
-        logits = model(images)
+        the labels name its classes (one check per call, no per-step synchronisation).
+        The attack works on float32 images; a float64 model gets them as float64."""
+        logits = model(as_model_input(model, images))  # looks at one parameter: O(1)
         if not getattr(self, "_logits_checked", False):
             check_logits(logits)
             labels = getattr(self, "_labels_to_check", None)

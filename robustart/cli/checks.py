@@ -6,6 +6,7 @@ logs (or logs only on some epochs)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
@@ -88,6 +89,50 @@ def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
                 f"{'no' if value == 0 else 'an invalid number of'} {option[4:]}. Set "
                 f"--trainer.{option} to 1 or more ({unlimited})"
             )
+
+
+#: Lightning's ``max_epochs`` when neither it nor ``max_steps`` is set.
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+
+
+def check_fit_has_work_left(ckpt_path: str | Path, trainer_config: Namespace) -> None:
+    """Refuse to resume a fit from a checkpoint that already reached ``max_epochs`` or
+    ``max_steps``: Lightning would restore it, train nothing and end normally, and the run would
+    look finished at the settings asked for.
+
+    Args:
+        ckpt_path: The checkpoint the fit resumes from (``--ckpt_path``, ``last`` resolved).
+        trainer_config: The parsed ``trainer`` section.
+
+    Raises:
+        ConfigError: naming the epochs (or steps) done and the option to raise.
+    """
+    from robustart.models.weights import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(ckpt_path)
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    epochs_done = progress.get("current", {}).get("completed")
+    steps_done = checkpoint.get("global_step")
+    max_steps = trainer_config.get("max_steps")
+    max_epochs = trainer_config.get("max_epochs")
+    if max_epochs is None and max_steps in (None, -1):
+        max_epochs = LIGHTNING_DEFAULT_MAX_EPOCHS
+    advice = (
+        "; evaluate it with `robustart test --ckpt_path FILE`, or start a new run without "
+        "--ckpt_path"
+    )
+    if isinstance(epochs_done, int) and max_epochs not in (None, -1) and epochs_done >= max_epochs:
+        raise ConfigError(
+            f"--ckpt_path {ckpt_path} has already trained {epochs_done} epochs and "
+            f"trainer.max_epochs is {max_epochs}: resuming would train nothing. Raise "
+            f"--trainer.max_epochs above {epochs_done} to train further{advice}"
+        )
+    if isinstance(steps_done, int) and max_steps not in (None, -1) and steps_done >= max_steps:
+        raise ConfigError(
+            f"--ckpt_path {ckpt_path} has already taken {steps_done} optimizer steps and "
+            f"trainer.max_steps is {max_steps}: resuming would train nothing. Raise "
+            f"--trainer.max_steps above {steps_done} to train further{advice}"
+        )
 
 
 #: Options of robustart's tasks that initialise the model from trained weights.

@@ -173,7 +173,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
     Raises:
         RobustartError: the first problem found, naming the recipe.
     """
-    from robustart.cli.checks import check_monitors
+    from robustart.cli.checks import check_monitors, check_run_length
     from robustart.cli.lightning import build_cli
 
     for path in common:
@@ -185,6 +185,8 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
         cli = build_cli([*recipe_arguments(recipe, common), *extra], run=False)
         robustness_evaluation(cli, recipe)
         check_monitors(cli.trainer, cli.model)
+        for stage in ("fit", "test"):  # compare fits, then tests with the same trainer
+            check_run_length(cli.config.trainer, stage)
         del cli
 
 

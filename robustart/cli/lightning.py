@@ -38,6 +38,7 @@ from robustart.callbacks.divergence import DivergenceGuard
 from robustart.callbacks.loggers import FinishLoggers
 from robustart.callbacks.run_dir import SaveRunConfig, resume_last_checkpoint, run_directory
 from robustart.cli.checks import (
+    check_fit_has_work_left,
     check_monitors,
     check_output_folders,
     check_run_length,
@@ -150,6 +151,8 @@ class RobustartCLI(LightningCLI):
             if last is not None:
                 check_checkpoint_file(last, _configured_architecture(config))
             config.ckpt_path = None if last is None else str(last)
+        if self.subcommand == "fit" and config.get("ckpt_path") not in (None, *NAMED_CHECKPOINTS):
+            check_fit_has_work_left(config.ckpt_path, config.trainer)
         if self.subcommand in ("fit", "validate", "test", None):
             check_output_folders(config)
 

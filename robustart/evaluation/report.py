@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustart.errors import EmptyInputError
 from robustart.evaluation.suite import CLEAN_KEY, RobustnessSuite
 from robustart.utils import eps_key
 
@@ -145,10 +146,19 @@ class RobustnessReport:
     def from_counts(
         cls, suite: RobustnessSuite, correct: list[float], total: int
     ) -> RobustnessReport:
-        """Build a report from plain correct counts in ``suite.keys()`` order (no AR)."""
+        """Build a report from plain correct counts in ``suite.keys()`` order (no AR).
+
+        Raises:
+            EmptyInputError: ``total`` is not a positive count (no accuracy over zero images).
+        """
+        if total <= 0:
+            raise EmptyInputError(
+                f"a robustness report over {total} images: nothing was evaluated, so no "
+                "accuracy is reported; check the dataset split and num_images"
+            )
         keys = suite.keys()
         counts = {
-            "accuracy": {k: c / max(total, 1) for k, c in zip(keys, correct)},
+            "accuracy": {k: c / total for k, c in zip(keys, correct)},
             "ar": {k: float("nan") for k in keys},
             "count": {"images": total},
         }

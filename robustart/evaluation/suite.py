@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
-from robustart.attacks.base import check_budget
+from robustart.attacks.base import as_model_input, check_budget
 from robustart.corruptions import CORRUPTIONS, check_severity, create_corruption
 from robustart.corruptions.base import Corruption
 from robustart.errors import ConfigError, NonFiniteError
@@ -273,7 +273,7 @@ class RobustnessSuite:
     @staticmethod
     @torch.no_grad()
     def _logits(model: nn.Module, images: Tensor) -> Tensor:
-        return model(images)
+        return model(as_model_input(model, images))
 
     def run_batch(
         self,
@@ -357,7 +357,7 @@ class RobustnessSuite:
     def _clean_gradient(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         with torch.inference_mode(False), torch.enable_grad():
             x = images.detach().clone().requires_grad_(True)
-            loss = F.cross_entropy(model(x).float(), labels, reduction="sum")
+            loss = F.cross_entropy(model(as_model_input(model, x)).float(), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
         return grad
 

@@ -23,7 +23,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, CORRUPTION_CATEGORIES, SEVERITIES
+from robustart.corruptions.base import (
+    BENCHMARK_CORRUPTIONS,
+    CORRUPTION_CATEGORIES,
+    CORRUPTIONS,
+    SEVERITIES,
+)
 from robustart.errors import ConfigError
 from robustart.metrics.checks import check_fraction
 
@@ -263,15 +268,30 @@ def mean_corruption_accuracy(accuracies: CorruptionTable) -> float:
     return sum(values) / len(values)
 
 
-def category_means(accuracies: CorruptionTable) -> dict[str, float]:
-    """Mean accuracy per category (noise, blur, weather, digital, extra) over its corruptions
-    present in ``accuracies``; categories with none present are left out."""
-    out = {}
+def corruption_category(name: str) -> str:
+    """The category of corruption ``name``: its ImageNet-C category (noise, blur, weather,
+    digital, extra), else the ``category`` of a corruption registered under that name (e.g. a
+    user's own), else ``"other"``."""
     for category, names in CORRUPTION_CATEGORIES.items():
-        present = {n: accuracies[n] for n in names if accuracies.get(n)}
-        if present:
-            out[category] = mean_corruption_accuracy(present)
-    return out
+        if name in names:
+            return category
+    if name in CORRUPTIONS:
+        return str(getattr(CORRUPTIONS.get(name), "category", "") or "other")
+    return "other"
+
+
+def category_means(accuracies: CorruptionTable) -> dict[str, float]:
+    """Mean accuracy per category over the corruptions present in ``accuracies``.
+
+    Every corruption with a value counts in the category :func:`corruption_category` gives
+    it (none is dropped); categories with no corruption present are left out. Order: noise,
+    blur, weather, digital, extra, then other categories in order of appearance.
+    """
+    grouped: dict[str, CorruptionTable] = {c: {} for c in CORRUPTION_CATEGORIES}
+    for name, per_severity in accuracies.items():
+        if per_severity:
+            grouped.setdefault(corruption_category(name), {})[name] = per_severity
+    return {c: mean_corruption_accuracy(table) for c, table in grouped.items() if table}
 
 
 def summarize_report(

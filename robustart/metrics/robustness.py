@@ -3,7 +3,8 @@
 Definitions, over a fixed set of N images (RobustBench, ARES-Bench, RobustART):
 
 * robust accuracy of a test: #{correct under the test} / N (over all points);
-* AR (RobustART): #{clean correct ∧ correct under the test} / #{clean correct};
+* AR (RobustART): #{clean correct ∧ correct under the test} / #{clean correct} (NaN, i.e.
+  undefined, when no image is clean-correct);
 * attack success rate: #{clean correct ∧ wrong under the test} / #{clean correct} = 1 − AR;
 * WCAR (worst-case robust accuracy): #{correct under every test of a group} / N, where a
   group is e.g. all attacks with the same norm and ε;
@@ -19,6 +20,7 @@ Definitions, over a fixed set of N images (RobustBench, ARES-Bench, RobustART):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +30,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from robustart.attacks.threat import get_threat_model
-from robustart.errors import ConfigError, EmptyInputError, InputRangeError
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError, NonFiniteError
 
 #: Norms of :class:`PerturbationNorms` and of :func:`perturbation_norms` by default.
 DISTORTION_NORMS = ("linf", "l2")
@@ -46,11 +48,22 @@ def perturbation_norms(
     Returns:
         ``{norm: (N,)}`` in the dtype of ``perturbations``.
 
+    Raises:
+        NonFiniteError: a perturbation holds NaN or ±inf (an attack or model gave non-finite
+            images; a norm of them is no distortion).
+
     Example:
         >>> delta = torch.tensor([[[[0.3, -0.4]]]])
         >>> {k: round(float(v), 4) for k, v in perturbation_norms(delta).items()}
         {'linf': 0.4, 'l2': 0.5}
     """
+    if not bool(torch.isfinite(perturbations).all()):
+        bad = int((~torch.isfinite(perturbations.flatten(1))).any(dim=1).sum())
+        raise NonFiniteError(
+            f"perturbation_norms: {bad} of {len(perturbations)} perturbations hold NaN or "
+            "infinite values; check the attack's output and the model (no distortion is "
+            "reported for non-finite images)"
+        )
     return {norm: get_threat_model(norm).norm(perturbations) for norm in norms}
 
 
@@ -245,9 +258,13 @@ class RobustnessCounts(Metric):
                 "accuracy is reported. Check the dataset split and num_images."
             )
         total = float(self.total)
-        clean_correct = max(float(self.correct[0]), 1.0)
+        clean_correct = float(self.correct[0])
         accuracy = {k: float(c) / total for k, c in zip(self.keys, self.correct)}
-        ar = {k: float(c) / clean_correct for k, c in zip(self.keys, self.clean_and_correct)}
+        # AR is a fraction of the clean-correct images: with none it is undefined (NaN), not 0.
+        ar = {
+            k: float(c) / clean_correct if clean_correct else math.nan
+            for k, c in zip(self.keys, self.clean_and_correct)
+        }
         return {
             "accuracy": accuracy,
             "ar": ar,

@@ -76,6 +76,9 @@ class ModelData:
             own), for images in [0, 1].
         std: Per-channel normalisation std applied to zoo models.
         dataset: Training data a zoo entry must name (``None``: not checked).
+        image_size: Side of the images the benchmark feeds the models; a factory's model
+            (``package.module:factory``) is run once on two images of this size when loaded
+            (``None``: not run).
     """
 
     num_classes: int
@@ -83,22 +86,26 @@ class ModelData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     dataset: str | None
+    image_size: int | None = None
 
     @classmethod
     def of(cls, datamodule: type[RobustartDataModule], dataset: str) -> ModelData:
-        """The facts a datamodule class links into its models (classes, channels, mean, std)."""
+        """The facts a datamodule class links into its models (classes, channels, mean, std,
+        image size)."""
         return cls(
             datamodule.num_classes,
             datamodule.in_channels,
             tuple(datamodule.mean),
             tuple(datamodule.std),
             dataset,
+            datamodule.image_size,
         )
 
 
 CIFAR10_MODELS = ModelData.of(CIFAR10DataModule, "cifar10")
 CIFAR100_MODELS = ModelData.of(CIFAR100DataModule, "cifar100")
-IMAGENET_MODELS = ModelData(1000, 3, IMAGENET_MEAN, IMAGENET_STD, "imagenet")
+#: ImageNet models see 224-px crops in every ImageNet benchmark (system noise: ``crop_size``).
+IMAGENET_MODELS = ModelData(1000, 3, IMAGENET_MEAN, IMAGENET_STD, "imagenet", 224)
 
 
 @dataclass

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -324,9 +325,9 @@ class FolderSystemNoiseBenchmark(SystemNoiseTables, Benchmark):
 
     def model_data(self, settings: ShiftSettings) -> ModelData:
         if settings.folder_labels == "imagenet":
-            return IMAGENET_MODELS
+            return dataclasses.replace(IMAGENET_MODELS, image_size=settings.crop_size)
         classes = class_folder_names(settings.root, self.title, f"{settings.root}/<class>/<images>")
-        return ModelData(len(classes), 3, IMAGENET_MEAN, IMAGENET_STD, None)
+        return ModelData(len(classes), 3, IMAGENET_MEAN, IMAGENET_STD, None, settings.crop_size)
 
     def prepare(self, settings: ShiftSettings) -> Evaluator:
         samples = folder_samples(settings.root, settings.folder_labels)  # type: ignore[arg-type]
