@@ -421,7 +421,8 @@ def pixelate(images: Tensor, fraction: float) -> Tensor:
 
 
 def jpeg_compression(images: Tensor, quality: int) -> Tensor:
-    """A real JPEG encode and decode (libjpeg) at ``quality``.
+    """A real JPEG encode and decode at ``quality``: libjpeg-turbo's pixels (computed on the GPU
+    for CUDA images, see :func:`~robustart.corruptions.jpeg_compression.jpeg_roundtrip`).
 
     Args:
         images: (N, C, H, W) float in [0, 1].

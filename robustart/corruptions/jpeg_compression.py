@@ -1,4 +1,5 @@
-"""JPEG compression with a real codec (libjpeg through torchvision)."""
+"""JPEG compression with a real codec: libjpeg-turbo on the CPU, its arithmetic in torch on other
+devices (the same pixels)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,39 @@ import torch
 from torch import Tensor
 
 from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
+from robustart.corruptions.jpeg_codec import jpeg_roundtrip_torch
 
 
-def jpeg_roundtrip(images: Tensor, quality: int) -> Tensor:
+def jpeg_roundtrip(images: Tensor, quality: int, codec: str = "auto") -> Tensor:
     """Encode and decode ``images`` (N, C, H, W) in [0, 1] as baseline JPEG at ``quality``.
 
-    Images are rounded to 8 bits, compressed with libjpeg (4:2:0 chroma subsampling, the IJG
-    quantisation tables scaled by ``quality``, as PIL's ``save(..., "JPEG", quality=q)`` in the
-    reference) on the CPU, decoded and returned as floats on the input device. This is the real
-    codec, not kornia's differentiable approximation, and the reference's own library
-    (libjpeg-turbo), so on the CPU a batch gains only from threads: the images are coded in
-    ``torch.get_num_threads()`` threads (the codec releases the GIL). CUDA images are coded on
-    the CPU too: nvjpeg (torchvision's CUDA codec) is not checked against PIL's output here.
+    Images are rounded to 8 bits and coded as PIL's ``save(..., "JPEG", quality=q)`` in the
+    reference does with libjpeg-turbo (4:2:0 chroma subsampling, the IJG quantisation tables
+    scaled by ``quality``), decoded and returned as floats on the input device. This is the
+    real codec's output, not kornia's differentiable approximation. Two codecs give the same
+    pixels (``tests/test_jpeg_codec.py``):
+
+    * ``"libjpeg"``: the reference's own library on the CPU (torchvision's build of
+      libjpeg-turbo, else PIL's), ``torch.get_num_threads()`` images at a time (the codec
+      releases the GIL); images on another device make a round trip to the CPU.
+    * ``"torch"``: :func:`~robustart.corruptions.jpeg_codec.jpeg_roundtrip_torch`, libjpeg's
+      lossy arithmetic in batched torch on the images' device (no entropy coding, which is
+      lossless). On one CPU core it is slower than libjpeg's SIMD code.
+    * ``"auto"`` (default): ``"torch"`` for CUDA images, ``"libjpeg"`` for the others (the
+      torch codec computes in float64, which e.g. Apple's MPS lacks).
+
+    Example:
+        >>> images = torch.rand(2, 3, 16, 16)
+        >>> torch.equal(jpeg_roundtrip(images, 10), jpeg_roundtrip(images, 10, codec="torch"))
+        True
     """
+    if codec not in ("auto", "libjpeg", "torch"):
+        raise ValueError(f"codec must be 'auto', 'libjpeg' or 'torch', got {codec!r}")
+    if codec == "torch" or (codec == "auto" and images.device.type == "cuda"):
+        dtype = images.dtype if images.dtype in (torch.float32, torch.float64) else torch.float32
+        pixels = (images.detach().to(dtype) * 255).round_().clamp_(0, 255)
+        decoded = jpeg_roundtrip_torch(pixels, int(quality))
+        return (decoded.to(dtype) / 255).to(images.dtype)
     exact = images.dtype in (torch.float32, torch.float64)  # else rounded to 8 bits in float32
     source = images.detach().to("cpu", images.dtype if exact else torch.float32).contiguous()
     out = torch.empty(source.shape, dtype=source.dtype)
@@ -103,7 +124,9 @@ def _pil_roundtrip(pixels: Tensor, quality: int) -> Tensor:
 
 @CORRUPTIONS.register("jpeg_compression")
 class JpegCompression(Corruption):
-    """Real JPEG compression at quality ``q`` (lower is stronger). Deterministic."""
+    """Real JPEG compression at quality ``q`` (lower is stronger). Deterministic; CUDA images
+    are coded on the GPU, others with libjpeg on the CPU (the same pixels, see
+    :func:`jpeg_roundtrip`)."""
 
     name = "jpeg_compression"
     category = "digital"
