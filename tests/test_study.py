@@ -47,8 +47,14 @@ STUDY = {
         "corruptions": ["contrast"],
         "severities": [5],
         "minimal_eps": [
-            {"attack": "pgd", "norm": "linf", "eps_max": "96/255", "steps": 3},
-            {"attack": "pgd", "norm": "l2", "eps_max": 6.0, "steps": 3},
+            {
+                "attack": "pgd",
+                "norm": "linf",
+                "eps_max": "96/255",
+                "steps": 3,
+                "bisection_steps": 3,
+            },
+            {"attack": "pgd", "norm": "l2", "eps_max": 6.0, "steps": 3, "bisection_steps": 3},
         ],
     },
     "transfer": {"name": "fgsm", "eps": "32/255"},

@@ -38,7 +38,7 @@ SUITE = {
         {"name": "fab_t", "norm": "linf", "eps": ["8/255"], "steps": 5, "num_targets": 2},
         {"name": "square", "norm": "linf", "eps": ["16/255"], "queries": 50},
         {"name": "square", "norm": "l2", "eps": [1.0], "queries": 50, "label": "square_l2"},
-        {"name": "cw", "eps": [1.0], "steps": 10},
+        {"name": "cw", "eps": [1.0], "steps": 10, "binary_steps": 3},
         {"name": "deepfool", "eps": [0.5], "steps": 10},
     ],
     "corruptions": "all",
