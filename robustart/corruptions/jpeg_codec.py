@@ -117,15 +117,24 @@ def _forward_butterfly(d: list[int], first_pass: bool) -> list[int]:
     z1 = (tmp12 + tmp13) * k["c0541"]
     out[2] = z1 + tmp13 * k["c0765"]
     out[6] = z1 - tmp12 * k["c1847"]
-    z1, z2, z3, z4 = tmp4 + tmp7, tmp5 + tmp6, tmp4 + tmp6, tmp5 + tmp7
+    out[7], out[5], out[3], out[1] = _odd_part(tmp4, tmp5, tmp6, tmp7)
+    return out
+
+
+def _odd_part(a: int, b: int, c: int, d: int) -> tuple[int, int, int, int]:
+    """The odd part shared by libjpeg's islow forward and inverse DCTs: from the differences
+    (forward) or the odd coefficients 7, 5, 3, 1 (inverse)."""
+    k = _fixed_cosines()
+    z1, z2, z3, z4 = a + d, b + c, a + c, b + d
     z5 = (z3 + z4) * k["c1175"]
-    tmp4, tmp5 = tmp4 * k["c0298"], tmp5 * k["c2053"]
-    tmp6, tmp7 = tmp6 * k["c3072"], tmp7 * k["c1501"]
     z1, z2 = -z1 * k["c0899"], -z2 * k["c2562"]
     z3, z4 = -z3 * k["c1961"] + z5, -z4 * k["c0390"] + z5
-    out[7], out[5] = tmp4 + z1 + z3, tmp5 + z2 + z4
-    out[3], out[1] = tmp6 + z2 + z3, tmp7 + z1 + z4
-    return out
+    return (
+        a * k["c0298"] + z1 + z3,
+        b * k["c2053"] + z2 + z4,
+        c * k["c3072"] + z2 + z3,
+        d * k["c1501"] + z1 + z4,
+    )
 
 
 def _inverse_butterfly(c: list[int]) -> list[int]:
@@ -138,14 +147,7 @@ def _inverse_butterfly(c: list[int]) -> list[int]:
     tmp0, tmp1 = (c[0] + c[4]) << CONST_BITS, (c[0] - c[4]) << CONST_BITS
     tmp10, tmp13 = tmp0 + tmp3, tmp0 - tmp3
     tmp11, tmp12 = tmp1 + tmp2, tmp1 - tmp2
-    t0, t1, t2, t3 = c[7], c[5], c[3], c[1]
-    z1, z2, z3, z4 = t0 + t3, t1 + t2, t0 + t2, t1 + t3
-    z5 = (z3 + z4) * k["c1175"]
-    t0, t1 = t0 * k["c0298"], t1 * k["c2053"]
-    t2, t3 = t2 * k["c3072"], t3 * k["c1501"]
-    z1, z2 = -z1 * k["c0899"], -z2 * k["c2562"]
-    z3, z4 = -z3 * k["c1961"] + z5, -z4 * k["c0390"] + z5
-    t0, t1, t2, t3 = t0 + z1 + z3, t1 + z2 + z4, t2 + z2 + z3, t3 + z1 + z4
+    t0, t1, t2, t3 = _odd_part(c[7], c[5], c[3], c[1])
     return [
         tmp10 + t3,
         tmp11 + t2,
