@@ -36,11 +36,16 @@ def checkpoint(workdir):
     return path
 
 
-def finished_checkpoint(folder, epochs: int, steps: int):
-    """A checkpoint saved by Lightning at the end of epoch ``epochs`` after ``steps`` steps (the
-    fields robustart reads: the fit loop's completed epochs and the global step)."""
+def finished_checkpoint(folder, epochs: int, steps: int, at_epoch_end: bool = False):
+    """A checkpoint saved by Lightning after ``epochs`` epochs and ``steps`` steps (the fields
+    robustart reads: the fit loop's epoch progress and the global step). ``at_epoch_end``: saved
+    by ModelCheckpoint at the end of the last epoch, which Lightning counts as processed but not
+    yet completed (``epoch=NNN.ckpt``; ``last.ckpt`` at the end of a fit has it completed)."""
     path = folder / "finished.ckpt"
-    progress = {"current": {"ready": epochs, "completed": epochs, "started": epochs}}
+    completed = epochs - 1 if at_epoch_end else epochs
+    progress = {
+        "current": {"ready": epochs, "started": epochs, "processed": epochs, "completed": completed}
+    }
     torch.save(
         {
             "state_dict": {},
@@ -181,8 +186,9 @@ def test_wandb_offline_or_logged_in_passes(no_wandb_account, monkeypatch):
         (["--trainer.max_epochs", "-1", "--trainer.max_steps", "6"], "already taken 6 optimizer"),
     ],
 )
-def test_resuming_a_finished_fit_is_refused(workdir, capsys, options, match):
-    ckpt = finished_checkpoint(workdir, epochs=3, steps=6)
+@pytest.mark.parametrize("at_epoch_end", [False, True], ids=["last", "epoch_end"])
+def test_resuming_a_finished_fit_is_refused(workdir, capsys, options, match, at_epoch_end):
+    ckpt = finished_checkpoint(workdir, epochs=3, steps=6, at_epoch_end=at_epoch_end)
     line = expect_error(capsys, "fit", *RECIPE, "--ckpt_path", ckpt, *options, match=match)
     assert "--trainer.max_" in line and "robustart test" in line
     assert nothing_written(workdir)

@@ -111,7 +111,10 @@ def check_fit_has_work_left(ckpt_path: str | Path, trainer_config: Namespace) ->
 
     checkpoint = load_checkpoint_file(ckpt_path)
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
-    epochs_done = progress.get("current", {}).get("completed")
+    # an epoch-end checkpoint has the epoch "processed" but not yet "completed"; Lightning
+    # resumes after it, so processed epochs are the epochs done
+    current = progress.get("current", {})
+    epochs_done = current.get("processed", current.get("completed"))
     steps_done = checkpoint.get("global_step")
     max_steps = trainer_config.get("max_steps")
     max_epochs = trainer_config.get("max_epochs")
