@@ -707,7 +707,7 @@ def test_cli_shift_labels_outside_the_models_classes(capsys, tmp_path):
         tmp_path / "out",
         "--no-progress",
     ]
-    cli_error(capsys, "shift", model, *args, match="must lie in [0, 9]")
+    cli_error(capsys, "shift", model, *args, match="outside the 10 classes [0, 9]")
 
 
 @pytest.mark.parametrize(

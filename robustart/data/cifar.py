@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from robustart.data.base import RobustartDataModule, Split, TransformedDataset
+from robustart.data.cifar_c import check_label_array
 from robustart.errors import DatasetNotFoundError
 
 _ALLOWED_GLOBALS = {
@@ -106,13 +107,20 @@ def load_cifar_split(root: str | Path, spec: CifarSpec, train: bool) -> tuple[Te
     for f in files:
         try:
             batch = read_cifar_batch(folder / f)
-            data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            target = np.asarray(batch[spec.label_key], dtype=np.int64)
+            data, target = np.asarray(batch["data"]), np.asarray(batch[spec.label_key])
         except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
             raise DatasetNotFoundError(
                 f"{folder / f} is not a valid {spec.name} batch file ({err}); "
                 "re-extract the official archive."
             ) from None
+        # the official rows: 3072 uint8 values, the red plane, then green, then blue
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DatasetNotFoundError(
+                f"{folder / f}: 'data' must be uint8 rows of 3072 values (N, 3072), the official "
+                f"layout, got {data.dtype} {data.shape}; re-extract the official archive"
+            )
+        check_label_array(target, folder / f, spec.name, spec.num_classes)
+        data, target = data.reshape(-1, 3, 32, 32), target.astype(np.int64)
         if len(data) != len(target):
             raise DatasetNotFoundError(f"{folder / f}: {len(data)} images but {len(target)} labels")
         images.append(data)

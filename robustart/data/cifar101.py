@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from robustart.data.cifar_c import check_uint8_images, load_npy
+from robustart.data.cifar_c import check_label_array, check_uint8_images, load_npy
 from robustart.data.shift import SHIFT_DATASETS
 from robustart.errors import ConfigError, DatasetNotFoundError
 
@@ -43,6 +43,7 @@ class CIFAR101(Dataset):
             raise DatasetNotFoundError(
                 f"CIFAR-10.1: {labels} must hold {len(images)} labels, got shape {targets.shape}"
             )
+        check_label_array(targets, labels, "CIFAR-10.1", 10)
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         self.labels = torch.from_numpy(targets.astype(np.int64))
 

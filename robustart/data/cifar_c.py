@@ -30,12 +30,43 @@ def load_npy(path: Path, dataset: str, expected: str, mmap: bool = True) -> np.n
         raise DatasetNotFoundError(f"{dataset}: {path} is not a valid .npy array ({err})") from None
 
 
-def check_uint8_images(array: np.ndarray, path: Path, dataset: str, leading: int = 1) -> None:
-    """Check ``array`` is uint8 (..., H, W, 3) with ``leading`` dimensions before H."""
-    if array.dtype != np.uint8 or array.ndim != leading + 3 or array.shape[-1] != 3:
+def check_uint8_images(
+    array: np.ndarray,
+    path: Path,
+    dataset: str,
+    leading: int = 1,
+    size: tuple[int, int] | None = (32, 32),
+) -> None:
+    """Check ``array`` is uint8 (..., H, W, 3) with ``leading`` dimensions before H, and
+    (H, W) equal to ``size`` unless it is ``None`` (CIFAR variants are 32 × 32)."""
+    hw = "H, W" if size is None else f"{size[0]}, {size[1]}"
+    if (
+        array.dtype != np.uint8
+        or array.ndim != leading + 3
+        or array.shape[-1] != 3
+        or (size is not None and tuple(array.shape[-3:-1]) != tuple(size))
+    ):
         raise DatasetNotFoundError(
             f"{dataset}: {path} must hold uint8 images of shape "
-            f"({'N, ' * leading}H, W, 3), got {array.dtype} {array.shape}"
+            f"({'N, ' * leading}{hw}, 3), got {array.dtype} {array.shape}"
+        )
+
+
+def check_label_array(labels: np.ndarray, path: Path, dataset: str, num_classes: int) -> None:
+    """Check that ``labels`` holds integer class indices in [0, ``num_classes``).
+
+    Raises:
+        DatasetNotFoundError: float (e.g. 3.9, which would be cut to 3), boolean or
+            out-of-range labels, naming the file.
+    """
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetNotFoundError(
+            f"{dataset}: {path} must hold integer class labels, got dtype {labels.dtype}"
+        )
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise DatasetNotFoundError(
+            f"{dataset}: {path} holds labels in [{int(labels.min())}, {int(labels.max())}], "
+            f"outside the {num_classes} classes [0, {num_classes - 1}]"
         )
 
 
@@ -55,6 +86,7 @@ class CIFAR10C(Dataset):
     """
 
     title = "CIFAR-10-C"
+    num_classes = 10
 
     def __init__(self, root: str | Path, corruption: str, severity: int) -> None:
         check_severity(severity)
@@ -83,6 +115,7 @@ class CIFAR10C(Dataset):
                 f"{self.title}: {labels_path} must hold {total} (or {n}) labels, got shape "
                 f"{labels.shape}"
             )
+        check_label_array(labels, labels_path, self.title, self.num_classes)
         start = (severity - 1) * n
         self.images = images[start : start + n]
         labels = labels[start : start + n] if len(labels) == total else labels
@@ -100,3 +133,4 @@ class CIFAR100C(CIFAR10C):
     """CIFAR-100-C (same layout as CIFAR-10-C, fine labels)."""
 
     title = "CIFAR-100-C"
+    num_classes = 100

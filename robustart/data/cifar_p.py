@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from robustart.data.cifar_c import check_uint8_images, hwc_uint8_to_float, load_npy
 from robustart.data.shift import SHIFT_DATASETS
+from robustart.errors import DatasetNotFoundError
 from robustart.metrics.perturbation import compares_with_first_frame
 
 
@@ -41,6 +42,11 @@ class CIFAR10P(Dataset):
         self.perturbation = perturbation
         self.noise = compares_with_first_frame(perturbation)
         self.frames = int(self.sequences.shape[1])
+        if self.frames < 2 or len(self.sequences) == 0:
+            raise DatasetNotFoundError(
+                f"CIFAR-10-P: {path} holds {len(self.sequences)} sequences of {self.frames} "
+                "frames; flip rates compare frames, so it needs sequences of at least 2 frames"
+            )
 
     @staticmethod
     def perturbations(root: str | Path) -> list[str]:

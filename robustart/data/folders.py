@@ -9,9 +9,11 @@ Items are ``(image, label)`` with the image a float tensor (3, H, W) in [0, 1].
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -19,7 +21,12 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from robustart.data.imagenet_classes import ClassSubset, imagenet_wnid_to_index
-from robustart.errors import CorruptImageError, DatasetNotFoundError
+from robustart.errors import (
+    CorruptImageError,
+    DatasetNotFoundError,
+    InputRangeError,
+    RobustartError,
+)
 
 #: File name endings read as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
@@ -46,7 +53,42 @@ def evaluation_transform(image_size: int = 224, resize_size: int = 256) -> Image
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    """A file with an image extension robustart reads, not hidden (macOS's ``._*`` sidecar files
+    share the image's extension but hold no image)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(path)
+
+
+def is_hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+#: PIL modes of 16-bit greyscale images (16-bit colour PNGs open as 8-bit "RGB").
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def to_rgb(image: Image.Image, what: str) -> Image.Image:
+    """``image`` as 8-bit RGB, with 16-bit greyscale scaled to 8 bits.
+
+    PIL's ``convert("RGB")`` clips 16-bit values at 255, which turns a 16-bit greyscale PNG
+    almost white; here its values are divided by 257 and rounded (0 → 0, 65535 → 255).
+
+    Args:
+        image: An opened PIL image.
+        what: The image, for the error message (its path).
+
+    Raises:
+        InputRangeError: a 32-bit integer or float image (mode ``I`` or ``F``), whose value
+            range is not known.
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64) / 257.0
+        return Image.fromarray(np.rint(values).astype(np.uint8), mode="L").convert("RGB")
+    if image.mode in ("I", "F"):
+        raise InputRangeError(
+            f"{what} is a 32-bit {'float' if image.mode == 'F' else 'integer'} image, whose "
+            "value range is unknown; convert it to 8-bit (or 16-bit) PNG or JPEG"
+        )
+    return image.convert("RGB")
 
 
 def load_rgb_image(path: str | Path) -> Image.Image:
@@ -67,13 +109,13 @@ def load_rgb_image(path: str | Path) -> Image.Image:
     """
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return to_rgb(image, f"image {path}")
     except FileNotFoundError:
         raise DatasetNotFoundError(
             f"image file {path} disappeared while the dataset was read; check the dataset "
             "folder (was it moved or is the disk unmounted?)"
         ) from None
-    except MemoryError:
+    except (MemoryError, RobustartError):
         raise
     except Exception as err:  # decoders raise OSError, SyntaxError, struct.error, ...
         raise CorruptImageError(
@@ -118,14 +160,28 @@ def scan_class_folders(
     """
     samples: list[tuple[Path, int]] = []
     empty: list[str] = []
+    skipped: list[Path] = []  # visible files of other types: said, not silently dropped
     for name in labels:
         folder = root / name
         if not folder.is_dir():
             raise DatasetNotFoundError(f"{dataset}: class folder {folder} is missing ({layout})")
-        found = [(f, labels[name]) for f in sorted(folder.iterdir()) if is_image_file(f)]
+        found = []
+        for f in sorted(folder.iterdir()):
+            if is_image_file(f):
+                found.append((f, labels[name]))
+            elif f.is_file() and not is_hidden(f):
+                skipped.append(f)
         if not found:
             empty.append(name)
         samples.extend(found)
+    if skipped:
+        examples = ", ".join(str(f.relative_to(root)) for f in skipped[:3])
+        warnings.warn(
+            f"{dataset}: {len(skipped)} file(s) in the class folders of {root} are not of an "
+            f"image type robustart reads ({', '.join(IMAGE_EXTENSIONS)}) and are left out, e.g. "
+            f"{examples}; convert them to count them",
+            stacklevel=2,
+        )
     if not samples:
         raise DatasetNotFoundError(
             f"{dataset}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the class folders of "

@@ -13,6 +13,7 @@ top-level ``model_zoo/`` folder of the source tree, which an installed wheel car
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from robustart.registry import close_matches
 
 ZOO_PREFIX = "zoo:"
 REQUIRED_KEYS = ("model", "num_classes", "file", "sha256")
+#: A SHA-256 digest as ``sha256sum`` prints it.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def zoo_dir() -> Path:
@@ -81,6 +84,12 @@ def load_index(directory: Path | None = None) -> dict[str, dict[str, Any]]:
         missing = [k for k in REQUIRED_KEYS if k not in entry]
         if missing:
             raise CheckpointError(f"zoo entry {name!r} in {path} lacks {', '.join(missing)}")
+        digest = entry["sha256"]
+        if not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
+            raise CheckpointError(
+                f"zoo entry {name!r} in {path}: sha256 must be the file's 64-hex-digit SHA-256 "
+                f"(`sha256sum FILE`), got {digest!r}; without it the weights are not verified"
+            )
     return index
 
 

@@ -37,13 +37,16 @@ def _check(image: np.ndarray | None, library: str) -> np.ndarray:
 
 @DECODERS.register("pil")
 def decode_pil(data: bytes) -> np.ndarray:
-    """Pillow: ``Image.open(...).convert("RGB")``."""
+    """Pillow: ``Image.open(...).convert("RGB")`` (16-bit greyscale scaled to 8 bits, see
+    :func:`~robustart.data.folders.to_rgb`)."""
     from PIL import Image
+
+    from robustart.data.folders import to_rgb
 
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return _check(np.asarray(image.convert("RGB")), "Pillow")
-    except MemoryError:
+            return _check(np.asarray(to_rgb(image, "the image")), "Pillow")
+    except (MemoryError, InputRangeError):
         raise
     except Exception as err:  # unidentified, truncated, corrupt: OSError, struct.error, ...
         raise InputRangeError(f"Pillow could not decode the image: {err}") from None
