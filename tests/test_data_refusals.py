@@ -148,3 +148,47 @@ def test_a_zoo_entry_without_a_real_checksum_is_refused(tmp_path, monkeypatch, d
     (tmp_path / "zoo.yaml").write_text(f"{text[:first]}sha256: {digest!r}{text[end:]}")
     with pytest.raises(CheckpointError, match="64-hex-digit SHA-256"):
         load_index(tmp_path)
+
+
+# ----------------------------------------------------------------------------- -C sets
+def test_imagenet_c_images_of_another_size_are_refused_naming_the_file(tmp_path):
+    """Before: equal wrong sizes were scored as given; mixed sizes crashed in the collate."""
+    from robustart.data import ImageNetC
+
+    folder = tmp_path / "fog" / "1" / "n01440764"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (224, 224)).save(folder / "a.png")
+    Image.new("RGB", (24, 24)).save(folder / "b.png")
+    data = ImageNetC(tmp_path, "fog", 1)
+    assert data[0][0].shape == (3, 224, 224)
+    with pytest.raises(InputRangeError, match=r"b\.png is 24 x 24 px"):
+        data[1]
+
+
+def test_corruption_sets_open_every_subset_and_severity_before_evaluating(tmp_path):
+    """Before: only the first corruption at the first severity was opened up front; a broken
+    later file failed after the earlier ones had been evaluated."""
+    from robustart.evaluation.benchmarks import get_benchmark
+    from robustart.evaluation.benchmarks.base import ShiftSettings
+
+    images = np.zeros((20, 32, 32, 3), dtype=np.uint8)
+    root = write_cifar_c(tmp_path / "c", images, np.arange(20) % 10)
+    np.save(root / "snow.npy", np.zeros((20, 32, 32), dtype=np.uint8))  # no channel axis
+    settings = ShiftSettings(root=root, subsets=["fog", "snow"], severities=(1, 5))
+    with pytest.raises(DatasetNotFoundError, match=r"snow\.npy must hold uint8 images"):
+        get_benchmark("cifar10-c").prepare(settings)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        ("--severities", "1,6", "--severities must lie in [1, 5], got [6]"),
+        ("--severities", "2,2", "--severities lists a value twice"),
+    ],
+)
+def test_shift_option_lists_are_checked_before_loading(capsys, tmp_path, option, value, match):
+    from conftest import expect_cli_error
+
+    args = ["shift", "zoo:digits_resnet20_standard", "--benchmark", "cifar10-c"]
+    args += ["--data-root", str(tmp_path), option, value, "--output", str(tmp_path / "o")]
+    expect_cli_error(capsys, *args, match=match)

@@ -230,6 +230,17 @@ def _check_options(benchmark: Benchmark, args: argparse.Namespace) -> None:
             raise ConfigError(f"{option} must be >= 1, got {value}")
     if args.num_workers < 0:
         raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
+    for option, values, low, high in (
+        ("--severities", args.severities, 1, 5),
+        ("--jpeg-qualities", args.jpeg_qualities, 1, 100),
+    ):
+        if values is None:
+            continue
+        outside = [v for v in values if not low <= v <= high]
+        if outside:
+            raise ConfigError(f"{option} must lie in [{low}, {high}], got {outside}")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{option} lists a value twice: {','.join(map(str, values))}")
 
 
 def _resolve_baseline(

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch import Tensor
+
 from robustart.corruptions.base import check_severity
 from robustart.data.folders import ImageTransform, WnidFolderDataset, to_float_transform
 from robustart.data.shift import SHIFT_DATASETS
-from robustart.errors import DatasetNotFoundError
+from robustart.errors import DatasetNotFoundError, InputRangeError
+
+#: (height, width) of every ImageNet-C image.
+RELEASE_SIZE = (224, 224)
 
 
 @SHIFT_DATASETS.register("imagenet-c")
@@ -44,8 +49,22 @@ class ImageNetC(WnidFolderDataset):
                 f"<wnid>/*.JPEG (the extracted ImageNet-C archives under {base}).{hint}"
             )
         self.corruption, self.severity = corruption, severity
+        #: With the default transform, images must be the release's size (checked per image).
+        self.image_size = RELEASE_SIZE if transform is None else None
         super().__init__(
             folder / str(severity),
             transform or to_float_transform(),
             dataset=f"ImageNet-C {corruption} severity {severity}",
         )
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        image, label = super().__getitem__(index)
+        if self.image_size is not None and tuple(image.shape[-2:]) != self.image_size:
+            height, width = image.shape[-2:]
+            raise InputRangeError(
+                f"ImageNet-C image {self.samples[index][0]} is {width} x {height} px; the "
+                f"release's images are all {RELEASE_SIZE[1]} x {RELEASE_SIZE[0]} (they are "
+                "scored as given, not resized): point --data-root at the extracted ImageNet-C "
+                "archives, or pass a transform that resizes"
+            )
+        return image, label

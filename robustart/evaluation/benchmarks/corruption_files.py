@@ -171,6 +171,13 @@ class CorruptionBenchmark(Benchmark):
     def prepare(self, settings: ShiftSettings) -> Evaluator:
         subsets = self._subsets(settings)
         clean = self.clean(settings.clean_root) if settings.clean_root else None
+        # open every corruption × severity now (each checks its files, shapes and labels), so a
+        # broken one fails before any model is evaluated, not after hours on the others
+        for corruption in subsets:
+            for severity in settings.severities:
+                create_shift_dataset(
+                    self.name, str(settings.root), corruption=corruption, severity=severity
+                )
         first = create_shift_dataset(
             self.name, str(settings.root), corruption=subsets[0], severity=settings.severities[0]
         )
