@@ -22,9 +22,10 @@ contract test checks that a batch gives what each image gives on its own).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 import torch
 from torch import Tensor
@@ -36,6 +37,52 @@ from robustart.utils import check_images
 #: Where a corruption draws its randomness from: one generator for the whole batch, a sequence of
 #: generators with one per image, or ``None`` (PyTorch's global generator).
 Generators: TypeAlias = torch.Generator | Sequence[torch.Generator] | None
+
+
+class Bound(NamedTuple):
+    """The allowed range of one entry of a corruption's parameter.
+
+    Attributes:
+        name: The entry's name (the functional form's argument).
+        low: Smallest value (inclusive unless ``open_low``).
+        high: Largest value (inclusive).
+        open_low: Whether ``low`` itself is excluded (a value that must be positive).
+        integer: Whether the entry must be a whole number.
+    """
+
+    name: str
+    low: float = -math.inf
+    high: float = math.inf
+    open_low: bool = False
+    integer: bool = False
+
+    def check(self, value: Any, corruption: str) -> None:
+        """Raise a :class:`ConfigError` naming the corruption and the entry if ``value`` is
+        not a finite number in range (and whole, if ``integer``)."""
+        number = _as_number(value, f"corruption {corruption!r}: {self.name}")
+        above = number > self.low if self.open_low else number >= self.low
+        if above and number <= self.high and (not self.integer or number == int(number)):
+            return
+        kind = "a whole number" if self.integer else "a number"
+        if math.isinf(self.high):
+            bound = f"{'>' if self.open_low else '>='} {self.low:g}"
+        else:
+            bound = f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+        raise ConfigError(
+            f"corruption {corruption!r}: {self.name} must be {kind} {bound}, got {value!r}"
+        )
+
+
+def _as_number(value: Any, what: str) -> float:
+    """``value`` as a finite float, or a :class:`ConfigError` naming ``what``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{what} must be finite, got {value!r}")
+    return number
+
 
 #: Registry of corruption classes, keyed by name ("gaussian_noise", ...).
 CORRUPTIONS: Registry[type[Corruption]] = Registry("corruption")
@@ -122,6 +169,11 @@ class Corruption(ABC):
     #: runs image by image.
     batched_generators: ClassVar[bool] = False
 
+    #: Ranges of the parameter's entries, in table order (one for a plain number); empty: each
+    #: number of the parameter need only be finite. Checked for explicit parameters
+    #: (:meth:`apply_parameter`, the functional forms); the tables satisfy them.
+    parameter_bounds: ClassVar[tuple[Bound, ...]] = ()
+
     def __call__(self, images: Tensor, severity: int, generator: Generators = None) -> Tensor:
         """Corrupt ``images`` at a severity.
 
@@ -156,7 +208,29 @@ class Corruption(ABC):
             Corrupted images, same shape, dtype and device, in [0, 1].
         """
         self.check_input(images)
+        self.check_parameter(param)
         return self._apply_checked(images, param, scale, generator)
+
+    def check_parameter(self, param: Any) -> None:
+        """Refuse an explicit parameter that is not finite or out of :attr:`parameter_bounds`
+        (a NaN noise level gave NaN images, a pixelation fraction of 0 grey ones).
+
+        Raises:
+            ConfigError: naming the corruption, the entry and its range.
+        """
+        values = tuple(param) if isinstance(param, (tuple, list)) else (param,)
+        if not self.parameter_bounds:
+            for i, value in enumerate(values):
+                _as_number(value, f"corruption {self.name!r}: parameter entry {i}")
+            return
+        if len(values) != len(self.parameter_bounds):
+            names = ", ".join(b.name for b in self.parameter_bounds)
+            raise ConfigError(
+                f"corruption {self.name!r} takes {len(self.parameter_bounds)} parameter "
+                f"value(s) ({names}), got {param!r}"
+            )
+        for bound, value in zip(self.parameter_bounds, values):
+            bound.check(value, self.name)
 
     def check_input(self, images: Tensor) -> None:
         """Check that ``images`` is an (N, C, H, W) float batch in [0, 1] with allowed channels."""

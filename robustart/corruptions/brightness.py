@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
 from robustart.corruptions.color import add_hsv_value
 
 __all__ = ["Brightness", "add_hsv_value"]
@@ -19,6 +19,7 @@ class Brightness(Corruption):
 
     name = "brightness"
     category = "weather"
+    parameter_bounds = (Bound("delta"),)
     imagenet = (0.1, 0.2, 0.3, 0.4, 0.5)
     cifar = (0.05, 0.1, 0.15, 0.2, 0.3)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
 
 
 @CORRUPTIONS.register("contrast")
@@ -14,6 +14,7 @@ class Contrast(Corruption):
 
     name = "contrast"
     category = "digital"
+    parameter_bounds = (Bound("factor", 0.0),)
     imagenet = (0.4, 0.3, 0.2, 0.1, 0.05)
     cifar = (0.75, 0.5, 0.4, 0.3, 0.15)
 

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import (
     CORRUPTIONS,
+    Bound,
     Corruption,
     Generators,
     random_uniform,
@@ -64,6 +65,7 @@ class ElasticTransform(Corruption):
 
     name = "elastic_transform"
     category = "digital"
+    parameter_bounds = (Bound("alpha", 0.0), Bound("sigma", 0.0), Bound("jitter", 0.0))
     imagenet = (
         (2.0, 0.7, 0.1),
         (2.0, 0.08, 0.2),

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import (
     CORRUPTIONS,
+    Bound,
     Corruption,
     Generators,
     random_uniform,
@@ -175,6 +176,11 @@ class Frost(Corruption):
 
     name = "frost"
     category = "weather"
+    parameter_bounds = (
+        Bound("image_weight", 0.0),
+        Bound("frost_weight", 0.0),
+        Bound("texture_zoom", 0.0, open_low=True),
+    )
     imagenet = ((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
     cifar = ((1.0, 0.2), (1.0, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
 from robustart.corruptions.kernels import gaussian_blur
 
 
@@ -15,6 +15,7 @@ class GaussianBlur(Corruption):
 
     name = "gaussian_blur"
     category = "extra"
+    parameter_bounds = (Bound("sigma", 0.0, open_low=True),)
     imagenet = (1, 2, 3, 4, 6)
     cifar = (0.4, 0.6, 0.7, 0.8, 1.0)
 

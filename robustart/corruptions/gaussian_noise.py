@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, draw_per_image
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators, draw_per_image
 
 
 @CORRUPTIONS.register("gaussian_noise")
@@ -19,6 +19,7 @@ class GaussianNoise(Corruption):
 
     name = "gaussian_noise"
     category = "noise"
+    parameter_bounds = (Bound("sigma", 0.0),)
     imagenet = (0.08, 0.12, 0.18, 0.26, 0.38)
     cifar = (0.04, 0.06, 0.08, 0.09, 0.10)
     batched_generators = True

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_integers
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators, random_integers
 from robustart.corruptions.kernels import gaussian_blur
 
 
@@ -95,6 +95,11 @@ class GlassBlur(Corruption):
 
     name = "glass_blur"
     category = "blur"
+    parameter_bounds = (
+        Bound("sigma", 0.0),
+        Bound("max_delta", 0.0),
+        Bound("iterations", 0.0, integer=True),
+    )
     imagenet = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
     cifar = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))
     batched_generators = True

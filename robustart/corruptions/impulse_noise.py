@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption
 from robustart.corruptions.sampling import bernoulli_indices
 
 
@@ -22,6 +22,7 @@ class ImpulseNoise(Corruption):
 
     name = "impulse_noise"
     category = "noise"
+    parameter_bounds = (Bound("amount", 0.0, 1.0),)
     imagenet = (0.03, 0.06, 0.09, 0.17, 0.27)
     cifar = (0.01, 0.02, 0.03, 0.05, 0.07)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
 from robustart.corruptions.jpeg_codec import jpeg_roundtrip_torch
 
 
@@ -130,6 +130,7 @@ class JpegCompression(Corruption):
 
     name = "jpeg_compression"
     category = "digital"
+    parameter_bounds = (Bound("quality", 1, 100, integer=True),)
     imagenet = (25, 18, 15, 10, 7)
     cifar = (80, 65, 58, 50, 40)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
 from robustart.corruptions.geometry import box_resize_matrix
 
 #: Up to this many pixels per image, the enlargement gathers (see :func:`nearest_enlarge`).
@@ -109,6 +109,7 @@ class Pixelate(Corruption):
 
     name = "pixelate"
     category = "digital"
+    parameter_bounds = (Bound("fraction", 0.0, 1.0, open_low=True),)
     imagenet = (0.6, 0.5, 0.4, 0.3, 0.25)
     cifar = (0.95, 0.9, 0.85, 0.75, 0.65)
 

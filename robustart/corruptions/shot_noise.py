@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption
 from robustart.corruptions.sampling import scaled_poisson
 
 
@@ -19,6 +19,7 @@ class ShotNoise(Corruption):
 
     name = "shot_noise"
     category = "noise"
+    parameter_bounds = (Bound("rate", 0.0, open_low=True),)
     imagenet = (60, 25, 12, 5, 3)
     cifar = (500, 250, 100, 75, 50)
 

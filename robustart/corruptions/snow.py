@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, random_normal, random_uniform
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, random_normal, random_uniform
 from robustart.corruptions.color import to_gray
 from robustart.corruptions.geometry import clipped_zoom
 from robustart.corruptions.kernels import motion_blur
@@ -60,6 +60,15 @@ class Snow(Corruption):
 
     name = "snow"
     category = "weather"
+    parameter_bounds = (
+        Bound("mean"),
+        Bound("std", 0.0),
+        Bound("zoom", 0.0, open_low=True),
+        Bound("threshold"),
+        Bound("radius", 0.0),
+        Bound("sigma", 0.0, open_low=True),
+        Bound("blend", 0.0, 1.0),
+    )
     imagenet = (
         (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
         (0.2, 0.3, 2, 0.5, 12, 4, 0.7),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_normal
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators, random_normal
 from robustart.corruptions.color import match_channels
 from robustart.corruptions.imgproc import (
     box_blur_uint8,
@@ -101,6 +101,14 @@ class Spatter(Corruption):
 
     name = "spatter"
     category = "extra"
+    parameter_bounds = (
+        Bound("mean"),
+        Bound("std", 0.0),
+        Bound("sigma", 0.0),
+        Bound("threshold"),
+        Bound("intensity", 0.0),
+        Bound("mud", 0, 1, integer=True),
+    )
     imagenet = (
         (0.65, 0.3, 4, 0.69, 0.6, 0),
         (0.65, 0.3, 3, 0.68, 0.6, 0),

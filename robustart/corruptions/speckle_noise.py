@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators, random_normal
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators, random_normal
 
 
 @CORRUPTIONS.register("speckle_noise")
@@ -20,6 +20,7 @@ class SpeckleNoise(Corruption):
 
     name = "speckle_noise"
     category = "extra"
+    parameter_bounds = (Bound("sigma", 0.0),)
     imagenet = (0.15, 0.2, 0.35, 0.45, 0.6)
     cifar = (0.06, 0.1, 0.12, 0.16, 0.2)
     batched_generators = True

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Corruption, Generators
+from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
 from robustart.corruptions.geometry import clipped_zoom
+from robustart.errors import ConfigError
 
 
 def zoom_factors(start: float, stop: float, step: float) -> list[float]:
@@ -25,6 +28,11 @@ class ZoomBlur(Corruption):
 
     name = "zoom_blur"
     category = "blur"
+    parameter_bounds = (
+        Bound("start", 0.0, open_low=True),
+        Bound("stop", 0.0, open_low=True),
+        Bound("step", 0.0, open_low=True),
+    )
     imagenet = (
         (1, 1.11, 0.01),
         (1, 1.16, 0.01),
@@ -41,6 +49,17 @@ class ZoomBlur(Corruption):
     )
 
     batched_generators = True  # deterministic: no draws
+
+    def check_parameter(self, param: Any) -> None:
+        """The bounds, and ``start < stop`` (else the range of zooms is empty and the images
+        come back unchanged)."""
+        super().check_parameter(param)
+        start, stop, _ = param
+        if not start < stop:
+            raise ConfigError(
+                f"corruption 'zoom_blur': start must be below stop (the zooms are "
+                f"start, start + step, ... < stop), got start {start}, stop {stop}"
+            )
 
     def apply(
         self,
