@@ -196,7 +196,7 @@ def _cli(*args: str) -> list[str]:
 def test_a_killed_benchmark_resumes_without_recomputing_finished_items(tmp_path):
     suite = {
         "attacks": [
-            {"name": "pgd", "eps": ["8/255"], "steps": 20, "label": f"pgd_{i}"} for i in range(6)
+            {"name": "pgd", "eps": ["8/255"], "steps": 10, "label": f"pgd_{i}"} for i in range(6)
         ]
     }
     (tmp_path / "suite.yaml").write_text(json.dumps(suite))

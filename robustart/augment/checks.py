@@ -3,6 +3,8 @@ setting, the bad value and the valid range."""
 
 from __future__ import annotations
 
+import math
+
 from robustart.errors import ConfigError
 
 
@@ -14,9 +16,9 @@ def check_probability(owner: str, name: str, value: float) -> float:
 
 
 def check_positive(owner: str, name: str, value: float) -> float:
-    """Return ``value`` if it is > 0."""
-    if not value > 0:
-        raise ConfigError(f"{owner}: {name} must be > 0, got {value}")
+    """Return ``value`` if it is a finite number > 0."""
+    if not 0 < value < math.inf:
+        raise ConfigError(f"{owner}: {name} must be > 0 and finite, got {value}")
     return float(value)
 
 

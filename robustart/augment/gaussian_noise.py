@@ -36,8 +36,11 @@ class GaussianNoise(BatchAugmentation):
         super().__init__()
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
             raise ConfigError(f"{self.name}: sigma must be a number >= 0, got {sigma!r}")
-        if not (math.isfinite(sigma) and sigma >= 0):
-            raise ConfigError(f"{self.name}: sigma must be a number >= 0, got {sigma!r}")
+        if not (math.isfinite(sigma) and 0 <= sigma <= 1):
+            raise ConfigError(
+                f"{self.name}: sigma must be a number in [0, 1] (images are in [0, 1]: write "
+                f"e.g. 0.25, not 64), got {sigma!r}"
+            )
         self.sigma = float(sigma)
         self.prob = check_probability(self.name, "prob", prob)
 

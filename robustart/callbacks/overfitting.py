@@ -10,8 +10,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from robustart.attacks import FGSM, PGD
+from robustart.attacks.base import check_budget
 from robustart.errors import ConfigError
-from robustart.utils import format_eps, make_generator, parse_eps
+from robustart.utils import format_eps, make_generator
 
 
 class CatastrophicOverfittingGuard(Callback):
@@ -82,7 +83,13 @@ class CatastrophicOverfittingGuard(Callback):
             raise ConfigError(f"fgsm_gap must be in (0, 1] or null, got {fgsm_gap}")
         if int(steps) < 1:
             raise ConfigError(f"steps must be >= 1, got {steps}")
-        self.eps = None if eps is None else parse_eps(eps)
+        # an L-inf budget above 1 (pixel units) is refused now, not after the first epoch; with
+        # the norm left to the task, L-inf is assumed (the usual case) for this check
+        self.eps = (
+            None
+            if eps is None
+            else check_budget("CatastrophicOverfittingGuard", norm or "linf", eps)
+        )
         self.norm = norm
         self.steps = int(steps)
         self.step_size = step_size

@@ -91,6 +91,38 @@ def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
             )
 
 
+#: Task options counted in epochs from the start of training: what a value past the end of
+#: training does, and whether a value equal to ``max_epochs`` is already past it (a learning-rate
+#: warm-up as long as training still reaches ``lr`` at the last step; AWP never starts).
+WARMUP_OPTIONS = {
+    "warmup_epochs": ("the learning rate would stay below lr for the whole run", False),
+    "awp_warmup_epochs": ("AWP would never run", True),
+}
+
+
+def check_warmups_fit(config: Namespace) -> None:
+    """Refuse a fit whose warm-ups last as long as training (``max_epochs``): the learning
+    rate never reaches ``lr``, or AWP never starts, and the run looks normal.
+
+    Raises:
+        ConfigError: naming the option, its value and ``max_epochs``.
+    """
+    max_epochs = config.trainer.get("max_epochs")
+    if max_epochs is None or max_epochs < 1:
+        return
+    init_args = config.model.get("init_args") or Namespace()
+    for option, (effect, equal_is_too_long) in WARMUP_OPTIONS.items():
+        value = init_args.get(option)
+        if not isinstance(value, (int, float)) or value <= 0:
+            continue
+        if value > max_epochs or (equal_is_too_long and value == max_epochs):
+            limit = "below" if equal_is_too_long else "to at most"
+            raise ConfigError(
+                f"model.init_args.{option} is {value:g} and trainer.max_epochs is {max_epochs}: "
+                f"{effect}. Lower {option} {limit} {max_epochs} or train longer"
+            )
+
+
 #: Lightning's ``max_epochs`` when neither it nor ``max_steps`` is set.
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 

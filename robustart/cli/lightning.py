@@ -44,6 +44,7 @@ from robustart.cli.checks import (
     check_run_length,
     check_trained_weights,
     check_wandb_can_log,
+    check_warmups_fit,
     loggers_of,
 )
 from robustart.cli.errors import check_config_arguments, tidy_parser_message
@@ -151,6 +152,8 @@ class RobustartCLI(LightningCLI):
             if last is not None:
                 check_checkpoint_file(last, _configured_architecture(config))
             config.ckpt_path = None if last is None else str(last)
+        if self.subcommand == "fit":
+            check_warmups_fit(config)
         if self.subcommand == "fit" and config.get("ckpt_path") not in (None, *NAMED_CHECKPOINTS):
             check_fit_has_work_left(config.ckpt_path, config.trainer)
         if self.subcommand in ("fit", "validate", "test", None):

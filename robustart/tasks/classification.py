@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -17,7 +18,7 @@ from robustart.errors import ConfigError
 from robustart.models import create_model
 from robustart.models.weights import check_checkpoint_matches
 from robustart.tasks.ema import ModelEma
-from robustart.tasks.optim import build_optimizer, lr_multiplier
+from robustart.tasks.optim import build_optimizer, check_optimization, lr_multiplier
 from robustart.utils import check_finite_logits, check_labels
 
 
@@ -95,8 +96,22 @@ class ClassificationTask(LightningModule):
         self.save_hyperparameters()
         if not 0 <= label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        if consistency_weight < 0:
-            raise ConfigError(f"consistency_weight must be >= 0, got {consistency_weight}")
+        if not 0 <= consistency_weight < math.inf:
+            raise ConfigError(
+                f"consistency_weight must be a finite number >= 0, got {consistency_weight}"
+            )
+        check_optimization(
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            nesterov,
+            lr_schedule,
+            warmup_epochs,
+            min_lr,
+            milestones,
+            gamma,
+        )
         self.model = create_model(
             model,
             num_classes=num_classes,

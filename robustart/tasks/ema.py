@@ -6,6 +6,8 @@ import torch
 from timm.utils.model_ema import ModelEmaV3
 from torch import Tensor, nn
 
+from robustart.errors import ConfigError
+
 
 class ModelEma(ModelEmaV3):
     """Keeps ``ema = decay · ema + (1 − decay) · weights`` after every optimiser step.
@@ -32,7 +34,7 @@ class ModelEma(ModelEmaV3):
 
     def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
         if not 0 < decay < 1:
-            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+            raise ConfigError(f"ema_decay must be in (0, 1), got {decay}")
         super().__init__(model, decay=decay, exclude_buffers=True, stochastic_rounding=False)
         self.module.requires_grad_(False)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))

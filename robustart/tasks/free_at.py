@@ -9,11 +9,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from robustart.attacks.base import check_budget
 from robustart.attacks.threat import ThreatModel, get_threat_model
 from robustart.augment import hard_labels
 from robustart.errors import ConfigError
 from robustart.tasks.classification import ClassificationTask
-from robustart.utils import parse_eps
 
 
 class FreeAdversarialTrainingTask(ClassificationTask):
@@ -65,8 +65,15 @@ class FreeAdversarialTrainingTask(ClassificationTask):
             raise ConfigError(f"Free-AT supports norm 'linf' or 'l2', got {norm!r}")
         self.automatic_optimization = False
         self.replays = int(replays)
-        self.eps = parse_eps(eps)
-        self.step_size = self.eps if step_size is None else parse_eps(step_size, "step_size")
+        self.eps = check_budget("Free-AT", norm, eps)  # L-inf above 1: pixel units, refused
+        if self.eps == 0:
+            raise ConfigError(
+                "Free-AT: eps is 0, which trains on clean images (standard training replayed "
+                f"{replays} times); set the budget, e.g. eps: 8/255"
+            )
+        self.step_size = (
+            self.eps if step_size is None else check_budget("Free-AT", norm, step_size, "step_size")
+        )
         if step_size is not None and self.step_size == 0:
             raise ConfigError("step_size must be > 0")
         self.threat: ThreatModel = get_threat_model(norm)

@@ -204,6 +204,12 @@ class ATObjective:
             loss=self.attack_loss,
             mode=bn_mode,
         )
+        if self.attack.eps == 0:
+            raise ConfigError(
+                f"{type(self).__name__}: eps is 0, which trains on clean images (standard "
+                "training at the cost of the attack); set the budget, e.g. eps: 8/255, or use "
+                "the standard recipe"
+            )
 
     def __repr__(self) -> str:
         config = self.attack.config

@@ -90,6 +90,65 @@ def cyclic_schedule(
     return max(0.0, (1 - progress) / (1 - peak))
 
 
+def check_optimization(
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    nesterov: bool,
+    lr_schedule: str,
+    warmup_epochs: float,
+    min_lr: float,
+    milestones: Sequence[float],
+    gamma: float,
+) -> None:
+    """Refuse optimiser and schedule settings that would train differently from what they say
+    (a task calls this when it is built, before any training).
+
+    Raises:
+        ConfigError: a non-finite or out-of-range value (``min_lr`` below 0 made the cosine
+            rate negative, above ``lr`` made it rise; ``gamma`` above 1 grows the rate at each
+            milestone), Nesterov without SGD momentum (silently plain SGD before), or a
+            warm-up with the cyclic schedule (which has its own ramp and ignored it).
+    """
+    OPTIMIZERS.get(optimizer)
+    LR_SCHEDULES.get(lr_schedule)
+
+    def finite(name: str, value: float) -> float:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
+        return number
+
+    if not finite("lr", lr) > 0:
+        raise ConfigError(f"lr must be > 0, got {lr}")
+    if finite("weight_decay", weight_decay) < 0:
+        raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not 0 <= finite("momentum", momentum) < 1:
+        raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
+    if nesterov and (optimizer != "sgd" or momentum == 0):
+        raise ConfigError(
+            "nesterov needs optimizer sgd with momentum > 0 (it was silently plain "
+            f"{'SGD' if optimizer == 'sgd' else optimizer}); drop nesterov or set the momentum"
+        )
+    if not 0 <= finite("min_lr", min_lr) <= lr:
+        raise ConfigError(
+            f"min_lr must be in [0, lr] = [0, {lr:g}] (the cosine schedule ends there), got "
+            f"{min_lr}"
+        )
+    if not 0 < finite("gamma", gamma) <= 1:
+        raise ConfigError(f"gamma (the multistep decay factor) must be in (0, 1], got {gamma}")
+    if any(not 0 < finite("milestones", m) < 1 for m in milestones):
+        raise ConfigError(f"milestones are fractions of training in (0, 1), got {milestones}")
+    if finite("warmup_epochs", warmup_epochs) < 0:
+        raise ConfigError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+    if warmup_epochs > 0 and lr_schedule == "cyclic":
+        raise ConfigError(
+            "the cyclic schedule rises from 0 over the first 2/5 of training, its own warm-up, "
+            f"and ignores warmup_epochs ({warmup_epochs}); set warmup_epochs to 0"
+        )
+
+
 def build_optimizer(
     name: str, model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool
 ) -> torch.optim.Optimizer:
