@@ -11,12 +11,16 @@ Times, interleaved, per image:
   torch on ``--device`` (the default off the CPU);
 
 and checks that both codecs give the reference's pixels on the timed images. With ``--forward``
-it also times a ResNet-50 forward pass on the same batch (the issue's yardstick on a GPU).
+it also times a ResNet-50 forward pass on the same batch (the issue's yardstick on a GPU). With
+``--breakdown`` it times, per image and one step at a time on ``--ref-images`` images, the
+pieces a libjpeg round trip is made of: PIL's and torchvision's encoders and decoders and the
+float ↔ uint8 conversions (the floor of any codec-based JPEG on the CPU).
 
 Usage::
 
     python benchmarks/bench_jpeg_codecs.py --threads 1 --device cpu
     python benchmarks/bench_jpeg_codecs.py --device cuda --forward
+    python benchmarks/bench_jpeg_codecs.py --threads 1 --device cpu --sizes 224 --breakdown
 """
 
 from __future__ import annotations
@@ -58,6 +62,45 @@ def reference_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "JPEG", quality=quality)
     return np.asarray(Image.open(buffer))
+
+
+def breakdown(args: argparse.Namespace, size: int) -> None:
+    """Median ms per image of each step of a libjpeg round trip on the CPU."""
+    import warnings
+
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # torchvision's codec is deprecated
+    count = args.ref_images or DEFAULT_REF_IMAGES[size]
+    images = natural_images(count, size)
+    chw = (images * 255).round().to(torch.uint8)
+    hwc = [image.permute(1, 2, 0).contiguous().numpy() for image in chw]
+    encoded = []
+    for image in hwc:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=args.quality)
+        encoded.append(buffer.getvalue())
+    as_tensors = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in encoded]
+    decoded = torch.stack(decode_jpeg(as_tensors))
+
+    def pil_encode() -> None:
+        for image in hwc:
+            Image.fromarray(image).save(io.BytesIO(), "JPEG", quality=args.quality)
+
+    steps = {
+        "PIL encode": pil_encode,
+        "PIL decode": lambda: [np.asarray(Image.open(io.BytesIO(d))) for d in encoded],
+        "torchvision encode (CHW list)": lambda: encode_jpeg(list(chw), quality=args.quality),
+        "torchvision decode": lambda: decode_jpeg(as_tensors),
+        "float -> uint8 (CHW)": lambda: (images * 255).round_().clamp_(0, 255).byte(),
+        "uint8 -> float": lambda: decoded.float().div_(255),
+    }
+    times = timeit_interleaved(steps, torch.device("cpu"), args.repeats)
+    print(f"\n{size} px, quality {args.quality}, {count} images: one step of the round trip")
+    print("| step | ms/img |")
+    print("|---|---|")
+    for name, ts in times.items():
+        print(f"| {name} | {statistics.median(ts) / count * 1e3:.3f} |")
 
 
 def measure(args: argparse.Namespace, size: int, device: torch.device) -> None:
@@ -109,10 +152,15 @@ def main() -> None:
         "--ref-images", type=int, default=0, help="reference images (0: per-size default)"
     )
     parser.add_argument("--forward", action="store_true", help="also time a ResNet-50 forward")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time each step of a libjpeg round trip"
+    )
     args = parser.parse_args()
     device = device_from_arguments(args)
     for size in args.sizes:
         measure(args, size, device)
+        if args.breakdown:
+            breakdown(args, size)
 
 
 if __name__ == "__main__":

@@ -173,14 +173,15 @@ class CorruptionBenchmark(Benchmark):
         clean = self.clean(settings.clean_root) if settings.clean_root else None
         # open every corruption × severity now (each checks its files, shapes and labels), so a
         # broken one fails before any model is evaluated, not after hours on the others
+        # (one at a time: the evaluation opens each again when it reaches it, and ImageNet-C's
+        # file lists are large)
+        first = None
         for corruption in subsets:
             for severity in settings.severities:
-                create_shift_dataset(
+                dataset = create_shift_dataset(
                     self.name, str(settings.root), corruption=corruption, severity=severity
                 )
-        first = create_shift_dataset(
-            self.name, str(settings.root), corruption=subsets[0], severity=settings.severities[0]
-        )
+                first = dataset if first is None else first
         batches = num_batches(limit_dataset(first, settings.num_images), settings.batch_size)
         total = len(subsets) * len(settings.severities) * batches
         if clean is not None:
