@@ -192,11 +192,13 @@ def test_pgd_at_stays_the_default_with_its_settings():
     task = AdversarialTrainingTask(steps=2)
     assert type(task.objective).__name__ == "PGDAdversarialTraining"
     attack = task.attack
-    assert attack.step_size == pytest.approx(2 / 255) and attack.steps == 2
+    # The default step is Madry et al.'s 2.5·eps/steps: 2 steps of 10/255 cross the 8/255 ball.
+    assert attack.step_size is None and attack.steps == 2
+    assert attack.rel_step_size * attack.eps == pytest.approx(10 / 255)
     assert attack.random_start == "uniform" and attack.mode == "train"
     assert attack.eps == pytest.approx(8 / 255) and not attack.track_best
     default = AdversarialTrainingTask().attack
-    assert default.steps == 10 and default.step_size == pytest.approx(2 / 255)
+    assert default.steps == 10 and default.rel_step_size * default.eps == 2 / 255  # published
     assert sorted(AT_OBJECTIVES) == ["fgsm_rs", "mart", "pgd_at", "trades"]
     mixed = AdversarialTrainingTask(steps=1, adv_weight=0.5)
     loss, _ = mixed.training_loss(torch.rand(2, 3, 32, 32), torch.tensor([1, 2]))

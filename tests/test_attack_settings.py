@@ -14,12 +14,13 @@ from __future__ import annotations
 import copy
 import math
 import re
+import warnings
 
 import pytest
 import torch
 from torch import nn
 
-from robustart.attacks import create_attack
+from robustart.attacks import FGSM, PGD, create_attack
 from robustart.errors import ConfigError, InputRangeError
 from robustart.evaluation.suite import RobustnessSuite
 from robustart.utils import make_generator
@@ -307,3 +308,24 @@ def test_a_float64_model_gets_the_numbers_of_its_float32_copy_from_the_suite():
         for m in (model, copy.deepcopy(model).double())
     ]
     assert numbers[1] == numbers[0]
+
+
+# ------------------------------------------------------------------ step size vs budget
+def test_a_pgd_whose_steps_cannot_cross_its_budget_is_flagged():
+    """``steps · step_size < eps`` cannot reach the edge of the ball: a weaker attack than its
+    budget says. Madry et al.'s default (2.5·eps/steps) and FGSM-like attacks are silent."""
+    with pytest.warns(UserWarning, match=r"cannot reach the edge of its budget"):
+        short = PGD(eps=0.5, norm="l2", steps=10, step_size="2/255")
+    assert short.reach == pytest.approx(10 * 2 / 255 / 0.5)
+    with pytest.warns(UserWarning, match="raise step_size or steps"):
+        PGD(eps="8/255", steps=2, rel_step_size=0.25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for attack in (
+            PGD(eps=0.5, norm="l2", steps=10),
+            PGD(eps="8/255", steps=4, step_size="2/255"),  # exactly reaches eps
+            PGD(eps=0.0, steps=1, step_size="1/255"),
+            FGSM(eps="8/255"),
+            create_attack("mifgsm", eps="8/255", steps=7),
+        ):
+            assert attack.reach >= 1 - 1e-6

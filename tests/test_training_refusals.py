@@ -103,3 +103,61 @@ def test_warmups_past_the_end_of_training_are_refused(
     config = ["--config", RECIPES / "digits" / f"{recipe}.yaml", "--config", FAST]
     expect_error(capsys, "fit", *config, f"--model.init_args.{option}", value, match=match)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("objective", ["pgd_at", "trades", "mart"])
+def test_the_default_training_step_crosses_any_budget(objective):
+    """The default step was an absolute 2/255: 10 steps reached 0.078 of an L2 budget of 0.5,
+    and 2 steps half of 8/255. It is now 2.5·eps/steps (2/255 at the published 8/255 x 10)."""
+    for norm, eps, steps in (("l2", 0.5, 10), ("linf", "8/255", 2), ("linf", "16/255", 7)):
+        attack = build_objective(objective, norm=norm, eps=eps, steps=steps).attack
+        assert attack.reach == pytest.approx(2.5)
+    published = build_objective(objective).attack
+    assert published.rel_step_size * published.eps == 2 / 255
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        ("num_classes", "5", "num_classes is 5, but the data (DigitsDataModule) has num_classes"),
+        ("in_channels", "1", "in_channels is 1, but the data"),
+        ("mean", "[0.5,0.5,0.5]", "mean is (0.5, 0.5, 0.5), but the data"),
+    ],
+)
+def test_a_model_setting_the_data_link_would_replace_is_refused(
+    tmp_path, monkeypatch, capsys, option, value, match
+):
+    """``--model.init_args.num_classes 5`` on 10-class data trained a 10-class model."""
+    monkeypatch.chdir(tmp_path)
+    config = ["--config", RECIPES / "digits" / "standard.yaml", "--config", FAST]
+    expect_error(capsys, "fit", *config, f"--model.init_args.{option}", value, match=match)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_linked_setting_equal_to_the_data_is_accepted():
+    from jsonargparse import Namespace
+
+    from robustart.cli.checks import check_linked_settings, linked_settings_given
+    from robustart.data import DigitsDataModule
+
+    model = Namespace(class_path="robustart.tasks.ClassificationTask", init_args=Namespace())
+    model.init_args.num_classes, model.init_args.in_channels = 10, 3
+    assert linked_settings_given(Namespace(model=model)) == {}  # the class defaults
+    data = DigitsDataModule()
+    model.init_args.mean = list(data.mean)
+    check_linked_settings(linked_settings_given(Namespace(model=model)), data)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [("1", 1), ("3", 3), ("1.0", 1.0), ("0.5", 0.5), ("null", 1.0)]
+)
+def test_a_batch_limit_of_1_is_one_batch(tmp_path, monkeypatch, given, expected):
+    """Lightning types ``limit_*_batches`` ``Union[float, int]``, so jsonargparse read ``1`` as
+    ``1.0``: all batches instead of one."""
+    from robustart.cli.lightning import build_cli
+
+    monkeypatch.chdir(tmp_path)
+    config = ["--config", RECIPES / "digits" / "standard.yaml", "--config", FAST]
+    cli = build_cli([*config, "--trainer.limit_val_batches", given], run=False, announce=False)
+    limit = cli.trainer.limit_val_batches
+    assert limit == expected and type(limit) is type(expected)

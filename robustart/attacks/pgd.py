@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -91,6 +94,30 @@ class PGD(Attack):
             self.random_start = "uniform" if start else False
         self.track_best = check_flag(self.name, "track_best", track_best)
         self.early_stop = check_flag(self.name, "early_stop", early_stop) and self.track_best
+        self._warn_if_short_of_budget()
+
+    @property
+    def reach(self) -> float:
+        """How far the ``steps`` steps can move the perturbation in total, as a multiple of ε
+        (``steps · α / ε``; ``inf`` for ε = 0)."""
+        if self.step_size is None:
+            return self.steps * self.rel_step_size
+        return self.steps * self.step_size / self.eps if self.eps > 0 else float("inf")
+
+    def _warn_if_short_of_budget(self) -> None:
+        """Warn when ``steps · α < ε``: the iterates cannot cross the ball, so the attack is
+        weaker than its budget says (a robust accuracy that overstates robustness, or
+        adversarial training against a smaller ε)."""
+        if self.norm == "l1" or math.isinf(self.eps) or self.reach >= 1 - 1e-6:
+            return
+        step = self.step_size if self.step_size is not None else self.rel_step_size * self.eps
+        warnings.warn(
+            f"{self.name}: {self.steps} step(s) of {step:.4g} move the perturbation at most "
+            f"{self.steps * step:.4g}, less than eps={self.eps:.4g}, so the attack cannot reach "
+            "the edge of its budget; raise step_size or steps (Madry et al.: step_size = "
+            "2.5·eps/steps, the default when step_size is null)",
+            stacklevel=3,
+        )
 
     @property
     def config(self) -> dict:

@@ -5,6 +5,8 @@ logs (or logs only on some epochs)."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,71 @@ def check_warmups_fit(config: Namespace) -> None:
                 f"model.init_args.{option} is {value:g} and trainer.max_epochs is {max_epochs}: "
                 f"{effect}. Lower {option} {limit} {max_epochs} or train longer"
             )
+
+
+#: Model settings the CLI links from the datamodule's attribute of the same name.
+LINKED_FROM_DATA = ("num_classes", "in_channels", "mean", "std")
+
+
+def linked_settings_given(config: Namespace) -> dict[str, Any]:
+    """The model settings of :data:`LINKED_FROM_DATA` that the configuration sets to a value
+    other than the model class's default: the user gave them, and the link would replace them.
+
+    Args:
+        config: The subcommand's configuration (with ``model.class_path``).
+    """
+    model = config.get("model")
+    class_path = model.get("class_path") if isinstance(model, Namespace) else None
+    if not class_path:
+        return {}
+    module, _, name = class_path.rpartition(".")
+    try:
+        parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return {}
+    init_args = model.get("init_args") or Namespace()
+    given = {}
+    for option in LINKED_FROM_DATA:
+        value = init_args.get(option)
+        default = parameters[option].default if option in parameters else None
+        if value is not None and _as_comparable(value) != _as_comparable(default):
+            given[option] = value
+    return given
+
+
+def check_linked_settings(given: dict[str, Any], datamodule: Any) -> None:
+    """Refuse model settings the user gave that differ from the data's (the CLI's link from
+    ``data.<name>`` would silently replace them: a 5-class request trained 10 classes).
+
+    Args:
+        given: From :func:`linked_settings_given`, read before the classes were built.
+        datamodule: The built datamodule.
+
+    Raises:
+        ConfigError: naming the option, the two values and what to do.
+    """
+    for option, value in given.items():
+        data_value = getattr(datamodule, option, None)
+        if data_value is None or _as_comparable(value) == _as_comparable(data_value):
+            continue
+        raise ConfigError(
+            f"model.init_args.{option} is {_show(value)}, but the data ({type(datamodule).__name__}"
+            f") has {option} {_show(data_value)}: the model's {option} is linked from the data "
+            f"and would silently be replaced. Drop model.init_args.{option} from the "
+            f"configuration, or use data whose {option} is {_show(value)}"
+        )
+
+
+def _as_comparable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(round(float(v), 6) for v in value)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(f"{float(v):g}" for v in value) + ")"
+    return str(value)
 
 
 #: Lightning's ``max_epochs`` when neither it nor ``max_steps`` is set.

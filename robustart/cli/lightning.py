@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch import Callback, Trainer
@@ -39,12 +39,14 @@ from robustart.callbacks.loggers import FinishLoggers
 from robustart.callbacks.run_dir import SaveRunConfig, resume_last_checkpoint, run_directory
 from robustart.cli.checks import (
     check_fit_has_work_left,
+    check_linked_settings,
     check_monitors,
     check_output_folders,
     check_run_length,
     check_trained_weights,
     check_wandb_can_log,
     check_warmups_fit,
+    linked_settings_given,
     loggers_of,
 )
 from robustart.cli.errors import check_config_arguments, tidy_parser_message
@@ -88,6 +90,24 @@ class RobustartArgumentParser(LightningArgumentParser):
         raise ConfigError(f"{tidy_parser_message(message)} (see `{prog} --help`)") from None
 
 
+def parse_whole_numbers_as_batch_counts(parser: LightningArgumentParser) -> None:
+    """Make ``--trainer.limit_val_batches 1`` one batch, as Lightning documents, not all.
+
+    Lightning types the ``limit_*_batches`` options ``Union[float, int, None]``; jsonargparse
+    tries the float first, so ``1`` became ``1.0``, which Lightning reads as the fraction 100 %
+    (``2`` became ``2.0``, read as 2 batches, so only 1 was silently wrong). Each trainer option
+    typed like that is re-typed with the integer first: ``1`` is one batch, ``1.0`` all of them.
+    """
+    for action in parser._actions:  # jsonargparse keeps the type hint of each option here
+        hint = getattr(action, "_typehint", None)
+        if not action.dest.startswith("trainer.") or get_origin(hint) is not Union:
+            continue
+        members = get_args(hint)
+        if float in members and int in members and members.index(float) < members.index(int):
+            rest = tuple(m for m in members if m not in (int, float))
+            action._typehint = Union[(int, float, *rest)]
+
+
 class RobustartCLI(LightningCLI):
     """LightningCLI with robustart's links, checkpoint defaults and safe checkpoint handling.
 
@@ -103,6 +123,7 @@ class RobustartCLI(LightningCLI):
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parse_whole_numbers_as_batch_counts(parser)
         for source, target in (
             ("data.num_classes", "model.init_args.num_classes"),
             ("data.in_channels", "model.init_args.in_channels"),
@@ -158,6 +179,12 @@ class RobustartCLI(LightningCLI):
             check_fit_has_work_left(config.ckpt_path, config.trainer)
         if self.subcommand in ("fit", "validate", "test", None):
             check_output_folders(config)
+        self._linked_given = linked_settings_given(config)
+
+    def instantiate_classes(self) -> None:
+        """Build the classes, then refuse linked model settings the data overrode."""
+        super().instantiate_classes()
+        check_linked_settings(getattr(self, "_linked_given", {}), self.datamodule)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         """Build the trainer; with ``enable_checkpointing`` false, without robustart's checkpoint

@@ -31,10 +31,10 @@ class AdversarialTrainingTask(ClassificationTask):
     Objectives (``objective``), with their published crafting defaults, used for every attack
     setting left at ``null``:
 
-    * ``pgd_at`` (default; Madry et al.): cross-entropy on PGD-CE examples; 10 steps of 2/255,
-      uniform random start, BatchNorm in train mode.
+    * ``pgd_at`` (default; Madry et al.): cross-entropy on PGD-CE examples; 10 steps of
+      2.5·ε/steps (2/255 at 8/255), uniform random start, BatchNorm in train mode.
     * ``trades`` (Zhang et al.): ``CE(f(x), y) + β·KL(f(x) ‖ f(x'))``, ``x'`` maximising the KL;
-      10 steps of 2/255, start ``x + 0.001·N(0, 1)``, BatchNorm in eval mode; ``beta: 6``.
+      10 steps of 2.5·ε/steps, start ``x + 0.001·N(0, 1)``, BatchNorm in eval mode; ``beta: 6``.
     * ``mart`` (Wang et al.): boosted CE on PGD-CE examples ``+ β·KL(f(x) ‖ f(x'))·(1 − f_y(x))``;
       crafting as TRADES; ``beta: 6``. Needs hard labels (no Mixup/CutMix/label smoothing).
     * ``fgsm_rs`` (Wong et al., "fast" AT): one step of 1.25·ε from a uniform random start,
@@ -49,7 +49,9 @@ class AdversarialTrainingTask(ClassificationTask):
         norm: Threat model, ``linf`` or ``l2``.
         eps: Budget ε (float or fraction string, e.g. ``"8/255"``).
         step_size: Attack step α (float or fraction); ``null``: the objective's default
-            (2/255 for pgd_at/trades/mart, 1.25·ε for fgsm_rs).
+            (2.5·ε/steps for pgd_at/trades/mart, i.e. 2/255 for 10 steps at 8/255 and 0.125
+            at L2 0.5; 1.25·ε for fgsm_rs). A step that cannot reach ε in ``steps`` steps
+            gets a warning.
         steps: Attack iterations while training; ``null``: the objective's default (10; 1 for
             fgsm_rs, which takes no other value).
         random_start: Start of the attack: ``true``/``uniform`` (uniform in the ε-ball),

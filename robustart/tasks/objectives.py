@@ -8,12 +8,13 @@ published defaults, the loss it maximises and the training loss:
 =========  ==========================================  =========================================
 name       crafting (published defaults)               training loss
 =========  ==========================================  =========================================
-pgd_at     PGD-CE, 10 steps of 2/255, uniform start,   CE on adversarial examples (optionally
-           BatchNorm in train mode (Madry et al.)      mixed with clean CE, ``adv_weight``)
+pgd_at     PGD-CE, 10 steps of 2.5·ε/steps (2/255 at   CE on adversarial examples (optionally
+           8/255), uniform start, BatchNorm in train   mixed with clean CE, ``adv_weight``)
+           mode (Madry et al.)
 fgsm_rs    one step of 1.25·ε from a uniform start,    as ``pgd_at`` (Wong et al., 2020)
            BatchNorm in train mode
 trades     PGD on ``KL(f(x) ‖ f(x'))``, 10 steps of    ``CE(f(x), y) + β · KL(f(x) ‖ f(x'))``
-           2/255, start ``x + 0.001·N(0, 1)``,         (Zhang et al., 2019), β = 6
+           2.5·ε/steps, start ``x + 0.001·N(0, 1)``,   (Zhang et al., 2019), β = 6
            BatchNorm in eval mode
 mart       PGD-CE, otherwise as ``trades``             ``BCE(f(x'), y) + β · KL(f(x) ‖ f(x')) ·
                                                        (1 − f_y(x))`` (Wang et al., 2020), β = 6
@@ -151,7 +152,10 @@ class ATObjective:
     Args:
         norm: Threat model, ``linf`` or ``l2``.
         eps: Budget ε (float or fraction string).
-        step_size: Absolute PGD step; ``None``: the objective's default (:attr:`defaults`).
+        step_size: Absolute PGD step; ``None``: the objective's default (:attr:`defaults`):
+            ``2.5·ε/steps`` (Madry et al.'s rule, 2/255 for 10 steps at 8/255, the published
+            CIFAR setting), which lets the steps cross the ball at any ε, norm and step count.
+            Explicit settings with ``steps · step_size < ε`` get a warning.
         steps: PGD iterations; ``None``: the objective's default.
         random_start: ``True``/``"uniform"``, ``"normal"`` (``x + 0.001·N(0, 1)``) or
             ``False``; ``None``: the objective's default.
@@ -165,10 +169,11 @@ class ATObjective:
     #: Registry name.
     name: ClassVar[str] = ""
     #: Published crafting settings used where a setting is ``None``; ``rel_step_size`` (a
-    #: fraction of ε) applies when ``step_size`` ends up ``None``.
+    #: fraction of ε) applies when ``step_size`` ends up ``None``, and ``None`` for both is
+    #: PGD's ``2.5·ε/steps``.
     defaults: ClassVar[dict[str, Any]] = {
         "steps": 10,
-        "step_size": "2/255",
+        "step_size": None,
         "rel_step_size": None,
         "random_start": True,
         "bn_mode": "train",
