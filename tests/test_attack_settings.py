@@ -316,7 +316,7 @@ def test_a_pgd_whose_steps_cannot_cross_its_budget_is_flagged():
     budget says. Madry et al.'s default (2.5·eps/steps) and FGSM-like attacks are silent."""
     with pytest.warns(UserWarning, match=r"cannot reach the edge of its budget"):
         short = PGD(eps=0.5, norm="l2", steps=10, step_size="2/255")
-    assert short.reach == pytest.approx(10 * 2 / 255 / 0.5)
+    assert short.reach() == pytest.approx(10 * 2 / 255 / 0.5)
     with pytest.warns(UserWarning, match="raise step_size or steps"):
         PGD(eps="8/255", steps=2, rel_step_size=0.25)
     with warnings.catch_warnings():
@@ -328,4 +328,18 @@ def test_a_pgd_whose_steps_cannot_cross_its_budget_is_flagged():
             FGSM(eps="8/255"),
             create_attack("mifgsm", eps="8/255", steps=7),
         ):
-            assert attack.reach >= 1 - 1e-6
+            assert attack.reach() >= 1 - 1e-6
+
+
+def test_sweeps_and_searches_flag_each_budget_out_of_reach():
+    """A suite's ε list is checked per budget (an absolute step reaches 2/255, not 16/255), and
+    a minimal-ε search against its ``eps_max``, not the attack's unused default ε."""
+    spec = {"name": "pgd", "eps": ["2/255", "16/255"], "steps": 10, "step_size": "1/255"}
+    with pytest.warns(UserWarning, match=r"less than eps=0\.06275"):
+        RobustnessSuite(attacks=[spec])
+    args = {"steps": 20, "step_size": 0.001}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RobustnessSuite(minimal_eps=[{"attack": "pgd", "norm": "l2", "eps_max": 0.02, **args}])
+    with pytest.warns(UserWarning, match=r"less than eps=0\.5"):
+        RobustnessSuite(minimal_eps=[{"attack": "pgd", "norm": "l2", "eps_max": 0.5, **args}])

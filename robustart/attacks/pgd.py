@@ -94,26 +94,28 @@ class PGD(Attack):
             self.random_start = "uniform" if start else False
         self.track_best = check_flag(self.name, "track_best", track_best)
         self.early_stop = check_flag(self.name, "early_stop", early_stop) and self.track_best
-        self._warn_if_short_of_budget()
+        self.warn_if_short_of_budget()
 
-    @property
-    def reach(self) -> float:
-        """How far the ``steps`` steps can move the perturbation in total, as a multiple of ε
-        (``steps · α / ε``; ``inf`` for ε = 0)."""
+    def reach(self, eps: float | None = None) -> float:
+        """How far the ``steps`` steps can move the perturbation in total, as a multiple of
+        the budget ``eps`` (default: the attack's ε): ``steps · α / ε``, ``inf`` for ε = 0."""
+        eps = self.eps if eps is None else float(eps)
         if self.step_size is None:
             return self.steps * self.rel_step_size
-        return self.steps * self.step_size / self.eps if self.eps > 0 else float("inf")
+        return self.steps * self.step_size / eps if eps > 0 else math.inf
 
-    def _warn_if_short_of_budget(self) -> None:
-        """Warn when ``steps · α < ε``: the iterates cannot cross the ball, so the attack is
-        weaker than its budget says (a robust accuracy that overstates robustness, or
-        adversarial training against a smaller ε)."""
-        if self.norm == "l1" or math.isinf(self.eps) or self.reach >= 1 - 1e-6:
+    def warn_if_short_of_budget(self, eps: float | None = None) -> None:
+        """Warn when ``steps · α < ε`` (ε: ``eps``, default the attack's): the iterates cannot
+        cross the ball, so the attack is weaker than its budget says (a robust accuracy that
+        overstates robustness, or adversarial training against a smaller ε). Sweeps over
+        several budgets call this for each."""
+        eps = self.eps if eps is None else float(eps)
+        if self.norm == "l1" or math.isinf(eps) or self.reach(eps) >= 1 - 1e-6:
             return
-        step = self.step_size if self.step_size is not None else self.rel_step_size * self.eps
+        step = self.step_size if self.step_size is not None else self.rel_step_size * eps
         warnings.warn(
             f"{self.name}: {self.steps} step(s) of {step:.4g} move the perturbation at most "
-            f"{self.steps * step:.4g}, less than eps={self.eps:.4g}, so the attack cannot reach "
+            f"{self.steps * step:.4g}, less than eps={eps:.4g}, so the attack cannot reach "
             "the edge of its budget; raise step_size or steps (Madry et al.: step_size = "
             "2.5·eps/steps, the default when step_size is null)",
             stacklevel=3,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,9 +190,13 @@ class MinimalEpsilonSearch:
                         f"attack_args must not set {fixed!r}: the search chooses the budgets "
                         "and the norm is its own argument"
                     )
-            self.attack = create_attack(attack, norm=norm or "linf", **args)
+            with warnings.catch_warnings():  # its default eps is not searched: eps_max is
+                warnings.filterwarnings("ignore", ".*cannot reach the edge of its budget")
+                self.attack = create_attack(attack, norm=norm or "linf", **args)
         self.norm = self.attack.norm
         self.eps_max = check_budget(self.attack.name, self.norm, eps_max, "eps_max")
+        if hasattr(self.attack, "warn_if_short_of_budget"):  # PGD and its variants
+            self.attack.warn_if_short_of_budget(self.eps_max)
         if self.eps_max <= 0:
             raise ConfigError(f"eps_max must be > 0, got {eps_max!r}")
         if int(bisection_steps) < 0:
