@@ -244,3 +244,73 @@ def test_shift_benchmarks_check_factory_models_on_their_image_size(tmp_path):
         load_models({"m": small}, IMAGENET_MODELS)
     settings = ShiftSettings(root=tmp_path, crop_size=64)
     assert get_benchmark("imagenet-s").model_data(settings).image_size == 64
+
+
+# ------------------------------------------------------------- fourth audit (evaluation)
+def test_study_wandb_dir_below_a_file_is_refused_before_evaluating(tmp_path):
+    """W&B fell back to /tmp without a word, after the whole study."""
+    (tmp_path / "afile").write_text("x")
+    section = {"mode": "offline", "dir": str(tmp_path / "afile" / "wandb")}
+    with pytest.raises(ConfigError, match=r"W&B folder \(wandb: dir\) .* is below .*afile"):
+        run_study({**TINY_STUDY, "wandb": section}, tmp_path / "out", device="cpu")
+    assert not (tmp_path / "out" / "benchmark").exists()
+
+
+def test_a_study_drops_and_does_not_log_an_earlier_studys_figures(no_wandb_account, tmp_path):
+    """A study without corruptions logged the Pareto figure a previous study left behind."""
+    import wandb
+    from PIL import Image
+    from wandb_run import offline_runs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / "pareto_corruption.png", out / "scaling_law.png"]
+    for path in stale:
+        Image.new("RGB", (4, 4)).save(path)
+    study = {**TINY_STUDY, "suite": {"attacks": [{"name": "fgsm", "eps": "8/255"}]}}
+    section = {"project": "robustart", "dir": str(tmp_path), "mode": "offline"}
+    run_study({**study, "wandb": section}, out, device="cpu", progress=False)
+    wandb.teardown()
+    assert not any(path.exists() for path in stale)
+    (run,) = offline_runs(tmp_path)
+    logged = {key for row in run.history for key in row if key.startswith("study_figures/")}
+    assert logged and not logged & {"study_figures/pareto_corruption", "study_figures/scaling_law"}
+    assert logged <= {f"study_figures/{p.stem}" for p in out.glob("*.png")}
+
+
+@pytest.mark.parametrize("num_images", [0, -5, 2.5, True])
+def test_robustness_callback_refuses_a_bad_subset_size_when_built(num_images):
+    """``num_images: 0`` was refused only after the first training epochs."""
+    from robustart.callbacks import RobustnessEvaluation
+
+    with pytest.raises(ConfigError, match="num_images must be a whole number >= 1"):
+        RobustnessEvaluation(num_images=num_images, attacks=[], corruptions=[])
+    assert RobustnessEvaluation(num_images=None, attacks=[], corruptions=[]).num_images is None
+
+
+def test_shift_refuses_a_subset_given_twice(capsys, tmp_path):
+    argv = ["shift", "zoo:digits_resnet20_standard", "--benchmark", "cifar10-c", "--data-root"]
+    argv += [str(tmp_path), "--subsets", "fog,gaussian_noise,fog", "--output", str(tmp_path / "o")]
+    err = _cli_error(capsys, argv)
+    assert "--subsets lists fog more than once" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--steps", "2", "--attack-arg", "steps=1"], "'steps' is given by --steps and --attack"),
+        (["--attack-arg", "eps=0.1"], "'eps' is given by --eps and --attack-arg"),
+        (["--attack-arg", "restarts=1", "--attack-arg", "restarts=2"], "twice with --attack"),
+    ],
+)
+def test_transfer_refuses_an_attack_setting_given_twice(capsys, tmp_path, extra, match):
+    argv = ["transfer", "zoo:digits_resnet20_standard", "zoo:digits_resnet20_pgd_at", *extra]
+    err = _cli_error(capsys, [*argv, "--output", str(tmp_path / "t")])
+    assert match in err
+
+
+def test_a_perturbation_crop_of_zero_pixels_is_refused():
+    from robustart.perturbations import perturb
+
+    with pytest.raises(ConfigError, match="crop must be at least 1 pixel"):
+        perturb(torch.rand(1, 3, 16, 16), "rotate", crop=0)

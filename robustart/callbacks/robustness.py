@@ -146,6 +146,13 @@ class RobustnessEvaluation(Callback):
             raise ConfigError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if num_images is not None and (
+            isinstance(num_images, bool) or num_images != int(num_images) or num_images < 1
+        ):
+            raise ConfigError(
+                f"RobustnessEvaluation num_images must be a whole number >= 1 (or null: the "
+                f"whole split), got {num_images!r}"
+            )
         for name, value in (("split", split), ("test_split", test_split)):
             if value not in ("train", "val", "test"):
                 raise ConfigError(f"{name} must be 'train', 'val' or 'test', got {value!r}")

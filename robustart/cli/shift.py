@@ -203,8 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="evaluate only N evenly spaced images of each subset (each corruption × severity, "
-        "the clean set, each perturbation's sequences) for a quick run (default: all)",
+        help="evaluate at most N evenly spaced images of each subset (each corruption × "
+        "severity, the clean set, each perturbation's sequences) for a quick run; a smaller "
+        "subset is evaluated whole, and the results give the number of images of each "
+        "(default: all)",
     )
     return parser
 
@@ -230,6 +232,11 @@ def _check_options(benchmark: Benchmark, args: argparse.Namespace) -> None:
             raise ConfigError(f"{option} must be >= 1, got {value}")
     if args.num_workers < 0:
         raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.subsets is not None and len(set(args.subsets)) != len(args.subsets):
+        repeated = sorted({s for s in args.subsets if args.subsets.count(s) > 1})
+        raise ConfigError(
+            f"--subsets lists {', '.join(repeated)} more than once; give each subset once"
+        )
     for option, values, low, high in (
         ("--severities", args.severities, 1, 5),
         ("--jpeg-qualities", args.jpeg_qualities, 1, 100),

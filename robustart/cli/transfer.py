@@ -29,7 +29,7 @@ from robustart.cli.options import (
     num_images_request,
 )
 from robustart.data.named import create_datamodule
-from robustart.errors import EmptyInputError
+from robustart.errors import ConfigError, EmptyInputError
 from robustart.evaluation.benchmark import evaluation_subset
 from robustart.evaluation.transfer import evaluate_transfer
 from robustart.models.loading import display_names, load_models, resolve_device
@@ -112,7 +112,13 @@ def main(argv: list[str]) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     check_output_dir(args.output, "--output")
     names = display_names(args.models, args.names)
-    settings = dict(args.attack_arg)
+    settings: dict[str, Any] = {}
+    for key, value in args.attack_arg:
+        if key in settings or key in ("eps", "norm") or (key == "steps" and args.steps is not None):
+            option = {"eps": "--eps", "norm": "--norm", "steps": "--steps"}.get(key)
+            twice = f"by {option} and --attack-arg" if option else "twice with --attack-arg"
+            raise ConfigError(f"the attack setting {key!r} is given {twice}; give it once")
+        settings[key] = value
     if args.steps is not None:
         settings["steps"] = args.steps
     attack = create_attack(args.attack, eps=args.eps, norm=args.norm, **settings)

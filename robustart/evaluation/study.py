@@ -661,6 +661,11 @@ class StudyResult:
             )
         for name, (path, caption) in self.benchmark.save_figures(output).items():
             figures[name] = (path, caption)
+        drawn = {path.name for path, _ in figures.values()}
+        for pattern in STUDY_FIGURE_PATTERNS:  # an earlier study's figure would be reported
+            for stale in output.glob(pattern):
+                if stale.name not in drawn:
+                    stale.unlink(missing_ok=True)
         intro = (
             f"{len(self.spec.models)} models on {self.spec.data} {self.spec.split} "
             f"({self.benchmark.settings.get('num_images')} images); accuracies in percent."
@@ -705,6 +710,11 @@ class StudyResult:
         return paths
 
 
+#: The figures :meth:`StudyResult.save` draws itself (the benchmark's are its own
+#: ``FIGURE_FILES``); those it does not draw this time are removed from the output folder.
+STUDY_FIGURE_PATTERNS = ("pareto_*.png", "scaling_law.png", "transfer_heatmap.png")
+
+
 def _json_number(value: float | int) -> float | int | None:
     """``value`` for JSON: NaN (an undefined R²) as ``null``."""
     return None if isinstance(value, float) and math.isnan(value) else value
@@ -744,6 +754,8 @@ def run_study(
     device = resolve_device("auto" if device is None else str(device))
     if spec.wandb is not None:
         check_wandb_ready(spec.wandb)
+        if spec.wandb.get("dir") is not None:  # W&B falls back to /tmp without a word
+            check_output_dir(Path(str(spec.wandb["dir"])), "the study's W&B folder (wandb: dir)")
     attack = None
     if spec.transfer is not None:
         settings = dict(spec.transfer)
@@ -806,9 +818,9 @@ def run_study(
                 output / "transfer.json", {"identity": identity, "result": transfer.to_dict()}
             )
     study = StudyResult(spec, result, flops, transfer, notes=list(result.notes))
-    study.save(output)
+    saved = study.save(output)
     if spec.wandb is not None:
-        log_study_to_wandb(study, output, spec.wandb)
+        log_study_to_wandb(study, output, spec.wandb, figures=saved)
     return study
 
 
@@ -849,9 +861,22 @@ def _transfer_from_dict(data: Mapping[str, Any]) -> TransferResult:
     )
 
 
-def log_study_to_wandb(study: StudyResult, output: Path, settings: Mapping[str, Any]) -> None:
+def log_study_to_wandb(
+    study: StudyResult,
+    output: Path,
+    settings: Mapping[str, Any],
+    figures: Mapping[str, Path] | None = None,
+) -> None:
     """One W&B run (job type ``study``, group: the study's name unless given) with the
-    leaderboard, the scaling-law fits and the transfer matrix as tables and every figure."""
+    leaderboard, the scaling-law fits and the transfer matrix as tables and the figures.
+
+    Args:
+        study: The study's results.
+        output: The study's output folder (the run's directory unless ``settings["dir"]``).
+        settings: The study's ``wandb:`` section.
+        figures: The files :meth:`StudyResult.save` wrote; its PNGs are logged (``None``:
+            draw them again with ``save``), never other PNGs that happen to be in ``output``.
+    """
     import wandb
 
     table = study.leaderboard()
@@ -888,8 +913,9 @@ def log_study_to_wandb(study: StudyResult, output: Path, settings: Mapping[str, 
         if study.transfer is not None:
             headers, rows = study.transfer.table()
             data["study/transfer"] = wandb.Table(columns=headers, data=rows)
-        for png in sorted(output.glob("*.png")):
-            data[f"study_figures/{png.stem}"] = wandb.Image(str(png))
+        saved = study.save(output) if figures is None else figures
+        for png in sorted(p for p in saved.values() if Path(p).suffix == ".png"):
+            data[f"study_figures/{Path(png).stem}"] = wandb.Image(str(png))
         run.log(data)
     finally:
         run.finish()

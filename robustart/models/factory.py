@@ -61,6 +61,24 @@ def available_models() -> list[str]:
     return [*MODELS.names(), *timm.list_models()]
 
 
+def check_model_name(name: str) -> str:
+    """Return ``name`` if robustart or timm has an architecture of that name.
+
+    Raises:
+        UnknownNameError: the name is in neither registry; close matches are suggested.
+    """
+    if name in MODELS:
+        return name
+    import timm
+
+    if not timm.is_model(name):
+        raise UnknownNameError(
+            MODELS.unknown_message(name, extra=timm.list_models())
+            + ", or any timm model (list them with `timm.list_models()`)"
+        )
+    return name
+
+
 def create_backbone(
     name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False, **kwargs: Any
 ) -> nn.Module:
@@ -81,11 +99,7 @@ def create_backbone(
         return MODELS.get(name)(num_classes=num_classes, in_chans=in_chans, **kwargs)
     import timm
 
-    if not timm.is_model(name):
-        raise UnknownNameError(
-            MODELS.unknown_message(name, extra=timm.list_models())
-            + ", or any timm model (list them with `timm.list_models()`)"
-        )
+    check_model_name(name)
     return timm.create_model(
         name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
     )

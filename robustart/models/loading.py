@@ -102,6 +102,9 @@ def load_model(
         return _with_weights(backbone, weights, spec, num_classes, mean, std)
     if _FACTORY.match(spec.partition("@")[0]) and not Path(spec).exists():
         model = _load_factory(spec)
+        from robustart.models.weights import check_finite_state
+
+        check_finite_state(model.state_dict(), f"model {spec!r}")
         if image_size is not None:
             check_model_outputs(
                 model, f"model {spec!r}", num_classes, (in_channels, image_size, image_size)
@@ -131,6 +134,10 @@ def load_models(
     """``{name: spec}`` → ``{name: model}`` with :func:`load_model`, each on ``device``; every
     model is loaded (and checked) before the caller evaluates any. A factory's model is run
     once on the data's image shape when ``data`` has an ``image_size`` (a datamodule does)."""
+    if arch is not None:  # checked even when no spec is a plain weights file that needs it
+        from robustart.models.factory import check_model_name
+
+        check_model_name(arch)
     image_size = getattr(data, "image_size", None)
     return {
         name: load_model(
@@ -429,11 +436,55 @@ def _load_file(
         raise ConfigError(
             f"{path} holds a model for {channels}-channel images but the data has {in_channels}"
         )
-    model = create_model(arch, num_classes, channels, **(hparams.get("model_kwargs") or {}))
+    model = _create_recorded_model(path, arch, num_classes, channels, hparams.get("model_kwargs"))
     # The whole wrapper is loaded, normalisation buffers included: the checkpoint normalises
     # its input the way it was trained to.
     load_into(model, extract_state_dict(checkpoint), str(path), arch)
     return model.eval()
+
+
+#: Model settings a checkpoint may not bring: they make timm download or read other files.
+UNTRUSTED_MODEL_KWARGS = frozenset(
+    {"pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir"}
+)
+
+
+def _create_recorded_model(
+    path: Path, arch: str, num_classes: int, channels: int, model_kwargs: object
+) -> nn.Module:
+    """The architecture a checkpoint records, built with its recorded ``model_kwargs``.
+
+    The checkpoint is untrusted input: settings that would download or read other files are
+    refused, and settings the architecture does not take are a one-line error.
+
+    Raises:
+        CheckpointError: ``model_kwargs`` that is not a mapping, holds a refused setting, or
+            does not fit the architecture.
+    """
+    from robustart.models import create_model
+
+    if model_kwargs is None:
+        model_kwargs = {}
+    if not isinstance(model_kwargs, Mapping):
+        raise CheckpointError(
+            f"{path} records model_kwargs {model_kwargs!r}, not a mapping of settings; it was "
+            "not written by `robustart fit`"
+        )
+    refused = sorted(k for k, v in model_kwargs.items() if k in UNTRUSTED_MODEL_KWARGS and v)
+    if refused:
+        raise CheckpointError(
+            f"{path} records model_kwargs {', '.join(f'{k}={model_kwargs[k]!r}' for k in refused)}"
+            ", which would make the model download or read other files when it is built; "
+            "robustart does not take such settings from a checkpoint. Re-save the checkpoint "
+            "without them (its weights are all the model needs)."
+        )
+    try:
+        return create_model(arch, num_classes, channels, **model_kwargs)
+    except TypeError as err:
+        raise CheckpointError(
+            f"{path} records model_kwargs {dict(model_kwargs)!r} that model {arch!r} does not "
+            f"take ({_first_line(err)}); it was written for another version of the model"
+        ) from None
 
 
 def model_names(specs: Sequence[str]) -> list[str]:

@@ -176,7 +176,7 @@ def _looks_like_torch_file(path: Path) -> bool:
 def _unsupported_global(message: str) -> str | None:
     """The object PyTorch's weights-only unpickler refused (``GLOBAL module.Name``), if the
     error says so; ``None`` for other unpickling errors (a damaged file)."""
-    match = re.search(r"Unsupported global: (GLOBAL [\w.]+)", message)
+    match = re.search(r"(?:Unsupported global:|unsupported) (GLOBAL [\w.]+)", message)
     return match.group(1) if match else None
 
 
@@ -219,4 +219,33 @@ def load_into(module: nn.Module, state: Mapping[str, Tensor], source: str, arch:
             "probably saved for another architecture or number of classes: use the model "
             "and dataset they were trained with."
         )
+    check_finite_state(state, source)
     module.load_state_dict(state, strict=True)
+
+
+def check_finite_state(state: Mapping[str, Tensor], source: str) -> None:
+    """Refuse weights with a NaN or infinite entry in a floating-point tensor.
+
+    Such a model can still give finite logits (an infinite BatchNorm mean behind a ReLU), and
+    so an accuracy, for a network that is broken.
+
+    Args:
+        state: Parameters and buffers by name.
+        source: Where they come from, for the message.
+
+    Raises:
+        CheckpointError: naming the first tensors with non-finite entries.
+    """
+    bad = [
+        name
+        for name, tensor in state.items()
+        if isinstance(tensor, Tensor)
+        and tensor.is_floating_point()
+        and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        raise CheckpointError(
+            f"the weights in {source} hold NaN or infinite values in {len(bad)} tensor(s) (e.g. "
+            f"{', '.join(bad[:3])}): the model is broken (training diverged, or the file was "
+            "damaged). Use an earlier checkpoint of the run."
+        )

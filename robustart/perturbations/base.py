@@ -108,6 +108,8 @@ class Perturbation(ABC):
         out_h, out_w = (crop, crop) if isinstance(crop, int) else (crop or (height, width))
         if out_h > height or out_w > width:
             raise ConfigError(f"crop {crop} is larger than the images ({height}×{width})")
+        if out_h < 1 or out_w < 1:
+            raise ConfigError(f"crop must be at least 1 pixel on each side, got {crop}")
         param, scale = self.parameter(difficulty, out_h, out_w)
         with torch.no_grad():
             if self.crop_after:
