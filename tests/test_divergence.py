@@ -197,7 +197,7 @@ def test_test_of_a_nan_checkpoint_refuses_and_writes_no_robustness(tmp_path, mon
         FAST,
         "--ckpt_path",
         broken,
-        match="logits are NaN or infinite",
+        match="hold NaN or infinite values in 1 tensor(s) (e.g. model.backbone.conv1.weight)",
     )
     assert not tmp_path.joinpath("runs", "digits_standard", "version_1", "robustness.json").exists()
 

@@ -106,3 +106,15 @@ def test_the_benchmark_refuses_an_unknown_arch(tmp_path, capsys):
         tmp_path / "out",
         match="unknown model 'resnet999'",
     )
+
+
+def test_test_and_resume_refuse_a_checkpoint_with_non_finite_weights(tmp_path):
+    from robustart.models.weights import check_checkpoint_file
+
+    path = tmp_path / "diverged.ckpt"
+    _lightning_checkpoint(path, {})
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"]["model.backbone.fc.weight"][0, 0] = float("nan")
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match=r"NaN or infinite .*model\.backbone\.fc\.weight"):
+        check_checkpoint_file(path, "resnet20")

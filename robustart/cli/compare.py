@@ -14,6 +14,12 @@ training curves and the test report, and is finished after the test. The table (
 is printed and written to ``<output>/comparison.{md,csv,json}`` with ``robustness_curves.png``,
 all atomically.
 
+Every recipe is built before the first is trained, and recipes tested on different evaluations
+(test suite, subset) are refused: the table's columns are the same for every recipe. Each
+finished (recipe, seed) run is stored under ``<output>/runs/`` and reused by a later command
+whose run has the same identity (:func:`run_identity`: the resolved configuration, the contents
+of the files it names, the seed and arguments, the checkpoint and robustart's version).
+
 With W&B, every run of one comparison shares a group (``--group``, default
 ``compare-<date>-<time>``; job type ``compare``), and one more run of the group, job type
 ``comparison``, holds the table as a ``wandb.Table`` (``comparison/table``) and the figure.
@@ -166,9 +172,13 @@ def robustness_evaluation(cli: RobustartCLI, recipe: Path) -> RobustnessEvaluati
     )
 
 
-def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> None:
+def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> list[str]:
     """Build every recipe's configuration (models, data, suites, callbacks) without training,
-    so that a mistake in the last recipe fails now, not after training the others.
+    so that a mistake in the last recipe fails now, not after training the others, and check
+    that every recipe is tested on the same evaluation (one table compares like with like).
+
+    Returns:
+        The :func:`config_digest` of each recipe, in order (the basis of its runs' identity).
 
     Raises:
         RobustartError: the first problem found, naming the recipe.
@@ -181,13 +191,169 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
     for recipe in recipes:
         for path in recipe_files(recipe):
             read_yaml_file(path, "recipe")
+    digests, evaluations = [], []
     for recipe in recipes:
         cli = build_cli([*recipe_arguments(recipe, common), *extra], run=False)
-        robustness_evaluation(cli, recipe)
+        evaluator = robustness_evaluation(cli, recipe)
         check_monitors(cli.trainer, cli.model)
         for stage in ("fit", "test"):  # compare fits, then tests with the same trainer
             check_run_length(cli.config.trainer, stage)
-        del cli
+        digests.append(config_digest(cli))
+        evaluations.append(evaluation_signature(evaluator))
+        del cli, evaluator
+    check_same_evaluation(recipes, evaluations)
+    return digests
+
+
+def evaluation_signature(evaluator: RobustnessEvaluation) -> dict[str, Any]:
+    """What decides the columns and the images of a recipe's row in the table: the test
+    suite's attacks (label, budgets, settings), corruptions and severities, and the test
+    subset (split, size, seed)."""
+    suite = evaluator.test_suite
+    corruptions = list(suite.corruption_names)
+    return {
+        "attacks": [
+            {
+                "label": entry.label,
+                "eps": list(entry.eps),
+                "settings": {k: v for k, v in entry.attack.config.items() if k != "eps"},
+            }
+            for entry in suite.attacks
+        ],
+        "corruptions": corruptions,
+        "severities": list(suite.severities) if corruptions else [],  # unused without any
+        "num_images": evaluator.num_images,
+        "test_split": evaluator.test_split,
+        "seed": evaluator.seed,
+    }
+
+
+def check_same_evaluation(recipes: list[Path], evaluations: list[dict[str, Any]]) -> None:
+    """Refuse recipes tested on different evaluations: the table has the first recipe's
+    columns, so another recipe's other attacks or corruptions would be left out of it, and
+    numbers on other images or budgets would be compared as if they were alike.
+
+    Raises:
+        ConfigError: naming the first recipe whose evaluation differs from the first recipe's,
+            and how.
+    """
+    baseline = evaluations[0]
+    for recipe, evaluation in zip(recipes[1:], evaluations[1:]):
+        differences = [
+            _difference(key, baseline[key], evaluation[key])
+            for key in baseline
+            if baseline[key] != evaluation[key]
+        ]
+        if differences:
+            raise ConfigError(
+                f"recipes {recipes[0]} and {recipe} are tested on different evaluations "
+                f"({'; '.join(differences)}), so one table would not compare them alike; give "
+                "every recipe the same RobustnessEvaluation test suite and subset (e.g. in one "
+                "--common layer)"
+            )
+
+
+def _difference(key: str, first: Any, other: Any) -> str:
+    """How one setting of two :func:`evaluation_signature` differs, for an error message:
+    attacks by label and budgets, or by the settings that differ where that is all."""
+    if key == "attacks":
+        brief = [[_describe_attack(attack) for attack in attacks] for attacks in (first, other)]
+        if brief[0] != brief[1]:
+            return f"attacks [{', '.join(brief[0])}] vs [{', '.join(brief[1])}]"
+        return "attacks " + "; ".join(
+            f"{text}: {_setting_differences(a['settings'], b['settings'])}"
+            for text, a, b in zip(brief[0], first, other)
+            if a != b
+        )
+    if key == "num_images":
+        first, other = ["all" if n is None else n for n in (first, other)]
+    return f"{key.replace('_', ' ')} {first} vs {other}"
+
+
+def _describe_attack(attack: dict[str, Any]) -> str:
+    """An attack of an :func:`evaluation_signature` by label and budgets: ``pgd10_linf at
+    2/255, 8/255``."""
+    norm = attack["settings"].get("norm", "linf")
+    return f"{attack['label']} at {', '.join(format_eps(eps, norm) for eps in attack['eps'])}"
+
+
+def _setting_differences(first: dict[str, Any], other: dict[str, Any]) -> str:
+    """The settings two attacks differ in: ``step_size 1.25*eps vs 0.00392157``."""
+    return ", ".join(
+        f"{key} {_format(first.get(key))} vs {_format(other.get(key))}"
+        for key in dict.fromkeys([*first, *other])
+        if first.get(key) != other.get(key)
+    )
+
+
+def _format(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def config_digest(cli: RobustartCLI) -> str:
+    """A checksum of a recipe's resolved configuration (every option, whichever file or
+    argument set it) and of the files it names.
+
+    Every string value of the configuration that names an existing regular file (relative
+    to the working folder, as the options read them), or a shipped suite by name, adds that
+    file's contents: a suite YAML, a pretrained checkpoint, ... (files over
+    :data:`CONTENT_HASH_LIMIT` add their size and modification time instead). Folders, e.g. a
+    dataset's root, add only their path: their contents are taken as fixed.
+    """
+    import hashlib
+
+    import yaml
+
+    text = cli.parser.dump(cli.config, skip_check=True)
+    digest = hashlib.sha256(text.encode())
+    for value in sorted(set(_string_values(yaml.safe_load(text)))):
+        file_digest = _referenced_file_digest(value)
+        if file_digest is not None:
+            digest.update(f"\0{value}\0{file_digest}".encode())
+    return digest.hexdigest()
+
+
+#: Files up to this size are identified by their contents, larger ones by size and mtime.
+CONTENT_HASH_LIMIT = 256 * 2**20
+
+
+def _string_values(data: Any) -> Iterator[str]:
+    """Every string in a parsed YAML document, keys of mappings excluded."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for value in data.values():
+            yield from _string_values(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _string_values(value)
+
+
+def _referenced_file_digest(value: str) -> str | None:
+    """A checksum of the regular file ``value`` names (a path, or a shipped suite's name);
+    ``None`` if it names none."""
+    import hashlib
+
+    from robustart.evaluation.suite import suites_dir
+
+    try:
+        path = Path(value)
+        if not path.is_file():
+            if path.suffix or path.exists() or not value:
+                return None
+            path = suites_dir() / f"{value}.yaml"  # how load_suite resolves a suite's name
+            if not path.is_file():
+                return None
+        stat = path.stat()
+        if stat.st_size > CONTENT_HASH_LIMIT:
+            return f"size={stat.st_size} mtime_ns={stat.st_mtime_ns}"
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except (OSError, ValueError):  # not a possible path (too long, NUL, ...), or unreadable
+        return None
 
 
 def fit_and_test(
@@ -343,20 +509,20 @@ def main(argv: list[str]) -> dict[str, Any]:
     seeds = [args.seed] if args.seeds is None else list(dict.fromkeys(args.seeds))
     extra = fit_arguments(args, extra)
     check_output_dir(args.output, "--output folder")
-    check_recipes(args.recipes, args.common, extra)
+    configs = check_recipes(args.recipes, args.common, extra)
     taken: set[str] = set()
     names = [run_name(recipe, taken) for recipe in args.recipes]
     group = args.group or time.strftime("compare-%Y%m%d-%H%M%S")
     wandb_runs: list[dict[str, Any]] = []
     per_seed: dict[str, list[tuple[dict[str, float], RobustnessReport]]] = {n: [] for n in names}
     with wandb_group(group):
-        for name, recipe in zip(names, args.recipes):
+        for name, recipe, config in zip(names, args.recipes, configs):
             for seed in seeds:
                 seeded = extra if seed is None else [*extra, "--seed_everything", str(seed)]
                 label = name if seed is None else f"{name}, seed {seed}"
                 stem = "recipe_seed" if seed is None else f"seed_{seed}"
                 stored = args.output / "runs" / name.replace("/", "_") / f"{stem}.json"
-                identity = run_identity(recipe, args.common, seeded, args.ckpt)
+                identity = run_identity(config, seeded, args.ckpt)
                 previous = read_stored_run(stored, identity)
                 if previous is not None:
                     print(
@@ -435,23 +601,21 @@ def main(argv: list[str]) -> dict[str, Any]:
     return summary
 
 
-def run_identity(recipe: Path, common: list[Path], extra: list[str], ckpt: str) -> str:
-    """A checksum of everything a recipe's run depends on: its config files' contents, the
-    extra arguments (seed included), the tested checkpoint and robustart's version."""
+def run_identity(config: str, extra: list[str], ckpt: str) -> str:
+    """A checksum of everything one run of a recipe depends on: the recipe's
+    :func:`config_digest` (resolved configuration and the files it names), the arguments
+    given to its ``robustart fit`` (seed included), the tested checkpoint and robustart's
+    version."""
     import hashlib
 
     import robustart
 
-    digest = hashlib.sha256()
-    for path in [*recipe_files(recipe), *common]:
-        digest.update(Path(path).read_bytes())
-    digest.update(repr((extra, ckpt, robustart.__version__)).encode())
-    return digest.hexdigest()
+    return hashlib.sha256(repr((config, extra, ckpt, robustart.__version__)).encode()).hexdigest()
 
 
 def read_stored_run(path: Path, identity: str) -> tuple[dict[str, float], RobustnessReport] | None:
     """The test metrics and report a finished run stored at ``path``, if its identity matches
-    (same configs, arguments, seed and version); ``None`` otherwise."""
+    (see :func:`run_identity`); ``None`` otherwise."""
     import json
 
     try:

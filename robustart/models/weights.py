@@ -140,8 +140,8 @@ def check_checkpoint_file(path: str | os.PathLike, model: str | None = None) -> 
             (``None``: not checked).
 
     Raises:
-        CheckpointError: a missing, unreadable or unsafe file, plain weights, or a checkpoint
-            of another architecture.
+        CheckpointError: a missing, unreadable or unsafe file, plain weights, a checkpoint
+            of another architecture, or weights with NaN or infinite entries.
     """
     if Path(path).is_dir():
         raise CheckpointError(_directory_message(Path(path), f"--ckpt_path {path}"))
@@ -156,6 +156,9 @@ def check_checkpoint_file(path: str | os.PathLike, model: str | None = None) -> 
     if model is not None:
         num_classes = checkpoint.get("robustart", {}).get("num_classes")
         check_checkpoint_matches(checkpoint, model, num_classes, source=str(path))
+    state = checkpoint["state_dict"]
+    if isinstance(state, Mapping):
+        check_finite_state(state, str(path))
 
 
 #: How the files ``torch.save`` writes begin: a zip archive (the default since PyTorch 1.6) or

@@ -1,0 +1,158 @@
+"""``robustart compare`` refuses what would make its table wrong: a stored run reused after a
+file its recipe names has changed (the run is trained again instead), and recipes tested on
+different evaluations (refused before any training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import RECIPES, expect_cli_error
+
+from robustart.cli.compare import check_recipes
+from robustart.errors import ConfigError
+from robustart.main import cli_main
+
+STANDARD = RECIPES / "digits" / "standard.yaml"
+MIXUP = RECIPES / "digits" / "mixup.yaml"
+FREE_AT = RECIPES / "digits" / "free_at.yaml"
+
+#: A tiny run: one training batch, one test batch, 8 images tested by the suite ``{suite}``.
+LAYER = """\
+trainer:
+  max_epochs: 1
+  limit_train_batches: 1
+  limit_val_batches: 1
+  limit_test_batches: 1
+  enable_progress_bar: false
+  enable_model_summary: false
+  callbacks:
+    - class_path: robustart.callbacks.RobustnessEvaluation
+      init_args:
+        num_images: {num_images}
+        batch_size: 8
+        progress: false
+        attacks: []
+        corruptions: []
+        test_suite: {suite}
+checkpoint:
+  monitor: null
+"""
+
+
+def fgsm_suite(eps: str, steps: int | None = None) -> str:
+    """A suite of one attack: FGSM at ``eps``, or PGD with ``steps``."""
+    attack = "fgsm" if steps is None else f"pgd, steps: {steps}"
+    return f"attacks:\n  - {{name: {attack}, norm: linf, eps: [{eps}]}}\n"
+
+
+def write_layer(path: Path, suite: str, num_images: int = 8) -> Path:
+    path.write_text(LAYER.format(suite=suite, num_images=num_images))
+    return path
+
+
+def compare(capsys, *args) -> tuple[str, str]:
+    """Run ``robustart compare`` (into ``cmp``) and return its stdout and stderr."""
+    assert cli_main(["compare", "--output", "cmp", *map(str, args)]) == 0
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def table_columns() -> list[str]:
+    return json.loads(Path("cmp/comparison.json").read_text())["table"]["headers"]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- stored runs
+def test_a_changed_suite_file_is_tested_again_not_reused(workdir, capsys):
+    """The recipe names its test suite by a (relative) path: when the file changes, the stored
+    run is stale and the recipe is trained and tested again; unchanged, it is reused."""
+    suite = workdir / "suite.yaml"
+    suite.write_text(fgsm_suite("8/255"))
+    layer = write_layer(workdir / "layer.yaml", "suite.yaml")
+    compare(capsys, STANDARD, "--common", layer)
+    assert "fgsm_linf 8/255" in table_columns()
+
+    suite.write_text(fgsm_suite("2/255"))
+    out, err = compare(capsys, STANDARD, "--common", layer)
+    assert "reusing" not in err
+    assert "fgsm_linf 2/255" in out and "fgsm_linf 8/255" not in out
+    assert table_columns()[-1] == "fgsm_linf 2/255"
+
+    _, err = compare(capsys, STANDARD, "--common", layer)
+    assert err.count("reusing") == 1
+
+
+def test_a_changed_named_suite_or_fit_argument_is_tested_again(workdir, capsys, monkeypatch):
+    """A suite named by its name (``test_suite: mini``, found in the suites folder) is part of
+    the identity too, and so are the arguments after ``--``."""
+    suites = workdir / "suites"
+    suites.mkdir()
+    monkeypatch.setenv("ROBUSTART_SUITES", str(suites))
+    (suites / "mini.yaml").write_text(fgsm_suite("8/255"))
+    layer = write_layer(workdir / "layer.yaml", "mini")
+    compare(capsys, STANDARD, "--common", layer)
+
+    (suites / "mini.yaml").write_text(fgsm_suite("4/255"))
+    out, err = compare(capsys, STANDARD, "--common", layer)
+    assert "reusing" not in err and "fgsm_linf 4/255" in out
+
+    _, err = compare(capsys, STANDARD, "--common", layer, "--", "--trainer.max_epochs", "2")
+    assert "reusing" not in err
+
+
+# --------------------------------------------------------------------------- one evaluation
+def test_recipes_tested_on_different_suites_are_refused_before_training(workdir, capsys):
+    (workdir / "fgsm.yaml").write_text(fgsm_suite("8/255"))
+    (workdir / "pgd.yaml").write_text(
+        fgsm_suite("8/255", steps=2) + "corruptions: [brightness]\nseverities: [1]\n"
+    )
+    first = write_layer(workdir / "a.yaml", "fgsm.yaml")
+    second = write_layer(workdir / "b.yaml", "pgd.yaml")
+    line = expect_cli_error(
+        capsys,
+        "compare",
+        f"{STANDARD}+{first}",
+        f"{STANDARD}+{second}",
+        "--output",
+        "cmp",
+        match=f"recipes {STANDARD}+{first} and {STANDARD}+{second} are tested on different",
+    )
+    assert "attacks [fgsm_linf at 8/255] vs [pgd2_linf at 8/255]" in line
+    assert "corruptions [] vs ['brightness']" in line
+    assert not list(workdir.glob("**/*.ckpt")) and not (workdir / "cmp").exists()
+
+
+def test_a_different_subset_or_attack_setting_is_named(workdir):
+    """A subset of another size is named; attacks alike by label and budget but not by
+    setting are named with the settings that differ."""
+    (workdir / "a.yaml").write_text(fgsm_suite("8/255", steps=2))
+    (workdir / "b.yaml").write_text(
+        "attacks:\n  - {name: pgd, norm: linf, eps: [8/255], steps: 2, step_size: 1/255}\n"
+    )
+    first = Path(f"{STANDARD}+{write_layer(workdir / 'first.yaml', 'a.yaml')}")
+    bigger = Path(f"{STANDARD}+{write_layer(workdir / 'big.yaml', 'a.yaml', num_images=16)}")
+    with pytest.raises(ConfigError, match=r"\(num images 8 vs 16\)"):
+        check_recipes([first, bigger], [], [])
+    other = Path(f"{STANDARD}+{write_layer(workdir / 'second.yaml', 'b.yaml')}")
+    with pytest.raises(
+        ConfigError, match=r"\(attacks pgd2_linf at 8/255: step_size 1.25\*eps vs "
+    ) as info:
+        check_recipes([first, other], [], [])
+    assert "num images" not in str(info.value) and "steps" not in str(info.value)
+
+
+def test_recipes_that_differ_only_in_training_are_accepted(workdir):
+    """A technique overlay, or another training method whose evaluation differs only during
+    fit (free_at evaluates every epoch), is tested on the same suite: accepted, each with its
+    own identity."""
+    recipes = [STANDARD, Path(f"{STANDARD}+{MIXUP}"), FREE_AT]
+    digests = check_recipes(recipes, [], [])
+    assert len(set(digests)) == 3
+    assert check_recipes(recipes, [], []) == digests  # the same configuration, the same identity
