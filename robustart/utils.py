@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -278,6 +279,45 @@ def publish_mode(path: str | os.PathLike, replaces: str | os.PathLike | None = N
     os.chmod(path, 0o666 & ~current_umask() if mode is None else mode)
 
 
+def _temporary_affixes(path: Path) -> dict[str, tuple[str, str]]:
+    """``(prefix, suffix)`` of the temporary files (``tempfile.mkstemp``) beside ``path`` of
+    :func:`atomic_write_text` (``text``) and :func:`atomic_output` (``output``, keeping the
+    extension that writers such as matplotlib choose the format by)."""
+    return {"text": (f".{path.name}.", ".tmp"), "output": (f".{path.stem}.", path.suffix)}
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that a killed :func:`atomic_write_text` or
+    :func:`atomic_output` of ``path`` left beside it (a kill skips their clean-up); call it
+    before writing ``path`` again. Returns the removed files.
+
+    Only names of exactly that form go (``.<name>.<8 random characters>.tmp``,
+    ``.<stem>.<8 random characters><suffix>``); a write of ``path`` in progress in another
+    process would lose its temporary file, so results folders are not shared between runs
+    that write at once.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     stale = pathlib.Path(folder) / ".plot.k2j_9xq1.png"
+        ...     _ = stale.write_bytes(b"")
+        ...     [p.name for p in remove_stale_temporaries(pathlib.Path(folder) / "plot.png")]
+        ['.plot.k2j_9xq1.png']
+    """
+    path = Path(path)
+    patterns = [
+        re.compile(f"{re.escape(prefix)}[a-z0-9_]{{8}}{re.escape(suffix)}")
+        for prefix, suffix in _temporary_affixes(path).values()
+    ]
+    removed = []
+    if path.parent.is_dir():
+        for candidate in path.parent.iterdir():
+            if any(p.fullmatch(candidate.name) for p in patterns) and candidate.is_file():
+                candidate.unlink(missing_ok=True)
+                removed.append(candidate)
+    return removed
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically: readers see the old or the new file, never half.
 
@@ -286,7 +326,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix, suffix = _temporary_affixes(path)["text"]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -321,7 +362,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    prefix, suffix = _temporary_affixes(path)["output"]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     try:
         yield Path(tmp)

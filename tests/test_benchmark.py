@@ -36,6 +36,8 @@ SUITE = {
     "severities": [1, 3],
 }
 ZOO = "zoo:digits_resnet20_standard"
+#: The smallest suite: a benchmark of clean accuracy alone is refused.
+ONE_ATTACK = {"attacks": [{"name": "fgsm", "eps": ["8/255"]}]}
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,9 @@ def test_timm_model_with_local_weights(tmp_path, digits):
     backbone = timm.create_model("test_convnext", num_classes=10, in_chans=3).eval()
     weights = tmp_path / "convnext.pt"
     torch.save(backbone.state_dict(), weights)
-    result = benchmark(f"timm:test_convnext@{weights}", "digits", {}, num_images=32, progress=False)
+    result = benchmark(
+        f"timm:test_convnext@{weights}", "digits", ONE_ATTACK, num_images=32, progress=False
+    )
     expected_model = NormalizedClassifier(backbone, digits.mean, digits.std)
     images = torch.stack([x for x, _ in digits.robustness_subset("test", 32, 0)])
     labels = torch.tensor([int(y) for _, y in digits.robustness_subset("test", 32, 0)])
@@ -148,7 +152,7 @@ def test_timm_model_with_local_weights(tmp_path, digits):
         expected = (expected_model(images).argmax(1) == labels).float().mean().item()
     assert result.models["test_convnext"].report().clean == pytest.approx(expected)
     with pytest.raises(ConfigError, match="timm:NAME@FILE"):
-        benchmark("timm:test_convnext", "digits", {}, num_images=8, progress=False)
+        benchmark("timm:test_convnext", "digits", ONE_ATTACK, num_images=8, progress=False)
 
 
 def test_any_module_and_any_dataset_in_one_line(digits):
@@ -169,10 +173,12 @@ def test_factory_spec(tmp_path, monkeypatch, digits):
         "    return create_model('resnet20', 10, weights='zoo:digits_resnet20_standard')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    result = benchmark("my_models:digits_model", "digits", {}, num_images=16, progress=False)
+    result = benchmark(
+        "my_models:digits_model", "digits", ONE_ATTACK, num_images=16, progress=False
+    )
     assert list(result.models) == ["digits_model"]
     with pytest.raises(ConfigError, match="has no"):
-        benchmark("my_models:missing", "digits", {}, num_images=16, progress=False)
+        benchmark("my_models:missing", "digits", ONE_ATTACK, num_images=16, progress=False)
 
 
 def test_a_changed_setting_recomputes_only_what_it_affects(tmp_path):
@@ -247,7 +253,10 @@ def test_two_ddp_processes_give_the_numbers_of_one(tmp_path):
 
 
 def test_on_disk_sets_checked_before_work_and_optional_ones_skipped(tmp_path):
-    missing = {"shift": [{"benchmark": "cifar10.1", "data_root": str(tmp_path / "nowhere")}]}
+    missing = {
+        **ONE_ATTACK,
+        "shift": [{"benchmark": "cifar10.1", "data_root": str(tmp_path / "nowhere")}],
+    }
     out = tmp_path / "out"
     with pytest.raises(DatasetNotFoundError, match=r"CIFAR-10\.1"):
         benchmark(ZOO, "digits", missing, num_images=8, output=out, progress=False)
@@ -287,9 +296,9 @@ def test_broken_models_and_bad_input_are_refused(tmp_path, digits):
     with pytest.raises(ConfigError, match="unknown suite"):
         benchmark(ZOO, "digits", "no_such_suite", progress=False)
     with pytest.raises(ConfigError, match="spec"):
-        benchmark(ZOO, TensorDataset(torch.rand(2, 3, 32, 32), torch.zeros(2)), {})
+        benchmark(ZOO, TensorDataset(torch.rand(2, 3, 32, 32), torch.zeros(2)), ONE_ATTACK)
     with pytest.raises(ConfigError, match="num_images"):
-        benchmark(ZOO, "digits", {}, num_images=0)
+        benchmark(ZOO, "digits", ONE_ATTACK, num_images=0)
 
 
 def test_the_command_line_refuses_in_one_line(capsys):
@@ -314,7 +323,7 @@ def test_a_mapping_names_the_models(digits):
         def forward(self, x):
             return self.linear(x.flatten(1))
 
-    result = benchmark({"a": Flat(), "b": Flat()}, digits, {}, num_images=8, progress=False)
+    result = benchmark({"a": Flat(), "b": Flat()}, digits, ONE_ATTACK, num_images=8, progress=False)
     assert list(result.models) == ["a", "b"]
 
 

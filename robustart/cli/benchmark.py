@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from robustart.cli.options import (
@@ -113,6 +114,7 @@ def main(argv: list[str]) -> dict[str, Any]:
 
     if distributed_rank_and_size()[0] == 0:
         print(result.leaderboard().text())
+        print_sanity_warnings(result.sanity_warnings())
         for note in result.notes:
             print(f"note: {note}")
         total = sum(len(m.items) for m in result.models.values())
@@ -120,6 +122,13 @@ def main(argv: list[str]) -> dict[str, Any]:
             print(f"reused {len(result.reused)} of {total} results stored in {output}/items")
         announce_results(output)
     return result.to_dict()
+
+
+def print_sanity_warnings(warnings: list[str]) -> None:
+    """Print the sanity warnings of a benchmark's results (possible gradient masking, a weak
+    attack, non-finite input gradients) to stderr, one ``robustart: warning:`` line each."""
+    for warning in warnings:
+        print(f"robustart: warning: {warning}", file=sys.stderr)
 
 
 def _launch(args: argparse.Namespace) -> str:

@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> dict[str, Any]:
     """Run ``robustart study``; returns the JSON of ``study.json``."""
+    from robustart.cli.benchmark import print_sanity_warnings
     from robustart.evaluation.study import headline_robustness, load_study, run_study
     from robustart.utils import announce_results, check_output_dir
 
@@ -104,6 +105,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             for k in ("within", "cross")
         )
         print(f"transfer accuracy: within a family {within}, across families {cross}")
+    print_sanity_warnings(study.benchmark.sanity_warnings())
     for note in study.notes:
         print(f"note: {note}")
     announce_results(output)

@@ -58,9 +58,11 @@ from torch.utils.data import Dataset
 from robustart.errors import ConfigError, EmptyInputError
 from robustart.evaluation.items import (
     BenchmarkSuite,
+    CheckedLogits,
     Context,
     Item,
     build_items,
+    check_items_run,
     load_benchmark_suite,
     to_json,
 )
@@ -124,8 +126,12 @@ def benchmark(
 
     Raises:
         ConfigError: an unknown suite item or dataset, a bad model spec, a model whose outputs
-            do not match the data's classes, more images than the split holds, a missing
-            non-optional on-disk set; all checked before any model is evaluated.
+            do not match the data's classes (or a shift entry's), a suite with nothing beside
+            clean accuracy, more images than the split holds, a missing non-optional on-disk
+            set; all checked before any model is evaluated. Also a model whose output width
+            changes with the batch (when it happens).
+        DatasetNotFoundError: every item beside clean accuracy was skipped (optional on-disk
+            sets that are missing).
         NonFiniteError: a model's logits are NaN or infinite (no accuracy is reported).
     """
     from robustart.models.loading import (
@@ -155,6 +161,7 @@ def benchmark(
     checked = [(item, item.check()) for item in items]  # every on-disk set, before any work
     notes = [note for _, note in checked if note]
     items = [item for item, note in checked if not note]  # a note means: skipped
+    check_items_run(suite.name, items, notes)
     rank, world = distributed_rank_and_size()
     settings = {
         "suite": suite.name,
@@ -179,7 +186,7 @@ def benchmark(
 
     # Load every model before evaluating any (a bad spec fails now, not after hours).
     spec_names = model_names([s if isinstance(s, str) else "model" for _, s in entries])
-    loaded: dict[str, tuple[str, nn.Module, dict[str, str]]] = {}
+    loaded: dict[str, tuple[str, nn.Module, dict[str, str], int]] = {}
     for (given, source), default in zip(entries, spec_names):
         name = given or (default if isinstance(source, str) else _module_name(source, loaded))
         if isinstance(source, str):
@@ -202,18 +209,22 @@ def benchmark(
             identity = model_identity(None, model)
         if name in loaded:
             raise ConfigError(f"two models are named {name!r}: give distinct names")
-        loaded[name] = (source, model, identity)
+        classes = _num_classes(datamodule) or _output_width(model, subset)
+        for item in items:  # e.g. a shift set of other classes, refused before any work
+            item.check_model(classes, f"model {name!r}")
+        loaded[name] = (source, model, identity, classes)
 
     from tqdm.auto import tqdm
 
     results: dict[str, ModelResult] = {}
     reused: list[str] = []
-    for name, (source, model, model_id) in loaded.items():
+    for name, (source, model, model_id, classes) in loaded.items():
         model = model.to(device)  # the loops set eval mode and restore the model's own
         checksum = state_checksum(model)
         result = ModelResult(name, source, checksum, sum(p.numel() for p in model.parameters()))
+        checked_model = CheckedLogits(model, classes, f"model {name!r}")
         context = Context(
-            model, subset, device, seed, batch_size, num_workers, progress, _num_classes(datamodule)
+            checked_model, subset, device, seed, batch_size, num_workers, progress, classes
         )
         bar = tqdm(items, desc=name, disable=not progress or rank != 0, dynamic_ncols=True)
         for item in bar:
@@ -349,3 +360,21 @@ def _check_subset_size(
 
 def _num_classes(datamodule: Any) -> int:
     return int(getattr(datamodule, "num_classes", 0) or 0)
+
+
+def _output_width(model: nn.Module, subset: Dataset) -> int:
+    """The classes ``model`` predicts (the width of its logits on the first image), for data
+    that does not say how many classes it has."""
+    from robustart.attacks.base import as_model_input
+    from robustart.utils import preserve_mode
+
+    image, _ = subset[0]
+    first = next(iter(model.parameters()), None)
+    device = torch.device("cpu") if first is None else first.device
+    images = torch.as_tensor(image, device=device).float()[None]
+    with preserve_mode(model, False), torch.no_grad():
+        logits = model(as_model_input(model, images))
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ConfigError(f"the model returned {got} for one image, not logits (1, classes)")
+    return int(logits.shape[1])

@@ -44,10 +44,12 @@ from robustart.utils import read_yaml_file
 __all__ = [
     "BenchmarkSuite",
     "CertificationItem",
+    "CheckedLogits",
     "Context",
     "Item",
     "ShiftEntry",
     "build_items",
+    "check_items_run",
     "load_benchmark_suite",
     "pack_bits",
     "to_json",
@@ -101,7 +103,8 @@ def load_benchmark_suite(spec: str | os.PathLike | Mapping[str, Any]) -> Benchma
 
     Raises:
         ConfigError: an unknown suite, key, attack, corruption or benchmark; a missing
-            non-optional on-disk set.
+            non-optional on-disk set; a suite with nothing to run beside clean accuracy;
+            ``severities`` without ``corruptions``; two shift entries of one benchmark.
     """
     from robustart.evaluation.suite import load_suite, suite_names
 
@@ -130,8 +133,56 @@ def load_benchmark_suite(spec: str | os.PathLike | Mapping[str, Any]) -> Benchma
         from robustart.evaluation.certification import check_certification_settings
 
         certification = check_certification_settings(certification)
+    if "severities" in data and not data.get("corruptions"):
+        raise ConfigError(
+            f"suite {name!r} lists severities but no corruptions: severities apply to the "
+            "corruptions; list them under 'corruptions' or remove 'severities'"
+        )
+    _refuse_repeated_shift_entries(shift)
     robustness = load_suite(data)
-    return BenchmarkSuite(name, robustness, data, system_noise, shift, certification)
+    suite = BenchmarkSuite(name, robustness, data, system_noise, shift, certification)
+    check_items_run(suite.name, build_items(suite, None, 1))
+    return suite
+
+
+def check_items_run(suite: str, items: list[Item], skipped: list[str] | None = None) -> None:
+    """Refuse a benchmark that would evaluate clean accuracy alone: its leaderboard would pass
+    for the suite's robustness results.
+
+    Args:
+        suite: The suite's name (for the message).
+        items: The items that run (``clean`` first).
+        skipped: The notes of the items skipped for missing data.
+
+    Raises:
+        DatasetNotFoundError: every item beside ``clean`` was skipped.
+        ConfigError: the suite has no item beside ``clean``.
+    """
+    if len(items) > 1:
+        return
+    if skipped:
+        raise DatasetNotFoundError(
+            f"every item of suite {suite!r} beside clean accuracy was skipped "
+            f"({'; '.join(skipped)}): provide the data, or give the suite an item that runs"
+        )
+    raise ConfigError(
+        f"suite {suite!r} has nothing to evaluate beside clean accuracy: list attacks, "
+        "corruptions, minimal_eps, certification or shift entries, or set system_noise: true"
+    )
+
+
+def _refuse_repeated_shift_entries(entries: list[ShiftEntry]) -> None:
+    """Two entries of one benchmark would share the item ``shift/<benchmark>`` (and its
+    leaderboard column): the first result would be dropped without a word."""
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries, start=1):
+        first = seen.setdefault(entry.benchmark, index)
+        if first != index:
+            raise ConfigError(
+                f"shift entries #{first} and #{index} both run {entry.benchmark!r}; a suite "
+                "runs each benchmark once (its result is shift/<benchmark>): keep one entry, "
+                "or run the other data_root in a second suite"
+            )
 
 
 def _shift_entry(entry: Any, index: int) -> ShiftEntry:
@@ -152,6 +203,34 @@ def _shift_entry(entry: Any, index: int) -> ShiftEntry:
 
 
 # ----------------------------------------------------------------------------- items
+class CheckedLogits(nn.Module):
+    """``model`` whose every output is checked to be logits ``(N, num_classes)`` for ``N``
+    images: the class count is probed once before the evaluation, and a model whose output
+    width changes with the batch would otherwise be scored on whatever columns it returns.
+
+    Args:
+        model: The evaluated model (its parameters and modes are this module's).
+        num_classes: The classes its logits must have.
+        what: How the model is named in errors (``"model 'a'"``).
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, what: str) -> None:
+        super().__init__()
+        self.model, self.num_classes, self.what = model, num_classes, what
+
+    def forward(self, images: Tensor) -> Tensor:
+        logits = self.model(images)
+        expected = (images.shape[0], self.num_classes)
+        if not isinstance(logits, Tensor) or tuple(logits.shape) != expected:
+            got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ConfigError(
+                f"{self.what} returned {got} for {images.shape[0]} images, not logits "
+                f"{expected} of its {self.num_classes} classes: its output must be (N, classes) "
+                "whatever the batch size"
+            )
+        return logits
+
+
 @dataclass
 class Context:
     """What every item of one model's benchmark needs."""
@@ -181,6 +260,15 @@ class Item:
 
     def check(self) -> str | None:
         """Check prerequisites before any work; returns a note when the item is skipped."""
+        return None
+
+    def check_model(self, num_classes: int, what: str) -> None:
+        """Refuse, before any work, a model of ``num_classes`` classes (``0``: unknown) that
+        this item cannot score; ``what`` names the model in the error.
+
+        Raises:
+            ConfigError: the item needs a model of other classes.
+        """
         return None
 
     def run(self, context: Context) -> dict[str, Any]:
@@ -315,6 +403,7 @@ class ShiftItem(Item):
             "num_images": num_images,
         }
         self._evaluate: Callable[..., dict[str, Any]] | None = None
+        self._models: Any = None  # what the benchmark's models must be (set by check)
 
     def _settings(self) -> Any:
         from robustart.evaluation import benchmarks
@@ -341,11 +430,28 @@ class ShiftItem(Item):
         try:
             bench.check_root(settings)
             self._evaluate = bench.prepare(settings)
+            self._models = bench.model_data(settings)
         except DatasetNotFoundError as err:
             if self.entry.optional:
                 return f"{self.key} skipped: {err}"
             raise
         return None
+
+    def check_model(self, num_classes: int, what: str) -> None:
+        """The check of ``robustart shift``: the set's labels are those of its models'
+        classes (:meth:`~robustart.evaluation.benchmarks.Benchmark.model_data`), so a model
+        of another class count fails on them mid-run or, with more classes, is scored on
+        labels it does not predict."""
+        if self._models is None:
+            self.check()
+        expected = self._models.num_classes if self._models is not None else 0
+        if num_classes and expected and num_classes != expected:
+            data = f" ({self._models.dataset})" if self._models.dataset else ""
+            raise ConfigError(
+                f"{what} predicts {num_classes} classes but the shift entry "
+                f"{self.entry.benchmark!r} evaluates {expected}-class models{data}: remove the "
+                "entry from the suite or benchmark models of its classes"
+            )
 
     def run(self, context: Context) -> dict[str, Any]:
         if self._evaluate is None:

@@ -29,12 +29,27 @@ from robustart.errors import ConfigError
 from robustart.evaluation.items import Item, to_json, unpack_bits
 from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.suite import metric_display_name, robust_metric, worst_case_metric
-from robustart.utils import atomic_write_json, atomic_write_text, format_eps
+from robustart.utils import (
+    atomic_write_json,
+    atomic_write_text,
+    format_eps,
+    remove_stale_temporaries,
+)
 
 __all__ = ["SCHEMA", "BenchmarkResult", "ItemStore", "ModelResult", "library_versions"]
 
 #: Version of the layout of ``benchmark.json`` and of the stored item results.
 SCHEMA = "robustart.benchmark/1"
+
+#: The files :meth:`BenchmarkResult.save` writes beside its figures.
+SAVED_FILES = ("benchmark.json", "leaderboard.csv", "leaderboard.md", "report.html")
+
+#: The figures of :meth:`BenchmarkResult.save_figures`, by name.
+FIGURE_FILES = {
+    "curves": "robustness_curves.png",
+    "heatmap": "corruption_heatmap.png",
+    "system_noise": "system_noise.png",
+}
 
 
 class ItemStore:
@@ -116,10 +131,21 @@ class ModelResult:
             part = RobustnessReport.from_dict(result["report"])
             for section in dataclasses.fields(RobustnessReport):
                 value = getattr(part, section.name)
-                if isinstance(value, dict) and section.name != "worst_case":
+                if section.name == "gradient_check":  # the worst item's fractions
+                    for name, fraction in value.items():
+                        merged.gradient_check[name] = max(
+                            fraction, merged.gradient_check.get(name, fraction)
+                        )
+                elif isinstance(value, dict) and section.name != "worst_case":
                     getattr(merged, section.name).update(value)
         merged.worst_case = self.worst_case()
         return merged
+
+    def sanity_warnings(self) -> list[str]:
+        """The sanity checks of :meth:`RobustnessReport.sanity_warnings` on the merged report:
+        across attacks (an iterative attack weaker than FGSM, the square attack beating the
+        gradient-based ones at a budget), which no single item can see, and within each."""
+        return self.report().sanity_warnings()
 
     def correct(self) -> dict[str, Tensor]:
         """Per-image correctness ``{metric key: (N,) bool}`` of every suite item."""
@@ -162,6 +188,15 @@ class BenchmarkResult:
     notes: list[str] = field(default_factory=list)
     #: ``"model/item"`` of the results read back from an earlier run rather than computed.
     reused: list[str] = field(default_factory=list)
+
+    def sanity_warnings(self) -> list[str]:
+        """Every model's sanity warnings (gradient masking, non-finite input gradients, ...)
+        as ``"<model>: <warning>"``."""
+        return [
+            f"{name}: {warning}"
+            for name, model in self.models.items()
+            for warning in model.sanity_warnings()
+        ]
 
     def leaderboard(self) -> Any:
         """One row per model: clean, each attack at each budget, worst case, corruption mean
@@ -223,12 +258,14 @@ class BenchmarkResult:
             "versions": library_versions(),
             "settings": self.settings,
             "notes": self.notes,
+            "warnings": self.sanity_warnings(),
             "models": {
                 name: {
                     "spec": m.spec,
                     "weights_sha256": m.checksum,
                     "parameters": m.parameters,
                     "metrics": m.report().metrics(),
+                    "warnings": m.sanity_warnings(),
                     "items": m.items,
                 }
                 for name, m in self.models.items()
@@ -238,11 +275,17 @@ class BenchmarkResult:
 
     def save(self, output: str | os.PathLike) -> dict[str, Path]:
         """Write ``benchmark.json``, ``leaderboard.csv``, the figures (robustness curves,
-        corruption heat map, system-noise chart) and the report that shows the leaderboard with
-        the figures: ``leaderboard.md`` and the self-contained ``report.html``; returns their
-        paths."""
+        corruption heat map, system-noise chart) and the report that shows the leaderboard,
+        the sanity warnings and notes with the figures: ``leaderboard.md`` and the
+        self-contained ``report.html``; returns their paths.
+
+        Temporary files that an interrupted earlier save left beside these files are removed,
+        and so are figures of an earlier run in ``output`` that these results no longer
+        draw."""
         output = Path(output)
         output.mkdir(parents=True, exist_ok=True)
+        for name in (*SAVED_FILES, *FIGURE_FILES.values()):
+            remove_stale_temporaries(output / name)
         table = self.leaderboard()
         paths = {
             "json": atomic_write_json(output / "benchmark.json", self.to_dict()),
@@ -251,19 +294,26 @@ class BenchmarkResult:
         figures = self.save_figures(output)
         paths.update({name: path for name, (path, _) in figures.items()})
         intro = f"Accuracies in percent. Settings: `{json.dumps(self.settings, default=to_json)}`."
-        notes = [f"- {note}" for note in self.notes]
+        lists = {
+            "Warnings (sanity checks: possible gradient masking or a weak attack)": (
+                self.sanity_warnings()
+            ),
+            "Notes": self.notes,
+        }
         lines = [f"# robustart benchmark: {self._title()}", "", intro, "", table.markdown()]
-        if notes:
-            lines += ["", "Notes:", "", *notes]
+        for title, entries in lists.items():
+            if entries:
+                lines += ["", f"{title}:", "", *(f"- {entry}" for entry in entries)]
         for path, caption in figures.values():
             lines += ["", f"![{caption}]({path.name})", "", f"*{caption}*"]
         paths["markdown"] = atomic_write_text(output / "leaderboard.md", "\n".join(lines) + "\n")
         from robustart.reporting import html_figure, html_page, html_table
 
         blocks = [f"<p>{html.escape(intro)}</p>", html_table(table.headers, table.formatted())]
-        if self.notes:
-            items = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-            blocks.append(f"<p>Notes:</p><ul>{items}</ul>")
+        for title, entries in lists.items():
+            if entries:
+                items = "".join(f"<li>{html.escape(entry)}</li>" for entry in entries)
+                blocks.append(f"<p>{html.escape(title)}:</p><ul>{items}</ul>")
         blocks += [html_figure(path, caption) for path, caption in figures.values()]
         page = html_page(f"robustart benchmark: {self._title()}", blocks)
         paths["html"] = atomic_write_text(output / "report.html", page)
@@ -272,7 +322,8 @@ class BenchmarkResult:
     def save_figures(self, output: Path) -> dict[str, tuple[Path, str]]:
         """Draw the figures of the models' results into ``output``: ``{name: (PNG, caption)}``
         for those the results allow (curves with attacks, heat map with corruptions, bars
-        with system noise)."""
+        with system noise). A figure of :data:`FIGURE_FILES` that these results do not draw is
+        removed from ``output`` (it would show an earlier run's results)."""
         from robustart.plots import plot_robustness_curves, save_accuracy_heatmap, save_grouped_bars
 
         reports = {name: m.report() for name, m in self.models.items()}
@@ -280,14 +331,14 @@ class BenchmarkResult:
         figures: dict[str, tuple[Path, str]] = {}
         if any(r.attacks or r.corruptions for r in reports.values()):
             figures["curves"] = (
-                plot_robustness_curves(reports, output / "robustness_curves.png", title=title),
+                plot_robustness_curves(reports, output / FIGURE_FILES["curves"], title=title),
                 "Accuracy (%) vs ε of each attack (L∞ ε in units of 1/255; ε = 0 is the clean "
                 "accuracy) and mean accuracy vs corruption severity, per model.",
             )
         if any(r.corruptions for r in reports.values()):
             figures["heatmap"] = (
                 save_accuracy_heatmap(
-                    reports, output / "corruption_heatmap.png", title=f"{title}: accuracy (%)"
+                    reports, output / FIGURE_FILES["heatmap"], title=f"{title}: accuracy (%)"
                 ),
                 "Accuracy (%) per corruption (rows, by category) and severity (columns), per "
                 "model; the colour scale spans the values shown.",
@@ -301,7 +352,7 @@ class BenchmarkResult:
             figures["system_noise"] = (
                 save_grouped_bars(
                     noise,
-                    output / "system_noise.png",
+                    output / FIGURE_FILES["system_noise"],
                     "accuracy (%)",
                     title=f"{title}: system noise (resize round trips)",
                     zoom=True,
@@ -310,6 +361,9 @@ class BenchmarkResult:
                 "Accuracy (%) after resizing the images down or up and back with each "
                 "interpolation (system noise), per model; the axis is zoomed to the values.",
             )
+        for name, file in FIGURE_FILES.items():
+            if name not in figures:
+                (output / file).unlink(missing_ok=True)
         return figures
 
     def _title(self) -> str:

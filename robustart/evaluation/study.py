@@ -681,6 +681,7 @@ class StudyResult:
                 "Transfer (accuracy % on examples crafted on another model): within a family "
                 f"{_pct_text(averages['within'])}, across families {_pct_text(averages['cross'])}."
             )
+        findings += [f"Warning: {w}" for w in self.benchmark.sanity_warnings()]
         findings += [f"Note: {note}" for note in self.notes]
         lines = [f"# robustart study: {self.spec.name}", "", intro, "", table.markdown()]
         replicates = self.replicates()

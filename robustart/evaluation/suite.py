@@ -155,6 +155,11 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
         if not raw_eps:
             raise ConfigError(f"attack {name!r} has an empty eps list")
         eps = tuple(parse_eps(e, f"eps of attack {name!r}") for e in raw_eps)
+        if len(set(eps)) != len(eps):  # one result per budget: a repeat would be dropped
+            raise ConfigError(
+                f"attack {name!r} lists a budget twice in eps {list(raw_eps)}: give each "
+                "budget once"
+            )
         label = spec.pop("label", None)
         attack = create_attack(name, eps=eps[0], **spec)
         for value in eps[1:]:  # the first was checked by the attack
