@@ -531,6 +531,8 @@ def read_yaml_file(path: str | os.PathLike, what: str, mapping: bool = True) -> 
         The parsed document.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder, not a YAML file; give the file's path")
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
     try:

@@ -215,3 +215,8 @@ def test_save_removes_stale_temporaries_and_figures_of_an_earlier_run(tmp_path, 
 def test_a_model_whose_output_width_changes_with_the_batch_is_refused(digits):
     with pytest.raises(ConfigError, match=r"returned \(8, 11\) for 8 images, not logits"):
         benchmark(BatchDependent(), digits, {"attacks": [FGSM]}, num_images=8, progress=False)
+
+
+def test_a_suite_path_naming_a_folder_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
+        load_benchmark_suite(str(tmp_path))
