@@ -266,6 +266,12 @@ class Attack(ABC):
             f"{type(self).__name__}(eps={self.eps:g}, norm={self.norm!r}, loss={self.loss_name!r})"
         )
 
+    def warn_if_short_of_budget(self, eps: float | None = None) -> None:
+        """Warn when the attack's steps cannot reach the edge of the budget ``eps`` (default:
+        the attack's ε). Attacks with a fixed step schedule (PGD and its variants) override
+        this; the others adapt their steps to the budget and never warn."""
+        return None
+
     @property
     def config(self) -> dict[str, Any]:
         """Settings that must be reported with every number (iterations, restarts, ...)."""

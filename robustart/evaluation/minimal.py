@@ -195,8 +195,7 @@ class MinimalEpsilonSearch:
                 self.attack = create_attack(attack, norm=norm or "linf", **args)
         self.norm = self.attack.norm
         self.eps_max = check_budget(self.attack.name, self.norm, eps_max, "eps_max")
-        if hasattr(self.attack, "warn_if_short_of_budget"):  # PGD and its variants
-            self.attack.warn_if_short_of_budget(self.eps_max)
+        self.attack.warn_if_short_of_budget(self.eps_max)
         if self.eps_max <= 0:
             raise ConfigError(f"eps_max must be > 0, got {eps_max!r}")
         if int(bisection_steps) < 0:

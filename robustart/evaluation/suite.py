@@ -164,8 +164,7 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
         attack = create_attack(name, eps=eps[0], **spec)
         for value in eps[1:]:  # the first was checked by the attack
             check_budget(attack.name, attack.norm, value)
-            if hasattr(attack, "warn_if_short_of_budget"):  # PGD and its variants
-                attack.warn_if_short_of_budget(value)
+            attack.warn_if_short_of_budget(value)
         label = label or attack.label
         if any(e.label == label for e in entries):
             raise ConfigError(f"two attacks share the label {label!r}: give one a 'label'")

@@ -102,9 +102,10 @@ def load_model(
         return _with_weights(backbone, weights, spec, num_classes, mean, std)
     if _FACTORY.match(spec.partition("@")[0]) and not Path(spec).exists():
         model = _load_factory(spec)
-        from robustart.models.weights import check_finite_state
+        if "@" not in spec:  # weights given as @FILE were checked when loaded
+            from robustart.models.weights import check_finite_state
 
-        check_finite_state(model.state_dict(), f"model {spec!r}")
+            check_finite_state(model.state_dict(), f"model {spec!r}")
         if image_size is not None:
             check_model_outputs(
                 model, f"model {spec!r}", num_classes, (in_channels, image_size, image_size)
