@@ -438,6 +438,7 @@ def zoo_model(name, dm):
     return create_model("resnet20", 10, mean=dm.mean, std=dm.std, weights=f"zoo:{name}").eval()
 
 
+@pytest.mark.slow  # PGD-20 on 128 images of two zoo models
 def test_trades_zoo_model_is_clearly_more_robust_than_the_standard_one():
     dm = DigitsDataModule()
     images, labels = dm.dataset("test")[:128]

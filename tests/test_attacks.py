@@ -42,12 +42,12 @@ def test_accuracy_does_not_increase_with_eps_and_huge_eps_reaches_zero(trained_m
     clean = accuracy(trained_model, images, labels)
     assert clean > 0.9
     attack = PGD(steps=10)
-    budgets = [0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255, 0.5]
+    budgets = [0, 2 / 255, 8 / 255, 32 / 255, 0.5]
     accs = [robust_accuracy(trained_model, attack, images, labels, e)[0] for e in budgets]
     assert accs[0] == clean
     assert all(b <= a for a, b in itertools.pairwise(accs)), accs
     assert accs[-1] <= 0.01, accs
-    assert accs[4] < clean  # 8/255 hurts a standard model
+    assert accs[2] < clean  # 8/255 hurts a standard model
 
 
 def test_iterative_attack_is_at_least_as_strong_as_fgsm(trained_model, heldout):

@@ -243,6 +243,7 @@ class RankWeights(L.Callback):
             torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_awp_under_ddp_keeps_the_ranks_identical(tmp_path):
     """Two CPU processes (gloo): each computes v from its local batch, the gradients at
     w + v are averaged, and the restored, updated weights stay identical on both ranks."""

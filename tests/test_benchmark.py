@@ -200,14 +200,15 @@ def _cli(*args: str) -> list[str]:
 
 
 def test_a_killed_benchmark_resumes_without_recomputing_finished_items(tmp_path):
+    items = 8
     suite = {
         "attacks": [
-            {"name": "pgd", "eps": ["8/255"], "steps": 10, "label": f"pgd_{i}"} for i in range(6)
+            {"name": "pgd", "eps": ["8/255"], "steps": 3, "label": f"pgd_{i}"} for i in range(items)
         ]
     }
     (tmp_path / "suite.yaml").write_text(json.dumps(suite))
     out = tmp_path / "out"
-    args = [ZOO, "--suite", str(tmp_path / "suite.yaml"), "--num-images", "64", "--device", "cpu"]
+    args = [ZOO, "--suite", str(tmp_path / "suite.yaml"), "--num-images", "16", "--device", "cpu"]
     process = subprocess.Popen(
         _cli(*args, "--output", str(out), "--no-progress"),
         stdout=subprocess.DEVNULL,
@@ -220,31 +221,51 @@ def test_a_killed_benchmark_resumes_without_recomputing_finished_items(tmp_path)
     process.send_signal(signal.SIGKILL)
     process.wait()
     finished = {p: p.stat().st_mtime_ns for p in out.glob("items/*/*.json")}
-    assert 2 <= len(finished) < 7, "the run should be killed mid-way"
+    assert 2 <= len(finished) < items, "the run should be killed mid-way"
     assert not (out / "benchmark.json").exists()
-    resumed = benchmark(ZOO, "digits", suite, num_images=64, output=out, progress=False)
+    resumed = benchmark(ZOO, "digits", suite, num_images=16, output=out, progress=False)
     assert len(resumed.reused) == len(finished)
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())  # not rewritten
-    fresh = benchmark(ZOO, "digits", suite, num_images=64, progress=False)
+    fresh = benchmark(ZOO, "digits", suite, num_images=16, progress=False)
     (a,), (b,) = resumed.models.values(), fresh.models.values()
     assert a.report().metrics() == b.report().metrics()
 
 
+#: The two-process check's suite: attacks with random starts, random corruptions, system noise
+#: and a minimal-ε search (its per-image budgets come back from both ranks in image order).
+DDP_SUITE = {
+    **SUITE,
+    "system_noise": True,
+    "minimal_eps": [{"attack": "pgd", "eps_max": "16/255", "steps": 2, "bisection_steps": 2}],
+}
+
+
 def test_two_ddp_processes_give_the_numbers_of_one(tmp_path):
-    (tmp_path / "suite.yaml").write_text(json.dumps({**SUITE, "system_noise": True}))
+    (tmp_path / "suite.yaml").write_text(json.dumps(DDP_SUITE))
     common = [ZOO, "--suite", str(tmp_path / "suite.yaml"), "--num-images", "40"]
     common += ["--batch-size", "8", "--device", "cpu", "--no-progress"]
-    for devices, folder in ((1, "one"), (2, "two")):
-        run = subprocess.run(
-            _cli(*common, "--devices", str(devices), "--output", str(tmp_path / folder)),
-            capture_output=True,
-            text=True,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-            timeout=300,
-        )
-        assert run.returncode == 0, run.stderr[-2000:]
+    run = subprocess.run(
+        _cli(*common, "--devices", "2", "--output", str(tmp_path / "two")),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    # one process: in this one (a process less to start)
+    benchmark(
+        ZOO,
+        "digits",
+        DDP_SUITE,
+        num_images=40,
+        batch_size=8,
+        device="cpu",
+        progress=False,
+        output=tmp_path / "one",
+    )
     one, two = (json.loads((tmp_path / f / "benchmark.json").read_text()) for f in ("one", "two"))
     assert two["settings"]["world_size"] == 2
+    assert all("minimal_eps/pgd2_linf" in m["items"] for m in two["models"].values())
     assert one["leaderboard"] == two["leaderboard"]
     for name, model in one["models"].items():
         assert model["metrics"] == two["models"][name]["metrics"]

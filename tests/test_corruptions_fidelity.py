@@ -400,7 +400,7 @@ def test_non_square_and_single_channel_images(name):
 
 
 # --------------------------------------------------------------------------- accuracy drop
-@pytest.mark.parametrize("severity", [3, 5])
+@pytest.mark.parametrize("severity", [pytest.param(3, marks=pytest.mark.slow), 5])
 def test_accuracy_drop_of_a_trained_model_matches_the_reference(
     trained_model, digits, frost_files, severity
 ):

@@ -137,6 +137,7 @@ def test_misclassified_images_are_returned_clean(standard):
     assert torch.equal(DeepFool()(model, images[:4], wrong), images[:4])
 
 
+@pytest.mark.slow  # a peer comparison over 128 images; the tests above run by default
 def test_median_distortion_matches_torchattacks(standard, unbounded):
     """torchattacks' DeepFool (L2, 50 steps, overshoot 0.02, one image at a time) on the same
     12 digits. Measured: the per-image L2 distortions of the 10 digits both break agree to

@@ -182,6 +182,7 @@ def _ddp_worker(rank, world, port, state, queue):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # tests/test_benchmark.py runs a two-process check by default
 def test_ddp_gives_the_same_numbers_as_one_device(trained_model):
     subset = DigitsDataModule().robustness_subset("val", 36, seed=1)
     single = evaluate_robustness(

@@ -36,6 +36,14 @@ LABELS = ("pgd2_linf", "pgd_l2")
 NAMES = [f"minimal_eps/{label}/{name}" for label in LABELS for name in ("mean", "median")]
 NAMES += [f"minimal_eps_unbroken/{label}" for label in LABELS]
 CHUNK = 8
+#: The suite of the two-process check: the searches, an attack with a random start and two
+#: random corruptions.
+DDP_SUITE = {
+    **SUITE,
+    "attacks": [{"name": "pgd", "eps": ["2/255", "8/255"], "steps": 3}],
+    "corruptions": ["gaussian_noise", "contrast"],
+    "severities": [1, 5],
+}
 
 
 def test_suite_parses_minimal_eps_entries_and_refuses_bad_ones():
@@ -141,7 +149,7 @@ def _ddp_worker(rank, world, port, state, queue):
     model = create_model("resnet20", num_classes=10, mean=(0.3,) * 3, std=(0.33,) * 3)
     model.load_state_dict(state)
     subset = DigitsDataModule().robustness_subset("val", 28, seed=1)
-    suite = load_suite(SUITE)
+    suite = load_suite(DDP_SUITE)
     report = evaluate_robustness(
         model.eval(), iterate_chunks(subset, CHUNK, rank, world), suite, device="cpu", seed=1
     )
@@ -150,10 +158,13 @@ def _ddp_worker(rank, world, port, state, queue):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # tests/test_benchmark.py's two-process check has a search too
 def test_ddp_minimal_eps_equals_one_process(trained_model):
-    subset = DigitsDataModule().robustness_subset("val", 28, seed=1)  # 4 chunks, the last short
+    """Two processes (gloo) give one process's numbers: minimal-ε searches, PGD with its
+    random start and random corruptions, on 4 chunks, the last one short."""
+    subset = DigitsDataModule().robustness_subset("val", 28, seed=1)
     single = evaluate_robustness(
-        trained_model, iterate_chunks(subset, CHUNK), load_suite(SUITE), device="cpu", seed=1
+        trained_model, iterate_chunks(subset, CHUNK), load_suite(DDP_SUITE), device="cpu", seed=1
     ).metrics()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -167,4 +178,5 @@ def test_ddp_minimal_eps_equals_one_process(trained_model):
     )
     distributed = queue.get(timeout=60)
     assert set(NAMES) <= set(distributed)
+    assert {"robust/pgd3_linf/eps=8_255", "corruption/gaussian_noise/5"} <= set(distributed)
     assert distributed == single

