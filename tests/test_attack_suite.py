@@ -84,6 +84,8 @@ def test_apgd_t_is_at_least_as_strong_as_apgd_ce(standard, apgd_ce):
     assert attack.label == "apgd_t20_linf"
 
 
+@pytest.mark.slow  # 150 queries on 32 images, twice; Square runs by default in the recorded
+# reference numbers (tests/test_reference_numbers.py) and the AutoAttack tests
 def test_square_linf_is_at_least_as_strong_as_torchattacks(standard):
     torchattacks = pytest.importorskip("torchattacks")
     model, images, labels = standard

@@ -159,6 +159,7 @@ def test_print_config_and_help(capsys):
     assert "bn_mode" in out and "BatchNorm" in out
 
 
+@pytest.mark.slow  # four fits and tests; compare itself is checked by the tests below
 def test_compare_over_seeds_reports_mean_and_spread_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["compare", *DIGITS, "--common", FAST, "--output", "cmp", "--seeds", "0", "1"]
