@@ -285,11 +285,11 @@ def fft_filter_pairs(
     The planes of ``padded`` are paired as ``a + i·b``; since the kernel is real, the inverse
     transform of ``FFT(a + i·b) · K`` holds ``a ⊛ k`` in its real and ``b ⊛ k`` in its
     imaginary part. A complex transform of half the planes costs what a real transform of all
-    of them costs, but the way back skips ``irfft``, which copies its input on the CPU: the
-    filtering is 1.3× faster at 224 px on one CPU thread (17 × 17 kernel, batch of 32; 1.1× at
-    32 px), ``defocus_blur`` 5–10 % faster, with the same values to float rounding (4e-7).
-    Per-image kernels lose this way (their spectra need full complex transforms too, 0.6–0.8×
-    measured); :func:`motion_blur` keeps real transforms.
+    of them costs, but the way back skips ``irfft``, which copies its input on the CPU: on one
+    CPU thread 1.1–1.7× the speed of real transforms at 224 px, with the same values to float
+    rounding (4e-7; ``benchmarks/bench_fft_filter.py``). Per-image kernels lose this way (their
+    spectra would need full complex transforms too); :func:`motion_blur` keeps real
+    transforms.
 
     Args:
         padded: Tensor (N, C, H', W'), float32 or float64, zero-padded to ``size`` by the
@@ -304,9 +304,15 @@ def fft_filter_pairs(
     """
     n, c = padded.shape[:2]
     planes = padded.reshape(-1, *padded.shape[-2:])
-    if len(planes) % 2:
-        planes = torch.cat((planes, planes.new_zeros(1, *planes.shape[-2:])))
-    transformed = torch.fft.fft2(torch.complex(planes[0::2], planes[1::2]), s=size)
+    count = len(planes)
+    if count % 2:  # the last plane alone: a zero imaginary part
+        pairs = padded.new_zeros(count // 2 + 1, *planes.shape[-2:], dtype=spectrum.dtype)
+        parts = torch.view_as_real(pairs)
+        parts[..., 0].copy_(planes[0::2])
+        parts[: count // 2, ..., 1].copy_(planes[1::2])
+    else:
+        pairs = torch.complex(planes[0::2], planes[1::2])
+    transformed = torch.fft.fft2(pairs, s=size)
     filtered = torch.fft.ifft2(transformed.mul_(spectrum), out=transformed)
     h, w = out_size
     window = torch.view_as_real(filtered[..., top : top + h, left : left + w])
