@@ -143,6 +143,31 @@ def test_gaussian_blur_matches_scipy_reference():
             np.testing.assert_allclose(ours.permute(0, 2, 3, 1).numpy(), ref, atol=2e-6)
 
 
+@pytest.mark.parametrize("border", ["nearest", "reflect", "mirror", "wrap", "constant"])
+def test_filter_axis_is_scipy_correlate1d(border):
+    """The banded matrix product (blocks of outputs times the inputs they read) is 1-D
+    correlation under every border: axes of one block and of several (with a short last
+    block), kernels of 2 to 151 taps (wider than the axis) and both axes; the path for
+    inputs that need gradients gives the same values."""
+    from scipy.ndimage import correlate1d
+
+    from robustart.corruptions.kernels import filter_axis
+
+    generator = torch.Generator().manual_seed(0)
+    for height, width in ((7, 9), (70, 131), (224, 97)):
+        images = torch.rand(2, 3, height, width, generator=generator, dtype=torch.float64)
+        for taps in (2, 3, 15, 151):
+            kernel = torch.rand(taps, generator=generator, dtype=torch.float64)
+            for dim, axis in ((-1, 3), (-2, 2)):
+                ours = filter_axis(images, kernel, dim, border)
+                mode = border if border != "wrap" else "grid-wrap"
+                ref = correlate1d(images.numpy(), kernel.numpy(), axis=axis, mode=mode)
+                np.testing.assert_allclose(ours.numpy(), ref, atol=1e-12, err_msg=f"{taps} {dim}")
+                with torch.enable_grad():
+                    tracked = filter_axis(images.clone().requires_grad_(), kernel, dim, border)
+                torch.testing.assert_close(tracked.detach(), ours, rtol=0, atol=1e-12)
+
+
 def test_brightness_matches_hsv_reference():
     from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 

@@ -89,6 +89,9 @@ def _old_warp_perspective(images: Tensor, matrices: Tensor, border: str, inverse
 #: Measured maximum absolute differences, old helper vs its kornia replacement.
 GAUSSIAN_KERNEL_TOLERANCE = 1e-7  # measured 1e-8
 REMAP_TOLERANCE = 0.0  # measured 0: the same grid_sample call
+#: The normalised coordinates are rounded differently (one float32 step of a coordinate near
+#: 224 px is 1.5e-5 px); measured 3.0e-6 at 32 px and 2.7e-5 at 224 px.
+DISPLACED_TOLERANCE = 5e-5
 WARP_TOLERANCE = {32: 2e-5, 224: 1.5e-4}  # measured 6e-6 and 6e-5: kornia's float32 grid
 
 
@@ -118,6 +121,23 @@ def test_sample_pixels_is_kornia_remap(size, border):
     for y, x in ((ys, xs), (ys[:1], xs[:1])):  # per image, and one map for all
         new = geometry.sample_pixels(images, y, x, border)
         assert (new - _old_sample_pixels(images, y, x, border)).abs().max() <= REMAP_TOLERANCE
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("border", ["nearest", "mirror", "reflect", "constant"])
+def test_sample_displaced_is_sample_pixels_at_the_displaced_positions(size, border):
+    """The elastic transform's sampling (its grid written in place) reads the same positions
+    as kornia's remap, also beyond the image, with a gain on the displacements."""
+    images = random_images(2, size, 4)
+    field = torch.randn(2, 2, size, size, generator=make_generator(5)) * 3
+    rows = torch.arange(size, dtype=torch.float32).view(1, size, 1)
+    cols = torch.arange(size, dtype=torch.float32).view(1, 1, size)
+    for gain in (1.0, 2.5):
+        new = geometry.sample_displaced(images, field, border, gain=gain)
+        old = geometry.sample_pixels(
+            images, rows + gain * field[:, 1], cols + gain * field[:, 0], border
+        )
+        assert (new - old).abs().max() <= DISPLACED_TOLERANCE, gain
 
 
 @pytest.mark.parametrize("size", SIZES)

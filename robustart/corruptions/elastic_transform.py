@@ -14,7 +14,7 @@ from robustart.corruptions.base import (
     random_uniform,
     table_for_size,
 )
-from robustart.corruptions.geometry import affine_from_points, sample_pixels
+from robustart.corruptions.geometry import affine_from_points, sample_displaced
 from robustart.corruptions.kernels import gaussian_blur
 
 #: The side the fractions of each table multiply. The ImageNet-C reference multiplies by 244,
@@ -100,7 +100,5 @@ class ElasticTransform(Corruption):
         affine = jitter_affine(h, w, shift)[:, :2].to(images.dtype)
         warped = warp_affine(images, affine, (h, w), padding_mode="reflection", align_corners=True)
         noise = random_uniform((n, 2, h, w), -1.0, 1.0, generator, device)
-        field = gaussian_blur(noise, sigma, truncate=3.0, border="reflect") * alpha
-        rows = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1)
-        cols = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w)
-        return sample_pixels(warped, rows + field[:, 1], cols + field[:, 0], border="reflect")
+        field = gaussian_blur(noise, sigma, truncate=3.0, border="reflect")
+        return sample_displaced(warped, field, border="reflect", gain=alpha)

@@ -4,7 +4,8 @@ Coordinates are in pixels: pixel (row i, column j) has its centre at ``(y, x) = 
 Sampling is bilinear; the border says how positions outside the image are read (names as in
 :mod:`robustart.corruptions.kernels`: "nearest", "reflect" = scipy's half-sample symmetric,
 "mirror" = OpenCV's ``BORDER_REFLECT_101``, "constant" = zeros). Sampling and warps are
-kornia's (``geometry.transform.remap`` and ``warp_perspective``).
+kornia's (``geometry.transform.remap`` and ``warp_perspective``), except
+:func:`sample_displaced`, which writes ``grid_sample``'s grid itself (one pass per axis).
 """
 
 from __future__ import annotations
@@ -65,6 +66,49 @@ def sample_pixels(images: Tensor, ys: Tensor, xs: Tensor, border: str = "constan
     gx, gy = (2.0 * xs + 1.0) / w - 1.0, (2.0 * ys + 1.0) / h - 1.0
     return KT.remap(
         images, gx, gy, padding_mode=padding_mode, align_corners=False, normalized_coordinates=True
+    )
+
+
+def sample_displaced(
+    images: Tensor, displacement: Tensor, border: str = "constant", gain: float = 1.0
+) -> Tensor:
+    """Bilinearly sample every pixel of ``images`` displaced by a per-pixel field.
+
+    The output at (row i, column j) reads the input at ``(i + g·dy, j + g·dx)``, g = ``gain``:
+    the values of :func:`sample_pixels` at ``rows + g·dy, cols + g·dx`` (to float rounding), but
+    the sampling
+    grid is written in one pass per axis straight into ``grid_sample``'s layout (kornia's
+    ``remap`` stacks and normalises the coordinates in separate passes over the batch).
+
+    Args:
+        images: Tensor (N, C, H, W).
+        displacement: (N, 2, H, W) displacements ``(dx, dy)`` in pixels.
+        border: "nearest", "mirror", "reflect" or "constant".
+        gain: Factor of the displacements.
+
+    Returns:
+        Tensor (N, C, H, W).
+
+    Example:
+        >>> image = torch.arange(4.0).view(1, 1, 2, 2)
+        >>> half_pixel = torch.full((1, 2, 2, 2), 0.5)  # right and down by half a pixel
+        >>> sample_displaced(image, half_pixel, border="nearest")[0, 0].tolist()
+        [[1.5, 2.0], [2.5, 3.0]]
+    """
+    padding_mode, align_corners = grid_border(border)
+    n, _, h, w = images.shape
+    grid = torch.empty(n, h, w, 2, device=images.device, dtype=images.dtype)
+    for axis, size, shape in ((0, w, (1, 1, w)), (1, h, (1, h, 1))):
+        # normalised coordinate of pixel p: scale · p + offset (grid_sample's convention)
+        if align_corners:
+            scale, offset = (2.0 / (size - 1) if size > 1 else 0.0), -1.0
+        else:
+            scale, offset = 2.0 / size, 1.0 / size - 1.0
+        positions = torch.arange(size, device=images.device, dtype=images.dtype) * scale + offset
+        field = displacement[:, axis].to(images.dtype)
+        torch.add(positions.view(shape), field, alpha=scale * gain, out=grid[..., axis])
+    return F.grid_sample(
+        images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners
     )
 
 
