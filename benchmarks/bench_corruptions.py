@@ -15,7 +15,11 @@ image (so a slow spell of the shared machine hits both alike).
 * **port** (``--port``): the per-image NumPy port of the reference definitions in
   ``tests/reference_corruptions.py``, with the table of the image size;
 * **forward** (``--forward``): the model's forward pass on the same batch (ResNet-50 at 224 px,
-  ResNet-20 at 32 px), to show what a corruption costs next to evaluating it.
+  ResNet-20 at 32 px), to show what a corruption costs next to evaluating it;
+* **copy** (``--floor``): ``images.clone()`` of the float32 batch, timed in the same rounds: one
+  read of the input and one write of a new output, which any corruption returning a new float32
+  batch must do, so reference ÷ copy is the most such a corruption can gain over the reference
+  (which reads and writes 8-bit pixels).
 
 The suite line sums the time per image over the benchmark corruptions (15), with and without
 glass blur, whose sequential reference dominates any sum.
@@ -23,6 +27,7 @@ glass blur, whose sequential reference dominates any sum.
     pip install imagecorruptions  # measurement only, not a robustart dependency
     python benchmarks/bench_corruptions.py --threads 1
     python benchmarks/bench_corruptions.py --sizes 224 --names pixelate jpeg_compression
+    python benchmarks/bench_corruptions.py --threads 1 --floor   # with the copy floor
 
 Needs scikit-image and opencv-python-headless (the ``test`` extra).
 """
@@ -116,6 +121,8 @@ def measure_size(args: argparse.Namespace, size: int, device: torch.device, pack
         columns += ["port ms/img", "speed-up vs port"]
     if forward is not None:
         columns += ["corruption ÷ forward"]
+    if args.floor:
+        columns += ["copy ms/img", "reference ÷ copy"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     suite = {"ours": 0.0, "reference": 0.0, "ours_no_glass": 0.0, "reference_no_glass": 0.0}
@@ -130,8 +137,10 @@ def measure_size(args: argparse.Namespace, size: int, device: torch.device, pack
         port = port_function(name, size, args.severity, frost_files) if args.port else None
         if port is not None:
             fns["port"] = per_image(port, floats)
+        if args.floor:
+            fns["copy"] = images.clone
         times = timeit_interleaved(fns, device, args.repeats)
-        counts = {"ours": batch, "reference": ref_count, "port": ref_count}
+        counts = {"ours": batch, "reference": ref_count, "port": ref_count, "copy": batch}
         per_img = {k: [t / counts[k] for t in v] for k, v in times.items()}
         ours = statistics.median(per_img["ours"])
         cells = [name, f"{ours * 1e3:.3f}"]
@@ -145,6 +154,15 @@ def measure_size(args: argparse.Namespace, size: int, device: torch.device, pack
                 cells += ["–", "–"]
         if forward is not None:
             cells.append(f"{ours * batch / forward:.2f}")
+        if args.floor:
+            cells.append(f"{statistics.median(per_img['copy']) * 1e3:.3f}")
+            if "reference" in per_img:
+                gain = statistics.median(
+                    r / c for r, c in zip(per_img["reference"], per_img["copy"], strict=True)
+                )
+                cells.append(f"{gain:.1f}×")
+            else:
+                cells.append("–")
         print("| " + " | ".join(cells) + " |", flush=True)
         if name in BENCHMARK_CORRUPTIONS and "reference" in per_img:
             reference_time = statistics.median(per_img["reference"])
@@ -173,6 +191,9 @@ def main() -> None:
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--port", action="store_true", help="also time the NumPy port")
     parser.add_argument("--forward", action="store_true", help="also time the model forward")
+    parser.add_argument(
+        "--floor", action="store_true", help="also time a copy of the batch (the floor)"
+    )
     parser.add_argument("--names", nargs="*", default=None)
     add_device_arguments(parser, repeats=5, device="cpu")
     args = parser.parse_args()
