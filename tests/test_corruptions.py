@@ -168,6 +168,28 @@ def test_filter_axis_is_scipy_correlate1d(border):
                 torch.testing.assert_close(tracked.detach(), ours, rtol=0, atol=1e-12)
 
 
+def test_motion_blur_shifted_sums_equal_the_fourier_route():
+    """The CPU's per-image shifted sums and the Fourier route (other devices) are the same
+    correlation: angles on rounding ties, taps dropped where the line leaves a small image,
+    borders, and half precision computed in float32."""
+    from robustart.corruptions.kernels import motion_blur
+
+    generator = torch.Generator().manual_seed(0)
+    angles = torch.tensor([0.0, 30.0, -120.0, 45.0, 90.0, -45.0, 12.5])
+    for size, radius, sigma in ((224, 15, 5.0), (32, 3, 1.0), (9, 20, 15.0)):
+        images = torch.rand(7, 3, size, size, generator=generator, dtype=torch.float64)
+        for border in ("nearest", "mirror"):
+            shifted = motion_blur(images, radius, sigma, angles, border, method="shifted")
+            fourier = motion_blur(images, radius, sigma, angles, border, method="fft")
+            torch.testing.assert_close(shifted, fourier, rtol=0, atol=1e-12)
+            chosen = shifted if size >= 48 else fourier  # the CPU's choice by image size
+            assert torch.equal(motion_blur(images, radius, sigma, angles, border), chosen)
+    half = motion_blur(images.half(), 20, 15.0, angles, method="shifted")
+    assert half.dtype == torch.float16
+    exact = motion_blur(images.half().double(), 20, 15.0, angles, method="fft")
+    torch.testing.assert_close(half.double(), exact, rtol=0, atol=1e-3)
+
+
 def test_brightness_matches_hsv_reference():
     from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 
