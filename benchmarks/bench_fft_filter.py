@@ -13,13 +13,13 @@ that they agree and prints the median per-round ratio. Then the same for the who
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 from common import (
     add_device_arguments,
     describe_device,
     device_from_arguments,
+    ms_per_image,
     paired_ratio,
     timeit_interleaved,
 )
@@ -75,9 +75,7 @@ def main() -> None:
             device,
             repeats=args.repeats,
         )
-        real_ms, paired_ms = (
-            1000 * statistics.median(times[k]) / batch for k in ("real", "paired")
-        )
+        real_ms, paired_ms = (ms_per_image(times, batch)[k] for k in ("real", "paired"))
         print(
             f"| {side} px, batch {batch}, {ksize}×{ksize} kernel | {real_ms:.3f} | {paired_ms:.3f} "
             f"| {paired_ratio(times['real'], times['paired']):.2f}× | {float(difference):.1e} |"
@@ -100,9 +98,7 @@ def main() -> None:
                 device,
                 repeats=args.repeats,
             )
-            real_ms, paired_ms = (
-                1000 * statistics.median(times[k]) / batch for k in ("real", "paired")
-            )
+            real_ms, paired_ms = (ms_per_image(times, batch)[k] for k in ("real", "paired"))
             print(
                 f"| {side} px, batch {batch}, severity {severity} | {real_ms:.3f} | "
                 f"{paired_ms:.3f} | {paired_ratio(times['real'], times['paired']):.2f}× |"

@@ -15,13 +15,13 @@ they agree and prints the median per-round ratios, for rows and for columns.
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 from common import (
     add_device_arguments,
     describe_device,
     device_from_arguments,
+    ms_per_image,
     paired_ratio,
     timeit_interleaved,
 )
@@ -69,7 +69,7 @@ def main() -> None:
             banded = routes["banded"]()
             difference = max(float((routes[r]() - banded).abs().max()) for r in routes)
             times = timeit_interleaved(routes, device, repeats=args.repeats)
-            ms = {r: 1000 * statistics.median(times[r]) / batch for r in routes}
+            ms = ms_per_image(times, batch)
             before = "shifted" if taps * 16 <= side else "matrix"
             print(
                 f"| {side} px, batch {batch}, {taps} taps, {axis} | {ms['banded']:.3f} "

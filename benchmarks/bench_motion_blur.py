@@ -14,13 +14,13 @@ CIFAR-10-C's below).
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 from common import (
     add_device_arguments,
     describe_device,
     device_from_arguments,
+    ms_per_image,
     paired_ratio,
     timeit_interleaved,
 )
@@ -56,9 +56,7 @@ def main() -> None:
             }
             difference = float((routes["fft"]() - routes["shifted"]()).abs().max())
             times = timeit_interleaved(routes, device, repeats=args.repeats)
-            fft_ms, shifted_ms = (
-                1000 * statistics.median(times[m]) / batch for m in ("fft", "shifted")
-            )
+            fft_ms, shifted_ms = (ms_per_image(times, batch)[k] for k in ("fft", "shifted"))
             print(
                 f"| {side} px, batch {batch}, severity {severity} (radius {radius}) "
                 f"| {fft_ms:.3f} | {shifted_ms:.3f} "

@@ -65,6 +65,11 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
+def ms_per_image(times: dict[str, list[float]], batch: int) -> dict[str, float]:
+    """Median milliseconds per image of every entry of :func:`timeit_interleaved`'s result."""
+    return {name: 1000 * statistics.median(seconds) / batch for name, seconds in times.items()}
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -288,8 +288,8 @@ def fft_filter_pairs(
     of them costs, but the way back skips ``irfft``, which copies its input on the CPU: on one
     CPU thread 1.1–1.7× the speed of real transforms at 224 px, with the same values to float
     rounding (4e-7; ``benchmarks/bench_fft_filter.py``). Per-image kernels lose this way (their
-    spectra would need full complex transforms too); :func:`motion_blur` keeps real
-    transforms.
+    spectra would need full complex transforms too); :func:`motion_blur`'s Fourier route
+    keeps real transforms.
 
     Args:
         padded: Tensor (N, C, H', W'), float32 or float64, zero-padded to ``size`` by the
@@ -319,9 +319,10 @@ def fft_filter_pairs(
     return window.permute(0, 3, 1, 2).reshape(-1, h, w)[: n * c].reshape(n, c, h, w)
 
 
+@functools.lru_cache(maxsize=256)
 def _tap_sources(size: int, taps: int, border: str) -> Tensor:
     """(size, taps) CPU index of the input each tap of each output reads, −1 where a
-    "constant" border reads a zero."""
+    "constant" border reads a zero. Cached: do not modify the result in place."""
     radius = taps // 2
     if border == "constant":
         position = torch.arange(size)[:, None] + torch.arange(taps) - radius
@@ -344,12 +345,12 @@ def filter_matrix(size: int, kernel1d: Tensor, border: str) -> Tensor:
     """
     k = kernel1d.numel()
     device = kernel1d.device
-    cols = _tap_sources(size, k, border).to(device)
+    sources = _tap_sources(size, k, border).to(device)
     rows = torch.arange(size, device=device)[:, None].expand(size, k)
-    taps = kernel1d.reshape(1, k).expand(size, k)
-    inside = cols >= 0
+    # a zero read ("constant" border) adds a zero weight to column 0: no masking, no host sync
+    taps = torch.where(sources >= 0, kernel1d.reshape(1, k), 0)
     matrix = torch.zeros(size, size, device=device, dtype=kernel1d.dtype)
-    matrix.index_put_((rows[inside], cols[inside]), taps[inside], accumulate=True)
+    matrix.index_put_((rows, sources.clamp(min=0)), taps, accumulate=True)
     return matrix
 
 
