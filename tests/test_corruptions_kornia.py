@@ -155,6 +155,8 @@ def test_warps_are_kornias(size):
     )
     old = _old_warp_perspective(images, affine, "mirror", inverse=False)
     assert (warped - old).abs().max() <= WARP_TOLERANCE[size]
+    ours = geometry.warp_perspective(images, affine, "mirror")  # its grid written in place
+    assert (ours - warped).abs().max() <= WARP_TOLERANCE[size]
     for matrix in (
         geometry.tilt_homography(size, size, 10),
         geometry.torchvision_affine(size, size, 12, 1.1, 5),
@@ -162,6 +164,29 @@ def test_warps_are_kornias(size):
         new = geometry.warp_perspective(images, matrix, "constant", inverse=True)
         old = _old_warp_perspective(images, matrix, "constant", inverse=True)
         assert (new - old).abs().max() <= WARP_TOLERANCE[size]
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 5), (7, 3), (224, 224)])
+def test_affine_sampling_grid_is_the_normalised_float64_positions(height, width):
+    """The affine warps' grid (two outer sums per axis) holds ``maps @ (x, y, 1)`` normalised
+    with align_corners=True, to float32 rounding."""
+    maps = torch.randn(3, 2, 3, generator=make_generator(6), dtype=torch.float64) * 40
+    grid = geometry.affine_sampling_grid(maps, height, width, torch.float32)
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64),
+        torch.arange(width, dtype=torch.float64),
+        indexing="ij",
+    )
+    for axis, size in ((0, width), (1, height)):
+        to_unit = 2.0 / (size - 1) if size > 1 else 0.0
+        per_column = maps[:, axis, 0, None, None] * xs * to_unit
+        per_row = (maps[:, axis, 1, None, None] * ys + maps[:, axis, 2, None, None]) * to_unit - 1
+        expected = per_row + per_column
+        # three float32 roundings (each term, their sum): at most two units in the last place of
+        # the larger term, 2.4e-7 of its magnitude
+        magnitude = torch.maximum(per_row.abs(), per_column.abs()).clamp(min=1.0)
+        error = (grid[..., axis].double() - expected).abs() / magnitude
+        assert error.max() <= 2.4e-7, axis
 
 
 # ------------------------------------------------------------- kept: faithful, slower

@@ -5,7 +5,9 @@ Sampling is bilinear; the border says how positions outside the image are read (
 :mod:`robustart.corruptions.kernels`: "nearest", "reflect" = scipy's half-sample symmetric,
 "mirror" = OpenCV's ``BORDER_REFLECT_101``, "constant" = zeros). Sampling and warps are
 kornia's (``geometry.transform.remap`` and ``warp_perspective``), except
-:func:`sample_displaced`, which writes ``grid_sample``'s grid itself (one pass per axis).
+:func:`sample_displaced` and the affine warps of :func:`warp_perspective`, which write
+``grid_sample``'s grid themselves (one pass per axis; kornia's own grids cost more than the
+sampling on CPUs).
 """
 
 from __future__ import annotations
@@ -156,8 +158,61 @@ def warp_perspective(
         m = m.unsqueeze(0)
     if inverse:
         m = torch.linalg.inv(m)
-    m = m.expand(len(images), 3, 3).to(images.dtype)
+    m = m.expand(len(images), 3, 3)
+    if _is_affine(m):
+        # kornia builds the grid with F.affine_grid, a batched matrix product that costs more
+        # than the sampling itself on CPUs; the grid of an affine map is two outer sums.
+        grid = affine_sampling_grid(torch.linalg.inv(m)[:, :2], h, w, images.dtype)
+        return F.grid_sample(
+            images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True
+        )
+    m = m.to(images.dtype)
     return KT.warp_perspective(images, m, (h, w), padding_mode=padding_mode, align_corners=True)
+
+
+def _is_affine(matrices: Tensor, tolerance: float = 1e-12) -> bool:
+    """Whether every (3, 3) matrix of ``matrices`` (N, 3, 3) has the last row (0, 0, 1)."""
+    last = matrices[:, 2] - torch.tensor(
+        [0.0, 0.0, 1.0], dtype=matrices.dtype, device=matrices.device
+    )
+    return bool(last.abs().max() <= tolerance)
+
+
+def affine_sampling_grid(maps: Tensor, height: int, width: int, dtype: torch.dtype) -> Tensor:
+    """``grid_sample``'s grid (``align_corners=True``) for output → input affine maps.
+
+    The grid holds, for every output pixel ``(x, y)``, the input position ``maps @ (x, y, 1)``
+    normalised to [−1, 1] (pixel 0 → −1, pixel ``size − 1`` → 1). The coefficients are folded
+    with the normalisation in float64 and each axis is written in one pass as the sum of a
+    per-row and a per-column term, so the grid costs two passes over (N, H, W).
+
+    Args:
+        maps: (N, 2, 3) output → input maps in pixel coordinates ``(x, y, 1)``.
+        height: Output height H.
+        width: Output width W.
+        dtype: Floating dtype of the grid.
+
+    Returns:
+        Tensor (N, H, W, 2) of ``(x, y)`` normalised positions.
+
+    Example:
+        >>> identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+        >>> affine_sampling_grid(identity, 2, 3, torch.float32)[0, 1].tolist()
+        [[-1.0, 1.0], [0.0, 1.0], [1.0, 1.0]]
+    """
+    n = len(maps)
+    maps = maps.to(torch.float64)
+    device = maps.device
+    grid = torch.empty(n, height, width, 2, device=device, dtype=dtype)
+    xs = torch.arange(width, device=device, dtype=torch.float64)
+    ys = torch.arange(height, device=device, dtype=torch.float64)
+    for axis, size in ((0, width), (1, height)):
+        to_unit = 2.0 / (size - 1) if size > 1 else 0.0
+        a, b, c = (maps[:, axis, k, None] * to_unit for k in range(3))
+        per_row = (b * ys + c - 1.0).to(dtype).view(n, height, 1)
+        per_column = (a * xs).to(dtype).view(n, 1, width)
+        torch.add(per_row, per_column, out=grid[..., axis])
+    return grid
 
 
 def affine_from_points(source: Tensor, target: Tensor) -> Tensor:

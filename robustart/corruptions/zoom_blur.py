@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
@@ -69,7 +70,11 @@ class ZoomBlur(Corruption):
         generator: Generators,
     ) -> Tensor:
         factors = zoom_factors(*param)
+        # Channels-last: PyTorch's bilinear kernel is about twice as fast on it (per pixel, all
+        # channels at once) and gives bit-equal values; one conversion each way.
+        images = images.contiguous(memory_format=torch.channels_last)
         total = images.clone()
         for zoom in factors:
             total += clipped_zoom(images, zoom)
-        return total / (len(factors) + 1)
+        total /= len(factors) + 1
+        return total.contiguous()
