@@ -156,18 +156,19 @@ def warp_perspective(
     m = matrices.to(images.device, torch.float64)
     if m.ndim == 2:
         m = m.unsqueeze(0)
-    if inverse:
-        m = torch.linalg.inv(m)
     m = m.expand(len(images), 3, 3)
     if _is_affine(m):
         # kornia builds the grid with F.affine_grid, a batched matrix product that costs more
         # than the sampling itself on CPUs; the grid of an affine map is two outer sums.
-        grid = affine_sampling_grid(torch.linalg.inv(m)[:, :2], h, w, images.dtype)
+        to_input = m if inverse else torch.linalg.inv(m)
+        grid = affine_sampling_grid(to_input[:, :2], h, w, images.dtype)
         return F.grid_sample(
             images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True
         )
-    m = m.to(images.dtype)
-    return KT.warp_perspective(images, m, (h, w), padding_mode=padding_mode, align_corners=True)
+    to_output = torch.linalg.inv(m) if inverse else m
+    return KT.warp_perspective(
+        images, to_output.to(images.dtype), (h, w), padding_mode=padding_mode, align_corners=True
+    )
 
 
 def _is_affine(matrices: Tensor, tolerance: float = 1e-12) -> bool:
