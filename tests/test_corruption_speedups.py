@@ -7,6 +7,7 @@
   share a pixel.
 * JPEG equals PIL's libjpeg round trip bit for bit, whatever the number of threads.
 * The plasma fractal's rolled sums equal ``torch.roll``'s.
+* Frost's texture crops (slices, or one gather from a strided view) equal per-pixel indexing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image
 
 from robustart.corruptions import corrupt
 from robustart.corruptions.fractal import add_rolled_, plasma_fractal, plus_rolled
+from robustart.corruptions.frost import crop_textures
 from robustart.corruptions.jpeg_compression import jpeg_roundtrip
 from robustart.corruptions.pixelate import (
     box_reduce,
@@ -224,3 +226,24 @@ def test_fog_chunks_give_the_same_maps_as_one_call():
     batch = corrupt(images, "fog", 3, generators)
     alone = [corrupt(images[i : i + 1], "fog", 3, [make_generator(i)]) for i in range(11)]
     assert torch.equal(batch, torch.cat(alone))
+
+
+@pytest.mark.parametrize("method", ["slices", "gather", "auto"])
+def test_frost_crops_equal_per_pixel_indexing(method):
+    """Every crop, also those touching the last row and column of the stack and of the last
+    texture, is the crop that indexing with row and column tensors (the route before) gives."""
+    g = make_generator(0)
+    stack = torch.rand(4, 3, 37, 53, generator=g)
+    n, h, w = 50, 11, 20
+    pick = torch.randint(0, 4, (n,), generator=g)
+    top = torch.randint(0, 37 - h + 1, (n,), generator=g)
+    left = torch.randint(0, 53 - w + 1, (n,), generator=g)
+    pick[:3], top[:3], left[:3] = torch.tensor([3, 3, 0]), torch.tensor([37 - h, 0, 37 - h]), 0
+    left[0] = 53 - w
+    rows = top[:, None, None] + torch.arange(h)[None, :, None]
+    cols = left[:, None, None] + torch.arange(w)[None, None, :]
+    expected = stack[pick[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    crops = crop_textures(stack, pick, top, left, h, w, method=method)
+    assert crops.is_contiguous() and torch.equal(crops, expected)
+    empty = crop_textures(stack, pick[:0], top[:0], left[:0], h, w, method=method)
+    assert empty.shape == (0, 3, h, w)
