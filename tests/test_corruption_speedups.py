@@ -8,6 +8,7 @@
 * JPEG equals PIL's libjpeg round trip bit for bit, whatever the number of threads.
 * The plasma fractal's rolled sums equal ``torch.roll``'s.
 * Frost's texture crops (slices, or one gather from a strided view) equal per-pixel indexing.
+* The corruptions that work a few images at a time on the CPU give what one call gives.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from robustart.corruptions import corrupt
+from robustart.corruptions import base, corrupt, create_corruption
 from robustart.corruptions.fractal import add_rolled_, plasma_fractal, plus_rolled
 from robustart.corruptions.frost import crop_textures
 from robustart.corruptions.jpeg_compression import jpeg_roundtrip
@@ -247,3 +248,15 @@ def test_frost_crops_equal_per_pixel_indexing(method):
     assert crops.is_contiguous() and torch.equal(crops, expected)
     empty = crop_textures(stack, pick[:0], top[:0], left[:0], h, w, method=method)
     assert empty.shape == (0, 3, h, w)
+
+
+@pytest.mark.parametrize("name", ["brightness", "saturate", "zoom_blur", "snow"])
+@pytest.mark.parametrize(("size", "count"), [(32, 300), (97, 20), (224, 5)])
+def test_chunked_corruptions_equal_one_call(name, size, count, monkeypatch):
+    """map_image_chunks splits the batch on the CPU (about CHUNK_BYTES of images per call: 85
+    images at 32 px, 9 at 97 px, one at 224 px); the result is bit-equal to one call."""
+    images = torch.rand(count, 3, size, size, generator=make_generator(size))
+    corruption = create_corruption(name)
+    chunked = corruption(images, 3, make_generator(1))
+    monkeypatch.setattr(base, "CHUNK_BYTES", 1 << 40)
+    assert torch.equal(chunked, corruption(images, 3, make_generator(1)))

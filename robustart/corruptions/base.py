@@ -363,6 +363,50 @@ def draw_per_image(
     return torch.cat([sample((1, *shape[1:]), g) for g in generators])
 
 
+#: Bytes of input images that :func:`map_image_chunks` hands to its function at once on the CPU:
+#: small enough that the temporaries of a few passes stay in a core's cache.
+CHUNK_BYTES = 1 << 20
+
+
+def map_image_chunks(
+    fn: Callable[..., Tensor], images: Tensor, *per_image: Tensor, chunk_bytes: int | None = None
+) -> Tensor:
+    """``fn(images, *per_image)``, computed a few images at a time on the CPU.
+
+    For per-image operations that make several image-sized temporaries: on the CPU, running
+    them on about ``chunk_bytes`` of images at a time keeps the temporaries in the cache and
+    lets the allocator reuse them, instead of writing fresh memory for every pass over the
+    whole batch (2–3× faster for the HSV edits at 224 px). Other devices get one call.
+
+    Args:
+        fn: Maps images (n, C, H, W) and the matching slices of ``per_image`` to a tensor of
+            the images' shape and dtype; image i's output may depend only on image i and the
+            i-th entries of ``per_image`` (so that chunks give what one call gives).
+        images: Tensor (N, C, H, W).
+        *per_image: Tensors with N entries along their first dimension.
+        chunk_bytes: Bytes of ``images`` per call (at least one image); default
+            :data:`CHUNK_BYTES`.
+
+    Returns:
+        Tensor (N, C, H, W): the outputs of the chunks, in order.
+
+    Example:
+        >>> images = torch.rand(5, 3, 4, 4)
+        >>> chunked = map_image_chunks(lambda x: x.flip(-1) * 2, images, chunk_bytes=100)
+        >>> torch.equal(chunked, images.flip(-1) * 2)
+        True
+    """
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    step = max(1, chunk_bytes // max(math.prod(images.shape[1:]) * images.element_size(), 1))
+    if images.device.type != "cpu" or step >= len(images):
+        return fn(images, *per_image)
+    out = torch.empty_like(images, memory_format=torch.contiguous_format)
+    for first in range(0, len(images), step):
+        part = slice(first, first + step)
+        out[part] = fn(images[part], *(tensor[part] for tensor in per_image))
+    return out
+
+
 def random_uniform(
     shape: tuple[int, ...],
     low: float,

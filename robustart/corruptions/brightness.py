@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    Bound,
+    Corruption,
+    Generators,
+    map_image_chunks,
+)
 from robustart.corruptions.color import add_hsv_value
 
 __all__ = ["Brightness", "add_hsv_value"]
@@ -26,4 +32,4 @@ class Brightness(Corruption):
     batched_generators = True  # deterministic: no draws
 
     def apply(self, images: Tensor, param: float, scale: float, generator: Generators) -> Tensor:
-        return add_hsv_value(images, param)
+        return map_image_chunks(lambda chunk: add_hsv_value(chunk, param), images)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    Bound,
+    Corruption,
+    Generators,
+    map_image_chunks,
+)
 from robustart.corruptions.color import affine_hsv_saturation
 
 
@@ -33,4 +39,4 @@ class Saturate(Corruption):
         generator: Generators,
     ) -> Tensor:
         factor, offset = param
-        return affine_hsv_saturation(images, factor, offset)
+        return map_image_chunks(lambda chunk: affine_hsv_saturation(chunk, factor, offset), images)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, random_normal, random_uniform
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    Bound,
+    Corruption,
+    map_image_chunks,
+    random_normal,
+    random_uniform,
+)
 from robustart.corruptions.color import to_gray
 from robustart.corruptions.geometry import clipped_zoom
 from robustart.corruptions.kernels import motion_blur
@@ -42,10 +49,15 @@ def falling_snow(layer: Tensor, radius: int, sigma: float, angles: Tensor) -> Te
 
 def add_snow(images: Tensor, snow: Tensor, blend: float) -> Tensor:
     """Blend ``images`` (N, C, H, W) towards ``max(x, 1.5 · grey(x) + 0.5)`` with weight
-    ``1 − blend``, then add the snow layer (N, 1, H, W) and its 180° rotation. Not clamped."""
-    brightened = torch.maximum(images, to_gray(images).mul(1.5).add_(0.5)).mul_(1 - blend)
-    # the reference's sums in its order, on two image-sized buffers
-    return images.mul(blend).add_(brightened).add_(snow).add_(snow.flip(-2, -1))
+    ``1 − blend``, then add the snow layer (N, 1, H, W) and its 180° rotation. Not clamped.
+    A few images at a time on the CPU (:func:`map_image_chunks`)."""
+
+    def blend_and_add(x: Tensor, layer: Tensor) -> Tensor:
+        brightened = torch.maximum(x, to_gray(x).mul(1.5).add_(0.5)).mul_(1 - blend)
+        # the reference's sums in its order, on two image-sized buffers
+        return x.mul(blend).add_(brightened).add_(layer).add_(layer.flip(-2, -1))
+
+    return map_image_chunks(blend_and_add, images, snow)
 
 
 @CORRUPTIONS.register("snow")

@@ -8,7 +8,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    Bound,
+    Corruption,
+    Generators,
+    map_image_chunks,
+)
 from robustart.corruptions.geometry import clipped_zoom
 from robustart.errors import ConfigError
 
@@ -70,11 +76,15 @@ class ZoomBlur(Corruption):
         generator: Generators,
     ) -> Tensor:
         factors = zoom_factors(*param)
-        # Channels-last: PyTorch's bilinear kernel is about twice as fast on it (per pixel, all
-        # channels at once) and gives bit-equal values; one conversion each way.
-        images = images.contiguous(memory_format=torch.channels_last)
-        total = images.clone()
-        for zoom in factors:
-            total += clipped_zoom(images, zoom)
-        total /= len(factors) + 1
-        return total.contiguous()
+
+        def average_of_zooms(chunk: Tensor) -> Tensor:
+            # Channels-last: PyTorch's bilinear kernel is about twice as fast on it (per pixel,
+            # all channels at once) and gives bit-equal values; one conversion each way.
+            chunk = chunk.contiguous(memory_format=torch.channels_last)
+            total = chunk.clone()
+            for zoom in factors:
+                total += clipped_zoom(chunk, zoom)
+            total /= len(factors) + 1
+            return total.contiguous()
+
+        return map_image_chunks(average_of_zooms, images)
