@@ -356,6 +356,29 @@ def test_truncated_and_mismatched_checkpoints(capsys, tmp_path, monkeypatch):
         "resnet32",
         match="trained with model='resnet20'",
     )
+    # A record that says what the configuration builds, over weights that do not fit it (an
+    # edited file, or a checkpoint of another LightningModule without the record): refused
+    # from the weights' shapes before Lightning's multi-line load_state_dict error.
+    checkpoint = torch.load(last, weights_only=True)
+    head = "model.backbone.fc.weight"
+    assert head in checkpoint["state_dict"], list(checkpoint["state_dict"])[-4:]
+    checkpoint["state_dict"][head] = torch.zeros(100, checkpoint["state_dict"][head].shape[1])
+    for drop_record in (False, True):
+        if drop_record:
+            del checkpoint["robustart"]
+        edited = tmp_path / "edited.ckpt"
+        torch.save(checkpoint, edited)
+        expect_error(
+            capsys,
+            "test",
+            "--config",
+            DIGITS[0],
+            "--config",
+            FAST,
+            "--ckpt_path",
+            edited,
+            match="shape mismatches (e.g. model.backbone.fc.weight: checkpoint (100, 64)",
+        )
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(last.read_bytes()[:1000])
     expect_error(

@@ -199,15 +199,36 @@ def load_into(module: nn.Module, state: Mapping[str, Tensor], source: str, arch:
 
     Raises:
         CheckpointError: missing or unexpected keys or shape mismatches, e.g. weights of another
-            architecture or for another number of classes.
+            architecture or for another number of classes (:func:`check_state_fits`), or
+            non-finite weights.
+    """
+    check_state_fits(module, state, source, arch)
+    check_finite_state(state, source)
+    module.load_state_dict(state, strict=True)
+
+
+def check_state_fits(module: nn.Module, state: Mapping[str, Any], source: str, arch: str) -> None:
+    """Refuse a state dict whose keys or tensor shapes differ from ``module``'s.
+
+    PyTorch's own refusal (``load_state_dict``) is a multi-line ``RuntimeError`` raised only
+    once the loading starts; this names the first differences in one message.
+
+    Args:
+        module: The module the state is for.
+        state: Tensors by name, as ``module.state_dict()`` names them.
+        source: Where the state comes from, for the message.
+        arch: The configured architecture, for the message.
+
+    Raises:
+        CheckpointError: missing or unexpected keys or shape mismatches.
     """
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        f"{k}: checkpoint {tuple(getattr(state[k], 'shape', ()))} vs model {tuple(v.shape)}"
         for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
+        if k in state and getattr(state[k], "shape", None) != v.shape
     ]
     if missing or unexpected or shapes:
         parts = []
@@ -222,8 +243,6 @@ def load_into(module: nn.Module, state: Mapping[str, Tensor], source: str, arch:
             "probably saved for another architecture or number of classes: use the model "
             "and dataset they were trained with."
         )
-    check_finite_state(state, source)
-    module.load_state_dict(state, strict=True)
 
 
 def check_finite_state(state: Mapping[str, Tensor], source: str) -> None:

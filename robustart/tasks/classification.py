@@ -16,7 +16,7 @@ import robustart
 from robustart.augment import build_batch_augmentations, hard_labels, jensen_shannon
 from robustart.errors import ConfigError
 from robustart.models import create_model
-from robustart.models.weights import check_checkpoint_matches
+from robustart.models.weights import check_checkpoint_matches, check_state_fits
 from robustart.tasks.ema import ModelEma
 from robustart.tasks.optim import build_optimizer, check_optimization, lr_multiplier
 from robustart.utils import check_finite_logits, check_labels
@@ -293,3 +293,8 @@ class ClassificationTask(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_matches(checkpoint, self.hparams.model, self.hparams.num_classes)
+        # The record above can be missing (a checkpoint of another LightningModule) or wrong
+        # (an edited file): the weights themselves must fit too, before Lightning loads them.
+        state = checkpoint.get("state_dict")
+        if isinstance(state, dict):
+            check_state_fits(self, state, "the checkpoint", self.hparams.model)
