@@ -332,6 +332,53 @@ def test_model_checkpoint_callback_without_checkpointing(capsys, tmp_path, monke
     assert not (tmp_path / "runs").exists()
 
 
+def test_fewer_than_two_classes_are_refused_before_training(capsys, tmp_path, monkeypatch):
+    """An image folder tree with one class, or num_classes 1 given to the data: one error
+    line when the classes are built. (Before: jsonargparse's multi-line ValueError traceback
+    from the value linked into the model.)"""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    for root, classes in (("one", ["cat"]), ("two", ["cat", "dog"])):
+        for split in ("train", "val"):
+            for name in classes:
+                folder = tmp_path / root / split / name
+                folder.mkdir(parents=True)
+                for i in range(2):
+                    Image.new("RGB", (12, 12), (40 * i, 90, 200)).save(folder / f"{i}.png")
+    imagenet = [
+        "fit",
+        "--config",
+        RECIPES / "imagenet" / "standard.yaml",
+        "--config",
+        FAST,
+        "--model.init_args.model",
+        "resnet20",
+        "--model.init_args.warmup_epochs",
+        "0",
+        "--data.init_args.num_workers",
+        "0",
+    ]
+    expect_error(
+        capsys,
+        *imagenet,
+        "--data.init_args.root",
+        "one",
+        match="one/train has 1 class folder (cat): a classifier needs at least 2 classes",
+    )
+    err = expect_error(
+        capsys,
+        *imagenet,
+        "--data.init_args.root",
+        "two",
+        "--data.init_args.num_classes",
+        "1",
+        match="`num_classes` to be an integer larger than 1, but got 1",
+    )
+    assert len(err.strip().splitlines()[-1]) > 0 and "Subtypes" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_malformed_yaml_key(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     bad = tmp_path / "bad.yaml"

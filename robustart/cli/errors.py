@@ -85,6 +85,29 @@ def tidy_parser_message(message: str) -> str:
     return one_line(message)
 
 
+def instantiation_message(message: str) -> str | None:
+    """A jsonargparse refusal of a value met while building the classes, as one line.
+
+    Values linked from one class into another (e.g. ``data.num_classes`` into the model) are
+    checked against the target's type only when the classes are built, and jsonargparse then
+    raises a ``ValueError`` listing the union subtypes it tried. This keeps the class and the
+    reason (``model (robustart.tasks.ClassificationTask): Expected argument `num_classes` to
+    be an integer larger than 1, but got 1``); ``None`` for other messages.
+    """
+    if "Does not validate against any of the Union subtypes" not in message:
+        return None
+    classes = re.findall(r"<class '([^']+)'>", message.partition("Errors:")[0])
+    reasons = [
+        line.strip()[2:].strip()
+        for line in message.partition("Errors:")[2].splitlines()
+        if line.strip().startswith("- ") and "NoneType" not in line
+    ]
+    if not reasons:
+        return None
+    owner = next((name for name in classes if name != "NoneType"), "a configured class")
+    return f"{owner}: {one_line(reasons[0])}"
+
+
 def check_config_arguments(argv: list[str]) -> None:
     """Check every ``--config`` file of a LightningCLI command line before parsing, so that a
     missing, empty or unparsable file is named in a one-line error.

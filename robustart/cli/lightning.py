@@ -49,7 +49,12 @@ from robustart.cli.checks import (
     linked_settings_given,
     loggers_of,
 )
-from robustart.cli.errors import check_config_arguments, tidy_parser_message
+from robustart.cli.errors import (
+    check_config_arguments,
+    find_input_error,
+    instantiation_message,
+    tidy_parser_message,
+)
 from robustart.data import RobustartDataModule
 from robustart.errors import ConfigError
 from robustart.loggers import CSVLogger
@@ -182,8 +187,22 @@ class RobustartCLI(LightningCLI):
         self._linked_given = linked_settings_given(config)
 
     def instantiate_classes(self) -> None:
-        """Build the classes, then refuse linked model settings the data overrode."""
-        super().instantiate_classes()
+        """Build the classes, then refuse linked model settings the data overrode.
+
+        Raises:
+            ConfigError: a value the classes' types refuse when they are built (e.g. one class
+                linked from the data into the model's ``num_classes``), in one line.
+        """
+        try:
+            super().instantiate_classes()
+        except ValueError as exc:
+            message = None if find_input_error(exc) else instantiation_message(str(exc))
+            if message is None:
+                raise
+            raise ConfigError(
+                f"{message} (values linked from the data, such as num_classes, are checked "
+                "when the classes are built)"
+            ) from None
         check_linked_settings(getattr(self, "_linked_given", {}), self.datamodule)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:

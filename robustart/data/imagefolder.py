@@ -65,7 +65,16 @@ class ImageFolderDataModule(RobustartDataModule):
         self.image_size = image_size
         self.resize_size = resize_size
         self.mean, self.std = tuple(mean), tuple(std)
-        self.num_classes = num_classes if num_classes is not None else len(self._classes())
+        if num_classes is None:
+            reference, classes = self._reference_classes()
+            if len(classes) < 2:
+                raise DatasetNotFoundError(
+                    f"{reference} has {len(classes)} class folder ({classes[0]}): a classifier "
+                    "needs at least 2 classes. Add a folder of images for every class, in "
+                    "every split."
+                )
+            num_classes = len(classes)
+        self.num_classes = num_classes
 
     def _split_dir(self, split: Split) -> Path:
         name = {"train": "train", "val": "val", "test": "test"}[split]
