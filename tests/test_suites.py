@@ -43,6 +43,13 @@ def test_suite_from_file_and_mapping_agree(tmp_path):
         ("missing/file.yaml", "does not exist"),
         ({"attack": []}, "unknown keys \\['attack'\\]"),
         ({"attacks": [{"name": "pgdd", "eps": 0.1}]}, "pgdd"),
+        # wrong types: one line naming the key, not a TypeError from inside the suite
+        ({"corruptions": ["contrast"], "severities": 3}, r"list of severities 1..5 \(e.g. \[3\]\)"),
+        ({"corruptions": ["contrast"], "severities": "1-5"}, "list of severities"),
+        ({"corruptions": ["contrast"], "severities": [2, 2]}, "listed twice"),
+        ({"corruptions": ["contrast"], "severities": [0]}, "from 1 to 5"),
+        ({"corruptions": [{"name": "contrast", "severity": 2}]}, "entry #1 must be a corruption"),
+        ({"corruptions": 5}, "list of corruption names or 'all'"),
     ],
 )
 def test_bad_suites_are_refused_with_clear_errors(spec, message):

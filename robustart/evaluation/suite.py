@@ -206,11 +206,36 @@ def parse_corruptions(names: Sequence[str] | str | None) -> list[str]:
         if names == "all":
             return CORRUPTIONS.names()
         names = [names]
-    for name in names:
+    if not isinstance(names, (list, tuple)):
+        raise ConfigError(f"corruptions must be a list of corruption names or 'all', got {names!r}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"corruptions entry #{i + 1} must be a corruption name, got {name!r} (the "
+                "severities are one list for all corruptions: 'severities: [1, 2, 3]')"
+            )
         CORRUPTIONS.get(name)  # raises with close matches
     if len(set(names)) != len(names):
         raise ConfigError(f"corruptions are listed twice: {list(names)}")
     return list(names)
+
+
+def parse_severities(severities: Sequence[int]) -> tuple[int, ...]:
+    """The severities of a suite: a list of distinct integers 1..5.
+
+    Raises:
+        ConfigError: a single number (``3`` instead of ``[3]``), another type, an entry out
+            of 1..5 or listed twice.
+    """
+    if not isinstance(severities, (list, tuple)):
+        example = f"[{severities}]" if isinstance(severities, int) else "[1, 2, 3, 4, 5]"
+        raise ConfigError(
+            f"severities must be a list of severities 1..5 (e.g. {example}), got {severities!r}"
+        )
+    parsed = tuple(check_severity(s) for s in severities)
+    if len(set(parsed)) != len(parsed):
+        raise ConfigError(f"severities are listed twice: {list(parsed)}")
+    return parsed
 
 
 class RobustnessSuite:
@@ -244,7 +269,7 @@ class RobustnessSuite:
         }
         for corruption in self.corruptions.values():
             corruption.check_available()  # missing files fail now, not after the attacks
-        self.severities = tuple(check_severity(s) for s in severities)
+        self.severities = parse_severities(severities)
         if self.corruption_names and not self.severities:
             raise ConfigError("severities is empty but corruptions are listed")
 
