@@ -380,7 +380,8 @@ def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Pa
 
     The folder may exist or not; it is not created here. Refused: a path that is a regular
     file, a path below a regular file, and an existing folder (or nearest existing ancestor)
-    that is not writable.
+    that is not writable or in which no folder can be made (tried with a temporary folder,
+    removed at once).
 
     Raises:
         ConfigError: naming the path and what to do.
@@ -400,6 +401,18 @@ def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Pa
         raise ConfigError(
             f"{what} {path}: cannot write in {probe} (permission denied); choose a writable path"
         )
+    if probe.is_dir():
+        # os.access says yes to root everywhere, also in /proc or /sys, where no folder can
+        # be made: try making one (and remove it at once).
+        try:
+            made = tempfile.mkdtemp(prefix=".robustart-write-check-", dir=probe)
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+            raise ConfigError(
+                f"{what} {path}: cannot create folders in {probe} ({reason}); choose a "
+                "writable path"
+            ) from None
+        os.rmdir(made)
     return path
 
 

@@ -8,10 +8,15 @@ The library-level cases (datasets, images, labels, attacks, corruptions, metrics
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import FAST, RECIPES
 from conftest import expect_cli_error as expect_error
+
+from robustart.errors import ConfigError
+from robustart.utils import check_output_dir
 
 STANDARD = RECIPES / "digits" / "standard.yaml"
 PGD_AT = RECIPES / "digits" / "pgd_at.yaml"
@@ -105,6 +110,29 @@ def test_fit_output_below_a_regular_file_is_refused_before_training(option, work
         match="occupied/runs is below occupied, which is a file",
     )
     assert nothing_trained(workdir)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_outputs_where_no_folder_can_be_made_are_refused_before_work(workdir, capsys):
+    """/proc passes os.access for root but refuses mkdir. (Before: a FileNotFoundError
+    traceback from the logger, or from benchmark's writer after the evaluation.)"""
+    option = "--trainer.logger.init_args.save_dir"
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--config",
+        FAST,
+        option,
+        "/proc/robustart_runs",
+        match="/proc/robustart_runs: cannot create folders in /proc",
+    )
+    assert nothing_trained(workdir)
+    with pytest.raises(ConfigError, match="cannot create folders in /proc"):
+        check_output_dir("/proc/robustart_out/deeper", "--output folder")
+    check_output_dir(workdir / "new" / "results")  # a writable place: nothing left behind
+    assert not (workdir / "new").exists() and not list(workdir.glob(".robustart-write-check-*"))
 
 
 def test_compare_output_below_a_regular_file_is_refused_before_training(workdir, capsys):
