@@ -192,3 +192,23 @@ def test_shift_option_lists_are_checked_before_loading(capsys, tmp_path, option,
     args = ["shift", "zoo:digits_resnet20_standard", "--benchmark", "cifar10-c"]
     args += ["--data-root", str(tmp_path), option, value, "--output", str(tmp_path / "o")]
     expect_cli_error(capsys, *args, match=match)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"eval_batch_size": -1}, "eval_batch_size must be >= 1"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be >= 1"),
+        ({"num_workers": -1}, "num_workers must be >= 0"),
+        ({"persistent_workers": True}, "persistent_workers needs worker processes"),
+    ],
+)
+def test_loader_settings_are_checked_when_the_datamodule_is_built(settings, match):
+    """Before: a torch DataLoader ValueError traceback when the first loader was made (and an
+    eval_batch_size of 0 silently meant batch_size)."""
+    from robustart.data import DigitsDataModule
+    from robustart.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        DigitsDataModule(**settings)
+    DigitsDataModule(eval_batch_size=None, num_workers=0)  # the defaults stay valid

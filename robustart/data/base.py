@@ -103,6 +103,19 @@ class RobustartDataModule(LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ConfigError(
+                f"eval_batch_size must be >= 1 (or null: batch_size), got {eval_batch_size}"
+            )
+        if num_workers < 0:
+            raise ConfigError(
+                f"num_workers must be >= 0 (0: load in the main process), got {num_workers}"
+            )
+        if persistent_workers and num_workers == 0:
+            raise ConfigError(
+                "persistent_workers needs worker processes: set num_workers >= 1, or "
+                "persistent_workers false"
+            )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
