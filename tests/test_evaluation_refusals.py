@@ -301,6 +301,8 @@ def test_shift_refuses_a_subset_given_twice(capsys, tmp_path):
         (["--steps", "2", "--attack-arg", "steps=1"], "'steps' is given by --steps and --attack"),
         (["--attack-arg", "eps=0.1"], "'eps' is given by --eps and --attack-arg"),
         (["--attack-arg", "restarts=1", "--attack-arg", "restarts=2"], "twice with --attack"),
+        # before: a yaml.ParserError traceback
+        (["--attack-arg", "restarts=[1"], "'restarts=[1' is not valid YAML"),
     ],
 )
 def test_transfer_refuses_an_attack_setting_given_twice(capsys, tmp_path, extra, match):

@@ -41,7 +41,14 @@ def _attack_arg(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise argparse.ArgumentTypeError(
+            f"the value of {text!r} is not valid YAML ({problem}); quote it or write a list as "
+            "[1, 2]"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
