@@ -162,6 +162,43 @@ def check_finite_logits(
         )
 
 
+def check_not_probabilities(logits: Tensor, what: str = "the model's outputs") -> None:
+    """Refuse outputs that are probabilities (softmax) instead of logits, where attacks run.
+
+    Attacks and their losses apply their own softmax: on probabilities the cross-entropy
+    saturates and its gradients nearly vanish, so attacks fail and the robust accuracy is
+    overstated (gradient masking; Carlini et al., 2019). Outputs whose every row is
+    non-negative and sums to 1 (within 1e-4) are taken for probabilities. Accuracy alone is
+    unaffected, so only the attack paths call this.
+
+    Args:
+        logits: (N, K) outputs of one batch.
+        what: Names the outputs in the message.
+
+    Raises:
+        InputRangeError: all rows look like probability vectors.
+
+    Example:
+        >>> check_not_probabilities(torch.tensor([[2.0, -1.0], [0.3, 0.1]]))  # logits: fine
+        >>> try:
+        ...     check_not_probabilities(torch.tensor([[0.9, 0.1], [0.4, 0.6]]))
+        ... except InputRangeError:
+        ...     print("refused")
+        refused
+    """
+    if logits.ndim != 2 or len(logits) == 0 or logits.shape[1] < 2:
+        return
+    outputs = logits.detach().double()
+    rows_sum_to_one = ((outputs.sum(dim=1) - 1).abs() <= 1e-4).all()
+    if bool(rows_sum_to_one & (outputs >= 0).all()):
+        raise InputRangeError(
+            f"{what} are probabilities (every row is >= 0 and sums to 1), not logits: attacks "
+            "apply their own softmax, and on probabilities their gradients nearly vanish, so "
+            "the robust accuracy would be overstated. Return the scores before the softmax "
+            "(or their log_softmax)."
+        )
+
+
 def parse_fraction(value: float | int | str, what: str = "value") -> float:
     """Parse a number written as a float or as a fraction string such as ``"8/255"``.
 

@@ -44,6 +44,7 @@ from robustart.evaluation.benchmarks import (
     evaluate_system_noise,
 )
 from robustart.evaluation.minimal import MinimalEpsilonSearch, accuracy_curve
+from robustart.evaluation.suite import RobustnessSuite
 from robustart.evaluation.transfer import evaluate_transfer
 from robustart.main import cli_main
 from robustart.metrics import (
@@ -481,6 +482,34 @@ def test_transfer_refuses_nan_models_bad_labels_and_no_images():
         evaluate_transfer({"ok": Linear()}, images, torch.tensor([0, 1, 2, 10]), attack)
     with pytest.raises(EmptyInputError, match="0 images"):  # before: an accuracy of 0.0
         evaluate_transfer({"ok": Linear()}, images[:0], labels[:0], attack)
+
+
+class SoftmaxModel(Linear):
+    """A classifier that returns probabilities instead of logits."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return super().forward(images).softmax(dim=1)
+
+
+def test_attacks_refuse_a_model_that_outputs_probabilities():
+    """CE on probabilities masks the gradients: the robust accuracy would be overstated.
+    (Before: reported.) Accuracy-only suites, and log-probabilities, are fine."""
+    images, labels = tiny_batch()
+    attack = create_attack("fgsm", eps="8/255")
+    with pytest.raises(InputRangeError, match="model 'probs' on the clean images are prob"):
+        evaluate_transfer({"probs": SoftmaxModel()}, images, labels, attack)
+    evaluate_transfer({"ok": Linear()}, images, labels, attack, targets={"probs": SoftmaxModel()})
+    attacks = RobustnessSuite(attacks=[{"name": "fgsm", "eps": ["8/255"]}])
+    with pytest.raises(InputRangeError, match="are probabilities"):
+        attacks.run_batch(SoftmaxModel(), images, labels, chunk_id=0)
+    corruptions = RobustnessSuite(corruptions=["contrast"], severities=[1])
+    corruptions.run_batch(SoftmaxModel(), images, labels, chunk_id=0)
+
+    class LogSoftmaxModel(Linear):
+        def forward(self, images: Tensor) -> Tensor:
+            return super().forward(images).log_softmax(dim=1)
+
+    attacks.run_batch(LogSoftmaxModel(), images, labels, chunk_id=0)
 
 
 def test_classification_loop_refuses_nan_logits_bad_labels_and_no_images():

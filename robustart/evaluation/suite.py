@@ -43,6 +43,7 @@ from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
     check_finite_logits,
     check_labels,
+    check_not_probabilities,
     eps_key,
     format_eps,
     make_generator,
@@ -350,6 +351,10 @@ class RobustnessSuite:
                 clean_logits, f"the model's logits on the clean images of chunk {chunk_id}"
             )
             check_labels(labels, len(images), clean_logits.shape[1])
+            if self.attacks or self.minimal_eps:
+                check_not_probabilities(
+                    clean_logits, f"the model's outputs on the clean images of chunk {chunk_id}"
+                )
             clean = score(CLEAN_KEY, clean_logits)
             if self.attacks:
                 result.clean_gradient = self._clean_gradient(model, images, labels)

@@ -26,6 +26,7 @@ from robustart.utils import (
     Progress,
     check_images,
     check_labels,
+    check_not_probabilities,
     fixed_total,
     make_generator,
     track_progress,
@@ -161,6 +162,9 @@ def evaluate_transfer(
         generator = make_generator(seed, images.device)
         for start in track_progress(starts, progress):
             x, y = images[start : start + step], labels[start : start + step]
+            if start == 0:  # attacks need logits: refuse a softmax output before crafting
+                what = f"model {source_name!r} on the clean images"
+                check_not_probabilities(batch_logits(source, x, what), f"the outputs of {what}")
             adversarial = attack(source, x, y, generator=generator)
             for t, (target_name, target) in enumerate(target_models):
                 what = f"model {target_name!r} on the examples crafted on {source_name!r}"
