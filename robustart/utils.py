@@ -260,6 +260,33 @@ def eps_key(eps: float, norm: str = "linf") -> str:
     return format_eps(eps, norm).replace("/", "_")
 
 
+#: The seeds robustart accepts: those of NumPy and Lightning's ``seed_everything``, which
+#: PyTorch's generators also take.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """Check a user-given seed: an integer from 0 to :data:`MAX_SEED`.
+
+    A larger one made PyTorch's ``manual_seed`` raise an overflow, or Lightning's
+    ``seed_everything`` refuse it, only when the first generator was made (for an epoch-end
+    evaluation, after the first training epoch).
+
+    Raises:
+        ConfigError: naming ``what`` and the range.
+
+    Example:
+        >>> check_seed(7)
+        7
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(
+            f"{what} must be an integer from 0 to {MAX_SEED} (2**32 - 1, the seeds NumPy and "
+            f"Lightning accept), got {seed!r}"
+        )
+    return seed
+
+
 def stable_seed(*parts: Any) -> int:
     """A 31-bit seed derived deterministically from ``parts`` (stable across processes)."""
     text = "/".join(str(p) for p in parts)

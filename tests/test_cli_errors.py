@@ -15,6 +15,7 @@ import torch
 from conftest import FAST, RECIPES
 from conftest import expect_cli_error as expect_error
 
+from robustart.callbacks import RobustnessEvaluation
 from robustart.errors import ConfigError
 from robustart.utils import check_output_dir
 
@@ -109,6 +110,33 @@ def test_fit_output_below_a_regular_file_is_refused_before_training(option, work
         "occupied/runs",
         match="occupied/runs is below occupied, which is a file",
     )
+    assert nothing_trained(workdir)
+
+
+def test_seeds_out_of_range_are_refused_before_work(workdir, capsys):
+    """Seeds beyond 2**32 - 1 (NumPy's and Lightning's range): before, an overflow traceback
+    from torch's manual_seed, for the epoch-end evaluation's seed after a training epoch."""
+    expect_error(
+        capsys,
+        "fit",
+        "--config",
+        STANDARD,
+        "--config",
+        FAST,
+        "--seed_everything",
+        str(2**40),
+        match="seed_everything must be an integer from 0 to 4294967295",
+    )
+    expect_error(
+        capsys,
+        "benchmark",
+        "zoo:digits_resnet20_standard",
+        "--seed",
+        str(2**70),
+        match="argument --seed: expected a seed from 0 to 4294967295",
+    )
+    with pytest.raises(ConfigError, match="RobustnessEvaluation seed must be an integer"):
+        RobustnessEvaluation(seed=2**40)
     assert nothing_trained(workdir)
 
 

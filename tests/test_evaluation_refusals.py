@@ -143,6 +143,8 @@ def test_replicates_with_identical_weights_are_refused(tmp_path):
         ("seed", "abc", "study seed must be an integer >= 0, got 'abc'"),
         ("batch_size", 2.5, "study batch_size must be an integer >= 1, got 2.5"),
         ("num_images", True, "study num_images must be an integer >= 1, got True"),
+        # before: an overflow traceback from torch's manual_seed
+        ("seed", 2**64, r"study seed must be an integer from 0 to 4294967295"),
     ],
 )
 def test_study_integers_are_checked_when_loaded(key, value, match):

@@ -30,7 +30,7 @@ from robustart.evaluation.certification import (
     check_certification_settings,
 )
 from robustart.metrics.corruption import summarize_report, summary_metrics
-from robustart.utils import atomic_write_json
+from robustart.utils import atomic_write_json, check_seed
 from robustart.wandb_logging import (
     Evaluation,
     log_to_wandb,
@@ -180,7 +180,7 @@ class RobustnessEvaluation(Callback):
         self.test_suite = self.suite if test_suite is None else load_suite(test_suite)
         self.num_images = num_images
         self.batch_size = batch_size
-        self.seed = seed
+        self.seed = check_seed(seed, "RobustnessEvaluation seed")
         self.every_n_epochs = every_n_epochs
         self.split = split
         self.test_split = test_split

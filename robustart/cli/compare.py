@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robustart.cli.options import seed_value
 from robustart.errors import ConfigError
 from robustart.evaluation import RobustnessReport
 from robustart.reporting import csv_table, format_table, markdown_table
@@ -94,14 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_value,
         default=None,
         metavar="N",
         help="seed of every run (seed_everything; default: each recipe's own)",
     )
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=seed_value,
         nargs="+",
         default=None,
         metavar="N",

@@ -60,7 +60,7 @@ from robustart.errors import ConfigError
 from robustart.loggers import CSVLogger
 from robustart.models.weights import check_checkpoint_file
 from robustart.tasks import ClassificationTask
-from robustart.utils import announce_results
+from robustart.utils import announce_results, check_seed
 
 #: LightningCLI's subcommands; each is also a Lightning stage name.
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -157,6 +157,14 @@ class RobustartCLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if ckpt_path and ckpt_path not in NAMED_CHECKPOINTS:
             check_checkpoint_file(ckpt_path, _configured_architecture(config))
+
+    def _set_seed(self) -> None:
+        """Check ``seed_everything`` before Lightning seeds with it (its own refusal is a
+        ``ValueError`` traceback)."""
+        seed = self._get(self.config, "seed_everything")
+        if seed not in (True, False, None):
+            check_seed(seed, "seed_everything")
+        super()._set_seed()
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

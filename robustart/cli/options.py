@@ -7,6 +7,9 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from robustart.errors import ConfigError
+from robustart.utils import MAX_SEED, check_seed
+
 #: What a ``MODEL`` argument may be (see :mod:`robustart.models.loading`).
 MODEL_HELP = (
     "models: zoo:NAME, a checkpoint written by `robustart fit`, a weights file (.pt, "
@@ -59,6 +62,19 @@ def positive_int(least: int) -> Callable[[str], int]:
     return parse
 
 
+def seed_value(text: str) -> int:
+    """An argparse type: a seed from 0 to 2**32 - 1 (:func:`~robustart.utils.check_seed`)."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(
+            f"expected a seed from 0 to {MAX_SEED} (2**32 - 1), got {text!r}"
+        ) from None
+
+
+seed_value.__name__ = "seed"
+
+
 def add_data_options(
     parser: argparse.ArgumentParser, num_images: int, seed_help: str = "and of random tests"
 ) -> None:
@@ -97,7 +113,7 @@ def add_data_options(
     parser.set_defaults(num_images_default=num_images)
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_value,
         default=0,
         metavar="N",
         help=f"seed of the image subset {seed_help} (default: %(default)s)",

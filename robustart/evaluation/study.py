@@ -70,7 +70,13 @@ from robustart.metrics.study import (
     pareto_frontier,
     scaling_law,
 )
-from robustart.utils import atomic_write_json, atomic_write_text, format_eps, read_yaml_file
+from robustart.utils import (
+    atomic_write_json,
+    atomic_write_text,
+    check_seed,
+    format_eps,
+    read_yaml_file,
+)
 
 #: Keys of a study file.
 STUDY_KEYS = {
@@ -205,7 +211,7 @@ def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
         data_root=data.get("data_root"),
         split=str(data.get("split", "test")),
         num_images=num_images,
-        seed=_study_int(data, "seed", 0, 0),
+        seed=check_seed(_study_int(data, "seed", 0, 0), "study seed"),
         batch_size=_study_int(data, "batch_size", 128, 1),
         transfer=dict(data["transfer"]) if data.get("transfer") else None,
         wandb=dict(data["wandb"]) if data.get("wandb") else None,
