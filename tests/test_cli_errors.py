@@ -113,6 +113,25 @@ def test_fit_output_below_a_regular_file_is_refused_before_training(option, work
     assert nothing_trained(workdir)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        # before: ZeroDivisionError / ValueError tracebacks when Lightning's loops started
+        ("--trainer.check_val_every_n_epoch", "0", "check_val_every_n_epoch is 0: it must be 1"),
+        ("--trainer.accumulate_grad_batches", "0", "accumulate_grad_batches is 0: it must be 1"),
+        ("--trainer.val_check_interval", "5", "limit_train_batches=2: validation would never"),
+        # Lightning's own refusals (MisconfigurationException), now one line
+        ("--checkpoint.save_top_k", "-2", "Invalid value for save_top_k=-2"),
+        ("--checkpoint.mode", "maxx", "`mode` can be min, max but got maxx"),
+    ],
+)
+def test_trainer_and_checkpoint_settings_are_refused_in_one_line(
+    option, value, match, workdir, capsys
+):
+    expect_error(capsys, "fit", "--config", STANDARD, "--config", FAST, option, value, match=match)
+    assert nothing_trained(workdir)
+
+
 def test_seeds_out_of_range_are_refused_before_work(workdir, capsys):
     """Seeds beyond 2**32 - 1 (NumPy's and Lightning's range): before, an overflow traceback
     from torch's manual_seed, for the epoch-end evaluation's seed after a training epoch."""

@@ -91,6 +91,29 @@ def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
                 f"{'no' if value == 0 else 'an invalid number of'} {option[4:]}. Set "
                 f"--trainer.{option} to 1 or more ({unlimited})"
             )
+    # Lightning divides by these when the loops start (a ZeroDivisionError traceback)
+    for option, meaning in (
+        ("accumulate_grad_batches", "1: one optimizer step per batch"),
+        ("check_val_every_n_epoch", "null: validate by val_check_interval only"),
+    ):
+        value = trainer_config.get(option)
+        if isinstance(value, int) and value < 1:
+            raise ConfigError(f"trainer.{option} is {value}: it must be 1 or more (e.g. {meaning})")
+    interval, batches = (
+        trainer_config.get("val_check_interval"),
+        trainer_config.get("limit_train_batches"),
+    )
+    if (
+        isinstance(interval, int)
+        and isinstance(batches, int)
+        and trainer_config.get("check_val_every_n_epoch") is not None
+        and interval > batches
+    ):
+        raise ConfigError(
+            f"trainer.val_check_interval is {interval} batches but an epoch has "
+            f"limit_train_batches={batches}: validation would never run. Lower it, or set "
+            "--trainer.check_val_every_n_epoch null to count batches across epochs"
+        )
 
 
 #: Task options counted in epochs from the start of training: what a value past the end of

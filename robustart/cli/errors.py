@@ -34,16 +34,19 @@ def input_errors_as_one_line() -> Iterator[None]:
         raise SystemExit(INPUT_ERROR_STATUS) from None
 
 
-def find_input_error(exc: BaseException) -> RobustartError | None:
-    """The :class:`RobustartError` behind ``exc``, if any.
+def find_input_error(exc: BaseException) -> BaseException | None:
+    """The input error behind ``exc``, if any: a :class:`RobustartError`, or Lightning's
+    ``MisconfigurationException`` (its refusal of a setting, e.g. ``checkpoint.mode: maxx``).
 
     jsonargparse wraps errors raised while instantiating classes from the config (a
     ``ValueError`` whose ``__cause__`` is ours), and Lightning may re-raise from hooks.
     """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, RobustartError):
+        if isinstance(current, (RobustartError, MisconfigurationException)):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
