@@ -120,6 +120,8 @@ def test_fit_output_below_a_regular_file_is_refused_before_training(option, work
         ("--trainer.check_val_every_n_epoch", "0", "check_val_every_n_epoch is 0: it must be 1"),
         ("--trainer.accumulate_grad_batches", "0", "accumulate_grad_batches is 0: it must be 1"),
         ("--trainer.val_check_interval", "5", "limit_train_batches=2: validation would never"),
+        # before: accepted, and Lightning trained without clipping
+        ("--trainer.gradient_clip_val", "-1", "gradient_clip_val is -1: Lightning skips"),
         # Lightning's own refusals (MisconfigurationException), now one line
         ("--checkpoint.save_top_k", "-2", "Invalid value for save_top_k=-2"),
         ("--checkpoint.mode", "maxx", "`mode` can be min, max but got maxx"),
@@ -414,3 +416,21 @@ def test_compare_refuses_a_stage_over_zero_batches_before_training(workdir, caps
     )
     assert "batches >= 1" in line
     assert nothing_trained(workdir)
+
+
+def test_only_jsonargparse_type_checks_pass_for_bad_input():
+    """A bug raised while a class is built (jsonargparse wraps it in the same union error)
+    must stay a traceback, not become a `robustart: error:` line that blames the input."""
+    from robustart.cli.errors import instantiation_message
+
+    head = (
+        "Does not validate against any of the Union subtypes\nSubtypes: [<class "
+        "'robustart.tasks.classification.ClassificationTask'>, <class 'NoneType'>]\nErrors:\n"
+    )
+    refused = head + "  - Expected argument `num_classes` to be an integer larger than 1\n"
+    assert instantiation_message(refused) == (
+        "robustart.tasks.classification.ClassificationTask: Expected argument `num_classes` "
+        "to be an integer larger than 1"
+    )
+    assert instantiation_message(head + "  - name 'check_seed' is not defined\n") is None
+    assert instantiation_message("some other ValueError") is None

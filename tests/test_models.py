@@ -145,6 +145,19 @@ def test_weights_of_another_architecture_are_refused(source_model, tmp_path):
         create_model("resnet20", num_classes=100, weights=str(path))
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.complex64, torch.bool])
+def test_weights_of_a_non_float_type_are_refused(source_model, tmp_path, dtype):
+    """load_state_dict would cast them silently (before: evaluated, accuracy reported)."""
+    state = source_model.state_dict()
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 2)
+    state[name] = state[name].to(dtype)
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    short = ".".join(name.split(".")[-2:])
+    with pytest.raises(CheckpointError, match=rf"1 type mismatches \(e.g. {short}: checkpoint"):
+        create_model("resnet20", num_classes=10, weights=str(path))
+
+
 class Payload:
     def __reduce__(self):
         return (print, ("this must never run",))

@@ -99,6 +99,12 @@ def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
         value = trainer_config.get(option)
         if isinstance(value, int) and value < 1:
             raise ConfigError(f"trainer.{option} is {value}: it must be 1 or more (e.g. {meaning})")
+    clip = trainer_config.get("gradient_clip_val")
+    if isinstance(clip, (int, float)) and clip < 0:
+        raise ConfigError(
+            f"trainer.gradient_clip_val is {clip}: Lightning skips clipping for values <= 0, so "
+            "this would train unclipped. Give a positive bound, or null for no clipping"
+        )
     interval, batches = (
         trainer_config.get("val_check_interval"),
         trainer_config.get("limit_train_batches"),

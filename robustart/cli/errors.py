@@ -105,7 +105,9 @@ def instantiation_message(message: str) -> str | None:
         for line in message.partition("Errors:")[2].splitlines()
         if line.strip().startswith("- ") and "NoneType" not in line
     ]
-    if not reasons:
+    # jsonargparse words its type checks "Expected ..."; anything else raised while building
+    # a class (a NameError, a bug) must stay a traceback, not pass for bad input
+    if not reasons or not reasons[0].startswith("Expected "):
         return None
     owner = next((name for name in classes if name != "NoneType"), "a configured class")
     return f"{owner}: {one_line(reasons[0])}"

@@ -220,7 +220,8 @@ def check_state_fits(module: nn.Module, state: Mapping[str, Any], source: str, a
         arch: The configured architecture, for the message.
 
     Raises:
-        CheckpointError: missing or unexpected keys or shape mismatches.
+        CheckpointError: missing or unexpected keys, shape mismatches, or non-float tensors
+            (integer, complex, boolean) for float parameters.
     """
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
@@ -230,7 +231,17 @@ def check_state_fits(module: nn.Module, state: Mapping[str, Any], source: str, a
         for k, v in expected.items()
         if k in state and getattr(state[k], "shape", None) != v.shape
     ]
-    if missing or unexpected or shapes:
+    # load_state_dict casts silently: integer or complex weights for a float parameter are a
+    # damaged file, not a model
+    types = [
+        f"{k}: checkpoint {state[k].dtype} vs model {v.dtype}"
+        for k, v in expected.items()
+        if k in state
+        and isinstance(state[k], Tensor)
+        and v.is_floating_point()
+        and not state[k].is_floating_point()
+    ]
+    if missing or unexpected or shapes or types:
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
@@ -238,10 +249,12 @@ def check_state_fits(module: nn.Module, state: Mapping[str, Any], source: str, a
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:2])})")
+        if types:
+            parts.append(f"{len(types)} type mismatches (e.g. {'; '.join(types[:2])})")
         raise CheckpointError(
             f"the weights in {source} do not fit model {arch!r}: {'; '.join(parts)}. They were "
-            "probably saved for another architecture or number of classes: use the model "
-            "and dataset they were trained with."
+            "probably saved for another architecture or number of classes (or the file is "
+            "damaged): use the model and dataset they were trained with."
         )
 
 
