@@ -91,6 +91,16 @@ def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
                 f"{'no' if value == 0 else 'an invalid number of'} {option[4:]}. Set "
                 f"--trainer.{option} to 1 or more ({unlimited})"
             )
+
+
+def check_fit_settings(trainer_config: Namespace) -> None:
+    """Refuse trainer settings of a fit that Lightning only rejects (or silently ignores)
+    once its loops start: divisions by zero, a negative gradient clip, a validation interval
+    longer than the limited epoch. The first three also with ``fast_dev_run``.
+
+    Raises:
+        ConfigError: naming the option and the values to set.
+    """
     # Lightning divides by these when the loops start (a ZeroDivisionError traceback)
     for option, meaning in (
         ("accumulate_grad_batches", "1: one optimizer step per batch"),
@@ -110,7 +120,8 @@ def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
         trainer_config.get("limit_train_batches"),
     )
     if (
-        isinstance(interval, int)
+        not trainer_config.get("fast_dev_run")  # which sets its own limits and interval
+        and isinstance(interval, int)
         and isinstance(batches, int)
         and trainer_config.get("check_val_every_n_epoch") is not None
         and interval > batches

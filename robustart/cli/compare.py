@@ -184,7 +184,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
     Raises:
         RobustartError: the first problem found, naming the recipe.
     """
-    from robustart.cli.checks import check_monitors, check_run_length
+    from robustart.cli.checks import check_fit_settings, check_monitors, check_run_length
     from robustart.cli.lightning import build_cli
 
     for path in common:
@@ -199,6 +199,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
         check_monitors(cli.trainer, cli.model)
         for stage in ("fit", "test"):  # compare fits, then tests with the same trainer
             check_run_length(cli.config.trainer, stage)
+        check_fit_settings(cli.config.trainer)
         digests.append(config_digest(cli))
         evaluations.append(evaluation_signature(evaluator))
         del cli, evaluator

@@ -39,6 +39,7 @@ from robustart.callbacks.loggers import FinishLoggers
 from robustart.callbacks.run_dir import SaveRunConfig, resume_last_checkpoint, run_directory
 from robustart.cli.checks import (
     check_fit_has_work_left,
+    check_fit_settings,
     check_linked_settings,
     check_monitors,
     check_output_folders,
@@ -172,6 +173,8 @@ class RobustartCLI(LightningCLI):
         use_grouped_wandb_logger(config.trainer, self.subcommand or "run")
         if self.subcommand:
             check_run_length(config.trainer, self.subcommand)
+            if self.subcommand == "fit":
+                check_fit_settings(config.trainer)
             check_trained_weights(config, self.subcommand)
         check_wandb_can_log(config.trainer, LIGHTNING_WANDB_LOGGERS)
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
