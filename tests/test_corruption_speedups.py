@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from robustart.corruptions import base, corrupt, create_corruption
+from robustart.corruptions import base, corrupt, create_corruption, jpeg_compression, sampling
 from robustart.corruptions.fractal import add_rolled_, plasma_fractal, plus_rolled
 from robustart.corruptions.frost import crop_textures
 from robustart.corruptions.jpeg_compression import jpeg_roundtrip
@@ -84,6 +84,28 @@ def test_scaled_poisson_of_mixed_rates_shapes_and_seeds():
     assert a.shape == images.shape and a.dtype == torch.float64
     assert torch.equal(a, scaled_poisson(images, 60.0, make_generator(3)))
     assert scaled_poisson(torch.zeros(0), 5.0, g).shape == (0,)
+
+
+@pytest.mark.parametrize("scale", [3.0, 12.0, 60.0, 500.0])
+def test_eight_bit_images_skip_the_remainder_draws(scale, monkeypatch):
+    """k / 255 values (an 8-bit image's floats) lie on the table's grid: their counts come
+    from the tables alone and still follow Poisson(scale · k / 255); other values take the
+    remainder's draws."""
+    calls = []
+    original = sampling._add_small_poisson
+    monkeypatch.setattr(sampling, "_add_small_poisson", lambda *a: calls.append(1) or original(*a))
+    g = make_generator(5)
+    every_level = torch.arange(256, dtype=torch.float32).div_(255).repeat(40)
+    scaled_poisson(every_level, scale, g)
+    p_values = []
+    for k in (1, 77, 128, 254, 255):
+        x = torch.full((100_000,), k / 255, dtype=torch.float64).float()
+        counts = scaled_poisson(x, scale, g)
+        p_values.append(chi_square_p(counts.numpy(), float(x[0]) * scale))
+    assert calls == [], "8-bit values took the remainder's draws"
+    assert min(p_values) > 1e-4, p_values
+    scaled_poisson(every_level * 0.999, scale, g)
+    assert calls == [1]
 
 
 def test_poisson_tables_are_bounded_and_consistent():
@@ -194,6 +216,28 @@ def test_jpeg_equals_pil_bit_for_bit_with_any_number_of_threads(channels):
     double = jpeg_roundtrip(images.double(), 15)
     assert double.dtype == torch.float64
     torch.testing.assert_close(double.float(), jpeg_roundtrip(images, 15), atol=1e-7, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision 0.29's codec
+@pytest.mark.parametrize("channels", [3, 1])
+def test_jpeg_block_by_block_and_both_libraries_give_pils_pixels(channels, monkeypatch):
+    """Blocks of two images (the last one short) reuse their work buffers; torchvision's
+    codec and the PIL fallback give PIL's own round trip."""
+    g = torch.Generator().manual_seed(8)
+    images = F.interpolate(torch.rand(5, channels, 9, 11, generator=g), size=(37, 50))
+    pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    reference = np.stack([pil_jpeg(p, 20) for p in pixels])
+    for codec in (jpeg_compression._codec(), None):
+        if codec is None:  # the fallback used where torchvision has no codec
+            codec = lambda p, q, out: np.stack(  # noqa: E731
+                [jpeg_compression._pil_roundtrip(i, q) for i in p], out=out
+            )
+        np.testing.assert_array_equal(codec(pixels, 20, np.empty_like(pixels)), reference)
+    monkeypatch.setattr(jpeg_compression, "BLOCK_PIXELS", 2 * images[0].numel())
+    for dtype in (torch.float32, torch.float64):
+        ours = jpeg_roundtrip(images.to(dtype), 20)
+        expected = torch.from_numpy(reference).permute(0, 3, 1, 2).to(dtype) / 255
+        assert ours.dtype == dtype and torch.equal(ours, expected)
 
 
 def test_rolled_sums_equal_torch_roll():

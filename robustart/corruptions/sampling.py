@@ -3,7 +3,8 @@
 * :func:`scaled_poisson`: Poisson counts ``Poisson(λ · x)`` for ``x ∈ [0, 1]`` by inversion of
   tabulated distribution functions (shot noise). ``torch.poisson`` draws each element with
   rejection loops (≈ 75 ns per element on one CPU core, as slow as NumPy); the tables make a
-  draw cost two uniforms and a few gathers.
+  draw cost one integer uniform and a few gathers, plus a second, rare draw for the part of
+  the rate between two rows of the table (none for 8-bit images, which lie on its grid).
 * :func:`bernoulli_indices`: the successes of many Bernoulli trials by geometric skipping
   (impulse noise): a cost proportional to the number of successes, not of trials.
 
@@ -25,6 +26,13 @@ from torch import Tensor
 MAX_REMAINDER = 0.125
 #: Upper bound on the entries of one table (16 MiB of float32).
 MAX_TABLE = 1 << 22
+#: The grid has a multiple of 255 steps where the table allows: then 8-bit images (values
+#: ``k / 255`` in float32, whose product with ``255 · 2^j`` rounds back to ``k · 2^j``) fall
+#: on the grid, have no remainder, and skip its draws altogether.
+EIGHT_BIT_STEPS = 255
+#: Bits of a uniform draw (``torch.rand``'s resolution for float32): a draw is an integer
+#: ``r ∈ [0, 2²⁴)`` standing for ``U = r · 2⁻²⁴``.
+UNIFORM_BITS = 24
 #: Elements per chunk of the vectorised first pass (256 KiB of float32).
 CHUNK = 1 << 16
 
@@ -36,8 +44,11 @@ class PoissonTable(NamedTuple):
         rows: Grid steps over ``[0, λ]``; the table holds ``rows + 1`` distributions.
         columns: Counts tabulated per distribution (the tail beyond is below 1e-20).
         buckets: Guide-table entries per distribution.
-        cdf: ``((rows + 1) · columns,)`` float32 ``P(X ≤ k)``; the last column is 2, above
-            any uniform draw, so that a search always stops.
+        cdf: ``((rows + 1) · columns,)`` int32 ``P(X ≤ k)`` in units of the uniform draws'
+            resolution ``2⁻²⁴``, rounded up (the float32 distribution function times ``2²⁴``,
+            which is exact): a draw of ``r`` units (``U = r · 2⁻²⁴``) has ``U ≥ P(X ≤ k)``
+            exactly when ``r ≥ cdf``. The last column is ``2²⁵``, above any draw, so that a
+            search always stops.
         guide: ``((rows + 1) · buckets,)`` int32: for bucket ``b`` the smallest ``k`` with
             ``P(X ≤ k) > b / buckets`` (where the inversion search starts).
     """
@@ -53,18 +64,37 @@ class PoissonTable(NamedTuple):
 def poisson_table(scale: float, device: torch.device) -> PoissonTable:
     """The :class:`PoissonTable` of ``Poisson(scale · x)`` on ``device`` (cached per scale)."""
     columns = math.ceil(scale + 12 * math.sqrt(scale) + 20)
-    rows = max(min(math.ceil(scale / MAX_REMAINDER), MAX_TABLE // columns - 1), 1)
+    rows = grid_steps(math.ceil(scale / MAX_REMAINDER), MAX_TABLE // columns - 1)
     buckets = 1 << max(6, min(10, math.ceil(math.log2(32 * math.sqrt(scale) + 1))))
     buckets = min(buckets, 1 << (MAX_TABLE // (rows + 1)).bit_length() - 1)
     rates = torch.arange(rows + 1, dtype=torch.float64, device=device) * (scale / rows)
     counts = torch.arange(columns, dtype=torch.float64, device=device)
     log_pmf = torch.xlogy(counts, rates[:, None]) - rates[:, None] - torch.lgamma(counts + 1)
-    # float32, like the uniform draws it is compared with (resolution 2⁻²⁴)
+    # float32, like torch.rand's uniform draws (resolution 2⁻²⁴), then in units of 2⁻²⁴
     cdf = torch.exp(log_pmf).cumsum(dim=1).float()
     cdf[:, -1] = 2.0
     levels = torch.arange(buckets, dtype=torch.float32, device=device) / buckets
     guide = torch.searchsorted(cdf, levels.expand(rows + 1, buckets).contiguous(), right=True)
-    return PoissonTable(rows, columns, buckets, cdf.reshape(-1), guide.int().reshape(-1))
+    units = cdf.mul_(1 << UNIFORM_BITS).ceil_().int()
+    return PoissonTable(rows, columns, buckets, units.reshape(-1), guide.int().reshape(-1))
+
+
+def grid_steps(wanted: int, most: int) -> int:
+    """Steps of a table's rate grid: at least ``wanted`` and at most ``most`` (if it can).
+
+    The smallest ``255 · 2^j ≥ wanted`` that is at most ``most``, so that 8-bit images fall on
+    the grid (:data:`EIGHT_BIT_STEPS`); else ``wanted`` bounded to ``[1, most]``.
+
+    Example:
+        >>> grid_steps(96, 10_000), grid_steps(4000, 10_000), grid_steps(96, 200)
+        (255, 4080, 96)
+    """
+    steps = EIGHT_BIT_STEPS
+    while steps < wanted:
+        steps *= 2
+    if steps <= most:
+        return steps
+    return max(min(wanted, most), 1)
 
 
 def scaled_poisson(fractions: Tensor, scale: float, generator: torch.Generator | None) -> Tensor:
@@ -74,7 +104,8 @@ def scaled_poisson(fractions: Tensor, scale: float, generator: torch.Generator |
     ``δ < scale / rows``; since Poisson variables add, the count is ``Poisson(r) + Poisson(δ)``.
     The first is drawn by inversion of the tabulated distribution function of ``r``
     (:func:`poisson_table`, with a guide table to start the search), the second by inversion
-    of ``Poisson(δ)`` term by term, which rarely goes beyond 0.
+    of ``Poisson(δ)`` term by term, which rarely goes beyond 0. When no element has a
+    remainder (8-bit images: the grid has ``255 · 2^j`` steps), the second draw is skipped.
 
     Args:
         fractions: Float tensor of any shape with values in [0, 1].
@@ -99,12 +130,18 @@ def scaled_poisson(fractions: Tensor, scale: float, generator: torch.Generator |
     # The first guess of every element, chunk by chunk (small temporaries stay in the cache
     # and are reused); the few elements whose search goes on are gathered for the loop below.
     pending: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+    off_grid = torch.zeros((), dtype=torch.bool, device=device)
+    # the guide's bucket of a draw r is its top log2(buckets) bits (buckets: a power of 2)
+    bucket_shift = UNIFORM_BITS - (table.buckets.bit_length() - 1)
     for first in range(0, len(flat), CHUNK):
         x = flat[first : first + CHUNK]
-        u = torch.rand(x.shape, generator=generator, device=device)
-        row = x.mul(table.rows).to(torch.int32)  # truncation = floor for x ≥ 0
+        u = torch.empty(x.shape, dtype=torch.int32, device=device)
+        u.random_(0, 1 << UNIFORM_BITS, generator=generator)
+        position = x.mul(table.rows)
+        row = position.to(torch.int32)  # truncation = floor for x ≥ 0
+        off_grid |= position.ne(row).any()
         counts = table.guide.index_select(
-            0, u.mul(table.buckets).int().add_(row, alpha=table.buckets)
+            0, torch.bitwise_right_shift(u, bucket_shift).add_(row, alpha=table.buckets)
         )
         offsets = row.mul_(table.columns)
         below = table.cdf.index_select(0, offsets + counts) <= u
@@ -113,7 +150,8 @@ def scaled_poisson(fractions: Tensor, scale: float, generator: torch.Generator |
         pending.append((active + first, offsets[active], counts[active], u[active]))
     active, offsets, counts, uniform = (torch.cat(parts) for parts in zip(*pending, strict=True))
     _search_up(out, table.cdf, active, offsets, counts, uniform)
-    _add_small_poisson(out, flat, table.rows, scale, generator)
+    if off_grid:
+        _add_small_poisson(out, flat, table.rows, scale, generator)
     return out.view(fractions.shape)
 
 
