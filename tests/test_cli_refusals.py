@@ -1,7 +1,8 @@
-"""Settings under which ``robustart fit | validate | test`` would report numbers for nothing are
-refused when the configuration is built: evaluating untrained weights, runs over zero batches,
-epochs or steps, resuming a fit that already reached its epochs or steps, a W&B logger without
-an account, a ``--ckpt_path`` folder. Each refusal is one
+"""Settings under which ``robustart fit | validate | test`` would report numbers for nothing (or
+for a mix of two trainings) are refused when the configuration is built: evaluating untrained
+weights, runs over zero batches, epochs or steps, resuming a fit that already reached its epochs
+or steps, resuming a fit with other settings than it started with, a W&B logger without an
+account, a ``--ckpt_path`` folder. Each refusal is one
 ``robustart: error: ...`` line (exit status 2), before any run folder is written."""
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from conftest import FAST, RECIPES
 from conftest import expect_cli_error as expect_error
 from jsonargparse import Namespace
 
-from robustart.cli.checks import check_run_length, check_trained_weights, check_wandb_can_log
+from robustart.cli.checks import (
+    _same_setting,
+    check_run_length,
+    check_trained_weights,
+    check_wandb_can_log,
+)
 from robustart.cli.lightning import LIGHTNING_WANDB_LOGGERS
 from robustart.errors import ConfigError
 
@@ -206,3 +212,64 @@ def test_resuming_a_fit_with_epochs_left_passes(workdir):
         check_fit_has_work_left(ckpt, trainer)
     with pytest.raises(ConfigError, match="max_epochs is 1000"):
         check_fit_has_work_left(finished_checkpoint(workdir, 1000, 9), Namespace())
+
+
+# --------------------------------------------------------------------------- resumed fits
+@pytest.fixture
+def trained_run(workdir):
+    """A one-epoch fit of the recipe; returns its last.ckpt."""
+    from robustart.main import cli_main
+
+    cli_main(["fit", *map(str, RECIPE)])
+    return workdir / "runs" / "digits_standard" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (["--model.init_args.lr", "0.05"], "model.init_args.lr is 0.1 there and 0.05 here"),
+        (["--model.init_args.milestones", "[0.5,0.8]"], "milestones is [0.5, 0.75] there"),
+        (["--data.init_args.batch_size", "32"], "batch_size is 64 there and 32 here"),
+        (
+            ["--config", RECIPES / "digits" / "autoaugment.yaml"],
+            "augment_policy is None there and {'name': 'autoaugment', 'policy': 'cifar10'} here",
+        ),
+        (
+            ["--config", RECIPES / "digits" / "pgd_at.yaml", "--config", FAST],
+            "the task is robustart.tasks.ClassificationTask there and "
+            "robustart.tasks.AdversarialTrainingTask here",
+        ),
+    ],
+    ids=["lr", "milestones", "batch_size", "augment_policy", "task"],
+)
+def test_resuming_a_fit_with_other_settings_is_refused(trained_run, capsys, options, match):
+    """Lightning would restore the weights, optimiser and epoch and go on with the new recipe;
+    the run would report a mix of two trainings under the new settings."""
+    before = torch.load(trained_run, weights_only=True)
+    same_run = ["--trainer.logger.init_args.name", "digits_standard"]
+    line = expect_error(
+        capsys,
+        "fit",
+        *RECIPE,
+        *options,
+        *same_run,
+        "--trainer.max_epochs",
+        "2",
+        "--ckpt_path",
+        "last",
+        match=match,
+    )
+    assert "--model.init_args.weights" in line and "config.yaml" in line
+    after = torch.load(trained_run, weights_only=True)
+    assert after["epoch"] == before["epoch"] == 0  # nothing trained
+    assert not (trained_run.parents[2] / "version_1").exists()
+
+
+def test_resume_settings_compare_values_not_spellings():
+    assert _same_setting((0.5, 0.75), [0.5, 0.75])
+    assert _same_setting(0.30591932, 0.3059193193912506)  # data statistics, float32 vs 64
+    assert _same_setting({"a": [1, 2]}, Namespace(a=(1, 2)))
+    assert not _same_setting(0.1, 0.05)
+    assert not _same_setting(1, True) and not _same_setting([0.5], [0.5, 0.75])
+    assert not _same_setting({"name": "mixup"}, {"name": "cutmix"})
+    assert not _same_setting("16/255", "8/255")

@@ -1,13 +1,16 @@
 """Checks of a LightningCLI configuration that Lightning does not make: output folders that
 cannot be written, runs over zero epochs or batches, an evaluation without trained weights,
-W&B logging without credentials, and checkpoint or early-stopping monitors that no evaluation
-logs (or logs only on some epochs)."""
+W&B logging without credentials, checkpoint or early-stopping monitors that no evaluation
+logs (or logs only on some epochs), and fits resumed with other settings than they started
+with."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +282,103 @@ def check_fit_has_work_left(ckpt_path: str | Path, trainer_config: Namespace) ->
 
 #: Options of robustart's tasks that initialise the model from trained weights.
 TRAINED_WEIGHTS_OPTIONS = ("weights", "pretrained")
+
+
+#: Task settings a resumed fit may change: how the model was initialised (the checkpoint's
+#: weights replace it) and what LightningCLI records about how the task was built.
+RESUME_MAY_CHANGE = frozenset({"weights", "weights_sha256", "pretrained", "_instantiator"})
+
+
+def check_resume_settings(
+    ckpt_path: str | Path, hparams: Mapping[str, Any], data_settings: Mapping[str, Any] | None
+) -> None:
+    """Refuse to resume a fit whose task settings differ from those the checkpoint was trained
+    with: Lightning would restore the weights, optimiser and epoch, then go on with the new
+    recipe, and the run would report a mix of two trainings under the new settings.
+
+    Compared: the task class and every setting both record (settings a later robustart
+    added or dropped are not compared), except :data:`RESUME_MAY_CHANGE`; floats to a
+    relative 1e-6 (``mean``/``std`` are computed from the data). Checkpoints without
+    recorded settings (another LightningModule's) pass; their weights are checked elsewhere.
+
+    The data settings that shape training (``RobustartDataModule.training_settings``: the
+    data module, batch size, augmentation policy, stylized images), recorded by robustart's
+    checkpoints, are compared too.
+
+    Args:
+        ckpt_path: The checkpoint the fit resumes from (``--ckpt_path``, ``last`` resolved).
+        hparams: The built task's hyperparameters (``model.hparams``).
+        data_settings: The built data module's training settings (``None``: not compared).
+
+    Raises:
+        ConfigError: naming each differing setting with both values, and what to do.
+    """
+    from robustart.models.weights import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(ckpt_path)
+    saved = checkpoint.get("hyper_parameters")
+    saved = saved if isinstance(saved, Mapping) else {}
+    differences = []
+    saved_task, task = saved.get("_class_path"), hparams.get("_class_path")
+    if saved_task and task and saved_task != task:
+        differences.append(f"the task is {saved_task} there and {task} here")
+    for name in sorted(set(saved) & set(hparams) - RESUME_MAY_CHANGE - {"_class_path"}):
+        if not _same_setting(saved[name], hparams[name]):
+            differences.append(
+                f"model.init_args.{name} is {_show_setting(saved[name])} there and "
+                f"{_show_setting(hparams[name])} here"
+            )
+    record = checkpoint.get("robustart")
+    saved_data = record.get("data") if isinstance(record, Mapping) else None
+    if isinstance(saved_data, Mapping) and data_settings is not None:
+        for name in sorted(set(saved_data) & set(data_settings)):
+            there, here = saved_data[name], data_settings[name]
+            if _same_setting(there, here):
+                continue
+            if name == "stylized":
+                used = {True: "used", False: "not used"}
+                differences.append(
+                    f"stylized images (data.init_args.stylized_root) are {used[bool(there)]} "
+                    f"there and {used[bool(here)]} here"
+                )
+            else:
+                option = "the data module" if name == "data" else f"data.init_args.{name}"
+                differences.append(
+                    f"{option} is {_show_setting(there)} there and {_show_setting(here)} here"
+                )
+    if differences:
+        shown = "; ".join(differences[:4])
+        more = f"; and {len(differences) - 4} more" if len(differences) > 4 else ""
+        raise ConfigError(
+            f"--ckpt_path {ckpt_path} resumes a fit trained with other settings: {shown}{more}. "
+            "A resumed fit continues the same training: resume with the settings it started "
+            "with (the config.yaml in its run folder), or start a new run from these weights "
+            f"with --model.init_args.weights {ckpt_path}"
+        )
+
+
+def _same_setting(a: Any, b: Any) -> bool:
+    """Equal settings, tuples and lists alike, floats to a relative 1e-6."""
+    if isinstance(a, Namespace):
+        a = a.as_dict()
+    if isinstance(b, Namespace):
+        b = b.as_dict()
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_setting(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same_setting(a[k], b[k]) for k in a)
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return not isinstance(b, bool) and math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
+    return a == b
+
+
+def _show_setting(value: Any) -> str:
+    if isinstance(value, Namespace):
+        value = value.as_dict()
+    if isinstance(value, tuple):
+        value = list(value)
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def check_trained_weights(config: Namespace, subcommand: str) -> None:

@@ -43,6 +43,7 @@ from robustart.cli.checks import (
     check_linked_settings,
     check_monitors,
     check_output_folders,
+    check_resume_settings,
     check_run_length,
     check_trained_weights,
     check_wandb_can_log,
@@ -237,8 +238,14 @@ class RobustartCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
-        """Check what can only be checked on the built objects, before training starts."""
+        """Check what can only be checked on the built objects, before training starts: the
+        monitors, and a resumed fit's settings against its checkpoint's."""
         check_monitors(self.trainer, self.model)
+        ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+        if ckpt_path and ckpt_path not in NAMED_CHECKPOINTS:
+            training_settings = getattr(self.datamodule, "training_settings", None)
+            data_settings = training_settings() if callable(training_settings) else None
+            check_resume_settings(ckpt_path, self.model.hparams, data_settings)
 
     def _announce_run_directory(self) -> None:
         """Print ``robustart: results in <run directory>`` (rank zero) if asked to."""

@@ -8,6 +8,7 @@ the CLI links into the model: :attr:`num_classes`, :attr:`in_channels`, :attr:`i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -121,9 +122,23 @@ class RobustartDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.augment_policy = build_augment_policy(augment_policy)
+        self.augment_policy_config = augment_policy
         self.stylized_root = stylized_root
         self.persistent_workers = persistent_workers
         self._datasets: dict[tuple[str, bool], Dataset] = {}
+
+    def training_settings(self) -> dict[str, Any]:
+        """The data settings that shape a training run, recorded in its checkpoints so that a
+        fit resumed with other ones is refused: the data module, the training batch size,
+        the augmentation policy (as configured) and whether stylized images are mixed in."""
+        # plain JSON values: a checkpoint is read back with weights_only=True
+        policy = json.loads(json.dumps(self.augment_policy_config, default=str))
+        return {
+            "data": type(self).__name__,
+            "batch_size": self.batch_size,
+            "augment_policy": policy,
+            "stylized": self.stylized_root is not None,
+        }
 
     @property
     def train_views(self) -> int:

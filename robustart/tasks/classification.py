@@ -290,6 +290,10 @@ class ClassificationTask(LightningModule):
             "num_classes": self.hparams.num_classes,
             "in_channels": self.hparams.in_channels,
         }
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if hasattr(datamodule, "training_settings"):
+            checkpoint["robustart"]["data"] = datamodule.training_settings()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_matches(checkpoint, self.hparams.model, self.hparams.num_classes)
