@@ -273,3 +273,16 @@ def test_resume_settings_compare_values_not_spellings():
     assert not _same_setting(1, True) and not _same_setting([0.5], [0.5, 0.75])
     assert not _same_setting({"name": "mixup"}, {"name": "cutmix"})
     assert not _same_setting("16/255", "8/255")
+
+
+# --------------------------------------------------------------------------- accelerators
+@pytest.mark.skipif(
+    torch.cuda.is_available() or torch.backends.mps.is_available(), reason="a GPU is visible"
+)
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda", "mps"])
+def test_a_gpu_accelerator_without_a_gpu_is_refused(workdir, capsys, accelerator):
+    line = expect_error(
+        capsys, "fit", *RECIPE, "--trainer.accelerator", accelerator, match="PyTorch sees no"
+    )
+    assert f"trainer.accelerator is '{accelerator}'" in line and "accelerator auto" in line
+    assert nothing_written(workdir)

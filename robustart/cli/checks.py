@@ -96,6 +96,40 @@ def check_run_length(trainer_config: Namespace, subcommand: str) -> None:
             )
 
 
+#: ``trainer.accelerator`` names that need a GPU PyTorch can see (Lightning's "gpu" is CUDA or
+#: Apple's MPS).
+GPU_ACCELERATORS = {"gpu": ("cuda", "mps"), "cuda": ("cuda",), "mps": ("mps",)}
+
+
+def check_accelerator(trainer_config: Namespace) -> None:
+    """Refuse ``trainer.accelerator`` gpu / cuda / mps where PyTorch sees no such device
+    (Lightning's own message, "No supported gpu backend found!", says neither which option
+    nor what to do).
+
+    Raises:
+        ConfigError: naming the option, what PyTorch sees, and the settings that run here.
+    """
+    import torch
+
+    accelerator = trainer_config.get("accelerator")
+    backends = GPU_ACCELERATORS.get(accelerator) if isinstance(accelerator, str) else None
+    if backends is None:
+        return
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if any(available[backend] for backend in backends):
+        return
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
+    raise ConfigError(
+        f"trainer.accelerator is {accelerator!r}, but PyTorch sees no "
+        f"{' or '.join(b.upper() for b in backends)} device here (torch {torch.__version__}, a "
+        f"{build} build). Use --trainer.accelerator auto (a GPU when there is one) or cpu, "
+        "or run on a machine with a GPU"
+    )
+
+
 def check_fit_settings(trainer_config: Namespace) -> None:
     """Refuse trainer settings of a fit that Lightning only rejects (or silently ignores)
     once its loops start: divisions by zero, a negative gradient clip, a validation interval

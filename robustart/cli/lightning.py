@@ -38,6 +38,7 @@ from robustart.callbacks.divergence import DivergenceGuard
 from robustart.callbacks.loggers import FinishLoggers
 from robustart.callbacks.run_dir import SaveRunConfig, resume_last_checkpoint, run_directory
 from robustart.cli.checks import (
+    check_accelerator,
     check_fit_has_work_left,
     check_fit_settings,
     check_linked_settings,
@@ -172,6 +173,7 @@ class RobustartCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         use_resumable_csv_logger(config.trainer)
         use_grouped_wandb_logger(config.trainer, self.subcommand or "run")
+        check_accelerator(config.trainer)
         if self.subcommand:
             check_run_length(config.trainer, self.subcommand)
             if self.subcommand == "fit":
