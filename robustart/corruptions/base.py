@@ -419,7 +419,8 @@ def random_uniform(
     draws = draw_per_image(
         lambda size, g: torch.rand(size, generator=g, device=device), shape, generator
     )
-    return low + (high - low) * draws
+    # in place (fresh memory costs more than the arithmetic); the values of low + (high-low)·u
+    return draws.mul_(high - low).add_(low)
 
 
 def random_normal(
@@ -437,7 +438,7 @@ def random_normal(
         shape,
         generator,
     )
-    return mean + std * draws
+    return draws.mul_(std).add_(mean)  # in place; the values of mean + std · draws
 
 
 def random_integers(
