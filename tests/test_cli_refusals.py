@@ -7,6 +7,8 @@ account, a ``--ckpt_path`` folder. Each refusal is one
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from conftest import FAST, RECIPES
@@ -215,13 +217,27 @@ def test_resuming_a_fit_with_epochs_left_passes(workdir):
 
 
 # --------------------------------------------------------------------------- resumed fits
-@pytest.fixture
-def trained_run(workdir):
-    """A one-epoch fit of the recipe; returns its last.ckpt."""
+@pytest.fixture(scope="module")
+def trained_folder(tmp_path_factory):
+    """A folder holding a one-epoch fit of the recipe (one fit for the module: the refusals
+    below write nothing, which they check)."""
     from robustart.main import cli_main
 
-    cli_main(["fit", *map(str, RECIPE)])
-    return workdir / "runs" / "digits_standard" / "version_0" / "checkpoints" / "last.ckpt"
+    folder = tmp_path_factory.mktemp("trained")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        cli_main(["fit", *map(str, RECIPE)])
+    finally:
+        os.chdir(cwd)
+    return folder
+
+
+@pytest.fixture
+def trained_run(trained_folder, monkeypatch):
+    """The last.ckpt of :func:`trained_folder`, with the working directory there."""
+    monkeypatch.chdir(trained_folder)
+    return trained_folder / "runs" / "digits_standard" / "version_0" / "checkpoints" / "last.ckpt"
 
 
 @pytest.mark.parametrize(
