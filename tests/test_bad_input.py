@@ -512,6 +512,45 @@ def test_attacks_refuse_a_model_that_outputs_probabilities():
     attacks.run_batch(LogSoftmaxModel(), images, labels, chunk_id=0)
 
 
+class NaNGradientModel(Linear):
+    """Finite logits whose input gradient is NaN everywhere (an L2 norm of a zero vector)."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        zero = images - images.detach()
+        return super().forward(images) + zero.pow(2).sum().sqrt()
+
+
+class NoGradientModel(Linear):
+    """Logits computed without an autograd graph (a forward under ``torch.no_grad()``)."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        with torch.no_grad():
+            return super().forward(images)
+
+
+def test_attacks_refuse_models_without_finite_input_gradients():
+    """Gradient attacks on NaN input gradients, or on outputs without a graph, do not move the
+    images: the robust accuracy reported was the clean one (100 % for correct predictions;
+    before, only a warning, or a RuntimeError traceback). The gradient-free square attack and
+    corruptions still run on them."""
+    images, labels = tiny_batch()
+    fgsm = create_attack("fgsm", eps="8/255")
+    attacks = RobustnessSuite(attacks=[{"name": "pgd", "eps": ["8/255"], "steps": 2}])
+    with pytest.raises(NonFiniteError, match="NaN or infinite for 4 of 4 images"):
+        attacks.run_batch(NaNGradientModel(), images, labels, chunk_id=0)
+    with pytest.raises(ConfigError, match="carry no gradient"):
+        attacks.run_batch(NoGradientModel(), images, labels, chunk_id=0)
+    for source in (NaNGradientModel(), NoGradientModel()):
+        with pytest.raises((NonFiniteError, ConfigError), match="model 'src' on the clean"):
+            evaluate_transfer({"src": source}, images, labels, fgsm)
+        evaluate_transfer({"ok": Linear()}, images, labels, fgsm, targets={"src": source})
+    square = RobustnessSuite(attacks=[{"name": "square", "eps": ["8/255"], "queries": 5}])
+    corruptions = RobustnessSuite(corruptions=["contrast"], severities=[1])
+    for model in (NaNGradientModel(), NoGradientModel()):
+        square.run_batch(model, images, labels, chunk_id=0)
+        corruptions.run_batch(model, images, labels, chunk_id=0)
+
+
 def test_classification_loop_refuses_nan_logits_bad_labels_and_no_images():
     images, labels = tiny_batch()
     with pytest.raises(NonFiniteError):  # before: accuracy 0.1, ECE nan

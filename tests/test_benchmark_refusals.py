@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from robustart.data import DigitsDataModule
-from robustart.errors import ConfigError, DatasetNotFoundError
+from robustart.errors import ConfigError, DatasetNotFoundError, NonFiniteError
 from robustart.evaluation import load_suite
 from robustart.evaluation.benchmark import benchmark
 from robustart.evaluation.items import load_benchmark_suite
@@ -92,40 +92,40 @@ def test_cross_attack_sanity_warnings_are_printed_and_written(tmp_path, capsys, 
         assert "Warnings" in text and "weaker than FGSM" in text, name
 
 
-def test_nan_input_gradients_are_reported_with_the_leaderboard(tmp_path, digits):
-    result = benchmark(
-        {"nan_grad": NanGradient()},
-        digits,
-        {"attacks": [FGSM]},
-        num_images=8,
-        output=tmp_path,
-        progress=False,
-    )
-    (warning,) = result.sanity_warnings()
-    assert warning.startswith("nan_grad: some input gradients are NaN or infinite")
-    assert "NaN or infinite" in (tmp_path / "leaderboard.md").read_text()
-    assert "NaN or infinite" in (tmp_path / "report.html").read_text()
-    stored = json.loads((tmp_path / "benchmark.json").read_text())
-    assert stored["warnings"] == [warning]
+def test_nan_input_gradients_are_refused_before_any_result(tmp_path, digits):
+    """Gradient attacks cannot run on NaN input gradients: the robust accuracy would be the
+    clean one (before: reported, with a warning, and a study put the model alone on its
+    robust Pareto frontier)."""
+    with pytest.raises(NonFiniteError, match=r"input gradients of the model .* NaN or infinite"):
+        benchmark(
+            {"nan_grad": NanGradient()},
+            digits,
+            {"attacks": [FGSM]},
+            num_images=8,
+            output=tmp_path,
+            progress=False,
+        )
+    assert not (tmp_path / "leaderboard.md").exists()
 
 
 def test_a_study_reports_the_sanity_warnings_of_its_models(tmp_path, monkeypatch):
     from robustart.evaluation.study import run_study
 
     (tmp_path / "study_models.py").write_text(
-        "from test_benchmark_refusals import NanGradient\n"
-        "def nan_grad():\n    return NanGradient()\n"
+        "from test_benchmark_refusals import Linear\ndef linear():\n    return Linear()\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    weak = {"name": "pgd", "eps": ["8/255"], "steps": 1, "step_size": 1e-5, "random_start": False}
     study = {
-        "models": [{"spec": "study_models:nan_grad"}],
+        "models": [{"spec": "study_models:linear"}],
         "num_images": 8,
-        "suite": {"attacks": [FGSM]},
+        "suite": {"attacks": [FGSM, weak]},
     }
-    run_study(study, tmp_path / "out", device="cpu", progress=False)
+    with pytest.warns(UserWarning, match="cannot reach"):
+        run_study(study, tmp_path / "out", device="cpu", progress=False)
     for name in ("study.md", "report.html"):
         text = (tmp_path / "out" / name).read_text()
-        assert "Warning: nan_grad: some input gradients are NaN or infinite" in text, name
+        assert "Warning: linear: pgd1_linf" in text and "weaker than FGSM" in text, name
 
 
 # ----------------------------------------------------------------------------- 2. shift classes

@@ -83,14 +83,14 @@ def write_cifar_c(root: Path, images: np.ndarray, labels: np.ndarray) -> Path:
     ids=["float_labels", "label_10", "64_px"],
 )
 def test_cifar10_c_refuses_float_labels_other_classes_and_sizes(tmp_path, size, labels, match):
-    images = np.zeros((20, size, size, 3), dtype=np.uint8)
+    images = np.full((20, size, size, 3), 128, dtype=np.uint8)
     root = write_cifar_c(tmp_path / "c", images, labels)
     with pytest.raises(DatasetNotFoundError, match=match):
         CIFAR10C(root, "fog", severity=1)
 
 
 def test_cifar10_1_refuses_float_labels(tmp_path):
-    np.save(tmp_path / "cifar10.1_v6_data.npy", np.zeros((3, 32, 32, 3), dtype=np.uint8))
+    np.save(tmp_path / "cifar10.1_v6_data.npy", np.full((3, 32, 32, 3), 128, dtype=np.uint8))
     np.save(tmp_path / "cifar10.1_v6_labels.npy", np.array([0.0, 1.5, 2.0]))
     with pytest.raises(DatasetNotFoundError, match="integer class labels"):
         CIFAR101(tmp_path)
@@ -98,7 +98,7 @@ def test_cifar10_1_refuses_float_labels(tmp_path):
 
 @pytest.mark.parametrize("frames", [0, 1])
 def test_cifar10_p_needs_two_frames_per_sequence(tmp_path, frames):
-    np.save(tmp_path / "gaussian_noise.npy", np.zeros((2, frames, 32, 32, 3), dtype=np.uint8))
+    np.save(tmp_path / "gaussian_noise.npy", np.full((2, frames, 32, 32, 3), 128, np.uint8))
     with pytest.raises(DatasetNotFoundError, match="at least 2 frames"):
         CIFAR10P(tmp_path, "gaussian_noise")
 
@@ -171,7 +171,7 @@ def test_corruption_sets_open_every_subset_and_severity_before_evaluating(tmp_pa
     from robustart.evaluation.benchmarks import get_benchmark
     from robustart.evaluation.benchmarks.base import ShiftSettings
 
-    images = np.zeros((20, 32, 32, 3), dtype=np.uint8)
+    images = np.full((20, 32, 32, 3), 128, dtype=np.uint8)
     root = write_cifar_c(tmp_path / "c", images, np.arange(20) % 10)
     np.save(root / "snow.npy", np.zeros((20, 32, 32), dtype=np.uint8))  # no channel axis
     settings = ShiftSettings(root=root, subsets=["fog", "snow"], severities=(1, 5))

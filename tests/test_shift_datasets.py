@@ -136,7 +136,7 @@ def test_cifar_c_errors_name_the_expected_files(tmp_path):
     (root / "labels.npy").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"labels\.npy"):
         CIFAR10C(root, "fog", 1)
-    np.save(root / "bad.npy", np.zeros((7, 32, 32, 3), dtype=np.uint8))
+    np.save(root / "bad.npy", np.full((7, 32, 32, 3), 128, dtype=np.uint8))
     np.save(root / "labels.npy", np.zeros(7, dtype=np.int64))
     with pytest.raises(DatasetNotFoundError, match="multiple of the 5 severities"):
         CIFAR10C(root, "bad", 1)
@@ -145,6 +145,16 @@ def test_cifar_c_errors_name_the_expected_files(tmp_path):
         CIFAR10C(root, "float", 1)
     with pytest.raises(ConfigError, match="severity"):
         CIFAR10C(root, "fog", 6)
+    # images in [0, 1] cast to uint8, an array of zeros, an empty file: named, not scored
+    np.save(root / "cast.npy", np.random.default_rng(0).integers(0, 2, (5, 32, 32, 3), np.uint8))
+    np.save(root / "black.npy", np.zeros((5, 32, 32, 3), dtype=np.uint8))
+    (root / "empty.npy").write_bytes(b"")
+    np.save(root / "labels.npy", np.zeros(5, dtype=np.int64))
+    for name in ("cast", "black"):
+        with pytest.raises(DatasetNotFoundError, match=rf"{name}\.npy holds only the values 0"):
+            CIFAR10C(root, name, 1)
+    with pytest.raises(DatasetNotFoundError, match=r"empty\.npy is not a valid .* empty file"):
+        CIFAR10C(root, "empty", 1)
 
 
 def test_cifar10_1(tmp_path):

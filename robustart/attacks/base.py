@@ -217,6 +217,54 @@ def float64_model_input(model: Model) -> torch.dtype | None:
     return None
 
 
+def checked_input_gradient(model: Model, images: Tensor, labels: Tensor, what: str) -> Tensor:
+    """The cross-entropy's input gradient of ``model`` at ``images``, refused where gradient
+    attacks could not run: outputs without an autograd graph, or NaN / infinite gradients.
+
+    Either way a gradient attack would not move the images (or would move them to NaN), and
+    the robust accuracy reported would be the clean one, a 100 % for a correct model: the
+    attack failing, not the model resisting.
+
+    Args:
+        model: Classifier taking images in [0, 1] (its mode is left as it is).
+        images: (N, C, H, W) in [0, 1].
+        labels: (N,) class indices.
+        what: Names the model and images in the messages ("model 'x' on the clean images").
+
+    Returns:
+        (N, C, H, W) gradient of the summed cross-entropy, in the images' dtype.
+
+    Raises:
+        ConfigError: the outputs carry no gradient (the forward runs under ``torch.no_grad``,
+            detaches, or goes through NumPy).
+        NonFiniteError: NaN or infinite gradients for some images.
+    """
+    from robustart.errors import NonFiniteError
+
+    with torch.inference_mode(False), torch.enable_grad():
+        x = images.detach().clone().requires_grad_(True)
+        logits = model(as_model_input(model, x))
+        if not isinstance(logits, Tensor) or not logits.requires_grad:
+            raise ConfigError(
+                f"the outputs of {what} carry no gradient with respect to the images (the "
+                "forward runs under torch.no_grad(), detaches its result or goes through "
+                "NumPy): gradient-based attacks cannot run on it. Make the forward "
+                "differentiable, or evaluate the model with the gradient-free square attack only"
+            )
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    broken = int((~torch.isfinite(grad)).flatten(1).any(dim=1).sum())
+    if broken:
+        raise NonFiniteError(
+            f"the input gradients of {what} are NaN or infinite for {broken} of {len(grad)} "
+            "images: gradient-based attacks cannot run there, so no robust accuracy is reported "
+            "(it would be the attack failing, not the model resisting). Make the model "
+            "differentiable everywhere (e.g. an epsilon under a square root or a norm), or "
+            "evaluate it with the gradient-free square attack only"
+        )
+    return grad
+
+
 class Attack(ABC):
     """Base class of all attacks.
 

@@ -26,8 +26,11 @@ def load_npy(path: Path, dataset: str, expected: str, mmap: bool = True) -> np.n
         raise DatasetNotFoundError(f"{dataset}: {path} not found. Expected {expected}.")
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DatasetNotFoundError(f"{dataset}: {path} is not a valid .npy array ({err})") from None
+    except (ValueError, OSError, EOFError) as err:  # EOFError: an empty (0-byte) file
+        detail = "an empty file" if isinstance(err, EOFError) else str(err)
+        raise DatasetNotFoundError(
+            f"{dataset}: {path} is not a valid .npy array ({detail})"
+        ) from None
 
 
 def check_uint8_images(
@@ -50,6 +53,19 @@ def check_uint8_images(
             f"{dataset}: {path} must hold uint8 images of shape "
             f"({'N, ' * leading}{hw}, 3), got {array.dtype} {array.shape}"
         )
+    # Images in [0, 1] cast to uint8 (values 0 and 1 only), or an array of zeros, have the
+    # right type and shape but score like noise. The first images tell (memory-mapped files
+    # are not read in full).
+    if array.size and int(array[: SAMPLED_IMAGES // 16 ** (leading - 1) or 1].max()) <= 1:
+        raise DatasetNotFoundError(
+            f"{dataset}: {path} holds only the values 0 and 1 in its first images: images in "
+            "[0, 1] cast to uint8, or an empty array of zeros, not 8-bit pixels (0-255). "
+            "Write the array as uint8 pixels (e.g. (images * 255).round().astype(np.uint8))"
+        )
+
+
+#: Images of an array :func:`check_uint8_images` reads to check its values (the first ones).
+SAMPLED_IMAGES = 256
 
 
 def check_label_array(labels: np.ndarray, path: Path, dataset: str, num_classes: int) -> None:

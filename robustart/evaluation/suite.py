@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
-from robustart.attacks.base import as_model_input, check_budget
+from robustart.attacks.base import as_model_input, check_budget, checked_input_gradient
 from robustart.corruptions import CORRUPTIONS, check_severity, create_corruption
 from robustart.corruptions.base import Corruption
 from robustart.errors import ConfigError, NonFiniteError
@@ -357,7 +357,11 @@ class RobustnessSuite:
                 )
             clean = score(CLEAN_KEY, clean_logits)
             if self.attacks:
-                result.clean_gradient = self._clean_gradient(model, images, labels)
+                what = f"the model on the clean images of chunk {chunk_id}"
+                if all(entry.gradient_free for entry in self.attacks):
+                    result.clean_gradient = self._clean_gradient(model, images, labels)
+                else:  # refuse what gradient attacks cannot run on
+                    result.clean_gradient = checked_input_gradient(model, images, labels, what)
             for entry in self.attacks:
                 for eps in entry.eps:
                     key = entry.key(eps)
@@ -390,10 +394,15 @@ class RobustnessSuite:
         return result
 
     @staticmethod
-    def _clean_gradient(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+    def _clean_gradient(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor | None:
+        """The clean input gradient for the report's gradient check, where only gradient-free
+        attacks run (``None`` for a model whose outputs carry no gradient: they need none)."""
         with torch.inference_mode(False), torch.enable_grad():
             x = images.detach().clone().requires_grad_(True)
-            loss = F.cross_entropy(model(as_model_input(model, x)).float(), labels, reduction="sum")
+            logits = model(as_model_input(model, x))
+            if not logits.requires_grad:
+                return None
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
         return grad
 

@@ -11,15 +11,16 @@ gradient masking.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from robustart.attacks import Attack
-from robustart.attacks.base import Model
+from robustart.attacks.base import Model, checked_input_gradient
 from robustart.errors import ConfigError, EmptyInputError
 from robustart.evaluation.loop import batch_logits
 from robustart.utils import (
@@ -29,6 +30,7 @@ from robustart.utils import (
     check_not_probabilities,
     fixed_total,
     make_generator,
+    preserve_mode,
     track_progress,
 )
 
@@ -162,9 +164,13 @@ def evaluate_transfer(
         generator = make_generator(seed, images.device)
         for start in track_progress(starts, progress):
             x, y = images[start : start + step], labels[start : start + step]
-            if start == 0:  # attacks need logits: refuse a softmax output before crafting
+            if start == 0:  # attacks need logits and finite gradients: refuse before crafting
                 what = f"model {source_name!r} on the clean images"
                 check_not_probabilities(batch_logits(source, x, what), f"the outputs of {what}")
+                if attack.name != "square":
+                    modes = preserve_mode(source, False) if isinstance(source, nn.Module) else None
+                    with modes or contextlib.nullcontext():
+                        checked_input_gradient(source, x, y, what)
             adversarial = attack(source, x, y, generator=generator)
             for t, (target_name, target) in enumerate(target_models):
                 what = f"model {target_name!r} on the examples crafted on {source_name!r}"
