@@ -231,6 +231,7 @@ def test_gaussian_noise_overlay_parses_on_the_standard_recipe(capsys):
     "section, match",
     [
         ({"sigma": 0}, "sigma"),
+        ({"sigma": 64}, r"certification.sigma is 64, .* \[0, 1\] pixel scale .* 0\.251"),
         ({"n": 0}, "certification.n must"),
         ({"n0": 1.5}, "n0"),
         ({"alpha": 1.5}, "alpha"),

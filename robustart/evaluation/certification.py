@@ -167,6 +167,26 @@ def binomial_test_half(k: int, n: int) -> float:
     return min(1.0, 2.0 * math.exp(log_tail))
 
 
+#: Largest noise level accepted, on the [0, 1] pixel scale. Randomized smoothing uses 0.12–1
+#: (Cohen et al., 2019); above 2 the noise drowns any image, and the value was most likely
+#: given in 8-bit pixel units (64 for 0.25).
+MAX_SIGMA = 2.0
+
+
+def check_sigma_scale(sigma: float, name: str) -> None:
+    """Refuse a smoothing σ above :data:`MAX_SIGMA` (pixel units instead of the [0, 1] scale).
+
+    Raises:
+        ConfigError: naming the setting and the value on the [0, 1] scale.
+    """
+    if sigma > MAX_SIGMA:
+        raise ConfigError(
+            f"{name} is {sigma:g}, but noise levels are on the [0, 1] pixel scale (at most "
+            f"{MAX_SIGMA:g}; Cohen et al. use 0.12-1): in 8-bit units {sigma:g} would be "
+            f"{sigma / 255:.4g}. Give sigma on the [0, 1] scale, e.g. 0.25"
+        )
+
+
 def certified_radius(p_lower: float, sigma: float) -> float:
     """The ℓ2 radius ``σ · Φ⁻¹(p_lower)`` of Theorem 1 (with ``p_B = 1 − p_A``).
 
@@ -218,6 +238,7 @@ class SmoothedClassifier:
             raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
             raise ConfigError(f"sigma must be a number > 0, got {sigma!r}")
+        check_sigma_scale(sigma, "sigma")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.model = model
@@ -640,6 +661,7 @@ def check_certification_settings(spec: Any) -> dict[str, Any]:
     sigma = number("sigma")
     if not (math.isfinite(sigma) and sigma > 0):
         raise ConfigError(f"certification.sigma must be > 0, got {out['sigma']!r}")
+    check_sigma_scale(sigma, "certification.sigma")
     alpha = number("alpha")
     if not 0 < alpha < 1:
         raise ConfigError(f"certification.alpha must lie in (0, 1), got {out['alpha']!r}")
