@@ -288,6 +288,15 @@ def test_on_disk_sets_checked_before_work_and_optional_ones_skipped(tmp_path):
     assert "Notes:" in (out / "leaderboard.md").read_text()
     with pytest.raises(ConfigError, match="unknown keys"):
         load_benchmark_suite({"shift": [{"benchmark": "cifar10.1", "data_root": ".", "x": 1}]})
+    # optional skips a set that is not there, not one that is there but broken
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(broken / "cifar10.1_v6_data.npy", rng.integers(0, 256, (20, 32, 32, 3), np.uint8))
+    np.save(broken / "cifar10.1_v6_labels.npy", np.full(20, 12, np.int64))  # class 12 of 10
+    missing["shift"][0]["data_root"] = str(broken)
+    with pytest.raises(DatasetNotFoundError, match=r"labels"):
+        benchmark(ZOO, "digits", missing, num_images=8, output=tmp_path / "out2", progress=False)
 
 
 def test_on_disk_set_is_evaluated(tmp_path, digits):

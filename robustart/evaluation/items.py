@@ -432,7 +432,10 @@ class ShiftItem(Item):
             self._evaluate = bench.prepare(settings)
             self._models = bench.model_data(settings)
         except DatasetNotFoundError as err:
-            if self.entry.optional:
+            # optional: a set that is not there is skipped; one that is there but broken (labels
+            # out of range, a wrong layout, an empty file) is an error, as for any other set
+            root = getattr(settings, "root", None)
+            if self.entry.optional and (root is None or not Path(root).exists()):
                 return f"{self.key} skipped: {err}"
             raise
         return None
