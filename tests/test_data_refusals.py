@@ -212,3 +212,15 @@ def test_loader_settings_are_checked_when_the_datamodule_is_built(settings, matc
     with pytest.raises(ConfigError, match=match):
         DigitsDataModule(**settings)
     DigitsDataModule(eval_batch_size=None, num_workers=0)  # the defaults stay valid
+
+
+def test_corruption_subsets_of_different_sizes_are_refused():
+    """An incomplete -C copy (a class folder missing in one severity) held other images in
+    one subset; its accuracy and the mCE compared them as equals (before: scored, and the
+    caption gave the last subset's image count for all)."""
+    from robustart.evaluation.benchmarks.corruption_files import check_equal_subsets
+
+    check_equal_subsets("ImageNet-C", {("fog", 1): 6, ("fog", 3): 6, ("snow", 1): 6})
+    check_equal_subsets("ImageNet-C", {})
+    with pytest.raises(DatasetNotFoundError, match=r"fog severity 3: 3, fog severity 1: 6"):
+        check_equal_subsets("ImageNet-C", {("fog", 1): 6, ("fog", 3): 3, ("snow", 1): 6})

@@ -115,6 +115,34 @@ def evaluate_corruption_files(
     return report, calibration
 
 
+def check_equal_subsets(title: str, sizes: Mapping[tuple[str, int], int]) -> None:
+    """Refuse corruption × severity subsets of different sizes (after ``--num-images``).
+
+    The subsets of a -C set are the same test images, corrupted: subsets of different sizes
+    (an incomplete copy, a class folder missing in one severity) are different images, and
+    their accuracies and mCE would be compared as equals.
+
+    Args:
+        title: The set's name for the message.
+        sizes: Images evaluated per (corruption, severity).
+
+    Raises:
+        DatasetNotFoundError: naming the smallest and the largest subset.
+    """
+    if len(set(sizes.values())) <= 1:
+        return
+    (small, n_small), (large, n_large) = (
+        min(sizes.items(), key=lambda kv: kv[1]),
+        max(sizes.items(), key=lambda kv: kv[1]),
+    )
+    raise DatasetNotFoundError(
+        f"{title}: the corruption subsets hold different numbers of images ({small[0]} "
+        f"severity {small[1]}: {n_small}, {large[0]} severity {large[1]}: {n_large}): an "
+        "incomplete copy, whose accuracies and mCE would compare different images. Complete "
+        "the copy, or evaluate the complete subsets only (--subsets, --severities)"
+    )
+
+
 class CorruptionBenchmark(Benchmark):
     """Pre-generated corruption sets (-C): accuracy per corruption × severity, mCE. Its files
     are read by the dataset registered under the benchmark's name in
@@ -176,12 +204,15 @@ class CorruptionBenchmark(Benchmark):
         # (one at a time: the evaluation opens each again when it reaches it, and ImageNet-C's
         # file lists are large)
         first = None
+        sizes: dict[tuple[str, int], int] = {}
         for corruption in subsets:
             for severity in settings.severities:
                 dataset = create_shift_dataset(
                     self.name, str(settings.root), corruption=corruption, severity=severity
                 )
                 first = dataset if first is None else first
+                sizes[corruption, severity] = len(limit_dataset(dataset, settings.num_images))
+        check_equal_subsets(self.title, sizes)
         batches = num_batches(limit_dataset(first, settings.num_images), settings.batch_size)
         total = len(subsets) * len(settings.severities) * batches
         if clean is not None:
