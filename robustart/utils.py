@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -159,6 +159,54 @@ def check_finite_logits(
             f"{what} are NaN or infinite for {count} of {bad.numel()} images: the model is "
             "numerically broken (diverged training, or weights/inputs out of range), so no "
             f"accuracy is reported. {advice}"
+        )
+
+
+#: How far (relative to the largest logit, plus 1) the logits of images evaluated alone may
+#: differ from the same images' logits within their batch: float rounding and TF32 stay far
+#: below; batch statistics (BatchNorm in training mode) go far above.
+BATCH_INDEPENDENCE_TOLERANCE = 0.05
+
+
+def check_batch_independent(
+    forward: Callable[[Tensor], Tensor], images: Tensor, logits: Tensor, what: str
+) -> None:
+    """Refuse a model whose outputs for an image depend on the other images of its batch.
+
+    A model that normalises with batch statistics (BatchNorm in training mode, BatchNorm
+    without running statistics, logits centred on the batch) scores differently at every
+    ``--batch-size`` and under every attack, so no accuracy of it means anything. The first
+    two images are run alone and compared with their logits within the batch (batches of
+    at least four images; one extra forward pass of two images).
+
+    Args:
+        forward: The model's forward pass, images (n, C, H, W) → logits (n, K).
+        images: (N, C, H, W) batch the ``logits`` were computed on.
+        logits: (N, K) logits of ``images``.
+        what: Names the model in the message.
+
+    Raises:
+        InputRangeError: the two images' logits differ by more than
+            :data:`BATCH_INDEPENDENCE_TOLERANCE` of the largest logit (plus 1).
+    """
+    if len(images) < 4 or logits.ndim != 2:
+        return
+    with torch.no_grad():
+        alone = forward(images[:2]).detach().float()
+    within = logits[:2].detach().float()
+    if alone.shape != within.shape or not bool(torch.isfinite(alone).all()):
+        return  # other checks name an output shape that depends on the batch, or NaN logits
+    if not bool(torch.isfinite(within).all()):
+        return
+    difference = float((alone - within).abs().max())
+    scale = float(within.abs().max()) + 1.0
+    if not difference <= BATCH_INDEPENDENCE_TOLERANCE * scale:
+        raise InputRangeError(
+            f"{what} depend on the other images of the batch (two images alone get logits up "
+            f"to {difference:.3g} away from theirs within a batch of {len(images)}): it uses "
+            "batch statistics (BatchNorm in training mode, or without running statistics), so "
+            "its accuracy would change with the batch size. Evaluate it in eval mode with "
+            "running statistics"
         )
 
 

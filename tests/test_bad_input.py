@@ -551,6 +551,28 @@ def test_attacks_refuse_models_without_finite_input_gradients():
         corruptions.run_batch(model, images, labels, chunk_id=0)
 
 
+class BatchStatisticsModel(Linear):
+    """Logits centred and scaled by the batch's statistics (BatchNorm in training mode)."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        logits = super().forward(images)
+        return (logits - logits.mean(0)) / (logits.std(0) + 1e-5)
+
+
+def test_models_whose_outputs_depend_on_the_batch_are_refused():
+    """Their accuracy changed with --batch-size (90 % at 16, 97.5 % at 40) and a last batch of
+    one image was a ValueError traceback; an ordinary model passes."""
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(8, 3, 8, 8, generator=g), torch.arange(8) % NUM_CLASSES
+    accuracy = RobustnessSuite(corruptions=["contrast"], severities=[1])
+    with pytest.raises(InputRangeError, match="depend on the other images of the batch"):
+        accuracy.run_batch(BatchStatisticsModel(), images, labels, chunk_id=0)
+    with pytest.raises(InputRangeError, match="depend on the other images of the batch"):
+        evaluate_classification(BatchStatisticsModel(), TensorDataset(images, labels))
+    accuracy.run_batch(Linear(), images, labels, chunk_id=0)
+    evaluate_classification(Linear(), TensorDataset(images, labels))
+
+
 def test_classification_loop_refuses_nan_logits_bad_labels_and_no_images():
     images, labels = tiny_batch()
     with pytest.raises(NonFiniteError):  # before: accuracy 0.1, ECE nan

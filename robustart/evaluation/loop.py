@@ -30,7 +30,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustart.errors import ConfigError
-from robustart.utils import Progress, check_finite_logits, preserve_mode, track_progress
+from robustart.utils import (
+    Progress,
+    check_batch_independent,
+    check_finite_logits,
+    preserve_mode,
+    track_progress,
+)
 
 #: ``(chunk_id, images (N, C, H, W), labels (N,))`` of one chunk.
 Chunk = tuple[int, Tensor, Tensor]
@@ -228,6 +234,7 @@ def iterate_logits(
     device = model_device(model, device)
     num_chunks = len(chunk_ids_for_rank(len(dataset), batch_size, rank, world_size))  # type: ignore[arg-type]
     batches = iterate_batches(dataset, batch_size, rank, world_size, num_workers)
+    first = True
     with preserve_mode(model, train=False), torch.inference_mode():
         for _, batch in track_progress(batches, progress, total=num_chunks):
             if isinstance(batch, Tensor):
@@ -238,7 +245,11 @@ def iterate_logits(
             if input_transform is not None:
                 images = input_transform(images)
             lead = images.shape[:-3]
-            logits = model(images.flatten(0, len(lead) - 1) if len(lead) > 1 else images)
+            flat = images.flatten(0, len(lead) - 1) if len(lead) > 1 else images
+            logits = model(flat)
+            if first:  # once per evaluation: one forward pass of two images
+                check_batch_independent(model, flat, logits, "the model's outputs")
+                first = False
             if output_transform is not None:
                 logits = output_transform(logits)
             check_finite_logits(logits)

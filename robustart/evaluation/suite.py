@@ -41,6 +41,7 @@ from robustart.corruptions.base import Corruption
 from robustart.errors import ConfigError, NonFiniteError
 from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
+    check_batch_independent,
     check_finite_logits,
     check_labels,
     check_not_probabilities,
@@ -351,6 +352,13 @@ class RobustnessSuite:
                 clean_logits, f"the model's logits on the clean images of chunk {chunk_id}"
             )
             check_labels(labels, len(images), clean_logits.shape[1])
+            if chunk_id == 0:  # once per evaluation: one forward pass of two images
+                check_batch_independent(
+                    lambda x: self._logits(model, x),
+                    images,
+                    clean_logits,
+                    f"the model's outputs on the clean images of chunk {chunk_id}",
+                )
             if self.attacks or self.minimal_eps:
                 check_not_probabilities(
                     clean_logits, f"the model's outputs on the clean images of chunk {chunk_id}"
