@@ -217,9 +217,13 @@ def float64_model_input(model: Model) -> torch.dtype | None:
     return None
 
 
-def checked_input_gradient(model: Model, images: Tensor, labels: Tensor, what: str) -> Tensor:
+def checked_input_gradient(
+    model: Model, images: Tensor, labels: Tensor, what: str, required: bool = True
+) -> Tensor | None:
     """The cross-entropy's input gradient of ``model`` at ``images``, refused where gradient
     attacks could not run: outputs without an autograd graph, or NaN / infinite gradients.
+    With ``required=False`` (only gradient-free attacks run) nothing is refused: such outputs
+    give ``None`` and the gradient is returned as it is.
 
     Either way a gradient attack would not move the images (or would move them to NaN), and
     the robust accuracy reported would be the clean one, a 100 % for a correct model: the
@@ -232,7 +236,8 @@ def checked_input_gradient(model: Model, images: Tensor, labels: Tensor, what: s
         what: Names the model and images in the messages ("model 'x' on the clean images").
 
     Returns:
-        (N, C, H, W) gradient of the summed cross-entropy, in the images' dtype.
+        (N, C, H, W) gradient of the summed cross-entropy, in the images' dtype (``None``:
+        no graph, not required).
 
     Raises:
         ConfigError: the outputs carry no gradient (the forward runs under ``torch.no_grad``,
@@ -245,6 +250,8 @@ def checked_input_gradient(model: Model, images: Tensor, labels: Tensor, what: s
         x = images.detach().clone().requires_grad_(True)
         logits = model(as_model_input(model, x))
         if not isinstance(logits, Tensor) or not logits.requires_grad:
+            if not required:
+                return None
             raise ConfigError(
                 f"the outputs of {what} carry no gradient with respect to the images (the "
                 "forward runs under torch.no_grad(), detaches its result or goes through "
@@ -253,7 +260,7 @@ def checked_input_gradient(model: Model, images: Tensor, labels: Tensor, what: s
             )
         loss = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
-    broken = int((~torch.isfinite(grad)).flatten(1).any(dim=1).sum())
+    broken = int((~torch.isfinite(grad)).flatten(1).any(dim=1).sum()) if required else 0
     if broken:
         raise NonFiniteError(
             f"the input gradients of {what} are NaN or infinite for {broken} of {len(grad)} "

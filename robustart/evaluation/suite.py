@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, create_attack
@@ -365,11 +364,14 @@ class RobustnessSuite:
                 )
             clean = score(CLEAN_KEY, clean_logits)
             if self.attacks:
-                what = f"the model on the clean images of chunk {chunk_id}"
-                if all(entry.gradient_free for entry in self.attacks):
-                    result.clean_gradient = self._clean_gradient(model, images, labels)
-                else:  # refuse what gradient attacks cannot run on
-                    result.clean_gradient = checked_input_gradient(model, images, labels, what)
+                # refused where gradient attacks run; the report's gradient check either way
+                result.clean_gradient = checked_input_gradient(
+                    model,
+                    images,
+                    labels,
+                    f"the model on the clean images of chunk {chunk_id}",
+                    required=not all(entry.gradient_free for entry in self.attacks),
+                )
             for entry in self.attacks:
                 for eps in entry.eps:
                     key = entry.key(eps)
@@ -400,19 +402,6 @@ class RobustnessSuite:
                 "no robustness is reported"
             )
         return result
-
-    @staticmethod
-    def _clean_gradient(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor | None:
-        """The clean input gradient for the report's gradient check, where only gradient-free
-        attacks run (``None`` for a model whose outputs carry no gradient: they need none)."""
-        with torch.inference_mode(False), torch.enable_grad():
-            x = images.detach().clone().requires_grad_(True)
-            logits = model(as_model_input(model, x))
-            if not logits.requires_grad:
-                return None
-            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x)
-        return grad
 
 
 def suites_dir() -> Path:
