@@ -163,44 +163,84 @@ def check_finite_logits(
 
 
 #: How far (relative to the largest logit, plus 1) the logits of images evaluated alone may
-#: differ from the same images' logits within their batch: float rounding and TF32 stay far
-#: below; batch statistics (BatchNorm in training mode) go far above.
-BATCH_INDEPENDENCE_TOLERANCE = 0.05
+#: differ from the same images' logits within their batch, or from a second run on the same
+#: images: float rounding and TF32 stay far below; batch statistics (BatchNorm in training
+#: mode) and dropout left on go far above.
+CONSISTENCY_TOLERANCE = 0.05
 
 
-def check_batch_independent(
+def check_model_consistency(
     forward: Callable[[Tensor], Tensor], images: Tensor, logits: Tensor, what: str
 ) -> None:
-    """Refuse a model whose outputs for an image depend on the other images of its batch.
+    """Refuse a model whose outputs are not a function of each image alone.
 
-    A model that normalises with batch statistics (BatchNorm in training mode, BatchNorm
-    without running statistics, logits centred on the batch) scores differently at every
-    ``--batch-size`` and under every attack, so no accuracy of it means anything. The first
-    two images are run alone and compared with their logits within the batch (batches of
-    at least four images; one extra forward pass of two images).
+    Three faults make every accuracy of a model meaningless while it still looks plausible:
+
+    * it normalises its input **in place**, so the images a suite goes on to attack or
+      corrupt are no longer the images in [0, 1] (and autograd fails later, far from the
+      cause);
+    * its outputs are **random** from one run to the next on the same images (dropout or
+      stochastic depth left on in eval mode): each number is one draw, and attacks see a
+      moving target, which overstates robustness unless the gradients are averaged (EOT);
+    * its output for an image **depends on the other images of the batch** (BatchNorm in
+      training mode or without running statistics, logits centred on the batch): it would
+      score differently at every ``--batch-size``.
+
+    The first two images are run alone, twice, on copies (batches of at least four images;
+    two extra forward passes of two images) and compared with each other and with their
+    logits within the batch.
 
     Args:
         forward: The model's forward pass, images (n, C, H, W) → logits (n, K).
         images: (N, C, H, W) batch the ``logits`` were computed on.
         logits: (N, K) logits of ``images``.
-        what: Names the model in the message.
+        what: Names the model's outputs in the message.
 
     Raises:
-        InputRangeError: the two images' logits differ by more than
-            :data:`BATCH_INDEPENDENCE_TOLERANCE` of the largest logit (plus 1).
+        InputRangeError: the model changed its input, or the logits differ by more than
+            :data:`CONSISTENCY_TOLERANCE` of the largest logit (plus 1) between two runs or
+            between alone and within the batch.
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+        >>> images = torch.rand(4, 3, 2, 2)
+        >>> check_model_consistency(model, images, model(images), "the outputs")  # fine
+        >>> _ = model.append(torch.nn.Dropout(0.5).train())
+        >>> try:
+        ...     check_model_consistency(model, images, model(images), "the outputs")
+        ... except InputRangeError as error:
+        ...     print(str(error)[:44])
+        the outputs change from one run to the next
     """
     if len(images) < 4 or logits.ndim != 2:
         return
-    with torch.no_grad():
-        alone = forward(images[:2]).detach().float()
     within = logits[:2].detach().float()
-    if alone.shape != within.shape or not bool(torch.isfinite(alone).all()):
-        return  # other checks name an output shape that depends on the batch, or NaN logits
     if not bool(torch.isfinite(within).all()):
-        return
-    difference = float((alone - within).abs().max())
+        return  # the NaN check names this
+    pair = images[:2].detach().clone()
+    with torch.no_grad():
+        first = forward(pair).detach().float()
+        if not torch.equal(pair, images[:2]):
+            raise InputRangeError(
+                f"the model changes its input images in place (e.g. `x.sub_(mean)` in its "
+                f"forward), so {what} would be computed on other images than the ones attacked "
+                "or corrupted. Make its normalisation out of place (`x = (x - mean) / std`)"
+            )
+        second = forward(pair.clone()).detach().float()
+    if first.shape != within.shape or not bool(torch.isfinite(first).all()):
+        return  # other checks name an output shape that depends on the batch, or NaN logits
     scale = float(within.abs().max()) + 1.0
-    if not difference <= BATCH_INDEPENDENCE_TOLERANCE * scale:
+    rerun = float((first - second.reshape(first.shape)).abs().max())
+    if not rerun <= CONSISTENCY_TOLERANCE * scale:
+        raise InputRangeError(
+            f"{what} change from one run to the next on the same images (up to {rerun:.3g} "
+            "apart): the model is random in eval mode (dropout or stochastic depth forced on, "
+            "noise in its forward), so each accuracy would be one draw and attacks would "
+            "overstate its robustness. Evaluate a deterministic model (module.eval() keeping "
+            "dropout off)"
+        )
+    difference = float((first - within).abs().max())
+    if not difference <= CONSISTENCY_TOLERANCE * scale:
         raise InputRangeError(
             f"{what} depend on the other images of the batch (two images alone get logits up "
             f"to {difference:.3g} away from theirs within a batch of {len(images)}): it uses "

@@ -20,6 +20,7 @@ import torch
 from conftest import FAST, RECIPES
 from PIL import Image
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from robustart.attacks import create_attack
@@ -571,6 +572,42 @@ def test_models_whose_outputs_depend_on_the_batch_are_refused():
         evaluate_classification(BatchStatisticsModel(), TensorDataset(images, labels))
     accuracy.run_batch(Linear(), images, labels, chunk_id=0)
     evaluate_classification(Linear(), TensorDataset(images, labels))
+
+
+class DropoutOnModel(Linear):
+    """Dropout forced on in eval mode: every run of the same images is another draw."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.fc(F.dropout(images.flatten(1), 0.5, training=True))
+
+
+class InPlaceNormalisingModel(Linear):
+    """Normalises its input in place: the caller's images leave [0, 1]."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return super().forward(images.sub_(0.5).div_(0.25))
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (DropoutOnModel, "change from one run to the next"),
+        (InPlaceNormalisingModel, "changes its input images in place"),
+    ],
+)
+@pytest.mark.parametrize("attacks", [[], [{"name": "pgd", "eps": [2 / 255], "steps": 2}]])
+def test_random_models_and_models_changing_their_input_are_refused(model, message, attacks):
+    """Before: a dropout-on model was scored (one draw per number) or reported as batch
+    dependent; an in-place normalising model ended in an autograd traceback under attacks and
+    a batch-dependence message under corruptions alone."""
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(8, 3, 8, 8, generator=g), torch.arange(8) % NUM_CLASSES
+    suite = RobustnessSuite(attacks=attacks, corruptions=["contrast"], severities=[1])
+    with pytest.raises(InputRangeError, match=message):
+        suite.run_batch(model(), images.clone(), labels, chunk_id=0)
+    with pytest.raises(InputRangeError, match=message):
+        evaluate_classification(model(), TensorDataset(images.clone(), labels))
+    suite.run_batch(Linear(), images, labels, chunk_id=0)  # a deterministic model passes
 
 
 def test_classification_loop_refuses_nan_logits_bad_labels_and_no_images():

@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustart.errors import ConfigError
 from robustart.utils import (
     Progress,
-    check_batch_independent,
     check_finite_logits,
+    check_model_consistency,
     preserve_mode,
     track_progress,
 )
@@ -248,7 +248,7 @@ def iterate_logits(
             flat = images.flatten(0, len(lead) - 1) if len(lead) > 1 else images
             logits = model(flat)
             if first:  # once per evaluation: one forward pass of two images
-                check_batch_independent(model, flat, logits, "the model's outputs")
+                check_model_consistency(model, flat, logits, "the model's outputs")
                 first = False
             if output_transform is not None:
                 logits = output_transform(logits)

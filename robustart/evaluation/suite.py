@@ -40,9 +40,9 @@ from robustart.corruptions.base import Corruption
 from robustart.errors import ConfigError, NonFiniteError
 from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
-    check_batch_independent,
     check_finite_logits,
     check_labels,
+    check_model_consistency,
     check_not_probabilities,
     eps_key,
     format_eps,
@@ -352,7 +352,7 @@ class RobustnessSuite:
             )
             check_labels(labels, len(images), clean_logits.shape[1])
             if chunk_id == 0:  # once per evaluation: one forward pass of two images
-                check_batch_independent(
+                check_model_consistency(
                     lambda x: self._logits(model, x),
                     images,
                     clean_logits,
