@@ -151,6 +151,32 @@ def test_two_shift_entries_of_one_benchmark_are_refused(tmp_path):
         load_benchmark_suite({"attacks": [FGSM], "shift": shift})
 
 
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"severities": [1, 1]}, r"'cifar10-c': severities are listed twice"),
+        ({"severities": [0, 3]}, "severity"),
+        ({"severities": 3}, r"e\.g\. \[3\]"),
+        ({"subsets": ["fog", "fog"]}, "subsets are listed twice"),
+        ({"subsets": [1]}, "subsets must be a list of names"),
+    ],
+)
+def test_shift_entry_lists_are_checked_when_the_suite_is_loaded(settings, match):
+    """As `robustart shift` checks --severities and --subsets (before: [1, 1] ran severity 1
+    twice into one result)."""
+    entry = {"benchmark": "cifar10-c", "data_root": "data/CIFAR-10-C", **settings}
+    with pytest.raises(ConfigError, match=match):
+        load_benchmark_suite({"attacks": [FGSM], "shift": [entry]})
+
+
+def test_allow_missing_classes_is_refused_where_it_does_not_apply(tmp_path, digits):
+    images, labels = digits.dataset("test")[:16]
+    entry = {"benchmark": "cifar10.1", "data_root": str(cifar101_folder(tmp_path / "c"))}
+    suite = {"attacks": [FGSM], "shift": [{**entry, "allow_missing_classes": True}]}
+    with pytest.raises(ConfigError, match="allow_missing_classes applies only"):
+        benchmark(Linear(), TensorDataset(images, labels), suite, output=tmp_path / "o")
+
+
 # ----------------------------------------------------------------------------- 4. empty suites
 @pytest.mark.parametrize(
     "suite, match",

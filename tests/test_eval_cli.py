@@ -35,6 +35,7 @@ from robustart.data import (
 )
 from robustart.data.cifar import CIFAR10, UInt8ImageDataset, load_cifar_split
 from robustart.data.folders import WnidFolderDataset, evaluation_transform
+from robustart.data.imagenet_classes import imagenet_wnids
 from robustart.evaluation.benchmarks import (
     BENCHMARKS,
     IMAGENET_MODELS,
@@ -291,6 +292,16 @@ def test_imagenet_c_with_alexnet_reference_and_clean_val(
     assert result["summary"]["ce"] == pytest.approx(expected["ce"])
     assert result["summary"]["mce"] is None  # 14 benchmark corruptions missing
     assert "normalised by AlexNet" in printed and "rel. mCE" in printed
+    # clean images of another class than the -C set's: the clean accuracy and the relative
+    # mCE would compare other images (before: scored)
+    other = next(w for w in imagenet_wnids() if w not in {wnids[int(k)] for k in labels[:3]})
+    imagenet_sized(pixels[5]).save(_folder(tmp_path / "val" / other) / "5.png")
+    _expect_error(
+        capsys, checkpoints["imagenet"], "--benchmark", "imagenet-c",
+        "--data-root", tmp_path / "ImageNet-C", "--subsets", "fog", "--severities", "1,2",
+        "--clean-root", tmp_path / "val", "--output", tmp_path / "out2",
+        match="are not the images the set corrupts (4 clean vs 3 per subset",
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- natural shift
@@ -318,14 +329,19 @@ def test_cifar10_1_and_imagenet_r_accuracy(digits_data, checkpoints, tmp_path, c
         folder = tmp_path / "imagenet-r" / subset.wnids[int(labels[i])]
         folder.mkdir(parents=True, exist_ok=True)
         imagenet_sized(pixels[i]).save(folder / f"{i}.png")
-    run(
-        capsys, checkpoints["imagenet"], "--benchmark", "imagenet-r",
-        "--data-root", tmp_path / "imagenet-r",
+    r_options = ["--benchmark", "imagenet-r", "--data-root", tmp_path / "imagenet-r"]
+    _expect_error(capsys, checkpoints["imagenet"], *r_options, "--output", out,
+                  match="--allow-missing-classes")  # a partial copy  # fmt: skip
+    printed, _ = run(
+        capsys, checkpoints["imagenet"], *r_options, "--allow-missing-classes",
         "--no-progress", "--output", out,
     )  # fmt: skip
-    data = ImageNetR(tmp_path / "imagenet-r")
+    present = len(set(labels[:10].tolist()))
+    assert f"Partial copy (--allow-missing-classes): {present} of its 200 classes" in printed
+    data = ImageNetR(tmp_path / "imagenet-r", allow_missing_classes=True)
     model = load_model(checkpoints["imagenet"], 1000, 3, IMAGENET_MODELS.mean, IMAGENET_MODELS.std)
     expected = evaluate_classification(model, data, output_transform=data.subset.restrict)
+    expected |= {"classes_present": present, "classes": 200}
     assert results_of(out)["results"]["imagenet"] == expected
     assert 0.3 < expected["accuracy"] < 1
 
@@ -339,16 +355,15 @@ def test_imagenet_o_detection_scores(checkpoints, tmp_path, capsys):
     out = tmp_path / "out"
     printed, _ = run(
         capsys, checkpoints["imagenet"], "--benchmark", "imagenet-o", "--data-root", ood,
-        "--clean-root", val,
+        "--clean-root", val, "--allow-missing-classes",
         "--no-progress", "--output", out,
     )  # fmt: skip
     model = load_model(checkpoints["imagenet"], 1000, 3, IMAGENET_MODELS.mean, IMAGENET_MODELS.std)
-    out_data = ImageNetO(ood)
-    expected = evaluate_ood(
-        model, ImageNetOInDistribution(val), out_data, output_transform=out_data.subset.restrict
-    )
+    out_data = ImageNetO(ood, allow_missing_classes=True)
+    in_data = ImageNetOInDistribution(val, allow_missing_classes=True)
+    expected = evaluate_ood(model, in_data, out_data, output_transform=out_data.subset.restrict)
     got = results_of(out)["results"]["imagenet"]
-    assert got == {**expected, "num_in": 4, "num_out": 4}
+    assert got == {**expected, "num_in": 4, "num_out": 4, "classes_present": 2, "classes": 200}
     assert f"{100 * expected['auroc']:.1f}" in printed
 
 
@@ -510,6 +525,9 @@ def test_bad_input_gives_one_clear_error(digits_data, checkpoints, tmp_path, cap
     _expect_error(capsys, std, "--benchmark", "cifar10-c", "--data-root", root, *out,
                   match="--subsets all")  # 14 of the 15 benchmark corruptions missing  # fmt: skip
     fog = ["--benchmark", "cifar10-c", "--data-root", root, "--subsets", "fog", *out]
+    clean = write_cifar10_test_batch(tmp_path / "clean", pixels[:3], labels[:3])
+    _expect_error(capsys, std, *fog, "--clean-root", clean,
+                  match="are not the images the set corrupts (3 clean vs 2")  # fmt: skip
     other = torch.load(std, weights_only=True)
     other["robustart"]["model"] = "resnet32"
     torch.save(other, tmp_path / "other.ckpt")
@@ -526,7 +544,9 @@ def test_bad_input_gives_one_clear_error(digits_data, checkpoints, tmp_path, cap
                   match="ImageNet-R: no class folders")  # fmt: skip
     write_images(tmp_path / "r" / imagenet_subset("imagenet_r").wnids[0], 1, seed=0)
     _expect_error(capsys, std, "--benchmark", "imagenet-r", "--data-root", tmp_path / "r", *out,
+                  "--allow-missing-classes",
                   match="holds a model with 10 classes but the data has 1000")  # fmt: skip
+    _expect_error(capsys, std, *fog, "--allow-missing-classes", match="does not apply")
     _expect_error(capsys, std, "--benchmark", "imagenet-o", "--data-root", tmp_path / "r", *out,
                   match="needs --clean-root")  # fmt: skip
     assert not (tmp_path / "o").exists()  # nothing half-written

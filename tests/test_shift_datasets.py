@@ -243,7 +243,9 @@ def test_imagenet_c_labels_are_imagenet_indices(tmp_path):
 
 def test_imagenet_sketch_and_non_wnid_folders(tmp_path):
     write_images(tmp_path / "sketch" / "n01443537", 2, seed=2, ext="png", size=(30, 40))
-    data = ImageNetSketch(tmp_path / "sketch")
+    with pytest.raises(DatasetNotFoundError, match=r"holds 1 of the 1000 class folders"):
+        ImageNetSketch(tmp_path / "sketch")  # a partial copy is not ImageNet-Sketch
+    data = ImageNetSketch(tmp_path / "sketch", allow_missing_classes=True)
     image, label = data[0]
     assert label == 1 and image.shape == (3, 224, 224)
     with pytest.raises(DatasetNotFoundError, match=r"wnids.*sketch"):
@@ -253,13 +255,19 @@ def test_imagenet_sketch_and_non_wnid_folders(tmp_path):
 def test_imagenet_v2_sorts_numerically_and_labels_by_folder_number(tmp_path):
     for folder in ("0", "2", "10", "100"):
         write_images(tmp_path / folder, 1, seed=int(folder), ext="jpeg")
-    data = ImageNetV2(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r"holds 4 of the 1000 .*missing: 1, 3, 4"):
+        ImageNetV2(tmp_path)
+    data = ImageNetV2(tmp_path, allow_missing_classes=True)
     assert data.classes == ["0", "2", "10", "100"]  # lexical order would be 0, 10, 100, 2
     assert data.targets == [0, 2, 10, 100]
     assert data[2][1] == 10
     (tmp_path / "1000").mkdir()
     with pytest.raises(DatasetNotFoundError, match=r"named 0\.\.999.*1000"):
         ImageNetV2(tmp_path)
+    (tmp_path / "1000").rmdir()
+    write_images(tmp_path / "007", 1, seed=7, ext="jpeg")  # beside "0"; read as class 7
+    with pytest.raises(DatasetNotFoundError, match=r"no leading zeros.*007"):
+        ImageNetV2(tmp_path, allow_missing_classes=True)
     with pytest.raises(DatasetNotFoundError, match="not a folder"):
         ImageNetV2(tmp_path / "missing")
 
@@ -269,11 +277,13 @@ def test_imagenet_a_official_subset_and_folder_subset(tmp_path):
     chosen = [IMAGENET_A_WNIDS[0], IMAGENET_A_WNIDS[5], IMAGENET_A_WNIDS[199]]
     for i, wnid in enumerate(chosen):
         write_images(tmp_path / wnid, 1, seed=i)
-    official = ImageNetA(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r"holds 3 of the 200 class folders"):
+        ImageNetA(tmp_path)  # scored as ImageNet-A on 3 of its classes, before
+    official = ImageNetA(tmp_path, allow_missing_classes=True)
     assert official.targets == [0, 5, 199]  # positions among the official 200
     derived = ImageNetA(tmp_path, subset="folders")
     assert derived.targets == [0, 1, 2] and len(derived.subset) == 3
-    imagenet = ImageNetA(tmp_path, imagenet_labels=True)
+    imagenet = ImageNetA(tmp_path, imagenet_labels=True, allow_missing_classes=True)
     assert imagenet.targets == imagenet_subset("imagenet_a").indices[[0, 5, 199]].tolist()
     # a 1000-class model scored on the 200 classes: restrict(logits).argmax is the label
     logits = torch.full((1, 1000), -1.0)
@@ -286,7 +296,7 @@ def test_imagenet_r_rejects_folders_outside_its_classes(tmp_path):
     write_images(tmp_path / IMAGENET_R_WNIDS[3], 1, seed=0)
     write_images(tmp_path / outside, 1, seed=1)
     with pytest.raises(DatasetNotFoundError, match=f"not in the 200-class subset.*{outside}"):
-        ImageNetR(tmp_path)
+        ImageNetR(tmp_path, allow_missing_classes=True)
     assert ImageNetR(tmp_path, subset="folders").targets == [0, 1]
     assert SHIFT_DATASETS.get("imagenet-r") is ImageNetR
 
@@ -299,8 +309,10 @@ def test_imagenet_o_and_its_in_distribution_val_images(tmp_path):
     write_images(val / IMAGENET_O_WNIDS[9], 1, seed=2)
     other = next(w for w in imagenet_wnids() if w not in IMAGENET_O_WNIDS)
     write_images(val / other, 1, seed=3)  # one of the 800 other val classes: skipped
-    out_data = ImageNetO(ood)
-    in_data = ImageNetOInDistribution(val)
+    with pytest.raises(DatasetNotFoundError, match=r"holds 2 of the 200 class folders"):
+        ImageNetOInDistribution(val)  # a partial val copy
+    out_data = ImageNetO(ood, allow_missing_classes=True)
+    in_data = ImageNetOInDistribution(val, allow_missing_classes=True)
     assert out_data.targets == [7, 7] and in_data.targets == [7, 9]
     assert in_data.subset == out_data.subset == imagenet_subset("imagenet_o")
 

@@ -50,6 +50,7 @@ OPTIONAL_SETTINGS = {
     "jpeg_qualities": "--jpeg-qualities",
     "crop_size": "--crop-size",
     "folder_labels": "--folder-labels",
+    "allow_missing_classes": "--allow-missing-classes",
 }
 
 
@@ -190,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         "sorted folder list, as ImageFolder does (models with one class per folder) "
         "(default: imagenet)",
     )
+    parser.add_argument(
+        "--allow-missing-classes",
+        action="store_true",
+        default=None,
+        help="imagenet-a, -r, -o, -sketch, -v2: score a copy that lacks some of the set's class "
+        "folders (refused by default: a partial copy is not comparable with published numbers); "
+        "the caption and results say how many classes were scored",
+    )
     add_run_options(
         parser,
         batch_size=128,
@@ -303,7 +312,13 @@ def main(argv: list[str]) -> dict[str, Any]:
         device=resolve_device(args.device),
         num_workers=args.num_workers,
     )
-    for field in ("severities", "jpeg_qualities", "crop_size", "folder_labels"):
+    for field in (
+        "severities",
+        "jpeg_qualities",
+        "crop_size",
+        "folder_labels",
+        "allow_missing_classes",
+    ):
         if getattr(args, field) is not None:
             setattr(settings, field, getattr(args, field))
 

@@ -10,7 +10,7 @@ Items are ``(image, label)`` with the image a float tensor (3, H, W) in [0, 1].
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +216,46 @@ def empty_class_folders_message(
     )
 
 
+def check_all_classes_present(
+    present: Collection[str],
+    required: Collection[str],
+    dataset: str,
+    root: Path,
+    remedy: str = (
+        "score the classes present on purpose (allow_missing_classes=True; "
+        "--allow-missing-classes of robustart shift, allow_missing_classes: true in a suite's "
+        "shift entry)"
+    ),
+) -> None:
+    """Refuse a copy of a dataset that lacks some of its class folders.
+
+    A partial copy (an interrupted download or extraction, a few classes copied for a quick
+    try) would be scored under the benchmark's name, on other classes than the published
+    numbers it is compared with.
+
+    Args:
+        present: Class folder names found under ``root``.
+        required: Class folder names the dataset has.
+        dataset: Dataset name for the message.
+        root: Folder holding the class folders.
+        remedy: How to evaluate the classes present on purpose (Python API).
+
+    Raises:
+        DatasetNotFoundError: naming how many folders are missing, and some of them.
+    """
+    found = set(present)
+    missing = [name for name in required if name not in found]
+    if not missing:
+        return
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    raise DatasetNotFoundError(
+        f"{dataset}: {root} holds {len(required) - len(missing)} of the {len(required)} class "
+        f"folders of the dataset ({len(missing)} missing: {shown}), so it would be scored on "
+        f"other classes than the published numbers. Complete the copy (download and extract "
+        f"it again), or {remedy}."
+    )
+
+
 class ImageFileDataset(Dataset):
     """Items ``(transform(image), label)`` from a list of ``(file, label)``.
 
@@ -253,6 +293,14 @@ class WnidFolderDataset(ImageFileDataset):
             only some classes are wanted) instead of raising.
         imagenet_labels: Label subset images with ImageNet-1k indices instead.
         dataset: Dataset name for messages.
+        required_classes: Wnids whose folders must all be present (default: the subset's,
+            or none without a subset): a partial copy is refused.
+        allow_missing_classes: Score the classes present even if some required ones are
+            missing (a partial copy evaluated on purpose).
+
+    Raises:
+        DatasetNotFoundError: ``root`` is missing, holds folders that are not wnids (or not in
+            the subset), lacks required class folders, or has class folders without images.
     """
 
     def __init__(
@@ -263,6 +311,8 @@ class WnidFolderDataset(ImageFileDataset):
         skip_other_folders: bool = False,
         imagenet_labels: bool = False,
         dataset: str = "image folder",
+        required_classes: Collection[str] | None = None,
+        allow_missing_classes: bool = False,
     ) -> None:
         self.root = Path(root)
         self.subset = subset
@@ -296,3 +346,7 @@ class WnidFolderDataset(ImageFileDataset):
         self.classes = sorted(labels)
         self.class_to_idx = labels
         super().__init__(scan_class_folders(self.root, labels, dataset, layout), transform)
+        if required_classes is None and subset is not None:
+            required_classes = subset.wnids
+        if required_classes is not None and not allow_missing_classes:
+            check_all_classes_present(names, required_classes, dataset, self.root)

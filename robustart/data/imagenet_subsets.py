@@ -7,7 +7,8 @@ model with ``dataset.subset.restrict(logits)`` or :class:`~robustart.data.Subset
 
 ``subset`` chooses the classes: the dataset's official 200 (default), ``"folders"`` (the wnid
 folders present on disk: partial copies, tests), another known name, a :class:`ClassSubset` or
-a list of wnids.
+a list of wnids. Every class of the subset must have its folder: a partial copy is refused
+unless ``allow_missing_classes=True`` (it keeps the official labels).
 
 ImageNet-O is out-of-distribution data: its folder name is the ImageNet class the image was
 adversarially filtered against, not a correct label. Its reference evaluation (AUPR with the
@@ -35,6 +36,8 @@ class ImageNetSubsetFolder(WnidFolderDataset):
         subset: See the module docstring (default: the dataset's own 200 classes).
         transform: PIL image → float tensor (default: resize 256, centre crop 224).
         imagenet_labels: Label images with ImageNet-1k indices instead of ``0..199``.
+        allow_missing_classes: Score a copy that lacks some of the subset's class folders
+            (refused by default: it would be scored on other classes than published).
     """
 
     #: Name of the default class subset and of the dataset (set by subclasses).
@@ -48,6 +51,7 @@ class ImageNetSubsetFolder(WnidFolderDataset):
         subset: SubsetSpec | None = None,
         transform: ImageTransform | None = None,
         imagenet_labels: bool = False,
+        allow_missing_classes: bool = False,
     ) -> None:
         super().__init__(
             root,
@@ -56,6 +60,7 @@ class ImageNetSubsetFolder(WnidFolderDataset):
             skip_other_folders=self.skip_other_folders,
             imagenet_labels=imagenet_labels,
             dataset=self.title,
+            allow_missing_classes=allow_missing_classes,
         )
 
 

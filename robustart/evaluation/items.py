@@ -17,6 +17,10 @@ Its items: ``clean``, ``attack/<label>`` (one attack at each of its budgets),
 ``corruption/<name>`` (one corruption at each severity), ``minimal_eps/<label>``,
 ``system_noise``, ``certification`` (randomized smoothing,
 :mod:`robustart.evaluation.certification`) and ``shift/<benchmark>``.
+
+A ``shift`` entry takes the settings of ``robustart shift``: ``clean_root``, ``subsets``,
+``severities``, ``allow_missing_classes`` (score a partial copy of a class-folder set), and
+``optional`` (skip the entry when ``data_root`` does not exist).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from torch.utils.data import Dataset
 from robustart.errors import ConfigError, DatasetNotFoundError
 from robustart.evaluation.loop import distributed_rank_and_size, iterate_chunks, sum_over_processes
 from robustart.evaluation.runner import evaluate_robustness
-from robustart.evaluation.suite import BatchResult, RobustnessSuite, suites_dir
+from robustart.evaluation.suite import BatchResult, RobustnessSuite, parse_severities, suites_dir
 from robustart.utils import read_yaml_file
 
 __all__ = [
@@ -57,7 +61,15 @@ __all__ = [
 ]
 
 #: Settings of a ``shift`` entry.
-SHIFT_KEYS = ("benchmark", "data_root", "clean_root", "subsets", "severities", "optional")
+SHIFT_KEYS = (
+    "benchmark",
+    "data_root",
+    "clean_root",
+    "subsets",
+    "severities",
+    "optional",
+    "allow_missing_classes",
+)
 
 
 # ----------------------------------------------------------------------------- the suite
@@ -71,6 +83,7 @@ class ShiftEntry:
     subsets: list[str] | None = None
     severities: list[int] | None = None
     optional: bool = False
+    allow_missing_classes: bool = False
 
 
 @dataclass
@@ -197,9 +210,24 @@ def _shift_entry(entry: Any, index: int) -> ShiftEntry:
             f"shift entry {entry['benchmark']!r} has unknown keys {unknown}; "
             f"known: {', '.join(SHIFT_KEYS)}"
         )
+    what = f"shift entry {entry['benchmark']!r}"
     if not entry.get("data_root"):
-        raise ConfigError(f"shift entry {entry['benchmark']!r} needs data_root (its folder)")
-    return ShiftEntry(**{k: entry[k] for k in SHIFT_KEYS if k in entry})
+        raise ConfigError(f"{what} needs data_root (its folder)")
+    settings = {k: entry[k] for k in SHIFT_KEYS if k in entry}
+    if settings.get("severities") is not None:
+        try:
+            settings["severities"] = list(parse_severities(settings["severities"]))
+        except ConfigError as error:
+            raise ConfigError(f"{what}: {error}") from None
+    subsets = settings.get("subsets")
+    if subsets is not None:
+        if isinstance(subsets, str):
+            subsets = settings["subsets"] = [subsets]
+        if not isinstance(subsets, list) or not all(isinstance(s, str) for s in subsets):
+            raise ConfigError(f"{what}: subsets must be a list of names, got {subsets!r}")
+        if len(set(subsets)) != len(subsets):
+            raise ConfigError(f"{what}: subsets are listed twice: {subsets}")
+    return ShiftEntry(**settings)
 
 
 # ----------------------------------------------------------------------------- items
@@ -416,6 +444,7 @@ class ShiftItem(Item):
             "batch_size": self.batch_size,
             "device": self.device,
             "num_images": self.num_images,  # per subset (corruption × severity, perturbation)
+            "allow_missing_classes": self.entry.allow_missing_classes or None,
         }
         for name, value in values.items():
             if value is not None:
@@ -426,6 +455,11 @@ class ShiftItem(Item):
         from robustart.evaluation import benchmarks
 
         bench = benchmarks.get_benchmark(self.entry.benchmark)
+        if self.entry.allow_missing_classes and "allow_missing_classes" not in bench.options:
+            raise ConfigError(
+                f"shift entry {self.entry.benchmark!r}: allow_missing_classes applies only to "
+                "the class-folder sets (imagenet-a, -r, -o, -sketch, -v2); remove it"
+            )
         settings = self._settings()
         try:
             bench.check_root(settings)

@@ -121,6 +121,8 @@ class ShiftSettings:
         jpeg_qualities: Qualities of the JPEG sweep.
         crop_size: Model input side of the system-noise pipelines.
         folder_labels: ``"imagenet"`` (wnid folders) or ``"sorted"`` (folder position).
+        allow_missing_classes: Score a copy of a class-folder set (ImageNet-A/-R/-O/-Sketch/
+            V2) that lacks some of its classes; refused by default, and said in the caption.
         batch_size: Images per forward pass.
         num_images: Images (sequences for -P) per subset, evenly spaced; ``None``: all.
         device: Where the models run.
@@ -134,6 +136,7 @@ class ShiftSettings:
     jpeg_qualities: tuple[int, ...] = JPEG_QUALITIES
     crop_size: int = 224
     folder_labels: str = "imagenet"
+    allow_missing_classes: bool = False
     batch_size: int = 128
     num_images: int | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from robustart.corruptions.base import BENCHMARK_CORRUPTIONS, SEVERITIES, check_severity
@@ -143,6 +143,54 @@ def check_equal_subsets(title: str, sizes: Mapping[tuple[str, int], int]) -> Non
     )
 
 
+def _label_counts(dataset: Dataset) -> Tensor | None:
+    """Images per class of a dataset that lists its labels (``labels`` or ``targets``)."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = getattr(dataset, "targets", None)
+    if labels is None:
+        return None
+    return torch.bincount(torch.as_tensor(labels, dtype=torch.int64).flatten())
+
+
+def check_clean_matches(title: str, clean: Dataset, corrupted: Dataset, clean_root: Path) -> None:
+    """Refuse clean images (``--clean-root``) that are not the images the -C set corrupts.
+
+    The relative mCE and every "clean vs corrupted" drop compare the clean accuracy with the
+    corrupted ones: on a clean set of other classes or another size (a partial ImageNet val
+    beside a complete ImageNet-C, CIFAR-100's test set beside CIFAR-10-C) they compare
+    different images. The images per class must be equal.
+
+    Args:
+        title: The set's name for the message.
+        clean: The clean test set.
+        corrupted: One corruption × severity subset of the set.
+        clean_root: The clean set's folder, for the message.
+
+    Raises:
+        DatasetNotFoundError: the number of images of some class differs.
+    """
+    clean_counts, corrupted_counts = _label_counts(clean), _label_counts(corrupted)
+    if clean_counts is None or corrupted_counts is None:
+        return
+    size = max(len(clean_counts), len(corrupted_counts))
+    clean_counts = torch.nn.functional.pad(clean_counts, (0, size - len(clean_counts)))
+    corrupted_counts = torch.nn.functional.pad(corrupted_counts, (0, size - len(corrupted_counts)))
+    differ = (clean_counts != corrupted_counts).nonzero().flatten().tolist()
+    if not differ:
+        return
+    examples = ", ".join(
+        f"class {c}: {int(clean_counts[c])} clean vs {int(corrupted_counts[c])}" for c in differ[:3]
+    )
+    raise DatasetNotFoundError(
+        f"{title}: the clean images of --clean-root {clean_root} are not the images the set "
+        f"corrupts ({len(clean)} clean vs {len(corrupted)} per subset; {len(differ)} classes "
+        f"differ, e.g. {examples}), so clean and corrupted accuracies would compare different "
+        "images. Point --clean-root at the matching clean test set (the complete ImageNet val "
+        "folder for ImageNet-C, the CIFAR folder of the same CIFAR for CIFAR-C)"
+    )
+
+
 class CorruptionBenchmark(Benchmark):
     """Pre-generated corruption sets (-C): accuracy per corruption × severity, mCE. Its files
     are read by the dataset registered under the benchmark's name in
@@ -213,6 +261,8 @@ class CorruptionBenchmark(Benchmark):
                 first = dataset if first is None else first
                 sizes[corruption, severity] = len(limit_dataset(dataset, settings.num_images))
         check_equal_subsets(self.title, sizes)
+        if clean is not None:
+            check_clean_matches(self.title, clean, first, settings.clean_root)
         batches = num_batches(limit_dataset(first, settings.num_images), settings.batch_size)
         total = len(subsets) * len(settings.severities) * batches
         if clean is not None:

@@ -39,6 +39,33 @@ from robustart.utils import Progress, check_labels
 __all__ = ["ClassificationBenchmark", "evaluate_classification"]
 
 
+def missing_classes_option(settings: ShiftSettings) -> dict[str, bool]:
+    """The dataset keyword of ``--allow-missing-classes`` (none when it is not given)."""
+    return {"allow_missing_classes": True} if settings.allow_missing_classes else {}
+
+
+def partial_copy_classes(data: Any, settings: ShiftSettings) -> dict[str, int]:
+    """``{"classes_present": n, "classes": N}`` for a partial copy scored on purpose (with
+    ``--allow-missing-classes``); empty for a complete one."""
+    if not settings.allow_missing_classes:
+        return {}
+    subset = getattr(data, "subset", None)
+    total = len(subset) if subset is not None else 1000
+    present = len(data.classes)
+    return {"classes_present": present, "classes": total} if present < total else {}
+
+
+def partial_copy_caption(results: Mapping[str, Result]) -> str:
+    """The caption's warning for results of a partial copy (empty for a complete one)."""
+    for result in results.values():
+        if "classes_present" in result:
+            return (
+                f" Partial copy (--allow-missing-classes): {result['classes_present']} of its "
+                f"{result['classes']} classes, not comparable with published numbers."
+            )
+    return ""
+
+
 def evaluate_classification(
     model: nn.Module,
     dataset: Dataset,
@@ -96,27 +123,34 @@ class ClassificationBenchmark(Benchmark):
     Args:
         restrict: Score 1000-class models on the dataset's 200-class subset
             (``dataset.subset.restrict``), as for ImageNet-A and -R.
+        class_folders: The dataset is class folders of a known class list (ImageNet-A, -R,
+            -Sketch, V2): a copy lacking some is refused unless ``allow_missing_classes``.
         **kwargs: See :class:`~robustart.evaluation.benchmarks.base.Benchmark`.
     """
 
-    def __init__(self, *, restrict: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, restrict: bool = False, class_folders: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.restrict = restrict
+        self.options = frozenset({"allow_missing_classes"} if class_folders else ())
 
     def prepare(self, settings: ShiftSettings) -> Evaluator:
-        data = SHIFT_DATASETS.get(self.name)(settings.root)
+        data = SHIFT_DATASETS.get(self.name)(settings.root, **missing_classes_option(settings))
+        classes = partial_copy_classes(data, settings)
         transform = data.subset.restrict if self.restrict else None  # type: ignore[attr-defined]
         subset = limit_dataset(data, settings.num_images)
 
         def evaluate(model: nn.Module, progress: Progress | None) -> Result:
-            return evaluate_classification(
-                model,
-                subset,
-                settings.batch_size,
-                settings.device,
-                settings.num_workers,
-                output_transform=transform,
-                progress=progress,
+            return (
+                evaluate_classification(
+                    model,
+                    subset,
+                    settings.batch_size,
+                    settings.device,
+                    settings.num_workers,
+                    output_transform=transform,
+                    progress=progress,
+                )
+                | classes
             )
 
         return evaluate
@@ -130,7 +164,10 @@ class ClassificationBenchmark(Benchmark):
 
     def caption(self, results: Mapping[str, Result], baseline: str | None) -> str:
         classes = " (logits restricted to its 200 classes)" if self.restrict else ""
-        return f"{self.title}{classes}: top-1 accuracy and expected calibration error (%)."
+        return (
+            f"{self.title}{classes}: top-1 accuracy and expected calibration error (%)."
+            + partial_copy_caption(results)
+        )
 
 
 for _name, _title, _summary, _layout, _source, _models, _restrict in (
@@ -189,5 +226,6 @@ for _name, _title, _summary, _layout, _source, _models, _restrict in (
             source=_source,
             models=_models,
             restrict=_restrict,
+            class_folders=_models is IMAGENET_MODELS,
         )
     )

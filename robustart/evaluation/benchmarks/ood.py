@@ -30,6 +30,11 @@ from robustart.evaluation.benchmarks.base import (
     percent,
     register,
 )
+from robustart.evaluation.benchmarks.natural_shift import (
+    missing_classes_option,
+    partial_copy_caption,
+    partial_copy_classes,
+)
 from robustart.evaluation.loop import OutputTransform, iterate_logits, limit_dataset
 from robustart.metrics.ood import max_softmax_anomaly_score, ood_detection_scores
 from robustart.utils import Progress, fixed_total
@@ -110,7 +115,7 @@ class OODBenchmark(Benchmark):
     classes by the anomaly score −max softmax (AUROC, AUPR). The datasets are those registered
     as ``<name>`` and ``<name>-in-distribution`` in :data:`robustart.data.SHIFT_DATASETS`."""
 
-    options = frozenset({"clean_root"})
+    options = frozenset({"clean_root", "allow_missing_classes"})
     clean_layout = "<wnid>/*.JPEG (ImageNet val; required: the in-distribution images)"
 
     def prepare(self, settings: ShiftSettings) -> Evaluator:
@@ -120,8 +125,10 @@ class OODBenchmark(Benchmark):
                 "(<wnid>/*.JPEG); its images of ImageNet-O's 200 classes are the "
                 "in-distribution data"
             )
-        out_data = SHIFT_DATASETS.get(self.name)(settings.root)
-        in_data = SHIFT_DATASETS.get(f"{self.name}-in-distribution")(settings.clean_root)
+        option = missing_classes_option(settings)
+        out_data = SHIFT_DATASETS.get(self.name)(settings.root, **option)
+        in_data = SHIFT_DATASETS.get(f"{self.name}-in-distribution")(settings.clean_root, **option)
+        classes = partial_copy_classes(out_data, settings)
         in_subset = limit_dataset(in_data, settings.num_images)
         out_subset = limit_dataset(out_data, settings.num_images)
         total = num_batches(in_subset, settings.batch_size) + num_batches(
@@ -140,7 +147,8 @@ class OODBenchmark(Benchmark):
                 output_transform=out_data.subset.restrict,  # type: ignore[attr-defined]
                 progress=progress,
             )
-            return {**scores, "num_in": len(in_subset), "num_out": len(out_subset)}  # type: ignore[arg-type]
+            sizes = {"num_in": len(in_subset), "num_out": len(out_subset)}  # type: ignore[arg-type]
+            return {**scores, **sizes, **classes}
 
         return evaluate
 
@@ -155,7 +163,7 @@ class OODBenchmark(Benchmark):
         return (
             f"{self.title}: AUROC and AUPR (%) of detecting its images among ImageNet val "
             "images of the same 200 classes by −max softmax over those classes (higher is "
-            "better; chance AUROC 50)."
+            "better; chance AUROC 50)." + partial_copy_caption(results)
         )
 
 
