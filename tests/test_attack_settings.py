@@ -175,6 +175,15 @@ def test_linf_budget_in_pixel_units_is_refused(name):
         create_attack(name, eps=8, norm="linf")
 
 
+def test_linf_step_size_in_pixel_units_is_refused():
+    """Before: step_size 2 (meant as 2/255) ran: every step jumped to a corner of the ε-ball,
+    a weaker attack than asked for, with no word of it (also in PGD adversarial training)."""
+    with pytest.raises(ConfigError, match=r"L∞ step_size must be at most 1"):
+        create_attack("pgd", eps="8/255", step_size=2)
+    assert create_attack("pgd", eps="8/255", step_size="2/255").step_size == 2 / 255
+    assert create_attack("pgd", norm="l2", eps=0.5, step_size=1.5).step_size == 1.5
+
+
 def test_linf_budget_above_one_is_refused_per_call_and_per_image():
     model, images, labels = tiny_batch()
     attack = create_attack("fgsm")

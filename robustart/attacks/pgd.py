@@ -12,6 +12,7 @@ from robustart.attacks.base import (
     ATTACKS,
     Attack,
     Model,
+    check_budget,
     check_flag,
     check_integer,
     check_number,
@@ -78,7 +79,12 @@ class PGD(Attack):
         self.step_size = (
             None
             if step_size is None
-            else check_number(self.name, "step_size", step_size, low=0.0, low_open=True)
+            else check_budget(  # an L∞ step above 1 is in pixel units (2, not 2/255)
+                self.name,
+                self.norm,
+                check_number(self.name, "step_size", step_size, low=0.0, low_open=True),
+                "step_size",
+            )
         )
         self.rel_step_size = (
             2.5 / self.steps
