@@ -55,3 +55,8 @@ class CorruptImageError(RobustartError, OSError):
 class EmptyInputError(ConfigError):
     """Nothing to score: zero images, an empty subset or empty predictions. An accuracy (or
     any other mean) over nothing is refused rather than reported as 0 or NaN."""
+
+
+class RobustartWarning(UserWarning):
+    """A warning addressed to the user (a setting that weakens an attack, files left out of a
+    dataset); the command line prints it as one ``robustart: warning: ...`` line."""

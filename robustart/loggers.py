@@ -41,6 +41,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import Tensor
 
+from robustart.errors import RobustartWarning
 from robustart.utils import atomic_write_text
 
 
@@ -90,7 +91,8 @@ class ResumableExperimentWriter(ExperimentWriter):
         if len(previous) < position:
             rank_zero_warn(
                 f"{self.metrics_file_path} holds {len(previous)} rows but the checkpoint was "
-                f"saved after {position}: rows written before the kill are missing."
+                f"saved after {position}: rows written before the kill are missing.",
+                category=RobustartWarning,
             )
         self.rows = list(previous[:position])
         self._previous = None
@@ -111,7 +113,8 @@ class ResumableExperimentWriter(ExperimentWriter):
         if self._previous is not None:  # a fresh run in a used folder: start a new file
             rank_zero_warn(
                 f"{self.metrics_file_path} of an earlier run is replaced (resume with "
-                "--ckpt_path last to continue it)."
+                "--ckpt_path last to continue it).",
+                category=RobustartWarning,
             )
             self._previous = None
             self._file_keys = None

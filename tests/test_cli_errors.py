@@ -434,3 +434,25 @@ def test_only_jsonargparse_type_checks_pass_for_bad_input():
     )
     assert instantiation_message(head + "  - name 'check_seed' is not defined\n") is None
     assert instantiation_message("some other ValueError") is None
+
+
+def test_robustart_warnings_are_one_line_and_other_warnings_keep_pythons_format(tmp_path, capsys):
+    """Before: ``.../folders.py:190: UserWarning: ...`` and the source line, for a warning
+    addressed to the user (non-image files left out of a dataset)."""
+    import warnings
+
+    from robustart.cli.errors import robustart_warnings_as_one_line
+    from robustart.data.folders import scan_class_folders
+
+    (tmp_path / "a").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a" / "0.png")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    with warnings.catch_warnings(), robustart_warnings_as_one_line():
+        warnings.simplefilter("always")
+        scan_class_folders(tmp_path, {"a": 0}, "my set", "<root>/<class>/*.png")
+        warnings.warn("from elsewhere", UserWarning, stacklevel=1)
+    err = capsys.readouterr().err  # the other warning goes to Python's (here pytest's) handler
+    assert err.startswith("robustart: warning: my set: 1 file(s) in the class folders")
+    assert len(err.splitlines()) == 1 and "elsewhere" not in err and "folders.py" not in err

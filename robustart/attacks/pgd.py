@@ -20,7 +20,7 @@ from robustart.attacks.base import (
 from robustart.attacks.losses import misclassified
 from robustart.attacks.threat import clip_to_box, per_sample
 from robustart.attacks.tracking import BestTracker, SubsetTracker, cascade
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, RobustartWarning
 
 
 @ATTACKS.register("pgd")
@@ -124,6 +124,7 @@ class PGD(Attack):
             f"{self.steps * step:.4g}, less than eps={eps:.4g}, so the attack cannot reach "
             "the edge of its budget; raise step_size or steps (Madry et al.: step_size = "
             "2.5·eps/steps, the default when step_size is null)",
+            RobustartWarning,
             stacklevel=3,
         )
 

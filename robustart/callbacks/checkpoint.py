@@ -40,6 +40,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
+from robustart.errors import RobustartWarning
 from robustart.utils import publish_mode
 
 #: Prefix of the temporary files that atomic checkpoint writes use.
@@ -154,7 +155,8 @@ class RunCheckpoint(ModelCheckpoint):
             rank_zero_warn(
                 f"the checkpoint holds the random-number states of {len(states)} processes, this "
                 f"run has {world_size}: data order and random augmentation will not continue "
-                "exactly as before the interruption"
+                "exactly as before the interruption",
+                category=RobustartWarning,
             )
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

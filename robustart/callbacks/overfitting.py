@@ -11,7 +11,7 @@ from torch import Tensor
 
 from robustart.attacks import FGSM, PGD
 from robustart.attacks.base import check_budget
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, RobustartWarning
 from robustart.utils import format_eps, make_generator
 
 
@@ -225,7 +225,8 @@ class CatastrophicOverfittingGuard(Callback):
             f"catastrophic overfitting at epoch {trainer.current_epoch}, step "
             f"{trainer.global_step}: {reason} on {self.captured} fixed training images "
             f"(PGD-{pgd.steps} {pgd.norm} ε={budget}); {action}. Consider a smaller FGSM step, "
-            "a lower learning rate, or a multi-step objective."
+            "a lower learning rate, or a multi-step objective.",
+            category=RobustartWarning,
         )
         if restored:
             pl_module.load_state_dict(self._best_state)

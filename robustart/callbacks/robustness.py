@@ -12,7 +12,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from robustart.callbacks.run_dir import run_directory
 from robustart.corruptions import SEVERITIES
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, RobustartWarning
 from robustart.evaluation import (
     DEFAULT_ATTACKS,
     CachedChunks,
@@ -254,7 +254,8 @@ class RobustnessEvaluation(Callback):
         if self.num_images is not None and self.num_images > size:
             rank_zero_warn(
                 f"RobustnessEvaluation num_images={self.num_images} but the {split} split holds "
-                f"{size} images: all {size} are evaluated"
+                f"{size} images: all {size} are evaluated",
+                category=RobustartWarning,
             )
 
     # ---------------------------------------------------------------- resume
@@ -297,7 +298,9 @@ class RobustnessEvaluation(Callback):
         try:
             history = json.loads(path.read_text())
         except json.JSONDecodeError:
-            rank_zero_warn(f"{path} is not valid JSON; starting a new history")
+            rank_zero_warn(
+                f"{path} is not valid JSON; starting a new history", category=RobustartWarning
+            )
             return []
         return history if isinstance(history, list) else []
 
@@ -382,7 +385,7 @@ class RobustnessEvaluation(Callback):
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False)
         directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
         for message in report.sanity_warnings():
-            rank_zero_warn(f"robustness sanity check: {message}")
+            rank_zero_warn(f"robustness sanity check: {message}", category=RobustartWarning)
         if trainer.is_global_zero:
             history = self._save(directory, trainer, report, metrics, split, prefix)
             figures = self._save_figures(

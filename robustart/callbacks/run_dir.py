@@ -15,6 +15,8 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from robustart.errors import RobustartWarning
+
 #: The checkpoint ``--ckpt_path last`` resumes from, in ``<run directory>/checkpoints``.
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -82,7 +84,8 @@ def resume_last_checkpoint(trainer_config: Namespace) -> Path | None:
     if not found:
         rank_zero_warn(
             f"--ckpt_path last: no {LAST_CHECKPOINT} under {root}/*/checkpoints; "
-            "starting from scratch."
+            "starting from scratch.",
+            category=RobustartWarning,
         )
         return None
     last = found[-1]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from robustart.cli.errors import input_errors_as_one_line
+from robustart.cli.errors import input_errors_as_one_line, robustart_warnings_as_one_line
 from robustart.errors import ConfigError
 from robustart.registry import close_matches
 
@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     Returns:
         The exit status, 0.
     """
-    with input_errors_as_one_line():
+    with input_errors_as_one_line(), robustart_warnings_as_one_line():
         if argv and argv[0] in HELP_OPTIONS:
             print(top_level_help())
             return 0

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robustart.cli.options import seed_value
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, RobustartWarning
 from robustart.evaluation import RobustnessReport
 from robustart.reporting import csv_table, format_table, markdown_table
 from robustart.utils import (
@@ -377,14 +377,16 @@ def fit_and_test(
         if ckpt == "best":
             rank_zero_warn(
                 f"{recipe}: checkpointing is off, so no best checkpoint was saved; testing the "
-                "last weights instead"
+                "last weights instead",
+                category=RobustartWarning,
             )
         ckpt_path = None  # the weights in memory, those of the last epoch
     elif ckpt == "best" and not checkpointer.best_model_path:
         # the monitored metric was never computed (e.g. a run shorter than every_n_epochs)
         rank_zero_warn(
             f"{recipe}: no best checkpoint by {checkpointer.monitor!r} was saved; testing the "
-            "last weights instead"
+            "last weights instead",
+            category=RobustartWarning,
         )
         ckpt_path = "last"
     wandb_runs.extend(wandb_settings(cli.trainer))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
-from robustart.errors import RobustartError
+from robustart.errors import RobustartError, RobustartWarning
 from robustart.utils import one_line, read_yaml_file
 
 #: Exit status of a command refused because of its input (argparse's usage-error status).
@@ -32,6 +34,34 @@ def input_errors_as_one_line() -> Iterator[None]:
             raise
         print(f"robustart: error: {error_message(err)}", file=sys.stderr)
         raise SystemExit(INPUT_ERROR_STATUS) from None
+
+
+@contextmanager
+def robustart_warnings_as_one_line() -> Iterator[None]:
+    """Run the body; robustart's warnings in it (:class:`~robustart.errors.RobustartWarning`)
+    are printed as one ``robustart: warning: ...`` line on stderr, like its errors, instead of
+    Python's ``file:line: UserWarning: ...`` and a source line. Other libraries' warnings keep
+    Python's format."""
+    default = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, RobustartWarning):
+            print(f"robustart: warning: {one_line(str(message))}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = default
 
 
 def find_input_error(exc: BaseException) -> BaseException | None:

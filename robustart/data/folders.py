@@ -26,6 +26,7 @@ from robustart.errors import (
     DatasetNotFoundError,
     InputRangeError,
     RobustartError,
+    RobustartWarning,
 )
 
 #: File name endings read as images (compared case-insensitively).
@@ -180,6 +181,7 @@ def scan_class_folders(
             f"{dataset}: {len(skipped)} file(s) in the class folders of {root} are not of an "
             f"image type robustart reads ({', '.join(IMAGE_EXTENSIONS)}) and are left out, e.g. "
             f"{examples}; convert them to count them",
+            RobustartWarning,
             stacklevel=2,
         )
     if not samples:

@@ -37,7 +37,7 @@ from robustart.attacks import Attack, create_attack
 from robustart.attacks.base import as_model_input, check_budget, checked_input_gradient
 from robustart.corruptions import CORRUPTIONS, check_severity, create_corruption
 from robustart.corruptions.base import Corruption
-from robustart.errors import ConfigError, NonFiniteError
+from robustart.errors import ConfigError, NonFiniteError, RobustartWarning
 from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
     check_finite_logits,
@@ -463,6 +463,7 @@ def load_suite(spec: str | os.PathLike | dict[str, Any]) -> RobustnessSuite:
         warnings.warn(
             f"{source}: {', '.join(benchmark_only)} run only in `robustart benchmark`; this "
             "evaluation runs the suite's attacks, corruptions and minimal-ε searches",
+            RobustartWarning,
             stacklevel=2,
         )
     unknown = sorted(set(data) - set(_SUITE_KEYS) - set(BENCHMARK_ONLY_KEYS))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustart.errors import ConfigError, EmptyInputError
+from robustart.errors import ConfigError, EmptyInputError, RobustartWarning
 
 __all__ = [
     "LinearFit",
@@ -287,7 +287,7 @@ def scaling_law(
             parts.append(f"NaN distortion: {', '.join(unbroken)}")
         warnings.warn(
             f"scaling law: left out {len(perfect) + len(unbroken)} model(s) ({'; '.join(parts)})",
-            UserWarning,
+            RobustartWarning,
             stacklevel=2,
         )
     if len(points) < 2:
