@@ -133,6 +133,55 @@ def check_labels(
         )
 
 
+def check_logits_shape(logits: Any, num_images: int, what: str = "the model's outputs") -> None:
+    """Refuse model outputs that are not logits ``(N, K)`` of ``N`` images and ``K ≥ 2``
+    classes, before they are scored.
+
+    A tuple or dict (auxiliary heads, Hugging Face outputs), a flat ``(N,)`` vector or integer
+    outputs otherwise end in an ``IndexError`` deep in a metric; one output column is worse:
+    ``argmax`` over it is always class 0, so every accuracy would be the share of label 0
+    (100 % on a set labelled 0, under every attack).
+
+    Args:
+        logits: What the model returned for ``num_images`` images.
+        num_images: N.
+        what: Names the outputs in the message.
+
+    Raises:
+        InputRangeError: naming what was returned and what is expected.
+
+    Example:
+        >>> check_logits_shape(torch.zeros(4, 10), 4)  # fine
+        >>> try:
+        ...     check_logits_shape(torch.zeros(4, 1), 4)
+        ... except InputRangeError as error:
+        ...     print(str(error)[:45])
+        the model's outputs have one column per image
+    """
+    if not isinstance(logits, Tensor):
+        raise InputRangeError(
+            f"{what} must be a tensor of logits (N, classes), got a {type(logits).__name__}: "
+            "return the logits only (e.g. the first element of a tuple, or `outputs.logits`)"
+        )
+    if not logits.is_floating_point():
+        raise InputRangeError(
+            f"{what} must be floating-point logits (N, classes), got dtype {logits.dtype}: "
+            "return the logits, not predicted classes"
+        )
+    if logits.ndim != 2 or logits.shape[0] != num_images:
+        raise InputRangeError(
+            f"{what} must be logits of shape (N, classes) = ({num_images}, K) for {num_images} "
+            f"images, got {tuple(logits.shape)}"
+        )
+    if logits.shape[1] < 2:
+        raise InputRangeError(
+            f"{what} have one column per image: a classifier needs one logit per class (at "
+            "least two); argmax over one column is always class 0, so every accuracy would be "
+            "the share of label 0. For a binary model with one logit z, return "
+            "torch.cat([-z, z], dim=1) / 2"
+        )
+
+
 def check_finite_logits(
     logits: Tensor,
     what: str = "the model's logits",
@@ -186,9 +235,9 @@ def check_model_consistency(
       training mode or without running statistics, logits centred on the batch): it would
       score differently at every ``--batch-size``.
 
-    The first two images are run alone, twice, on copies (batches of at least four images;
-    two extra forward passes of two images) and compared with each other and with their
-    logits within the batch.
+    The first two images are run alone, twice, on copies (two extra forward passes of two
+    images) and compared with each other and with their logits within the batch; in a batch
+    of one or two images, the first image is run beside its negative ``1 - image`` instead.
 
     Args:
         forward: The model's forward pass, images (n, C, H, W) → logits (n, K).
@@ -212,25 +261,30 @@ def check_model_consistency(
         ...     print(str(error)[:44])
         the outputs change from one run to the next
     """
-    if len(images) < 4 or logits.ndim != 2:
-        return
-    within = logits[:2].detach().float()
+    if len(images) < 1 or logits.ndim != 2 or len(logits) != len(images):
+        return  # other checks name outputs that are not (N, K) logits
+    if len(images) >= 3:  # the first two images alone: another batch than theirs
+        pair, compared = images[:2].detach().clone(), 2
+    else:  # a batch of one or two: the first image beside its negative
+        pair, compared = torch.stack([images[0], 1 - images[0]]).detach(), 1
+    original = pair.clone()
+    within = logits[:compared].detach().float()
     if not bool(torch.isfinite(within).all()):
         return  # the NaN check names this
-    pair = images[:2].detach().clone()
     with torch.no_grad():
         first = forward(pair).detach().float()
-        if not torch.equal(pair, images[:2]):
+        if not torch.equal(pair, original):
             raise InputRangeError(
                 f"the model changes its input images in place (e.g. `x.sub_(mean)` in its "
                 f"forward), so {what} would be computed on other images than the ones attacked "
                 "or corrupted. Make its normalisation out of place (`x = (x - mean) / std`)"
             )
-        second = forward(pair.clone()).detach().float()
-    if first.shape != within.shape or not bool(torch.isfinite(first).all()):
+        second = forward(original.clone()).detach().float()
+    if first.shape != (2, within.shape[1]) or not bool(torch.isfinite(first).all()):
         return  # other checks name an output shape that depends on the batch, or NaN logits
+    first, second = first[:compared], second.reshape(2, -1)[:compared]
     scale = float(within.abs().max()) + 1.0
-    rerun = float((first - second.reshape(first.shape)).abs().max())
+    rerun = float((first - second).abs().max())
     if not rerun <= CONSISTENCY_TOLERANCE * scale:
         raise InputRangeError(
             f"{what} change from one run to the next on the same images (up to {rerun:.3g} "
@@ -242,11 +296,11 @@ def check_model_consistency(
     difference = float((first - within).abs().max())
     if not difference <= CONSISTENCY_TOLERANCE * scale:
         raise InputRangeError(
-            f"{what} depend on the other images of the batch (two images alone get logits up "
-            f"to {difference:.3g} away from theirs within a batch of {len(images)}): it uses "
-            "batch statistics (BatchNorm in training mode, or without running statistics), so "
-            "its accuracy would change with the batch size. Evaluate it in eval mode with "
-            "running statistics"
+            f"{what} depend on the other images of the batch (the same image in another batch "
+            f"gets logits up to {difference:.3g} away from its logits within this batch of "
+            f"{len(images)}): the model uses batch statistics (BatchNorm in training mode, or "
+            "without running statistics), so its accuracy would change with the batch size. "
+            "Evaluate it in eval mode with running statistics"
         )
 
 

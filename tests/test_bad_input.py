@@ -572,6 +572,18 @@ def test_models_whose_outputs_depend_on_the_batch_are_refused():
         evaluate_classification(BatchStatisticsModel(), TensorDataset(images, labels))
     accuracy.run_batch(Linear(), images, labels, chunk_id=0)
     evaluate_classification(Linear(), TensorDataset(images, labels))
+    # small batches too (before: --batch-size 2 or 3 skipped the check and scored 12.5 %, 6.2 %)
+    for size in (2, 3):
+        with pytest.raises(InputRangeError, match="depend on the other images of the batch"):
+            accuracy.run_batch(BatchStatisticsModel(), images[:size], labels[:size], chunk_id=0)
+        with pytest.raises(InputRangeError, match="depend on the other images of the batch"):
+            evaluate_classification(
+                BatchStatisticsModel(), TensorDataset(images, labels), batch_size=size
+            )
+    for size in (1, 2):
+        with pytest.raises(InputRangeError, match="change from one run to the next"):
+            accuracy.run_batch(DropoutOnModel(), images[:size], labels[:size], chunk_id=0)
+        accuracy.run_batch(Linear(), images[:size], labels[:size], chunk_id=0)
 
 
 class DropoutOnModel(Linear):
@@ -865,3 +877,78 @@ def test_cli_shift_labels_outside_the_models_classes(capsys, tmp_path):
 def test_cli_bad_arguments(capsys, tmp_path, args, match):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     cli_error(capsys, *args, "--output", tmp_path / "out", match=match)
+
+
+class TupleOutputModel(Linear):
+    def forward(self, images: Tensor) -> tuple[Tensor, None]:
+        return super().forward(images), None
+
+
+class FlatOutputModel(Linear):
+    def forward(self, images: Tensor) -> Tensor:
+        return super().forward(images)[:, 0]
+
+
+class PredictedClassModel(Linear):
+    def forward(self, images: Tensor) -> Tensor:
+        return super().forward(images).argmax(1, keepdim=True).expand(-1, NUM_CLASSES)
+
+
+OUTPUT_ENTRY_POINTS = {
+    "suite": lambda m, x, y: RobustnessSuite(
+        attacks=[{"name": "pgd", "eps": ["8/255"], "steps": 2}], corruptions=["contrast"]
+    ).run_batch(m, x, y, chunk_id=0),
+    "classification": lambda m, x, y: evaluate_classification(m, TensorDataset(x, y)),
+    "system_noise": lambda m, x, y: evaluate_cifar_system_noise(m, x, y),
+    "transfer": lambda m, x, y: evaluate_transfer({"m": m}, x, y, create_attack("fgsm")),
+    "minimal_eps": lambda m, x, y: MinimalEpsilonSearch("fgsm", eps_max=0.1, bisection_steps=1)(
+        m, x, y
+    ),
+    "attack": lambda m, x, y: create_attack("pgd", steps=1)(m, x, y),
+}
+
+
+@pytest.mark.parametrize("entry", OUTPUT_ENTRY_POINTS)
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (TupleOutputModel, "got a tuple"),
+        (FlatOutputModel, r"shape \(N, classes\) = \((\d+), K\) .* got \(\1,\)"),
+        (PredictedClassModel, "floating-point logits"),
+        (lambda: Linear(num_classes=1), "one column per image"),
+        (lambda: Linear().half(), "parameters are torch.float16"),
+    ],
+    ids=["tuple", "flat", "classes", "one_column", "half"],
+)
+def test_outputs_that_are_not_logits_and_half_models_are_refused(entry, make, match):
+    """Before: AttributeError / IndexError / dtype RuntimeError tracebacks from every Python
+    entry point, and for a one-column model 100 % everywhere (argmax of one column is 0, the
+    labels were 0)."""
+    images = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.zeros(8, dtype=torch.long)
+    with pytest.raises(InputRangeError, match=match):
+        OUTPUT_ENTRY_POINTS[entry](make(), images, labels)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_attacks_refuse_half_precision_images(dtype):
+    """Before: the returned images left the ε-ball (bfloat16: 8.47/255 at ε = 8/255, 0.996/255
+    at 0.5/255) through the final rounding to the images' dtype."""
+    images, labels = tiny_batch()
+    with pytest.raises(InputRangeError, match="float32"):
+        create_attack("pgd", eps="8/255", steps=2)(Linear(), images.to(dtype), labels)
+
+
+def test_a_corruption_that_leaves_the_images_unchanged_is_refused():
+    """Defocus blur's severity-4 radius (1 px on 32-px images) scales to 0.875 px on 28-px
+    images: only the centre tap is left and the images come back unchanged. Before: scored,
+    the "corrupted" accuracy being the clean one (flattering the corruption mean)."""
+    images = torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, NUM_CLASSES)).eval()
+    suite = RobustnessSuite(corruptions=["defocus_blur"], severities=[3, 4])
+    with pytest.raises(ConfigError, match="defocus_blur at severity 4 leaves these 28x28"):
+        suite.run_batch(model, images, labels, chunk_id=0)
+    RobustnessSuite(corruptions=["defocus_blur"], severities=[3]).run_batch(
+        model, images, labels, chunk_id=0
+    )

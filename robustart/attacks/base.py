@@ -35,7 +35,14 @@ from robustart.attacks.losses import ATTACK_LOSSES, check_logits
 from robustart.attacks.threat import ThreatModel, get_threat_model
 from robustart.errors import ConfigError, InputRangeError
 from robustart.registry import Registry
-from robustart.utils import check_images, check_labels, parse_eps, parse_fraction, preserve_mode
+from robustart.utils import (
+    check_images,
+    check_labels,
+    check_logits_shape,
+    parse_eps,
+    parse_fraction,
+    preserve_mode,
+)
 
 #: Registry of attack classes, keyed by name ("fgsm", "pgd", ...).
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -208,11 +215,25 @@ def as_model_input(model: Model, images: Tensor) -> Tensor:
 
 def float64_model_input(model: Model) -> torch.dtype | None:
     """``torch.float64`` for a module whose floating-point parameters are float64 (it needs
-    float64 input), else ``None`` (float32 input; functions and float32 modules)."""
+    float64 input), else ``None`` (float32 input; functions and float32 modules).
+
+    Raises:
+        InputRangeError: a half-precision module (float16 / bfloat16 parameters): attacks and
+            metrics need float32 logits and perturbations finer than half precision resolves
+            (bfloat16 has 8 bits of mantissa: 1/255 steps round away); evaluate it in float32
+            (``model.float()``), with autocast for mixed precision on a GPU.
+    """
     if not isinstance(model, nn.Module):
         return None
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         if tensor.is_floating_point():
+            if tensor.dtype in (torch.float16, torch.bfloat16):
+                raise InputRangeError(
+                    f"the model's parameters are {tensor.dtype}: evaluate it in float32 "
+                    "(model.float(); mixed precision on a GPU with torch.autocast) - half "
+                    "precision rounds perturbations of 1/255 away, so attacks and corruptions "
+                    "would not be the ones reported"
+                )
             return torch.float64 if tensor.dtype == torch.float64 else None
     return None
 
@@ -249,7 +270,8 @@ def checked_input_gradient(
     with torch.inference_mode(False), torch.enable_grad():
         x = images.detach().clone().requires_grad_(True)
         logits = model(as_model_input(model, x))
-        if not isinstance(logits, Tensor) or not logits.requires_grad:
+        check_logits_shape(logits, len(x))
+        if not logits.requires_grad:
             if not required:
                 return None
             raise ConfigError(
@@ -370,6 +392,13 @@ class Attack(ABC):
             Adversarial images, same shape and dtype as ``images``, in [0, 1], detached.
         """
         check_images(images)
+        if images.dtype in (torch.float16, torch.bfloat16):
+            raise InputRangeError(
+                f"attacks need float32 (or float64) images, got {images.dtype}: half precision "
+                "cannot hold the perturbation, so the returned images would leave the ε-ball "
+                "(bfloat16: 8.47/255 at ε = 8/255). Pass images.float(); run a half model "
+                "under torch.autocast"
+            )
         check_attack_labels(labels, images.shape[0])
         if labels.ndim == 1 and labels.dtype != torch.int64:
             labels = labels.long()  # int32, uint8, ...: the losses index with int64

@@ -127,11 +127,9 @@ def misclassified(logits: Tensor, labels: Tensor) -> Tensor:
 def check_logits(logits: Tensor) -> None:
     """Refuse model outputs that look like probabilities (attacks need logits)."""
     from robustart.errors import InputRangeError
+    from robustart.utils import check_logits_shape
 
-    if logits.ndim != 2:
-        raise InputRangeError(
-            f"the model must return logits of shape (N, num_classes), got {tuple(logits.shape)}"
-        )
+    check_logits_shape(logits, len(logits) if isinstance(logits, Tensor) else 0)
     with torch.no_grad():
         looks_like_probs = (
             logits.shape[1] > 1

@@ -29,10 +29,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from robustart.attacks.base import as_model_input
 from robustart.errors import ConfigError
 from robustart.utils import (
     Progress,
     check_finite_logits,
+    check_logits_shape,
     check_model_consistency,
     preserve_mode,
     track_progress,
@@ -184,9 +186,10 @@ def batch_logits(model: Callable[[Tensor], Tensor], images: Tensor, what: str = 
     with torch.no_grad():
         if isinstance(model, nn.Module):
             with preserve_mode(model, train=False):
-                logits = model(images)
+                logits = model(as_model_input(model, images))
         else:
             logits = model(images)
+    check_logits_shape(logits, len(images))
     check_finite_logits(logits, f"the logits of {what}" if what else "the model's logits")
     return logits
 
@@ -246,7 +249,8 @@ def iterate_logits(
                 images = input_transform(images)
             lead = images.shape[:-3]
             flat = images.flatten(0, len(lead) - 1) if len(lead) > 1 else images
-            logits = model(flat)
+            logits = model(as_model_input(model, flat))
+            check_logits_shape(logits, len(flat))
             if first:  # once per evaluation: one forward pass of two images
                 check_model_consistency(model, flat, logits, "the model's outputs")
                 first = False

@@ -30,6 +30,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,13 @@ import torch
 from torch import Tensor, nn
 
 from robustart.attacks import Attack, cascade, create_attack
-from robustart.attacks.base import Model, check_attack_labels, check_budget
+from robustart.attacks.base import (
+    Model,
+    as_model_input,
+    check_attack_labels,
+    check_budget,
+    checked_input_gradient,
+)
 from robustart.attacks.losses import class_indices
 from robustart.errors import ConfigError, EmptyInputError
 from robustart.metrics.robustness import (
@@ -45,7 +52,13 @@ from robustart.metrics.robustness import (
     distortion_statistics,
     minimal_eps_statistics,
 )
-from robustart.utils import check_finite_logits, check_images, parse_eps, preserve_mode
+from robustart.utils import (
+    check_finite_logits,
+    check_images,
+    check_logits_shape,
+    parse_eps,
+    preserve_mode,
+)
 
 __all__ = ["MinimalEpsilonResult", "MinimalEpsilonSearch", "accuracy_curve"]
 
@@ -298,6 +311,12 @@ class MinimalEpsilonSearch:
         step = max(n, 1) if batch_size is None else int(batch_size)
         if step < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if self.attack.name != "square":  # gradient attacks need finite input gradients
+            first = images[: min(step, n)]
+            with preserve_mode(model, False) if isinstance(model, nn.Module) else nullcontext():
+                checked_input_gradient(
+                    model, first, class_indices(labels[: len(first)]), "the searched model"
+                )
         parts = [
             self._search(model, images[i : i + step], labels[i : i + step], generator)
             for i in range(0, max(n, 1), step)
@@ -375,9 +394,10 @@ class MinimalEpsilonSearch:
         """
         if isinstance(model, nn.Module):
             with preserve_mode(model, False):
-                logits = model(images)
+                logits = model(as_model_input(model, images))
         else:
             logits = model(images)
+        check_logits_shape(logits, len(images))
         check_finite_logits(logits)
         if given_labels is not None:
             check_attack_labels(given_labels, images.shape[0], logits.shape[-1])

@@ -42,6 +42,7 @@ from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
     check_finite_logits,
     check_labels,
+    check_logits_shape,
     check_model_consistency,
     check_not_probabilities,
     eps_key,
@@ -239,6 +240,39 @@ def parse_severities(severities: Sequence[int]) -> tuple[int, ...]:
     return parsed
 
 
+#: A corruption whose output moves no pixel of a chunk by this much (half an 8-bit level)
+#: left the images unchanged.
+UNCHANGED_TOLERANCE = 0.5 / 255
+
+
+def check_corruption_changes(corrupted: Tensor, images: Tensor, name: str, severity: int) -> None:
+    """Refuse a corruption × severity that leaves the images unchanged.
+
+    Spatial parameters scale with the image side (tables of 32 or 224 px), so on small
+    images a blur radius can fall below a pixel (defocus blur at severity 4 on 28-px
+    images): the "corrupted" accuracy would be the clean one, and it would flatter the
+    corruption mean and the mCE.
+
+    Args:
+        corrupted: (N, C, H, W) output of the corruption.
+        images: (N, C, H, W) its input.
+        name: The corruption, for the message.
+        severity: Its severity.
+
+    Raises:
+        ConfigError: no pixel moved by :data:`UNCHANGED_TOLERANCE` or more.
+    """
+    if len(images) and not bool((corrupted - images).abs().amax() >= UNCHANGED_TOLERANCE):
+        height, width = images.shape[-2:]
+        raise ConfigError(
+            f"corruption {name} at severity {severity} leaves these {height}x{width} images "
+            "unchanged (no pixel moves by half an 8-bit level), so its accuracy would be the "
+            "clean accuracy. Its spatial parameters scale with the image size and fall below a "
+            "pixel here: leave this corruption or severity out of the suite, or evaluate "
+            "larger images"
+        )
+
+
 class RobustnessSuite:
     """A set of robustness tests run on the same images.
 
@@ -347,6 +381,7 @@ class RobustnessSuite:
 
         with preserve_mode(model, False):
             clean_logits = self._logits(model, images)
+            check_logits_shape(clean_logits, len(images))
             check_finite_logits(
                 clean_logits, f"the model's logits on the clean images of chunk {chunk_id}"
             )
@@ -391,6 +426,8 @@ class RobustnessSuite:
                     key = self.corruption_key(name, severity)
                     generator = make_generator(stable_seed(seed, key, chunk_id), device)
                     corrupted = corruption(images, severity, generator)
+                    if chunk_id == 0:
+                        check_corruption_changes(corrupted, images, name, severity)
                     score(key, self._logits(model, corrupted))
         flags = torch.stack(list(finite.values())).tolist()  # one host synchronisation
         broken = [key for key, ok in zip(finite, flags) if not ok]
