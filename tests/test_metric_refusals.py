@@ -122,9 +122,9 @@ def test_relative_corruption_error_still_refuses_a_baseline_without_an_increase(
 
 
 def test_pair_means_refuse_unknown_severities():
-    with pytest.raises(ConfigError, match=r"severity must be 1\.\.5, got 7"):
+    with pytest.raises(ConfigError, match=r"severity must be an integer 1\.\.5, got 7"):
         unnormalized_mean_corruption_error({"fog": {1: 0.2, 7: 0.3}})
-    with pytest.raises(ConfigError, match=r"severity must be 1\.\.5, got 9"):
+    with pytest.raises(ConfigError, match=r"severity must be an integer 1\.\.5, got 9"):
         mean_corruption_accuracy({"fog": {9: 0.5}})
 
 
@@ -214,3 +214,34 @@ def test_category_means_keep_every_corruption(monkeypatch):
         {"noise": 0.8, "extra": 0.2, "colour": 0.6, "other": 0.4}
     )
     assert list(category_means(table)) == ["noise", "extra", "colour", "other"]
+
+
+def test_metric_inputs_that_would_be_misread_are_refused():
+    """Before: severity 1.5 read as 1 (overwriting it), "01" beside "1", a corruption listed
+    twice weighing double, an empty list a ZeroDivisionError, (N, K) logits flattened into
+    AUROC "scores", correctness 0.5 read as 0 and 2 a torchmetrics traceback."""
+    from robustart.metrics.calibration import expected_calibration_error
+    from robustart.metrics.corruption import (
+        BENCHMARK_CORRUPTIONS,
+        corruption_error,
+        mean_corruption_error,
+    )
+    from robustart.metrics.ood import auroc, ood_detection_scores
+
+    with pytest.raises(ConfigError, match=r"integer 1\.\.5, got 1\.5"):
+        corruption_error("fog", {1: 0.2, 1.5: 0.9})
+    with pytest.raises(ConfigError, match="got '01'"):
+        corruption_error("fog", {"1": 0.9, "01": 0.1})
+    assert corruption_error("fog", {"1": 0.2}) == corruption_error("fog", {1: 0.2})  # JSON keys
+    full = {n: {s: 0.5 for s in range(1, 6)} for n in BENCHMARK_CORRUPTIONS}
+    with pytest.raises(ConfigError, match="more than once would weigh double: fog"):
+        mean_corruption_error(full, corruptions=["fog", "fog", "snow"])
+    with pytest.raises(EmptyInputError):
+        mean_corruption_error(full, corruptions=[])
+    with pytest.raises(InputRangeError, match=r"shape \(3, 4\): OOD detection takes one"):
+        ood_detection_scores(torch.randn(3, 4), torch.randn(2, 4))
+    with pytest.raises(InputRangeError, match="3 scores but 2 labels"):
+        auroc(torch.tensor([0.1, 0.2, 0.3]), torch.tensor([True, False]))
+    for correct in (torch.full((4,), 0.5), torch.full((4,), 2)):
+        with pytest.raises(InputRangeError, match="0/1 or bool"):
+            expected_calibration_error(torch.full((4,), 0.5), correct)

@@ -99,6 +99,10 @@ def _checked(confidence: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, 
     check_finite_logits(confidence, "the confidences given to the calibration error")
     if confidence.numel() and (confidence.min() < 0 or confidence.max() > 1):
         raise InputRangeError("confidences must lie in [0, 1]")
+    if not bool(((correct == 0) | (correct == 1)).all()):
+        raise InputRangeError(
+            "correct must hold 0/1 or bool (was the top-1 prediction right?), got other values"
+        )
     return confidence, correct
 
 

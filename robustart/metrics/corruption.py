@@ -20,6 +20,7 @@ Definitions, with ``E(f, c, s)`` the error of model ``f`` on corruption ``c`` at
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from robustart.corruptions.base import (
     CORRUPTIONS,
     SEVERITIES,
 )
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, EmptyInputError
 from robustart.metrics.checks import check_fraction
 
 if TYPE_CHECKING:  # the evaluation package may import these metrics: no import cycle
@@ -75,8 +76,16 @@ def _check_curve(values: Mapping[int, float], what: str) -> dict[int, float]:
         raise ConfigError(f"{what} has no severities")
     out = {}
     for severity, value in values.items():
-        if int(severity) not in SEVERITIES:
-            raise ConfigError(f"{what}: severity must be 1..5, got {severity!r}")
+        # an integer, or its decimal string (JSON keys); 1.5, "01" or True would be read as
+        # another severity (int(1.5) == 1) and overwrite it
+        integral = isinstance(severity, numbers.Integral) and not isinstance(severity, bool)
+        canonical = (
+            isinstance(severity, str) and severity.isdigit() and severity == str(int(severity))
+        )
+        if not (integral or canonical) or int(severity) not in SEVERITIES:
+            raise ConfigError(f"{what}: severity must be an integer 1..5, got {severity!r}")
+        if int(severity) in out:
+            raise ConfigError(f"{what}: severity {int(severity)} is given twice")
         out[int(severity)] = check_fraction(value, f"{what} at severity {severity}")
     return out
 
@@ -203,6 +212,15 @@ def missing_pairs(
 
 
 def _require_complete(table: CorruptionTable, corruptions: Sequence[str], what: str) -> None:
+    if isinstance(corruptions, str) or not corruptions:
+        raise EmptyInputError(
+            f"{what} needs a list of corruptions to average over, got {corruptions!r}"
+        )
+    repeated = sorted({c for c in corruptions if list(corruptions).count(c) > 1})
+    if repeated:
+        raise ConfigError(
+            f"{what}: corruptions listed more than once would weigh double: {', '.join(repeated)}"
+        )
     missing = missing_pairs(table, corruptions)
     if missing:
         raise ConfigError(

@@ -32,9 +32,21 @@ def max_softmax_anomaly_score(logits: Tensor) -> Tensor:
     return -logits.detach().float().softmax(dim=1).max(dim=1).values
 
 
+def _one_score_per_image(scores: Tensor, what: str) -> Tensor:
+    """``scores`` as a flat float64 vector; (N, K) logits (one row per image) are refused."""
+    scores = torch.as_tensor(scores).detach()
+    if scores.ndim > 1 and max(scores.shape[1:]) > 1:
+        raise InputRangeError(
+            f"the {what} scores have shape {tuple(scores.shape)}: OOD detection takes one "
+            "anomaly score per image, shape (N,); turn logits into scores first (e.g. "
+            "max_softmax_anomaly_score(logits))"
+        )
+    return scores.double().flatten().cpu()
+
+
 def _scores_and_labels(in_scores: Tensor, out_scores: Tensor) -> tuple[Tensor, Tensor]:
-    in_scores = torch.as_tensor(in_scores).detach().double().flatten().cpu()
-    out_scores = torch.as_tensor(out_scores).detach().double().flatten().cpu()
+    in_scores = _one_score_per_image(in_scores, "in-distribution")
+    out_scores = _one_score_per_image(out_scores, "out-of-distribution")
     if in_scores.numel() == 0 or out_scores.numel() == 0:
         raise EmptyInputError(
             "OOD detection needs scores of both in-distribution and out-of-distribution images, "
@@ -68,6 +80,21 @@ def _as_probabilities(scores: Tensor) -> Tensor:
     return rank.double() / max(int(rank.max()), 1) if len(rank) else scores
 
 
+def _scores_and_positive(scores: Tensor, positive: Tensor, what: str) -> tuple[Tensor, Tensor]:
+    """Flat float64 scores and bool labels of the same length, checked finite."""
+    scores = torch.as_tensor(scores).detach().double().flatten().cpu()
+    positive = torch.as_tensor(positive).detach().flatten().cpu()
+    if scores.shape != positive.shape:
+        raise InputRangeError(
+            f"{what}: {scores.numel()} scores but {positive.numel()} labels; give one label per "
+            "score"
+        )
+    if not bool(((positive == 0) | (positive == 1)).all()):
+        raise InputRangeError(f"{what}: the labels must be 0/1 or bool (positive or not)")
+    _check_finite_scores(scores, what)
+    return scores, positive.bool()
+
+
 def average_precision(scores: Tensor, positive: Tensor) -> float:
     """Average precision of ``scores`` for the binary labels ``positive`` (area under PR).
 
@@ -81,9 +108,7 @@ def average_precision(scores: Tensor, positive: Tensor) -> float:
         >>> round(ap, 6)  # 5/6, in torchmetrics' float32
         0.833333
     """
-    scores = torch.as_tensor(scores).double().flatten()
-    positive = torch.as_tensor(positive).bool().flatten()
-    _check_finite_scores(scores, "average-precision")
+    scores, positive = _scores_and_positive(scores, positive, "average-precision")
     if int(positive.sum()) == 0:
         raise ConfigError("average precision needs at least one positive example")
     return float(binary_average_precision(_as_probabilities(scores), positive.long()))
@@ -96,9 +121,7 @@ def auroc(scores: Tensor, positive: Tensor) -> float:
         >>> auroc(torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([True, False, True, False]))
         0.75
     """
-    scores = torch.as_tensor(scores).double().flatten()
-    positive = torch.as_tensor(positive).bool().flatten()
-    _check_finite_scores(scores, "AUROC")
+    scores, positive = _scores_and_positive(scores, positive, "AUROC")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ConfigError("AUROC needs at least one positive and one negative example")
