@@ -456,3 +456,22 @@ def test_robustart_warnings_are_one_line_and_other_warnings_keep_pythons_format(
     err = capsys.readouterr().err  # the other warning goes to Python's (here pytest's) handler
     assert err.startswith("robustart: warning: my set: 1 file(s) in the class folders")
     assert len(err.splitlines()) == 1 and "elsewhere" not in err and "folders.py" not in err
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (["--checkpoint.monitor", "val/acc"], "better when higher, so it would keep"),
+        (["--checkpoint.monitor", "val/loss", "--checkpoint.mode", "max"], "better when lower"),
+        (["--checkpoint.monitor", "val_loss"], "no evaluation of this run logs this metric"),
+        (["--checkpoint.monitor", "test/acc"], "no evaluation of this run logs this metric"),
+    ],
+)
+def test_checkpoint_monitor_directions_and_unknown_names_are_refused(
+    workdir, capsys, options, match
+):
+    """Before: monitoring val/acc with Lightning's default mode 'min' kept the worst epoch's
+    checkpoint (val/acc 0.047 of 0.047, 0.117, 0.070), which `compare` then tested; a monitor
+    outside robustart's names failed after the first epoch."""
+    expect_error(capsys, "fit", "--config", STANDARD, *options, match=match)
+    assert nothing_trained(workdir)

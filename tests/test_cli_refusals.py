@@ -302,3 +302,19 @@ def test_a_gpu_accelerator_without_a_gpu_is_refused(workdir, capsys, accelerator
     )
     assert f"trainer.accelerator is '{accelerator}'" in line and "accelerator auto" in line
     assert nothing_written(workdir)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (["--trainer.limit_val_batches", "0"], "turns validation off"),
+        (
+            ["--trainer.check_val_every_n_epoch", "3", "--trainer.max_epochs", "2"],
+            "would never run",
+        ),
+    ],
+)
+def test_a_fit_whose_robustness_evaluation_never_runs_is_refused(workdir, capsys, options, match):
+    """Before: exit status 0 and no robustness.json at all."""
+    expect_error(capsys, "fit", *RECIPE, *options, match=match)
+    assert nothing_written(workdir)

@@ -244,3 +244,13 @@ def test_export_tool_writes_a_loadable_zoo_entry(source_model, tmp_path):
         "resnet20", 10, weights=str(tmp_path / "m.safetensors"), weights_sha256=entry["sha256"]
     )
     _same_outputs(source_model, loaded)
+
+
+def test_model_settings_the_architecture_does_not_take_are_refused():
+    """Before: a TypeError traceback from `--model.init_args.model_kwargs "{drop_rate: 0.1}"`
+    on resnet20 (the README's "dropout / drop-path pass through" is about timm models)."""
+    with pytest.raises(ConfigError, match="'resnet20' takes no setting drop_rate"):
+        create_model("resnet20", 10, drop_rate=0.1)
+    with pytest.raises(ConfigError, match="'resnet18' does not take one of drop_rat"):
+        create_model("resnet18", 10, drop_rat=0.1)
+    assert create_model("resnet18", 10, drop_rate=0.1) is not None

@@ -217,6 +217,10 @@ def test_replicate_groups_give_mean_and_spread_and_mark_effects_within_it(tmp_pa
             "group": "std",
         },
         {"spec": "zoo:digits_resnet20_pgd_at", "family": "a", "technique": "pgd_at"},
+        # a second standard group of another size in the family (a scaling study): the
+        # ResNet-20 groups keep the ResNet-20 standard group as their baseline (before: the
+        # family's last standard group, this one, was everyone's baseline)
+        {"spec": "zoo:digits_resnet32_standard", "family": "a", "technique": "standard"},
     ]
     spec = {
         "name": "replicates",
@@ -243,6 +247,7 @@ def test_replicate_groups_give_mean_and_spread_and_mark_effects_within_it(tmp_pa
     cell = rows["digits_resnet20_pgd_at"][table.headers.index("clean")]
     assert cell.endswith("≈") == within
     assert Spread.of([pgd_at]).within(spreads["std"]["clean"]) == within
+    assert not any(str(cell).endswith("≈") for cell in rows["std"][4:])  # its own baseline
     data = json.loads((tmp_path / "study.json").read_text())
     assert data["replicates"]["std"]["clean"]["n"] == 2
     assert "Replicates" in (tmp_path / "study.md").read_text()

@@ -535,6 +535,70 @@ def wandb_credentials_found() -> bool:
 ROBUSTNESS_PREFIXES = ("robust/", "robust_ar/", "attack_success/", "corruption/", "certified/")
 
 
+#: Metric-name prefixes whose values are better when higher (accuracies), and when lower
+#: (losses, errors, attack success): the ``mode`` a monitor of them needs.
+HIGHER_IS_BETTER = (
+    "robust/",
+    "robust_ar/",
+    "corruption/",
+    "certified/",
+    "val/acc",
+    "val_ema/acc",
+    "train/acc",
+)
+LOWER_IS_BETTER = ("attack_success/", "corruption_error/", "val/loss", "train/loss")
+
+
+#: Monitors checked by no list here: training metrics (they depend on the objective) and
+#: Lightning's own counters.
+OTHER_MONITORS = ("train/", "epoch", "step")
+
+
+def monitor_mode(monitor: str) -> str | None:
+    """``"max"`` for an accuracy-like metric, ``"min"`` for a loss or error, ``None`` when
+    the name does not say.
+
+    Example:
+        >>> monitor_mode("robust/pgd10_linf/eps=8_255"), monitor_mode("val/loss")
+        ('max', 'min')
+    """
+    if monitor.startswith(HIGHER_IS_BETTER):
+        return "max"
+    if monitor.startswith(LOWER_IS_BETTER):
+        return "min"
+    return None
+
+
+def check_evaluation_runs(trainer: Any) -> None:
+    """Refuse a fit whose robustness evaluation would never run.
+
+    The evaluation runs at the end of validation epochs; ``limit_val_batches: 0`` turns them
+    off and ``check_val_every_n_epoch`` above ``max_epochs`` never reaches one, so the run
+    would end with exit status 0 and no ``robustness.json``.
+
+    Raises:
+        ConfigError: naming the trainer option and the fix.
+    """
+    from robustart.callbacks import RobustnessEvaluation
+
+    if not any(isinstance(cb, RobustnessEvaluation) for cb in trainer.callbacks):
+        return
+    if trainer.limit_val_batches == 0:
+        raise ConfigError(
+            "--trainer.limit_val_batches 0 turns validation off, and with it the robustness "
+            "evaluation, which runs at the end of validation: no robustness would be "
+            "measured. Keep some validation batches (e.g. --trainer.limit_val_batches 1)"
+        )
+    every, epochs = trainer.check_val_every_n_epoch, trainer.max_epochs
+    if every is not None and epochs is not None and epochs > 0 and every > epochs:
+        raise ConfigError(
+            f"--trainer.check_val_every_n_epoch {every} with --trainer.max_epochs {epochs}: "
+            "validation, and with it the robustness evaluation, would never run. Lower "
+            "check_val_every_n_epoch (the RobustnessEvaluation callback's every_n_epochs sets "
+            "how often robustness is measured)"
+        )
+
+
 def check_monitors(trainer: Any, model: Any) -> None:
     """Refuse a checkpoint or early-stopping ``monitor`` that no evaluation will log, or that
     is only computed on some epochs while the callback acts on others (it would rank a
@@ -600,4 +664,28 @@ def check_monitors(trainer: Any, model: Any) -> None:
                 f"{what}: the task does not log this metric"
                 + (f"; did you mean {', '.join(hint)}?" if hint else "")
                 + f" It logs {', '.join(sorted(task_keys))}."
+            )
+        elif monitor not in robustness_keys | task_keys and not monitor.startswith(OTHER_MONITORS):
+            # val_loss, test/acc (not logged during fit), corruption_error/mce of a suite
+            # without the 15 corruptions: Lightning would fail after the first epoch
+            hint = close_matches(monitor, sorted(task_keys | robustness_keys))
+            raise ConfigError(
+                f"{what}: no evaluation of this run logs this metric"
+                + (f"; did you mean {', '.join(hint)}?" if hint else ".")
+                + f" The task logs {', '.join(sorted(task_keys))}"
+                + (", the robustness evaluation robust/..., corruption/..." if names_of else "")
+                + " (and train/... during training)."
+            )
+        expected = monitor_mode(monitor)
+        if expected is not None and callback.mode != expected:
+            better = "higher" if expected == "max" else "lower"
+            fix = (
+                f"--checkpoint.mode {expected}"
+                if isinstance(callback, ModelCheckpoint)
+                else f"mode: {expected} in the callback's init_args"
+            )
+            raise ConfigError(
+                f"{what} with mode={callback.mode!r}: {monitor} is better when {better}, so "
+                "it would keep (or stop at) the worst epoch; Lightning's default mode is "
+                f"'min'. Set {fix}"
             )

@@ -184,7 +184,12 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
     Raises:
         RobustartError: the first problem found, naming the recipe.
     """
-    from robustart.cli.checks import check_fit_settings, check_monitors, check_run_length
+    from robustart.cli.checks import (
+        check_evaluation_runs,
+        check_fit_settings,
+        check_monitors,
+        check_run_length,
+    )
     from robustart.cli.lightning import build_cli
 
     for path in common:
@@ -197,6 +202,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
         cli = build_cli([*recipe_arguments(recipe, common), *extra], run=False)
         evaluator = robustness_evaluation(cli, recipe)
         check_monitors(cli.trainer, cli.model)
+        check_evaluation_runs(cli.trainer)
         for stage in ("fit", "test"):  # compare fits, then tests with the same trainer
             check_run_length(cli.config.trainer, stage)
         check_fit_settings(cli.config.trainer)

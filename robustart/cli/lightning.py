@@ -39,6 +39,7 @@ from robustart.callbacks.loggers import FinishLoggers
 from robustart.callbacks.run_dir import SaveRunConfig, resume_last_checkpoint, run_directory
 from robustart.cli.checks import (
     check_accelerator,
+    check_evaluation_runs,
     check_fit_has_work_left,
     check_fit_settings,
     check_linked_settings,
@@ -243,6 +244,7 @@ class RobustartCLI(LightningCLI):
         """Check what can only be checked on the built objects, before training starts: the
         monitors, and a resumed fit's settings against its checkpoint's."""
         check_monitors(self.trainer, self.model)
+        check_evaluation_runs(self.trainer)
         ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
         if ckpt_path and ckpt_path not in NAMED_CHECKPOINTS:
             training_settings = getattr(self.datamodule, "training_settings", None)

@@ -86,7 +86,10 @@ def main(argv: list[str]) -> dict[str, Any]:
         print(f"worst-case robust: {label}")
     replicates = study.replicates(narrow=True)
     if replicates is not None:
-        print("\nreplicates (mean ± sample std; ≈: within the family's standard spread):")
+        print(
+            "\nreplicates (mean ± sample std; ≈: within the spread of the family's standard "
+            "group of the same size):"
+        )
         print(replicates[0].text())
     data = study.to_dict()
     for norm, law in data["scaling_law"].items():

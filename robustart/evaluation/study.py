@@ -458,9 +458,12 @@ class StudyResult:
         """Mean ± sample std of every leaderboard column over each replicate group's models,
         or ``None`` when no group has two models.
 
-        A group's cell is marked ``≈`` when its mean is within the spread of the same family's
-        ``standard`` group (the difference is smaller than the run-to-run variation). A group
-        of one model shows its bare value: one run has no measured spread.
+        A group's cell is marked ``≈`` when its mean is within the spread of its baseline, the
+        same family's ``standard`` group (the difference is smaller than the run-to-run
+        variation). A family with several standard groups (a scaling study: ResNet-20 and
+        ResNet-32) gives each group the standard group of its own parameter count; a group
+        that matches none gets no mark. A group of one model shows its bare value: one run has
+        no measured spread.
 
         Args:
             narrow: Keep only the columns of :meth:`summary` (for a terminal).
@@ -489,16 +492,26 @@ class StudyResult:
             group: {h: Spread.of([rows_of[m.name][index[h]] for m in members]) for h in columns}
             for group, members in groups.items()
         }
-        baseline = {
-            members[0].family: group
-            for group, members in groups.items()
-            if members[0].technique == "standard"
-        }
+        standard: dict[str, list[str]] = {}
+        for group, members in groups.items():
+            if members[0].technique == "standard":
+                standard.setdefault(members[0].family, []).append(group)
+        size = table.headers.index("params (M)") if "params (M)" in table.headers else None
+
+        def params(group: str) -> Any:
+            return None if size is None else rows_of[groups[group][0].name][size]
+
+        def baseline_of(group: str, family: str) -> str | None:
+            candidates = standard.get(family, [])
+            if len(candidates) > 1:  # the standard group of the same size, if exactly one
+                candidates = [g for g in candidates if params(g) == params(group)]
+            return candidates[0] if len(candidates) == 1 else None
+
         rows = []
         entries = list(groups.items())
         keys = [(group, members[0].family, members[0].technique) for group, members in entries]
         for group, members in [entries[i] for i in grouped_order(keys)]:
-            base = baseline.get(members[0].family)
+            base = baseline_of(group, members[0].family)
             cells = []
             for h in columns:
                 cell = spreads[group][h]
@@ -695,7 +708,8 @@ class StudyResult:
             lines += [
                 "",
                 "Replicates: mean ± sample std over each group's models; ≈ marks a mean within "
-                "the spread of its family's standard group.",
+                "the spread of its family's standard group (of its size, where the family has "
+                "several).",
                 "",
                 replicates[0].markdown(),
             ]

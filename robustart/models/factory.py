@@ -6,6 +6,7 @@ Every model returned is a :class:`NormalizedClassifier`: it takes un-normalised 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,13 +97,31 @@ def create_backbone(
                 f"robustart's {name!r} has no downloadable weights: pass a local file "
                 "with `weights` instead of `pretrained: true`"
             )
-        return MODELS.get(name)(num_classes=num_classes, in_chans=in_chans, **kwargs)
+        factory = MODELS.get(name)
+        parameters = inspect.signature(factory).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        unknown = [k for k in kwargs if k not in parameters and not takes_any]
+        if unknown:
+            settings = [k for k in parameters if k not in ("num_classes", "in_chans")]
+            raise ConfigError(
+                f"model_kwargs: robustart's {name!r} takes no setting {', '.join(unknown)} (its "
+                f"settings: {', '.join(settings) or 'none'}); drop_rate and drop_path_rate "
+                "apply to timm models"
+            )
+        return factory(num_classes=num_classes, in_chans=in_chans, **kwargs)
     import timm
 
     check_model_name(name)
-    return timm.create_model(
-        name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
-    )
+    try:
+        return timm.create_model(
+            name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
+        )
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        raise ConfigError(
+            f"model_kwargs: timm's {name!r} does not take one of {', '.join(kwargs)} ({error})"
+        ) from None
 
 
 def create_model(
