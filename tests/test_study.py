@@ -300,3 +300,27 @@ def test_the_readme_main_job_runs_as_a_quick_trial(tmp_path, capsys):
         assert (output / figure).stat().st_size > 0
     images = json.loads((output / "benchmark" / "benchmark.json").read_text())["settings"]
     assert images["num_images"] == 4
+
+
+def test_the_headline_is_not_a_budget_only_fgsm_reaches():
+    """Before: with PGD at 4 and 8/255 and FGSM at 16/255, the study's "worst-case robust"
+    column (and its Pareto frontier) was FGSM's accuracy at 16/255, the weakest attack."""
+    from robustart.evaluation import RobustnessReport
+
+    report = RobustnessReport(
+        num_images=16,
+        clean=1.0,
+        attacks={"pgd5_linf": {4 / 255: 0.8, 8 / 255: 0.6}, "fgsm_linf": {16 / 255: 0.3}},
+        attack_settings={
+            "pgd5_linf": {"attack": "pgd", "norm": "linf"},
+            "fgsm_linf": {"attack": "fgsm", "norm": "linf"},
+        },
+    )
+    assert headline_robustness(report) == (0.6, "pgd5_linf, linf ε=8/255")
+    fgsm_only = RobustnessReport(
+        num_images=16,
+        clean=1.0,
+        attacks={"fgsm_linf": {16 / 255: 0.3}},
+        attack_settings={"fgsm_linf": {"attack": "fgsm", "norm": "linf"}},
+    )
+    assert headline_robustness(fgsm_only) == (0.3, "fgsm_linf, linf ε=16/255")

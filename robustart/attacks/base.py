@@ -271,6 +271,7 @@ def checked_input_gradient(
         x = images.detach().clone().requires_grad_(True)
         logits = model(as_model_input(model, x))
         check_logits_shape(logits, len(x))
+        check_labels(labels, len(x), logits.shape[1])
         if not logits.requires_grad:
             if not required:
                 return None

@@ -332,27 +332,36 @@ def _default_name(spec: str) -> str:
 # ----------------------------------------------------------------------------- results
 def headline_robustness(report: RobustnessReport) -> tuple[float | None, str]:
     """The worst-case robust accuracy of a report and what it is: at the largest L∞ budget of
-    its attacks, the per-image worst case over the attacks there (or the one attack's
-    accuracy); else the same for the largest budget of another norm. ``(None, "")`` without
-    attacks."""
+    its multi-step attacks, the per-image worst case over the attacks there (or the one
+    attack's accuracy, named); else the same for the largest budget of another norm.
+    ``(None, "")`` without attacks.
+
+    A budget that only single-step FGSM reaches is not taken while another attack runs: the
+    weakest attack's accuracy would be called the worst case. With FGSM alone, it is FGSM's.
+    """
     budgets: dict[str, set[float]] = {}
+    multi_step: dict[str, set[float]] = {}
     for label, curve in report.attacks.items():
-        norm = report.attack_settings.get(label, {}).get("norm", "linf")
+        settings = report.attack_settings.get(label, {})
+        norm = settings.get("norm", "linf")
         budgets.setdefault(norm, set()).update(curve)
+        if settings.get("attack") != "fgsm":
+            multi_step.setdefault(norm, set()).update(curve)
     if not budgets:
         return None, ""
     norm = "linf" if "linf" in budgets else sorted(budgets)[0]
-    eps = max(budgets[norm])
+    eps = max(multi_step.get(norm) or budgets[norm])
     text = f"{norm} ε={format_eps(eps, norm)}"
     worst = report.worst_case.get(worst_case_metric(eps, norm))
     if worst is not None:
         return worst, f"worst case over attacks, {text}"
-    values = [
-        curve[eps]
+    values = {
+        label: curve[eps]
         for label, curve in report.attacks.items()
         if eps in curve and report.attack_settings.get(label, {}).get("norm", "linf") == norm
-    ]
-    return min(values), f"{text}"
+    }
+    label = min(values, key=values.__getitem__)
+    return values[label], (f"{label}, {text}" if len(values) == 1 else text)
 
 
 def count_flops(model: nn.Module, image_shape: tuple[int, ...], device: torch.device) -> int:
