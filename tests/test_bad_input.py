@@ -952,3 +952,10 @@ def test_a_corruption_that_leaves_the_images_unchanged_is_refused():
     RobustnessSuite(corruptions=["defocus_blur"], severities=[3]).run_batch(
         model, images, labels, chunk_id=0
     )
+
+
+def test_column_labels_are_named_as_such():
+    """Before: (N, 1) integer labels were refused as "soft labels must be float"."""
+    images, labels = tiny_batch()
+    with pytest.raises(InputRangeError, match=r"one class index per image, got \(4, 1\)"):
+        create_attack("fgsm")(Linear(), images, labels[:, None])

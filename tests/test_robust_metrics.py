@@ -351,3 +351,18 @@ def test_metric_states_merge_like_ddp_ranks():
         rank1.update(*(a[len(a) // 3 :] for a in args))
         rank0.merge_state(rank1)
         assert rank0.compute().item() == pytest.approx(whole.compute().item(), abs=1e-6)
+
+
+def test_alexnet_normalisation_only_for_imagenet_scale_reports():
+    """AlexNet's errors are ImageNet-C's (224 px, the ImageNet table): a digits run logged
+    corruption_error/contrast = 114.5 and leaderboards an "mCE" normalised by them. Reports
+    that record a CIFAR-scale image size keep only the unnormalised scores."""
+    full = {n: {s: 0.5 for s in range(1, 6)} for n in BENCHMARK_CORRUPTIONS}
+    small = summarize_report(RobustnessReport(4, 0.9, corruptions=full, image_size=(32, 32)))
+    assert small["mce"] is None and small["relative_mce"] is None and small["ce"] == {}
+    assert small["unnormalized_mce"] == pytest.approx(50.0)
+    assert "corruption_error/mce" not in summary_metrics(small)
+    large = summarize_report(RobustnessReport(4, 0.9, corruptions=full, image_size=(224, 224)))
+    unknown_size = RobustnessReport(4, 0.9, corruptions=full)  # older reports: as before
+    assert large["mce"] == pytest.approx(summarize_report(unknown_size)["mce"])
+    assert RobustnessReport.from_dict(RobustnessReport(4, 0.9, image_size=(32, 32)).to_dict())

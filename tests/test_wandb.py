@@ -204,3 +204,39 @@ def test_compare_groups_its_runs_and_logs_the_table(tmp_path, monkeypatch):
     clean = summary["runs"]["standard"]["report"]["clean"]
     assert table["data"][0][2] == pytest.approx(100 * clean)
     assert table_run.image(row, "comparison/robustness_curves").is_file()
+
+
+def test_resume_last_picks_this_runs_checkpoint_among_a_projects_runs(tmp_path, monkeypatch):
+    """W&B keeps every run of a project in one folder. Before: `--ckpt_path last` of run s0
+    resumed the newest last.ckpt there, run s1's, continuing s1's training under s0's name."""
+    import os
+    import time
+
+    from jsonargparse import Namespace
+
+    from robustart.callbacks.run_dir import resume_last_checkpoint
+    from robustart.errors import ConfigError
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    project = tmp_path / "runs" / "robustart"
+    for run_id, name in (("aaa", "s0"), ("bbb", "s1")):
+        (project / run_id / "checkpoints").mkdir(parents=True)
+        (project / run_id / "checkpoints" / "last.ckpt").write_bytes(b"")
+        (project / run_id / "config.yaml").write_text(
+            f"trainer:\n  logger:\n    init_args: {{name: {name}, project: robustart}}\n"
+        )
+        time.sleep(0.01)
+    os.utime(project / "bbb" / "checkpoints" / "last.ckpt")  # s1's is the newest
+
+    def trainer_config(name):
+        init_args = Namespace(save_dir=str(tmp_path / "runs"), project="robustart", name=name)
+        logger = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=init_args)
+        return Namespace(logger=logger)
+
+    config = trainer_config("s0")
+    assert resume_last_checkpoint(config) == project / "aaa" / "checkpoints" / "last.ckpt"
+    assert config.logger.init_args.version == "aaa"
+    with pytest.raises(ConfigError, match="--ckpt_path last is ambiguous: 2 runs"):
+        resume_last_checkpoint(trainer_config(None))
+    with pytest.warns(UserWarning, match="starting from scratch"):
+        assert resume_last_checkpoint(trainer_config("s2")) is None

@@ -548,6 +548,11 @@ def check_attack_labels(labels: Tensor, num_images: int, num_classes: int | None
         InputRangeError: wrong dtype, shape, or labels out of range.
     """
     if isinstance(labels, Tensor) and labels.ndim == 2:
+        if not labels.is_floating_point() and labels.shape[1] == 1:
+            raise InputRangeError(
+                f"labels must have shape ({num_images},), one class index per image, got "
+                f"{tuple(labels.shape)}: flatten them (labels.flatten())"
+            )
         if not labels.is_floating_point():
             raise InputRangeError(
                 f"soft labels (N, K) must be float probability rows, got dtype {labels.dtype}"

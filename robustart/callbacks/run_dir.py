@@ -61,6 +61,52 @@ def _configured_logger(trainer_config: Namespace) -> Logger | None:
     return logger if isinstance(logger, Logger) else None
 
 
+def _logger_run_name(trainer_config: Any) -> str | None:
+    """The run name (``init_args.name``) of the first logger of a ``trainer`` config (a
+    parsed Namespace or the mapping read from a run's ``config.yaml``)."""
+    logger = trainer_config.get("logger") if hasattr(trainer_config, "get") else None
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    name = init_args.get("name") if hasattr(init_args, "get") else None
+    return None if name is None else str(name)
+
+
+def _runs_of_this_name(found: list[Path], trainer_config: Namespace, root: Path) -> list[Path]:
+    """The checkpoints among ``found`` of runs with this config's run name.
+
+    W&B keeps every run of a project in one folder (``<save_dir>/<project>/<run id>``), so the
+    newest ``last.ckpt`` there may be another run's: resuming it would continue that run's
+    training under this command's name and seed. Each run's ``config.yaml`` names its run.
+
+    Raises:
+        ConfigError: the config names no run and the folder holds several.
+    """
+    from robustart.errors import ConfigError
+    from robustart.utils import read_yaml_file
+
+    def name_of(checkpoint: Path) -> str | None:
+        config = checkpoint.parent.parent / "config.yaml"
+        try:
+            data = read_yaml_file(config, "run config") if config.is_file() else None
+        except Exception:  # an unreadable config names no run
+            data = None
+        return _logger_run_name(data.get("trainer") or {}) if isinstance(data, dict) else None
+
+    wanted = _logger_run_name(trainer_config)
+    if wanted is not None:
+        return [path for path in found if name_of(path) == wanted]
+    if len(found) > 1:
+        runs = ", ".join(f"{p.parent.parent.name} ({name_of(p) or 'unnamed'})" for p in found[-5:])
+        raise ConfigError(
+            f"--ckpt_path last is ambiguous: {len(found)} runs under {root} have a "
+            f"{LAST_CHECKPOINT} (newest last: {runs}), and this run has no name to choose by. "
+            "Pass --ckpt_path with the run's checkpoint file, or name runs "
+            "(--trainer.logger.init_args.name)"
+        )
+    return found
+
+
 def resume_last_checkpoint(trainer_config: Namespace) -> Path | None:
     """Find what ``--ckpt_path last`` resumes: the newest ``last.ckpt`` among the runs of this
     recipe's logger (``<save_dir>/<name>/*/checkpoints``), and make the configured logger
@@ -68,6 +114,9 @@ def resume_last_checkpoint(trainer_config: Namespace) -> Path | None:
 
     Args:
         trainer_config: The parsed ``trainer`` section; its logger's ``version`` is set.
+
+    With a logger that keeps all runs of a project in one folder (W&B), only the runs with
+    this config's run name (``init_args.name``) count.
 
     Returns:
         The checkpoint, or ``None`` (with a warning) when there is none: training starts from
@@ -81,6 +130,8 @@ def resume_last_checkpoint(trainer_config: Namespace) -> Path | None:
         root.glob(f"*/checkpoints/{LAST_CHECKPOINT}") if root else [],
         key=lambda path: path.stat().st_mtime,
     )
+    if found and not isinstance(logger, (CSVLogger, TensorBoardLogger)):
+        found = _runs_of_this_name(found, trainer_config, root)
     if not found:
         rank_zero_warn(
             f"--ckpt_path last: no {LAST_CHECKPOINT} under {root}/*/checkpoints; "

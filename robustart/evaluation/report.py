@@ -68,6 +68,9 @@ class RobustnessReport:
             (mean and median ``None`` when no image was broken).
         minimal_eps_settings: ``{label: settings}`` of every minimal-ε search (attack, norm,
             eps_max, grid, bisection steps, ...).
+        image_size: ``(height, width)`` of the evaluated images (``None``: not recorded). It
+            decides whether AlexNet's ImageNet-C errors may normalise the corruption errors
+            (:func:`~robustart.metrics.corruption.summarize_report`).
     """
 
     num_images: int
@@ -81,6 +84,7 @@ class RobustnessReport:
     gradient_check: dict[str, float] = field(default_factory=dict)
     minimal_eps: dict[str, dict[str, float | None]] = field(default_factory=dict)
     minimal_eps_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None
 
     @classmethod
     def from_metrics(
@@ -90,6 +94,7 @@ class RobustnessReport:
         distortion: dict[str, dict[str, float | None]] | None = None,
         gradient_check: dict[str, float] | None = None,
         minimal_eps: dict[str, dict[str, float | None]] | None = None,
+        image_size: tuple[int, int] | None = None,
     ) -> RobustnessReport:
         """Build a report from the computed metrics of :mod:`robustart.metrics.robustness`.
 
@@ -101,6 +106,7 @@ class RobustnessReport:
             minimal_eps: :class:`~robustart.metrics.robustness.MinimalEpsilons` output
                 ``{label: {"mean", "median", "unbroken"}}``; ``None`` leaves the suite's
                 minimal-ε searches out of the report.
+            image_size: ``(height, width)`` of the evaluated images.
         """
         acc, ar = counts["accuracy"], counts["ar"]
         report = cls(
@@ -108,6 +114,7 @@ class RobustnessReport:
             clean=acc[CLEAN_KEY],
             worst_case=dict(counts.get("wcar", {})),
             gradient_check=dict(gradient_check or {}),
+            image_size=image_size,
         )
         for entry in suite.attacks:
             report.attacks[entry.label] = {e: acc[entry.key(e)] for e in entry.eps}
@@ -294,6 +301,7 @@ class RobustnessReport:
             "gradient_check": self.gradient_check,
             "minimal_eps": self.minimal_eps,
             "minimal_eps_settings": self.minimal_eps_settings,
+            "image_size": None if self.image_size is None else list(self.image_size),
             "warnings": self.sanity_warnings(),
         }
 
@@ -318,4 +326,5 @@ class RobustnessReport:
             gradient_check=dict(data.get("gradient_check", {})),
             minimal_eps={k: dict(v) for k, v in data.get("minimal_eps", {}).items()},
             minimal_eps_settings=dict(data.get("minimal_eps_settings", {})),
+            image_size=tuple(data["image_size"]) if data.get("image_size") else None,
         )

@@ -84,8 +84,10 @@ def evaluate_robustness(
             bar.set_postfix_str(key, refresh=False)
             bar.update(1)
 
+        image_size: tuple[int, int] | None = None
         for chunk_id, images, labels in chunks:
             images = images.to(device, non_blocking=True).float()
+            image_size = (int(images.shape[-2]), int(images.shape[-1]))
             labels = labels.to(device, non_blocking=True)
             result = suite.run_batch(model, images, labels, chunk_id, seed, on_test)
             if on_batch is not None:
@@ -111,4 +113,5 @@ def evaluate_robustness(
                 norms.compute() if attack_keys else None,
                 gradients.compute() if attack_keys else None,
                 minimal.compute() if minimal_labels else None,
+                image_size,
             )

@@ -29,6 +29,7 @@ from robustart.corruptions.base import (
     CORRUPTION_CATEGORIES,
     CORRUPTIONS,
     SEVERITIES,
+    table_for_size,
 )
 from robustart.errors import ConfigError, EmptyInputError
 from robustart.metrics.checks import check_fraction
@@ -312,6 +313,15 @@ def category_means(accuracies: CorruptionTable) -> dict[str, float]:
     return {c: mean_corruption_accuracy(table) for c, table in grouped.items() if table}
 
 
+def imagenet_scale(report: RobustnessReport) -> bool:
+    """Whether ``report``'s images take the ImageNet parameter table (shorter side of 85 px or
+    more, :func:`~robustart.corruptions.base.table_for_size`), so that AlexNet's ImageNet-C
+    errors may normalise its corruption errors; ``True`` when the size was not recorded."""
+    if report.image_size is None:
+        return True
+    return table_for_size(*report.image_size)[0] == "imagenet"
+
+
 def summarize_report(
     report: RobustnessReport,
     baseline: CorruptionTable | None = ALEXNET_ERRORS,
@@ -323,7 +333,9 @@ def summarize_report(
         report: Corruption accuracies; ``report.clean`` may be NaN when the clean accuracy was
             not measured (``relative_mce`` and ``clean_error`` are then ``None``).
         baseline: ``{corruption: {severity: error}}`` of the reference model the CE values are
-            normalised by (AlexNet's ImageNet-C errors by default); ``None``: no normalised
+            normalised by (AlexNet's ImageNet-C errors by default, applied only to reports of
+            ImageNet-scale images: on CIFAR- or digits-size images an AlexNet-normalised
+            error compares other corruptions, :func:`imagenet_scale`); ``None``: no normalised
             scores (``mce``, ``relative_mce`` ``None``, ``ce`` empty), e.g. for CIFAR-10-C
             without a baseline model.
         baseline_clean_error: Clean error of the reference model, for the relative mCE;
@@ -351,6 +363,8 @@ def summarize_report(
             "the report has no corruption accuracies; evaluate corruptions first (e.g. "
             "`corruptions: all` in the robustness suite)"
         )
+    if baseline is ALEXNET_ERRORS and not imagenet_scale(report):
+        baseline = baseline_clean_error = None  # AlexNet's errors are ImageNet-C's
     errors = accuracies_to_errors(accuracies)
     clean_error = (
         None if math.isnan(report.clean) else 1.0 - check_fraction(report.clean, "clean accuracy")

@@ -481,7 +481,9 @@ def _create_recorded_model(
         )
     try:
         return create_model(arch, num_classes, channels, **model_kwargs)
-    except TypeError as err:
+    except (TypeError, ConfigError) as err:
+        if isinstance(err, ConfigError) and not str(err).startswith("model_kwargs:"):
+            raise
         raise CheckpointError(
             f"{path} records model_kwargs {dict(model_kwargs)!r} that model {arch!r} does not "
             f"take ({_first_line(err)}); it was written for another version of the model"
