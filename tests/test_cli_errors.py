@@ -465,6 +465,11 @@ def test_robustart_warnings_are_one_line_and_other_warnings_keep_pythons_format(
         (["--checkpoint.monitor", "val/loss", "--checkpoint.mode", "max"], "better when lower"),
         (["--checkpoint.monitor", "val_loss"], "no evaluation of this run logs this metric"),
         (["--checkpoint.monitor", "test/acc"], "no evaluation of this run logs this metric"),
+        # CE normalised by AlexNet's ImageNet-C errors: not logged for 32-px digits
+        (
+            ["--config", str(FAST), "--checkpoint.monitor", "corruption_error/gaussian_noise"],
+            "no evaluation of this run logs this metric; did you mean",
+        ),
     ],
 )
 def test_checkpoint_monitor_directions_and_unknown_names_are_refused(

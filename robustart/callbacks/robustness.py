@@ -210,11 +210,16 @@ class RobustnessEvaluation(Callback):
             split=self.split, test_split=self.test_split, save_dir=self.save_dir
         )
 
-    def metric_names(self, prefix: str = "", test: bool = False) -> set[str]:
+    def metric_names(
+        self, prefix: str = "", test: bool = False, image_size: int | None = None
+    ) -> set[str]:
         """Every metric name an evaluation logs (the fit suite, or the test suite with
-        ``test``), e.g. to check a checkpoint's ``monitor`` before training starts."""
+        ``test``), e.g. to check a checkpoint's ``monitor`` before training starts.
+        ``image_size``: side of the evaluated images, where known (AlexNet-normalised
+        corruption errors exist only for ImageNet-scale images)."""
         suite = self.test_suite if test else self.suite
-        report = RobustnessReport.placeholder(suite)
+        size = None if image_size is None else (image_size, image_size)
+        report = RobustnessReport.placeholder(suite, size)
         names = {*report.metrics(prefix), *self.corruption_summary_metrics(report, prefix)}
         if self.certification is not None:
             names.update(

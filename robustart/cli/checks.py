@@ -599,10 +599,17 @@ def check_evaluation_runs(trainer: Any) -> None:
         )
 
 
-def check_monitors(trainer: Any, model: Any) -> None:
+def check_monitors(trainer: Any, model: Any, image_size: int | None = None) -> None:
     """Refuse a checkpoint or early-stopping ``monitor`` that no evaluation will log, or that
     is only computed on some epochs while the callback acts on others (it would rank a
     checkpoint by a stale value from an earlier epoch).
+
+    Args:
+        trainer: The built trainer (its callbacks).
+        model: The built task (its logged names depend on its settings).
+        image_size: Side of the training images (the datamodule's ``image_size``), where
+            known: corruption errors normalised by AlexNet are logged only for ImageNet-scale
+            images.
 
     Raises:
         ConfigError: naming the monitor, the keys that exist (close matches) and the fix.
@@ -613,7 +620,7 @@ def check_monitors(trainer: Any, model: Any) -> None:
     from robustart.registry import close_matches
 
     names_of = [  # each evaluation's period and metric names
-        (cb.every_n_epochs, cb.metric_names())
+        (cb.every_n_epochs, cb.metric_names(image_size=image_size))
         for cb in trainer.callbacks
         if isinstance(cb, RobustnessEvaluation)
     ]

@@ -201,7 +201,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
     for recipe in recipes:
         cli = build_cli([*recipe_arguments(recipe, common), *extra], run=False)
         evaluator = robustness_evaluation(cli, recipe)
-        check_monitors(cli.trainer, cli.model)
+        check_monitors(cli.trainer, cli.model, getattr(cli.datamodule, "image_size", None))
         check_evaluation_runs(cli.trainer)
         for stage in ("fit", "test"):  # compare fits, then tests with the same trainer
             check_run_length(cli.config.trainer, stage)

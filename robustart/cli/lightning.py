@@ -243,7 +243,7 @@ class RobustartCLI(LightningCLI):
     def before_fit(self) -> None:
         """Check what can only be checked on the built objects, before training starts: the
         monitors, and a resumed fit's settings against its checkpoint's."""
-        check_monitors(self.trainer, self.model)
+        check_monitors(self.trainer, self.model, getattr(self.datamodule, "image_size", None))
         check_evaluation_runs(self.trainer)
         ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
         if ckpt_path and ckpt_path not in NAMED_CHECKPOINTS:

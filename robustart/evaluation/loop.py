@@ -251,7 +251,7 @@ def iterate_logits(
             flat = images.flatten(0, len(lead) - 1) if len(lead) > 1 else images
             logits = model(as_model_input(model, flat))
             check_logits_shape(logits, len(flat))
-            if first:  # once per evaluation: one forward pass of two images
+            if first:  # once per evaluation: two forward passes of two images
                 check_model_consistency(model, flat, logits, "the model's outputs")
                 first = False
             if output_transform is not None:

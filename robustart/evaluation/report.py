@@ -134,10 +134,13 @@ class RobustnessReport:
         return report
 
     @classmethod
-    def placeholder(cls, suite: RobustnessSuite) -> RobustnessReport:
+    def placeholder(
+        cls, suite: RobustnessSuite, image_size: tuple[int, int] | None = None
+    ) -> RobustnessReport:
         """A report of ``suite`` with made-up values (0.5) in every field: its
         :meth:`metrics` names are every metric an evaluation of the suite logs (to check a
-        checkpoint's ``monitor`` before anything runs)."""
+        checkpoint's ``monitor`` before anything runs). ``image_size`` (height, width) of the
+        evaluated images decides which corruption errors exist (``None``: all)."""
         keys = suite.keys()
         counts = {
             "accuracy": dict.fromkeys(keys, 0.5),
@@ -147,7 +150,7 @@ class RobustnessReport:
         }
         statistics = dict.fromkeys(MINIMAL_EPS_STATISTICS, 0.5)
         minimal_eps = {entry.label: statistics for entry in suite.minimal_eps}
-        return cls.from_metrics(suite, counts, minimal_eps=minimal_eps)
+        return cls.from_metrics(suite, counts, minimal_eps=minimal_eps, image_size=image_size)
 
     @classmethod
     def from_counts(

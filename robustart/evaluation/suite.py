@@ -398,7 +398,7 @@ class RobustnessSuite:
                 clean_logits, f"the model's logits on the clean images of chunk {chunk_id}"
             )
             check_labels(labels, len(images), clean_logits.shape[1])
-            if chunk_id == 0:  # once per evaluation: one forward pass of two images
+            if chunk_id == 0:  # once per evaluation: two forward passes of two images
                 check_model_consistency(
                     lambda x: self._logits(model, x),
                     images,
