@@ -156,3 +156,14 @@ def test_recipes_that_differ_only_in_training_are_accepted(workdir):
     digests = check_recipes(recipes, [], [])
     assert len(set(digests)) == 3
     assert check_recipes(recipes, [], []) == digests  # the same configuration, the same identity
+
+
+def test_a_warm_up_longer_than_training_is_refused_before_any_recipe_trains(workdir):
+    """Before: `compare` trained and tested the first recipe (104 s here, hours with the
+    CIFAR recipes), then refused the second recipe's warm-up of 20 epochs in a 1-epoch run."""
+    layer = write_layer(workdir / "layer.yaml", "a.yaml")
+    (workdir / "a.yaml").write_text(fgsm_suite("8/255"))
+    (workdir / "warm.yaml").write_text("model:\n  init_args:\n    warmup_epochs: 20\n")
+    warm = Path(f"{STANDARD}+{layer}+{workdir / 'warm.yaml'}")
+    with pytest.raises(ConfigError, match="warmup_epochs is 20"):
+        check_recipes([Path(f"{STANDARD}+{layer}"), warm], [], [])

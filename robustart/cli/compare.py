@@ -189,6 +189,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
         check_fit_settings,
         check_monitors,
         check_run_length,
+        check_warmups_fit,
     )
     from robustart.cli.lightning import build_cli
 
@@ -206,6 +207,7 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
         for stage in ("fit", "test"):  # compare fits, then tests with the same trainer
             check_run_length(cli.config.trainer, stage)
         check_fit_settings(cli.config.trainer)
+        check_warmups_fit(cli.config)  # `robustart fit` checks it; built without a subcommand
         digests.append(config_digest(cli))
         evaluations.append(evaluation_signature(evaluator))
         del cli, evaluator
