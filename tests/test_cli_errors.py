@@ -122,6 +122,8 @@ def test_fit_output_below_a_regular_file_is_refused_before_training(option, work
         ("--trainer.val_check_interval", "5", "limit_train_batches=2: validation would never"),
         # before: accepted, and Lightning trained without clipping
         ("--trainer.gradient_clip_val", "-1", "gradient_clip_val is -1: Lightning skips"),
+        # before: a dtype traceback at the first attack or evaluation
+        ("--trainer.precision", "bf16-true", "--trainer.precision bf16-mixed"),
         # Lightning's own refusals (MisconfigurationException), now one line
         ("--checkpoint.save_top_k", "-2", "Invalid value for save_top_k=-2"),
         ("--checkpoint.mode", "maxx", "`mode` can be min, max but got maxx"),

@@ -130,6 +130,10 @@ def check_accelerator(trainer_config: Namespace) -> None:
     )
 
 
+#: Lightning precisions that cast the model itself to half precision.
+HALF_PRECISIONS = ("16-true", "bf16-true")
+
+
 def check_fit_settings(trainer_config: Namespace) -> None:
     """Refuse trainer settings of a fit that Lightning only rejects (or silently ignores)
     once its loops start: divisions by zero, a negative gradient clip, a validation interval
@@ -146,6 +150,14 @@ def check_fit_settings(trainer_config: Namespace) -> None:
         value = trainer_config.get(option)
         if isinstance(value, int) and value < 1:
             raise ConfigError(f"trainer.{option} is {value}: it must be 1 or more (e.g. {meaning})")
+    precision = str(trainer_config.get("precision"))
+    if precision in HALF_PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision {precision} casts the model's weights to half precision, which "
+            "robustart's attacks and robustness evaluation refuse (a half-precision image "
+            "cannot hold a perturbation of 1/255). Train with mixed precision: "
+            f"--trainer.precision {precision.replace('true', 'mixed')}"
+        )
     clip = trainer_config.get("gradient_clip_val")
     if isinstance(clip, (int, float)) and clip < 0:
         raise ConfigError(
