@@ -82,14 +82,14 @@ def _runs_of_this_name(found: list[Path], trainer_config: Namespace, root: Path)
     Raises:
         ConfigError: the config names no run and the folder holds several.
     """
-    from robustart.errors import ConfigError
+    from robustart.errors import ConfigError, RobustartError
     from robustart.utils import read_yaml_file
 
     def name_of(checkpoint: Path) -> str | None:
         config = checkpoint.parent.parent / "config.yaml"
         try:
             data = read_yaml_file(config, "run config") if config.is_file() else None
-        except Exception:  # an unreadable config names no run
+        except RobustartError:  # an unreadable config names no run
             data = None
         return _logger_run_name(data.get("trainer") or {}) if isinstance(data, dict) else None
 

@@ -155,6 +155,11 @@ class Corruption(ABC):
     name: ClassVar[str] = ""
     #: "noise", "blur", "weather", "digital" or "extra".
     category: ClassVar[str] = ""
+    #: Whether its parameters are lengths in pixels that scale with the image (blurs,
+    #: pixelation, elastic warps): on small images they can shrink to nothing, which the
+    #: robustness suite refuses. Colour and noise corruptions may leave some images as they
+    #: are, legitimately (saturation on grey images).
+    pixel_lengths: ClassVar[bool] = False
     #: One parameter per severity 1..5 for 224-px images.
     imagenet: ClassVar[tuple[Any, ...]] = ()
     #: One parameter per severity 1..5 for 32-px images.

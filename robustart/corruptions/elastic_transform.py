@@ -64,6 +64,7 @@ class ElasticTransform(Corruption):
 
     name = "elastic_transform"
     category = "digital"
+    pixel_lengths = True
     parameter_bounds = (Bound("alpha", 0.0), Bound("sigma", 0.0), Bound("jitter", 0.0))
     imagenet = (
         (2.0, 0.7, 0.1),

@@ -15,6 +15,7 @@ class GaussianBlur(Corruption):
 
     name = "gaussian_blur"
     category = "extra"
+    pixel_lengths = True
     parameter_bounds = (Bound("sigma", 0.0, open_low=True),)
     imagenet = (1, 2, 3, 4, 6)
     cifar = (0.4, 0.6, 0.7, 0.8, 1.0)

@@ -95,6 +95,7 @@ class GlassBlur(Corruption):
 
     name = "glass_blur"
     category = "blur"
+    pixel_lengths = True
     parameter_bounds = (
         Bound("sigma", 0.0),
         Bound("max_delta", 0.0),

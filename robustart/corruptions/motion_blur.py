@@ -18,6 +18,7 @@ class MotionBlur(Corruption):
 
     name = "motion_blur"
     category = "blur"
+    pixel_lengths = True
     parameter_bounds = (Bound("radius", 0.0), Bound("sigma", 0.0, open_low=True))
     imagenet = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))
     cifar = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))

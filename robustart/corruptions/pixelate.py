@@ -109,6 +109,7 @@ class Pixelate(Corruption):
 
     name = "pixelate"
     category = "digital"
+    pixel_lengths = True
     parameter_bounds = (Bound("fraction", 0.0, 1.0, open_low=True),)
     imagenet = (0.6, 0.5, 0.4, 0.3, 0.25)
     cifar = (0.95, 0.9, 0.85, 0.75, 0.65)

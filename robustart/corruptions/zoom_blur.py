@@ -35,6 +35,7 @@ class ZoomBlur(Corruption):
 
     name = "zoom_blur"
     category = "blur"
+    pixel_lengths = True
     parameter_bounds = (
         Bound("start", 0.0, open_low=True),
         Bound("stop", 0.0, open_low=True),

@@ -245,18 +245,6 @@ def parse_severities(severities: Sequence[int]) -> tuple[int, ...]:
 UNCHANGED_TOLERANCE = 0.5 / 255
 
 
-#: Corruptions outside the "blur" category whose parameters are lengths in pixels.
-SPATIAL_EXTRAS = ("gaussian_blur", "pixelate", "elastic_transform")
-
-
-def is_spatial(corruption: Corruption) -> bool:
-    """Whether a corruption's parameters are lengths in pixels that scale with the image (blurs,
-    pixelation, elastic warps), so that small images can shrink it to nothing. Colour and
-    noise corruptions may legitimately leave some images as they are (saturation on grey
-    images)."""
-    return corruption.category == "blur" or corruption.name in SPATIAL_EXTRAS
-
-
 def check_corruption_changes(corrupted: Tensor, images: Tensor, name: str, severity: int) -> None:
     """Refuse a corruption × severity that leaves the images unchanged.
 
@@ -438,7 +426,7 @@ class RobustnessSuite:
                     key = self.corruption_key(name, severity)
                     generator = make_generator(stable_seed(seed, key, chunk_id), device)
                     corrupted = corruption(images, severity, generator)
-                    if chunk_id == 0 and is_spatial(corruption):
+                    if chunk_id == 0 and corruption.pixel_lengths:
                         check_corruption_changes(corrupted, images, name, severity)
                     score(key, self._logits(model, corrupted))
         flags = torch.stack(list(finite.values())).tolist()  # one host synchronisation
