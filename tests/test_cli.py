@@ -128,6 +128,25 @@ def test_fit_without_checkpointing_writes_no_checkpoint(tmp_path, monkeypatch, c
     assert len(json.loads((run_dir / "robustness.json").read_text())) == 1
 
 
+def test_fast_dev_run_writes_no_results(tmp_path, monkeypatch, capsys):
+    """A debug run writes nothing, as Lightning's loggers and checkpoints (before: its
+    robustness.json and figures went to the working directory, where later debug runs appended
+    to the same history); the callback's save_dir still writes there."""
+    monkeypatch.chdir(tmp_path)
+    assert run("fit", "--config", DIGITS[0], "--config", FAST, "--trainer.fast_dev_run", "1") == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith("robustart: fast_dev_run: a debug run")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    save_dir = ["--trainer.callbacks.save_dir", "kept"]
+    assert (
+        run(
+            "fit", "--config", DIGITS[0], "--config", FAST, "--trainer.fast_dev_run", "1", *save_dir
+        )
+        == 0
+    )
+    assert len(json.loads((tmp_path / "kept" / "robustness.json").read_text())) == 1
+
+
 def test_compare_without_checkpointing_tests_the_last_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run(

@@ -120,6 +120,9 @@ def test_fit_output_below_a_regular_file_is_refused_before_training(option, work
         ("--trainer.check_val_every_n_epoch", "0", "check_val_every_n_epoch is 0: it must be 1"),
         ("--trainer.accumulate_grad_batches", "0", "accumulate_grad_batches is 0: it must be 1"),
         ("--trainer.val_check_interval", "5", "limit_train_batches=2: validation would never"),
+        # before: two robustness evaluations per epoch, recorded as one epoch
+        ("--trainer.val_check_interval", "0.5", "a validation every 1 of the epoch's 2 training"),
+        ("--trainer.val_check_interval", "1", "a validation every 1 of the epoch's 2 training"),
         # before: accepted, and Lightning trained without clipping
         ("--trainer.gradient_clip_val", "-1", "gradient_clip_val is -1: Lightning skips"),
         # before: a dtype traceback at the first attack or evaluation

@@ -244,7 +244,7 @@ def trained_run(trained_folder, monkeypatch):
     "options, match",
     [
         (["--model.init_args.lr", "0.05"], "model.init_args.lr is 0.1 there and 0.05 here"),
-        (["--model.init_args.milestones", "[0.5,0.8]"], "milestones is [0.5, 0.75] there"),
+        (["--model.init_args.warmup_epochs", "2"], "warmup_epochs is 1.0 there and 2.0 here"),
         (["--data.init_args.batch_size", "32"], "batch_size is 64 there and 32 here"),
         (
             ["--config", RECIPES / "digits" / "autoaugment.yaml"],
@@ -256,7 +256,7 @@ def trained_run(trained_folder, monkeypatch):
             "robustart.tasks.AdversarialTrainingTask here",
         ),
     ],
-    ids=["lr", "milestones", "batch_size", "augment_policy", "task"],
+    ids=["lr", "warmup", "batch_size", "augment_policy", "task"],
 )
 def test_resuming_a_fit_with_other_settings_is_refused(trained_run, capsys, options, match):
     """Lightning would restore the weights, optimiser and epoch and go on with the new recipe;

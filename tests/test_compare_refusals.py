@@ -167,3 +167,13 @@ def test_a_warm_up_longer_than_training_is_refused_before_any_recipe_trains(work
     warm = Path(f"{STANDARD}+{layer}+{workdir / 'warm.yaml'}")
     with pytest.raises(ConfigError, match="warmup_epochs is 20"):
         check_recipes([Path(f"{STANDARD}+{layer}"), warm], [], [])
+
+
+def test_a_consistency_weight_without_augmix_is_refused_before_any_recipe_trains(workdir):
+    """The AugMix weight is read only on multi-view batches: set on a recipe without AugMix it
+    would be ignored; `compare` refuses it with the other recipes' checks, before training."""
+    (workdir / "jsd.yaml").write_text("model:\n  init_args:\n    consistency_weight: 6.0\n")
+    with pytest.raises(ConfigError, match="consistency_weight 6 weighs AugMix"):
+        check_recipes([STANDARD, Path(f"{STANDARD}+{workdir / 'jsd.yaml'}")], [], [])
+    augmix = RECIPES / "digits" / "augmix.yaml"
+    check_recipes([Path(f"{STANDARD}+{augmix}+{workdir / 'jsd.yaml'}")], [], [])

@@ -137,6 +137,31 @@ def test_replicates_with_identical_weights_are_refused(tmp_path):
     assert not (tmp_path / "benchmark").exists()
 
 
+def test_one_set_of_weights_under_two_techniques_is_refused(tmp_path):
+    """Before: a study listing one checkpoint as "standard" and as "pgd_at" compared the network
+    with itself, with no warning."""
+    twice = [
+        {"spec": "zoo:digits_resnet20_standard", "name": "a", "technique": "standard"},
+        {"spec": "zoo:digits_resnet20_standard", "name": "b", "technique": "pgd_at"},
+    ]
+    with pytest.raises(ConfigError, match=r"'a' .*technique 'standard'.* and 'b' .* load the "):
+        load_study({"models": twice})
+    models = [
+        {"spec": "test_evaluation_refusals:unshifted", "name": "a", "technique": "standard"},
+        {"spec": "test_evaluation_refusals:shifted", "name": "b", "technique": "pgd_at"},
+    ]
+    with pytest.raises(ConfigError, match=r"hold the same weights \(sha256 .* itself under two"):
+        run_study({"models": models, "num_images": 4, "suite": SUITE}, tmp_path, device="cpu")
+    assert not (tmp_path / "benchmark").exists()
+
+
+def test_a_transfer_section_needs_two_models():
+    """Before: a one-model study with `transfer:` ran and reported an empty matrix."""
+    study = {"models": ["zoo:digits_resnet20_standard"], "transfer": {"name": "fgsm"}}
+    with pytest.raises(ConfigError, match=r"`transfer:` section .* lists 1 model"):
+        load_study(study)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [

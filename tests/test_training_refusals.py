@@ -44,6 +44,11 @@ NAN = math.nan
         ({"milestones": (0.5, 1.5)}, r"milestones are fractions of training in \(0, 1\)"),
         ({"consistency_weight": NAN}, "consistency_weight must be a finite number"),
         ({"ema_decay": 1.5}, r"ema_decay must be in \(0, 1\)"),
+        # options the chosen schedule or optimiser does not read
+        ({"milestones": (0.3, 0.6)}, "milestones .* read only by lr_schedule multistep"),
+        ({"lr_schedule": "cyclic", "gamma": 0.2}, "gamma .* read only by lr_schedule multistep"),
+        ({"lr_schedule": "multistep", "min_lr": 0.01}, "min_lr .* read only by lr_schedule cos"),
+        ({"optimizer": "adamw", "momentum": 0.5}, "momentum .* read only by optimizer sgd"),
     ],
     ids=lambda v: "-".join(f"{k}={w}" for k, w in v.items()) if isinstance(v, dict) else "",
 )
@@ -56,6 +61,18 @@ def test_the_shipped_optimisation_settings_pass():
     ClassificationTask(model="resnet20", lr=0.1, min_lr=0.1, lr_schedule="cosine")
     ClassificationTask(model="resnet20", optimizer="adamw", lr=1e-3, momentum=0.9)
     ClassificationTask(model="resnet20", lr_schedule="cyclic", nesterov=True)
+    ClassificationTask(model="resnet20", lr_schedule="multistep", milestones=(0.3,), gamma=0.2)
+
+
+def test_the_unread_option_defaults_are_the_tasks():
+    """:data:`OPTIONS_READ_BY` compares with the task's defaults: they must stay the same."""
+    import inspect
+
+    from robustart.tasks.optim import OPTIONS_READ_BY
+
+    defaults = inspect.signature(ClassificationTask).parameters
+    for option, (_, default) in OPTIONS_READ_BY.items():
+        assert defaults[option].default == default, option
 
 
 @pytest.mark.parametrize(
@@ -69,6 +86,7 @@ def test_the_shipped_optimisation_settings_pass():
         ),
         (lambda: build_objective("pgd_at", eps=0), "eps is 0, which trains on clean images"),
         (lambda: build_objective("trades", eps="0/255"), "eps is 0"),
+        (lambda: build_objective("trades", beta=0), "'trades' with beta 0 trains on clean"),
         (lambda: GaussianNoise(sigma=64), r"sigma must be a number in \[0, 1\]"),
         (lambda: Mixup(num_classes=10, alpha=math.inf), "alpha must be > 0 and finite"),
         (lambda: CatastrophicOverfittingGuard(eps=8), "write e.g. 8/255"),
@@ -79,6 +97,7 @@ def test_the_shipped_optimisation_settings_pass():
         "free_step8",
         "pgd_at_eps0",
         "trades_eps0",
+        "trades_beta0",
         "noise64",
         "mixup_inf",
         "guard_eps8",
@@ -161,3 +180,14 @@ def test_a_batch_limit_of_1_is_one_batch(tmp_path, monkeypatch, given, expected)
     cli = build_cli([*config, "--trainer.limit_val_batches", given], run=False, announce=False)
     limit = cli.trainer.limit_val_batches
     assert limit == expected and type(limit) is type(expected)
+
+
+def test_a_consistency_weight_without_multi_view_batches_is_refused():
+    """``consistency_weight`` is read only on AugMix's multi-view batches (before: ignored)."""
+    from robustart.data import DigitsDataModule
+
+    task = ClassificationTask(model="resnet20", consistency_weight=6.0)
+    with pytest.raises(ConfigError, match="consistency_weight 6 weighs AugMix"):
+        task.check_training_data(DigitsDataModule())
+    task.check_training_data(DigitsDataModule(augment_policy={"name": "augmix"}))
+    ClassificationTask(model="resnet20").check_training_data(DigitsDataModule())  # the default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,42 @@ DEFAULT_CORRUPTIONS = [
     "contrast",
     "jpeg_compression",
 ]
+
+
+def check_one_validation_per_epoch(trainer: Trainer) -> None:
+    """Refuse a fit that validates more than once per training epoch (``val_check_interval``
+    below 1, a number of batches shorter than the epoch, or a time interval).
+
+    The robustness evaluation runs at the end of every validation and records it as one
+    epoch, the unit of ``every_n_epochs``, of the history and of the curves over epochs: two
+    evaluations in one epoch would run every attack twice and be drawn as one epoch. Called
+    when training starts, once the epoch's number of batches is known.
+
+    Raises:
+        ConfigError: naming the setting and the fix.
+    """
+    every, batches = trainer.val_check_batch, trainer.num_training_batches
+    if getattr(trainer, "_val_check_time_interval", None) is not None:  # no public accessor
+        within = f"val_check_interval {trainer.val_check_interval!r} (a time interval)"
+    elif (
+        isinstance(every, (int, float))
+        and isinstance(batches, (int, float))
+        and math.isfinite(batches)
+        and every < batches
+    ):
+        within = (
+            f"val_check_interval {trainer.val_check_interval!r}: a validation every {every} "
+            f"of the epoch's {batches} training batches"
+        )
+    else:
+        return
+    raise ConfigError(
+        f"trainer.{within}, but the RobustnessEvaluation callback runs at every validation "
+        "and records one evaluation per epoch: it would run its attacks several times an "
+        "epoch and record them as one. Validate once per epoch (--trainer.val_check_interval "
+        "1.0, the default), or with check_val_every_n_epoch null every N >= "
+        f"{batches} batches"
+    )
 
 
 class RobustnessEvaluation(Callback):
@@ -105,7 +142,8 @@ class RobustnessEvaluation(Callback):
         test_split: Split evaluated during ``test``.
         log_curves: Log the curves as W&B line plots (when a WandbLogger is attached).
         save_dir: Where to write ``robustness.json`` and the plot (default: the run's
-            directory, next to ``checkpoints/``).
+            directory, next to ``checkpoints/``). A ``fast_dev_run`` writes nothing, as
+            Lightning's loggers and checkpoints, unless ``save_dir`` is given.
         progress: Show a progress bar during the evaluation.
         certification: Settings of the randomized-smoothing certification run at each
             evaluation (``None``, the default: none), the keys of a benchmark suite's
@@ -279,12 +317,14 @@ class RobustnessEvaluation(Callback):
         self._checkpoint_epoch = int(epoch) if isinstance(epoch, int) else None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Find this run's history; when resuming a killed run, drop the entries written after
-        the checkpoint (the resumed run evaluates those epochs again)."""
+        """Refuse validations within an epoch (:func:`check_one_validation_per_epoch`); find
+        this run's history and, when resuming a killed run, drop the entries written after the
+        checkpoint (the resumed run evaluates those epochs again)."""
+        check_one_validation_per_epoch(trainer)
         directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
         path = directory / "robustness.json"
         resume, self._resume_history = self._resume_history, None
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or not self.writes_files(trainer):
             return
         self._history_path = path
         history = self._read_history(path)
@@ -295,6 +335,12 @@ class RobustnessEvaluation(Callback):
                 history = history[:keep]
                 atomic_write_json(path, history)
         self._history_entries = len(history)
+
+    def writes_files(self, trainer: Trainer) -> bool:
+        """Whether evaluations are written to disk: not in a ``fast_dev_run`` (a debug run,
+        which has no run directory: Lightning falls back to the working directory, where runs
+        would append to each other's history) unless ``save_dir`` is given."""
+        return self.save_dir is not None or not trainer.fast_dev_run
 
     @staticmethod
     def _read_history(path: Path) -> list[dict[str, Any]]:
@@ -391,7 +437,7 @@ class RobustnessEvaluation(Callback):
         directory = Path(self.save_dir) if self.save_dir else run_directory(trainer)  # collective
         for message in report.sanity_warnings():
             rank_zero_warn(f"robustness sanity check: {message}", category=RobustartWarning)
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and self.writes_files(trainer):
             history = self._save(directory, trainer, report, metrics, split, prefix)
             figures = self._save_figures(
                 directory, trainer, pl_module, history, chunks, split, prefix, suite

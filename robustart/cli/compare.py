@@ -208,6 +208,9 @@ def check_recipes(recipes: list[Path], common: list[Path], extra: list[str]) -> 
             check_run_length(cli.config.trainer, stage)
         check_fit_settings(cli.config.trainer)
         check_warmups_fit(cli.config)  # `robustart fit` checks it; built without a subcommand
+        check_training_data = getattr(cli.model, "check_training_data", None)
+        if callable(check_training_data):  # the task's own check at setup, before any fit here
+            check_training_data(cli.datamodule)
         digests.append(config_digest(cli))
         evaluations.append(evaluation_signature(evaluator))
         del cli, evaluator

@@ -255,7 +255,16 @@ class RobustartCLI(LightningCLI):
         """Print ``robustart: results in <run directory>`` (rank zero) if asked to."""
         if self.announce:
             directory = run_directory(self.trainer)  # collective under DDP
-            if self.trainer.is_global_zero:
+            if not self.trainer.is_global_zero:
+                return
+            if self.trainer.fast_dev_run:  # no logs, checkpoints or robustness results
+                print(
+                    "robustart: fast_dev_run: a debug run, nothing was written (Lightning "
+                    "writes no logs or checkpoints; robustness.json only with the "
+                    "callback's save_dir)",
+                    flush=True,
+                )
+            else:
                 announce_results(directory)
 
     after_fit = after_validate = after_test = _announce_run_directory

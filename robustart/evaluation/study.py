@@ -191,15 +191,23 @@ def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
                 f"study group {group!r} mixes families or techniques {sorted(kinds)}; "
                 "replicates of one group must share both"
             )
-        for i, first in enumerate(members):
-            for second in members[i + 1 :]:
-                if first.spec == second.spec:
-                    raise ConfigError(
-                        _same_replicates(group, first, second, "load the same weights")
-                    )
+    for i, first in enumerate(models):
+        for second in models[i + 1 :]:
+            if first.spec == second.spec:
+                why = "load the same weights"
+                raise ConfigError(
+                    _same_replicates(first.group, first, second, why)
+                    if first.group == second.group
+                    else _same_model_twice(first, second, why)
+                )
     for key in ("transfer", "wandb"):
         if data.get(key) is not None and not isinstance(data[key], Mapping):
             raise ConfigError(f"study `{key}` must be a mapping, got {data[key]!r}")
+    if data.get("transfer") and len(models) < 2:
+        raise ConfigError(
+            f"the study's `transfer:` section attacks each model with examples crafted on the "
+            f"others, but the study lists {len(models)} model: add models, or drop `transfer:`"
+        )
     if data.get("wandb"):
         _check_wandb_section(data["wandb"])
     num_images = _study_int(data, "num_images", 500, 1, allow_none=True)
@@ -855,19 +863,28 @@ def run_study(
 
 
 def _refuse_identical_replicates(models: list[StudyModel], checksums: dict[str, str]) -> None:
-    """Raise :class:`ConfigError` when two models of one replicate group have the same
-    weights (``checksums``: ``{model name: state checksum}``)."""
+    """Raise :class:`ConfigError` when two models of the study have the same weights
+    (``checksums``: ``{model name: state checksum}``): replicates of one group, or one
+    checkpoint listed under two groups (techniques), which the study would compare as if they
+    were different networks."""
     for i, first in enumerate(models):
         for second in models[i + 1 :]:
-            if first.group == second.group and checksums[first.name] == checksums[second.name]:
-                raise ConfigError(
-                    _same_replicates(
-                        first.group,
-                        first,
-                        second,
-                        f"hold the same weights (sha256 {checksums[first.name][:12]}...)",
-                    )
-                )
+            if checksums[first.name] != checksums[second.name]:
+                continue
+            why = f"hold the same weights (sha256 {checksums[first.name][:12]}...)"
+            if first.group == second.group:
+                raise ConfigError(_same_replicates(first.group, first, second, why))
+            raise ConfigError(_same_model_twice(first, second, why))
+
+
+def _same_model_twice(first: StudyModel, second: StudyModel, why: str) -> str:
+    return (
+        f"study models {first.name!r} ({first.spec}; group {first.group!r}, technique "
+        f"{first.technique!r}) and {second.name!r} ({second.spec}; group {second.group!r}, "
+        f"technique {second.technique!r}) {why}: the study would compare a network with "
+        "itself under two names. List each trained model once, under the technique it was "
+        "trained with"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

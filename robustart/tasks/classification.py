@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Literal
 
@@ -212,10 +213,31 @@ class ClassificationTask(LightningModule):
                 "consistency loss. Use one or the other (or AugMix with views: 1)."
             )
 
+    def check_training_data(self, datamodule: Any) -> None:
+        """Refuse training data this task cannot use as configured, before training: AugMix's
+        multi-view batches on a task that replaces the loss (:meth:`check_multi_view_support`),
+        or a ``consistency_weight`` other than the default where no batch has several views
+        (the weight would be ignored).
+
+        Raises:
+            ConfigError: naming the setting and the fix.
+        """
+        views = getattr(datamodule, "train_views", 1)
+        self.check_multi_view_support(views)
+        weight = self.hparams.consistency_weight
+        default = inspect.signature(ClassificationTask).parameters["consistency_weight"].default
+        if views < 2 and weight != default:
+            raise ConfigError(
+                f"consistency_weight {weight:g} weighs AugMix's Jensen–Shannon loss over the "
+                "views of each image, but the training batches have one view per image: it "
+                "would be ignored. Add `augment_policy: {name: augmix}` to the data (views "
+                "default to 3), or drop consistency_weight"
+            )
+
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if stage == "fit" and datamodule is not None:
-            self.check_multi_view_support(getattr(datamodule, "train_views", 1))
+            self.check_training_data(datamodule)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch

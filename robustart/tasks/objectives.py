@@ -369,8 +369,8 @@ class TRADES(ATObjective):
     network separately (train mode), gradients flowing through both.
 
     Args:
-        beta: Weight β ≥ 0 of the KL term (6 in the paper: the best robustness on CIFAR-10;
-            1 favours clean accuracy).
+        beta: Weight β > 0 of the KL term (6 in the paper: the best robustness on CIFAR-10;
+            1 favours clean accuracy). β = 0 (clean training at the attack's cost) is refused.
         **settings: The attack settings of :class:`ATObjective`.
     """
 
@@ -384,6 +384,13 @@ class TRADES(ATObjective):
 
     def __init__(self, beta: float = 6.0, **settings: Any) -> None:
         self.beta = _check_beta(beta)
+        if self.beta == 0:  # as eps 0 (refused by every objective)
+            raise ConfigError(
+                "objective 'trades' with beta 0 trains on clean images only: the KL term is "
+                "the only use of its adversarial examples, which would be crafted at every step "
+                "for nothing. For the β = 0 point of an ablation train the standard recipe "
+                "(robustart.tasks.ClassificationTask); otherwise set beta > 0 (6 in the paper)"
+            )
         super().__init__(**settings)
         if self.attack.random_start is False:
             raise ConfigError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -90,6 +91,22 @@ def cyclic_schedule(
     return max(0.0, (1 - progress) / (1 - peak))
 
 
+#: Options read by some schedules or optimisers only: ``{option: (readers, default)}``. A
+#: value other than the default under another one would be silently ignored (milestones with
+#: the cosine schedule, ``min_lr`` with multistep, SGD's momentum with Adam, whose betas are
+#: fixed).
+OPTIONS_READ_BY: dict[str, tuple[tuple[str, ...], Any]] = {
+    "milestones": (("multistep",), (0.5, 0.75)),
+    "gamma": (("multistep",), 0.1),
+    "min_lr": (("cosine",), 0.0),
+    "momentum": (("sgd",), 0.9),
+}
+
+
+def _show_option(value: Any) -> str:
+    return str(list(value)) if isinstance(value, tuple) else f"{value:g}"
+
+
 def check_optimization(
     optimizer: str,
     lr: float,
@@ -109,7 +126,9 @@ def check_optimization(
         ConfigError: a non-finite or out-of-range value (``min_lr`` below 0 made the cosine
             rate negative, above ``lr`` made it rise; ``gamma`` above 1 grows the rate at each
             milestone), Nesterov without SGD momentum (silently plain SGD before), or a
-            warm-up with the cyclic schedule (which has its own ramp and ignored it).
+            warm-up with the cyclic schedule (which has its own ramp and ignored it), or an
+            option the chosen schedule or optimiser does not read, set to another value than
+            its default (:data:`OPTIONS_READ_BY`).
     """
     OPTIMIZERS.get(optimizer)
     LR_SCHEDULES.get(lr_schedule)
@@ -142,6 +161,22 @@ def check_optimization(
         raise ConfigError(f"milestones are fractions of training in (0, 1), got {milestones}")
     if finite("warmup_epochs", warmup_epochs) < 0:
         raise ConfigError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+    given = {
+        "milestones": tuple(milestones),
+        "gamma": gamma,
+        "min_lr": min_lr,
+        "momentum": momentum,
+    }
+    for option, (readers, default) in OPTIONS_READ_BY.items():
+        chosen = optimizer if option == "momentum" else lr_schedule
+        value = given[option]
+        if chosen not in readers and value != default:
+            kind = "optimizer" if option == "momentum" else "lr_schedule"
+            raise ConfigError(
+                f"{option} {_show_option(value)} is read only by {kind} "
+                f"{' or '.join(readers)}, but {kind} is {chosen}: it would be ignored. Drop "
+                f"{option}, or set {kind} {readers[0]}"
+            )
     if warmup_epochs > 0 and lr_schedule == "cyclic":
         raise ConfigError(
             "the cyclic schedule rises from 0 over the first 2/5 of training, its own warm-up, "
