@@ -9,6 +9,8 @@
 * The plasma fractal's rolled sums equal ``torch.roll``'s.
 * Frost's texture crops (slices, or one gather from a strided view) equal per-pixel indexing.
 * The corruptions that work a few images at a time on the CPU give what one call gives.
+* Defocus blur's box sums equal the Fourier correlation with the disk kernel wherever they
+  apply, and leave the other radii, dtypes and gradients to it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from robustart.corruptions import base, corrupt, create_corruption, jpeg_compression, sampling
+from robustart.corruptions.disk_filter import disk_filter, disk_row_widths
 from robustart.corruptions.fractal import add_rolled_, plasma_fractal, plus_rolled
 from robustart.corruptions.frost import crop_textures
 from robustart.corruptions.jpeg_compression import jpeg_roundtrip
+from robustart.corruptions.kernels import disk_kernel, fft_correlate
 from robustart.corruptions.pixelate import (
     box_reduce,
     nearest_enlarge,
@@ -304,3 +308,47 @@ def test_chunked_corruptions_equal_one_call(name, size, count, monkeypatch):
     chunked = corruption(images, 3, make_generator(1))
     monkeypatch.setattr(base, "CHUNK_BYTES", 1 << 40)
     assert torch.equal(chunked, corruption(images, 3, make_generator(1)))
+
+
+# ----------------------------------------------------------------------------- defocus blur
+def _disk_by_fft(images, radius, alias_blur):
+    return fft_correlate(images, disk_kernel(radius, alias_blur), border="mirror")
+
+
+@pytest.mark.parametrize(
+    ("radius", "alias_blur"),
+    # the ImageNet table at 224 px and scaled to 32 px, the CIFAR table, the float32 edges of
+    # the box sums (6.99 and 7: the last radius kept and the first left to the Fourier route)
+    [
+        *[(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5), (6 * 32 / 224, 0.5 * 32 / 224)],
+        *[(0.3, 0.4), (1, 0.2), (1.5, 0.1), (2.5, 0.0), (6.99, 0.3), (7, 0.5)],
+    ],
+)
+def test_defocus_box_sums_equal_the_fourier_correlation(radius, alias_blur):
+    images = torch.rand(5, 3, 61, 47, generator=torch.Generator().manual_seed(0))
+    expected = _disk_by_fft(images, radius, alias_blur)
+    assert (disk_filter(images, radius, alias_blur) - expected).abs().max() < 1e-6
+    assert (disk_row_widths(radius) is not None) == (radius < 7)
+
+
+def test_defocus_box_sums_in_chunks_and_on_random_radii(monkeypatch):
+    """Chunks of a few planes (the last one short) and random radii and sizes: the same."""
+    from robustart.corruptions import disk_filter as module
+
+    monkeypatch.setattr(module, "CHUNK_ELEMENTS", 3 * 40 * 40)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(25):
+        radius = 0.05 + 6.9 * torch.rand((), generator=generator).item()
+        alias_blur = 0.8 * torch.rand((), generator=generator).item()
+        h, w = (int(v) for v in torch.randint(9, 40, (2,), generator=generator))
+        images = torch.rand(int(torch.randint(1, 4, ())), 3, h, w, generator=generator)
+        expected = _disk_by_fft(images, radius, alias_blur)
+        assert (disk_filter(images, radius, alias_blur) - expected).abs().max() < 1e-6
+
+
+def test_defocus_box_sums_leave_other_inputs_to_the_fourier_route():
+    """float64 images and images smaller than the disk take the Fourier route (equal)."""
+    images = torch.rand(2, 3, 20, 20, dtype=torch.float64)
+    assert torch.equal(disk_filter(images, 3, 0.5), _disk_by_fft(images, 3, 0.5))
+    small = torch.rand(1, 3, 5, 5)
+    assert torch.equal(disk_filter(small, 6, 0.5), _disk_by_fft(small, 6, 0.5))
