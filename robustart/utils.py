@@ -10,6 +10,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
@@ -20,7 +21,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from robustart.errors import ConfigError, InputRangeError
+from robustart.errors import ConfigError, InputRangeError, RobustartWarning
 
 #: Values a little outside [0, 1] that float arithmetic can produce are tolerated.
 RANGE_TOLERANCE = 1e-5
@@ -302,6 +303,68 @@ def check_model_consistency(
             "without running statistics), so its accuracy would change with the batch size. "
             "Evaluate it in eval mode with running statistics"
         )
+
+
+#: :func:`warn_if_one_class`: the share of the images predicted as one class that is read as a
+#: model ignoring its input, where no label holds more than :data:`ONE_CLASS_LABEL_SHARE`.
+ONE_CLASS_SHARE = 0.9
+ONE_CLASS_LABEL_SHARE = 0.5
+#: Fewest images (and distinct labels) :func:`warn_if_one_class` judges.
+ONE_CLASS_MIN_IMAGES, ONE_CLASS_MIN_LABELS = 16, 3
+
+
+def warn_if_one_class(logits: Tensor, labels: Tensor, what: str = "the clean images") -> bool:
+    """Warn (:class:`~robustart.errors.RobustartWarning`) when a model predicts one class for
+    almost every image of a batch whose labels are spread over several classes.
+
+    Such a model ignores its input: most often it expects other pixels than robustart gives
+    it (0–255 values, or images normalised outside the model, where robustart passes [0, 1]
+    images and normalisation belongs inside the model), or it is untrained. Every accuracy
+    it gets is then that class's share of the labels, under attack and corruption alike,
+    which reads as a chance-level but otherwise plausible model. A warning, not an error: a
+    model early in training can legitimately do this.
+
+    Args:
+        logits: (N, K) outputs on clean images.
+        labels: (N,) integer labels.
+        what: Names the images in the message.
+
+    Returns:
+        Whether it warned.
+
+    Example:
+        >>> import warnings
+        >>> labels = torch.arange(20) % 5
+        >>> with warnings.catch_warnings(record=True):
+        ...     warnings.simplefilter("always")
+        ...     warn_if_one_class(torch.eye(5)[labels], labels), warn_if_one_class(
+        ...         torch.eye(5)[torch.zeros(20, dtype=torch.long)], labels)
+        (False, True)
+    """
+    if len(labels) < ONE_CLASS_MIN_IMAGES or logits.ndim != 2:
+        return False
+    predictions = logits.detach().argmax(dim=1)
+    classes, counts = torch.unique(predictions, return_counts=True)
+    label_counts = torch.unique(labels, return_counts=True)[1]
+    share, label_share = counts.max().item() / len(labels), label_counts.max().item() / len(labels)
+    if (
+        share < ONE_CLASS_SHARE
+        or len(label_counts) < ONE_CLASS_MIN_LABELS
+        or label_share > ONE_CLASS_LABEL_SHARE
+    ):
+        return False
+    top = int(classes[counts.argmax()])
+    warnings.warn(
+        f"the model predicts class {top} for {share:.0%} of {what} ({len(labels)} images whose "
+        f"labels span {len(label_counts)} classes, none over {label_share:.0%}): it ignores its "
+        "input, so its accuracies are that class's share of the labels. robustart gives models "
+        "images in [0, 1] with normalisation inside the model; a model expecting 0-255 pixels "
+        "or normalised inputs sees near-constant images (wrap it: "
+        "robustart.models.NormalizedClassifier(model, mean, std)), or it is untrained",
+        RobustartWarning,
+        stacklevel=2,
+    )
+    return True
 
 
 def check_not_probabilities(logits: Tensor, what: str = "the model's outputs") -> None:

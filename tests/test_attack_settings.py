@@ -209,6 +209,20 @@ def test_largest_linf_budget_and_other_norms_are_accepted():
             create_attack("pgd", norm="l2", eps=bad)
 
 
+def test_l2_and_l1_budgets_beyond_any_image_difference_are_refused():
+    """Before: an L2 eps of 128 (meant as 128/255) was run and reported as a column; no two
+    images are further apart than √(C·H·W) in L2 (C·H·W in L1). The largest budget passes."""
+    model, images, labels = tiny_batch()
+    values = images[0].numel()
+    for norm, largest in (("l2", math.sqrt(values)), ("l1", float(values))):
+        create_attack("pgd", norm=norm, eps=largest, steps=1)(model, images, labels)
+        with pytest.raises(ConfigError, match=f"an {norm.upper()} eps of .* write e.g."):
+            create_attack("pgd", norm=norm, eps=largest * 1.01, steps=1)(model, images, labels)
+        per_image = torch.full((len(images),), largest * 2)
+        with pytest.raises(ConfigError, match="the distance between a black and a white"):
+            create_attack("pgd", norm=norm, steps=1)(model, images, labels, eps=per_image)
+
+
 # ============================================================================= suites
 @pytest.mark.parametrize(
     ("spec", "match"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -959,3 +960,35 @@ def test_column_labels_are_named_as_such():
     images, labels = tiny_batch()
     with pytest.raises(InputRangeError, match=r"one class index per image, got \(4, 1\)"):
         create_attack("fgsm")(Linear(), images, labels[:, None])
+
+
+class ExpectsPixels(nn.Module):
+    """A trained model that expects 0-255 pixels: given [0, 1] images it sees near-black."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model(images / 255)
+
+
+def test_a_model_predicting_one_class_is_named_in_a_warning(trained_model, heldout):
+    """Before: a model expecting 0-255 pixels scored the share of one class everywhere (clean,
+    attacked, corrupted), silently; the suite and the on-disk loop now warn once, naming the
+    class and the likely causes. The trained model itself, and a batch of one label, pass."""
+    from robustart.errors import RobustartWarning
+
+    images, labels = heldout
+    suite = RobustnessSuite(corruptions=["contrast"], severities=[1])
+    broken = ExpectsPixels(trained_model).eval()
+    with pytest.warns(RobustartWarning, match=r"predicts class \d+ for 100% of the clean images"):
+        suite.run_batch(broken, images, labels, chunk_id=0)
+    with pytest.warns(RobustartWarning, match="0-255 pixels or normalised inputs"):
+        evaluate_classification(broken, TensorDataset(images, labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RobustartWarning)
+        suite.run_batch(trained_model, images, labels, chunk_id=0)
+        suite.run_batch(broken, images, labels, chunk_id=1)  # checked on the first chunk
+        same = labels == labels[0]
+        suite.run_batch(broken, images[same], labels[same], chunk_id=0)  # one label

@@ -201,6 +201,11 @@ def test_shift_option_lists_are_checked_before_loading(capsys, tmp_path, option,
         ({"eval_batch_size": 0}, "eval_batch_size must be >= 1"),
         ({"num_workers": -1}, "num_workers must be >= 0"),
         ({"persistent_workers": True}, "persistent_workers needs worker processes"),
+        # before: accepted, and most training images were blank (shift 40 of a 32-px digit)
+        ({"shift": 40}, r"shift must be a whole number of pixels in \[0, 15\], got 40"),
+        ({"shift": 16}, "moves many digits out of the frame"),
+        ({"shift": 1.5}, "shift must be a whole number"),
+        ({"augment": False, "shift": 4}, "shift 4 is read only with augment true"),
     ],
 )
 def test_loader_settings_are_checked_when_the_datamodule_is_built(settings, match):

@@ -202,6 +202,37 @@ def check_budget(attack: str, norm: str, value: float | int | str, what: str = "
     return eps
 
 
+def check_budget_fits_images(attack: str, norm: str, eps: float, images: Tensor) -> None:
+    """Refuse an L2 or L1 budget larger than the distance between a black and a white image of
+    ``images``' size (√n and n for n = C·H·W values): no two images in [0, 1] are that far
+    apart, so the budget is almost certainly written in pixel units (``128`` for ``128/255``).
+
+    Raises:
+        ConfigError: naming the attack, the budget and the largest meaningful one.
+
+    Example:
+        >>> check_budget_fits_images("pgd", "l2", 0.5, torch.zeros(1, 3, 32, 32))  # fine
+        >>> try:
+        ...     check_budget_fits_images("pgd", "l2", 128.0, torch.zeros(1, 3, 32, 32))
+        ... except ConfigError as error:
+        ...     print(str(error).split(",")[0])
+        attack 'pgd': an L2 eps of 128 exceeds √(3·32·32) = 55.4
+    """
+    if images.ndim < 2 or norm not in ("l2", "l1"):
+        return
+    values = images[0].numel()
+    largest = math.sqrt(values) if norm == "l2" else float(values)
+    if eps <= largest:
+        return
+    shape = "·".join(str(v) for v in images.shape[1:])
+    bound = f"√({shape})" if norm == "l2" else shape
+    raise ConfigError(
+        f"attack {attack!r}: an {norm.upper()} eps of {eps:g} exceeds {bound} = {largest:.3g}, "
+        "the distance between a black and a white image, so no budget can be larger. Budgets "
+        f"are in [0, 1] image units: write e.g. {eps:g}/255 ({eps / 255:.3g})"
+    )
+
+
 Model = Callable[[Tensor], Tensor]
 ModelMode = Literal["eval", "train", "keep"]
 
@@ -435,8 +466,10 @@ class Attack(ABC):
                 raise ConfigError("eps must be finite and >= 0")
             if budget.numel():
                 check_budget(self.name, self.norm, float(budget.max()))  # L∞: at most 1
+                check_budget_fits_images(self.name, self.norm, float(budget.max()), images)
             return budget.clone()
         eps_value = check_budget(self.name, self.norm, eps)
+        check_budget_fits_images(self.name, self.norm, eps_value, images)
         return torch.full((images.shape[0],), eps_value, device=images.device)
 
     @contextlib.contextmanager

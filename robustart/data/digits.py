@@ -55,7 +55,7 @@ class DigitsDataModule(RobustartDataModule):
 
     Args:
         augment: Random shifts of up to ``shift`` pixels for training.
-        shift: Maximum shift in pixels.
+        shift: Maximum shift in pixels, at most 15 (half the image, minus one).
         **kwargs: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
             ``augment_policy``, ``stylized_root``, ``persistent_workers`` (see
             :class:`RobustartDataModule`).
@@ -69,8 +69,19 @@ class DigitsDataModule(RobustartDataModule):
         self, augment: bool = True, shift: int = 2, batch_size: int = 64, **kwargs
     ) -> None:
         super().__init__(batch_size=batch_size, **kwargs)
-        if shift < 0:
-            raise ConfigError(f"shift must be >= 0, got {shift}")
+        largest = self.image_size // 2 - 1
+        if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift <= largest:
+            raise ConfigError(
+                f"shift must be a whole number of pixels in [0, {largest}], got {shift!r}: a "
+                f"shift of half the {self.image_size}-px image or more moves many digits out "
+                "of the frame, and training would see blank images (2 by default; 4 is "
+                "CIFAR's standard)"
+            )
+        if not augment and shift != 2:
+            raise ConfigError(
+                f"shift {shift} is read only with augment true (the random shifts), but "
+                "augment is false: drop shift, or set augment true"
+            )
         self.augment = augment
         self.shift = shift
         images, labels = load_digits_tensors(self.image_size)

@@ -38,6 +38,7 @@ from robustart.utils import (
     check_model_consistency,
     preserve_mode,
     track_progress,
+    warn_if_one_class,
 )
 
 #: ``(chunk_id, images (N, C, H, W), labels (N,))`` of one chunk.
@@ -253,6 +254,8 @@ def iterate_logits(
             check_logits_shape(logits, len(flat))
             if first:  # once per evaluation: two forward passes of two images
                 check_model_consistency(model, flat, logits, "the model's outputs")
+                if labels is not None and len(lead) == 1:
+                    warn_if_one_class(logits, labels, "the first batch's images")
                 first = False
             if output_transform is not None:
                 logits = output_transform(logits)

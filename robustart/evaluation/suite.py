@@ -52,6 +52,7 @@ from robustart.utils import (
     preserve_mode,
     read_yaml_file,
     stable_seed,
+    warn_if_one_class,
 )
 
 #: The cheap default for epoch-end evaluation: PGD-10 (L∞) at three budgets.
@@ -393,6 +394,7 @@ class RobustnessSuite:
                     clean_logits,
                     f"the model's outputs on the clean images of chunk {chunk_id}",
                 )
+                warn_if_one_class(clean_logits, labels, "the clean images of the first chunk")
             if self.attacks or self.minimal_eps:
                 check_not_probabilities(
                     clean_logits, f"the model's outputs on the clean images of chunk {chunk_id}"
