@@ -218,7 +218,8 @@ class APGDTargeted(APGD):
     AutoAttack). A sample counts as broken when it is misclassified as any class.
 
     Args:
-        num_targets: Number of target classes tried.
+        num_targets: Most target classes tried: every other class of a model with at most
+            ``num_targets`` + 1 classes (the setting is recorded as given).
         **kwargs: :class:`APGD` settings (``loss`` is fixed to targeted DLR).
     """
 

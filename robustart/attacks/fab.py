@@ -58,7 +58,9 @@ class FABTargeted(Attack):
         norm: ``"linf"`` or ``"l2"``.
         steps: Iterations per run (100 in AutoAttack).
         restarts: Runs per target class; all but the first start from a random point.
-        num_targets: Target classes tried, by decreasing clean logit (9 in AutoAttack).
+        num_targets: Most target classes tried, by decreasing clean logit (9 in AutoAttack):
+            every other class of a model with at most ``num_targets`` + 1 classes (the
+            setting is recorded as given).
         alpha_max: Largest bias α of a step towards the clean image (0.1).
         eta: Overshoot η of the projections (1.05).
         beta: Backward step β towards the clean image after a success (0.9).
