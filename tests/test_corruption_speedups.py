@@ -222,6 +222,28 @@ def test_jpeg_equals_pil_bit_for_bit_with_any_number_of_threads(channels):
     torch.testing.assert_close(double.float(), jpeg_roundtrip(images, 15), atol=1e-7, rtol=0)
 
 
+def test_jpeg_pixels_of_checked_and_unchecked_values():
+    """The 8-bit rounding (the low byte of 255·x + 1.5·2²³) gives ``(x * 255).round()`` for
+    checked values, including the tolerance around [0, 1] and the rounding ties; unchecked
+    values outside [0, 1] are clipped first, as before."""
+    ties = (torch.arange(255) + 0.5) / 255  # 0.5 to 254.5: every tie inside [0, 1]
+    edges = torch.tensor([-1e-5, -0.0, 0.0, 1.0, 1 + 1e-5, 0.5 / 255, 254.5 / 255])
+    values = torch.cat([ties, edges, torch.rand(2000, generator=torch.Generator().manual_seed(3))])
+    values = values[: 3 * 8 * (len(values) // 24)].view(-1, 3, 8, 1).float()
+    expected = (values * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for clip in (False, True):
+        pixels = np.empty(expected.shape, np.uint8)
+        work = np.empty(values.shape, np.float32)
+        np.testing.assert_array_equal(
+            jpeg_compression.to_pixels(values.numpy(), work, pixels, clip=clip), expected
+        )
+    wide = torch.tensor([-0.3, 1.2, 7.0, -5.0]).repeat(6).view(2, 3, 2, 2)
+    pixels = np.empty((2, 2, 2, 3), np.uint8)
+    clipped = jpeg_compression.to_pixels(wide.numpy(), np.empty((2, 3, 2, 2), np.float32), pixels)
+    assert set(np.unique(clipped).tolist()) == {0, 255}
+    assert torch.equal(jpeg_roundtrip(wide, 50), jpeg_roundtrip(wide.clamp(0, 1), 50))
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision 0.29's codec
 @pytest.mark.parametrize("channels", [3, 1])
 def test_jpeg_block_by_block_and_both_libraries_give_pils_pixels(channels, monkeypatch):

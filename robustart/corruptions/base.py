@@ -160,6 +160,9 @@ class Corruption(ABC):
     #: robustness suite refuses. Colour and noise corruptions may leave some images as they
     #: are, legitimately (saturation on grey images).
     pixel_lengths: ClassVar[bool] = False
+    #: Whether :meth:`apply` always returns values in [0, 1] (JPEG's ``k / 255``): the final
+    #: clamp, a pass over the output, is skipped.
+    output_in_range: ClassVar[bool] = False
     #: One parameter per severity 1..5 for 224-px images.
     imagenet: ClassVar[tuple[Any, ...]] = ()
     #: One parameter per severity 1..5 for 32-px images.
@@ -255,6 +258,8 @@ class Corruption(ABC):
             )
         with torch.no_grad():
             out = self.apply(images, param, scale, generator)
+        if self.output_in_range and out.dtype == images.dtype:
+            return out
         return out.clamp_(0.0, 1.0).to(images.dtype)
 
     def check_available(self) -> None:  # noqa: B027  (optional hook, no-op by default)

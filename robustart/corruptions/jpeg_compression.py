@@ -17,7 +17,9 @@ from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generator
 from robustart.corruptions.jpeg_codec import jpeg_roundtrip_torch
 
 
-def jpeg_roundtrip(images: Tensor, quality: int, codec: str = "auto") -> Tensor:
+def jpeg_roundtrip(
+    images: Tensor, quality: int, codec: str = "auto", *, checked: bool = False
+) -> Tensor:
     """Encode and decode ``images`` (N, C, H, W) in [0, 1] as baseline JPEG at ``quality``.
 
     Images are rounded to 8 bits and coded as PIL's ``save(..., "JPEG", quality=q)`` in the
@@ -34,6 +36,10 @@ def jpeg_roundtrip(images: Tensor, quality: int, codec: str = "auto") -> Tensor:
       lossless). On one CPU core it is slower than libjpeg's SIMD code.
     * ``"auto"`` (default): ``"torch"`` for CUDA images, ``"libjpeg"`` for the others (the
       torch codec computes in float64, which e.g. Apple's MPS lacks).
+
+    ``checked``: the values are known to lie within :data:`~robustart.utils.RANGE_TOLERANCE`
+    of [0, 1] (:func:`~robustart.utils.check_images` passed, as in the corruption's call), so
+    the rounding to 8 bits needs no clipping; others are clipped first (the same pixels).
 
     Example:
         >>> images = torch.rand(2, 3, 16, 16)
@@ -65,7 +71,7 @@ def jpeg_roundtrip(images: Tensor, quality: int, codec: str = "auto") -> Tensor:
             stop = min(start + step, last)
             block, result = source[start:stop].numpy(), out[start:stop].numpy()
             sent, received = pixels[0, : stop - start], pixels[1, : stop - start]
-            to_pixels(block, values[: stop - start], sent)
+            to_pixels(block, values[: stop - start], sent, clip=not checked)
             from_pixels(roundtrip(sent, int(quality), received), result)
 
     bounds = [round(i * count / workers) for i in range(workers + 1)] if count else [0, 0]
@@ -82,18 +88,30 @@ def jpeg_roundtrip(images: Tensor, quality: int, codec: str = "auto") -> Tensor:
 BLOCK_PIXELS = 1 << 18
 
 
-def to_pixels(images: np.ndarray, values: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+#: ``1.5 · 2²³``: adding it to a float32 in [−2²², 2²²] rounds it to an integer (ties to even,
+#: the float32 spacing there is 1), which then sits in the low bits of the sum.
+_ROUNDING_OFFSET = np.float32(1.5 * 2**23)
+
+
+def to_pixels(
+    images: np.ndarray, values: np.ndarray, pixels: np.ndarray, clip: bool = True
+) -> np.ndarray:
     """8-bit pixels ``clip(rint(255 · x), 0, 255)`` of float images, interleaved for the codec.
 
-    The arithmetic of ``(x * 255).round().clamp(0, 255)`` in the images' dtype. The channels
-    are interleaved one plane at a time: NumPy copies a plane into every C-th byte quickly,
-    but a transposed copy of the whole array runs its inner loop over the C channels, 3-6×
-    slower at 224 px.
+    The arithmetic of ``(x * 255).round().clamp(0, 255)`` in the images' dtype. For float32,
+    ``fl(fl(255 · x) + 1.5 · 2²³)`` holds ``rint(255 · x)`` (ties to even, as ``np.rint``) in
+    its low byte, which is copied out: two passes instead of three and a casting copy, the
+    same pixels for every float32 within :data:`~robustart.utils.RANGE_TOLERANCE` of [0, 1]
+    (checked exhaustively). With ``clip=False`` the values must lie there, as checked images
+    do; otherwise they are clipped to [0, 1] first. The channels are interleaved one plane
+    at a time: NumPy copies a plane into every C-th byte quickly, but a transposed copy of
+    the whole array runs its inner loop over the C channels, 3-6× slower at 224 px.
 
     Args:
         images: (N, C, H, W) float32 or float64 array, values in [0, 1].
         values: Work array of the images' shape and dtype (overwritten).
         pixels: (N, H, W, C) uint8 array, written and returned.
+        clip: Clip the values to [0, 1] first (not needed for checked images).
 
     Example:
         >>> images = np.array([[[[0.0, 0.5]], [[1.0, 0.002]]]], np.float32)
@@ -101,11 +119,21 @@ def to_pixels(images: np.ndarray, values: np.ndarray, pixels: np.ndarray) -> np.
         >>> to_pixels(images, np.empty_like(images), pixels).tolist()
         [[[[0, 255], [128, 1]]]]
     """
-    np.multiply(images, images.dtype.type(255), out=values)
-    np.rint(values, out=values)
-    np.clip(values, 0, 255, out=values)
+    if images.dtype != np.float32:
+        np.multiply(images, images.dtype.type(255), out=values)
+        np.rint(values, out=values)
+        np.clip(values, 0, 255, out=values)
+        for channel in range(images.shape[1]):
+            np.copyto(pixels[..., channel], values[:, channel], casting="unsafe")
+        return pixels
+    if clip:
+        np.clip(images, 0, 1, out=values)
+        images = values
+    np.multiply(images, np.float32(255), out=values)
+    np.add(values, _ROUNDING_OFFSET, out=values)
+    low_bytes = values.view(np.uint8)[..., 0 if np.little_endian else 3 :: 4]
     for channel in range(images.shape[1]):
-        np.copyto(pixels[..., channel], values[:, channel], casting="unsafe")
+        np.copyto(pixels[..., channel], low_bytes[:, channel])
     return pixels
 
 
@@ -116,9 +144,9 @@ def from_pixels(pixels: np.ndarray, out: np.ndarray) -> np.ndarray:
         pixels: (N, H, W, C) uint8 array.
         out: (N, C, H, W) float32 or float64 array, written and returned.
     """
-    scale = out.dtype.type(255)
-    for channel in range(pixels.shape[-1]):
-        np.divide(pixels[..., channel], scale, out=out[:, channel], dtype=out.dtype)
+    for channel in range(pixels.shape[-1]):  # exact casting copies, then one division
+        np.copyto(out[:, channel], pixels[..., channel])
+    np.divide(out, out.dtype.type(255), out=out)  # k / 255 (not k · (1/255): other roundings)
     return out
 
 
@@ -183,5 +211,7 @@ class JpegCompression(Corruption):
 
     batched_generators = True  # deterministic: no draws
 
+    output_in_range = True  # k / 255
+
     def apply(self, images: Tensor, param: int, scale: float, generator: Generators) -> Tensor:
-        return jpeg_roundtrip(images, param)
+        return jpeg_roundtrip(images, param, checked=True)  # the call checked the range
