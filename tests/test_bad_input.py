@@ -265,15 +265,25 @@ def test_corrupt_image_error_survives_a_dataloader_worker(tmp_path):
 
 
 def test_non_image_file_with_an_image_extension_is_named(tmp_path):
+    """In a training split it is found when read; in an evaluation split when the split is
+    opened (before: after the first training epoch, at the first validation)."""
     class_tree(tmp_path / "train", ["a", "b"])
+    class_tree(tmp_path / "val", ["a", "b"])
     fake = tmp_path / "train" / "b" / "zz_fake.jpg"
     fake.write_text("<html>404 not found</html>")
     data = ImageFolderDataModule(str(tmp_path), image_size=8, resize_size=8, num_workers=0)
-    dataset = data.dataset("train", train_transform=False)
+    dataset = data.dataset("train")
     index = [str(p) for p, _ in dataset.samples].index(str(fake))
     with pytest.raises(CorruptImageError, match="not an image") as info:
         dataset[index]
     assert str(fake) in str(info.value)
+    assert len(data.dataset("val")) == 4
+    for name in ("zz_fake.jpg", "zz_empty.png"):
+        (tmp_path / "val" / "a" / name).write_bytes(b"" if "empty" in name else b"<html>")
+    data = ImageFolderDataModule(str(tmp_path), image_size=8, resize_size=8, num_workers=0)
+    with pytest.raises(CorruptImageError, match=r"2 of the 6 val images .* cannot be read") as info:
+        data.setup("fit")
+    assert "zz_fake.jpg (UnidentifiedImageError)" in str(info.value)
 
 
 def test_truncated_file_in_the_system_noise_benchmark_is_named(tmp_path):

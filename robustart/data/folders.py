@@ -10,7 +10,7 @@ Items are ``(image, label)`` with the image a float tensor (3, H, W) in [0, 1].
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +124,42 @@ def load_rgb_image(path: str | Path) -> Image.Image:
             f"({type(err).__name__}: {' '.join(str(err).split())}). Replace it with a good "
             "copy (re-extract the dataset) or delete it."
         ) from None
+
+
+def check_image_headers(paths: Sequence[str | Path], what: str) -> None:
+    """Refuse image files whose header PIL cannot read (not an image, empty, garbage), before
+    the work that would read them.
+
+    Opening an image reads only its header (tens of microseconds a file), so a whole
+    evaluation split is checked in seconds; a file that is cut short or damaged further in is
+    still found when it is decoded (:func:`load_rgb_image`).
+
+    Args:
+        paths: Image files.
+        what: Names the files in the message (``"the validation images of <root>"``).
+
+    Raises:
+        CorruptImageError: naming the first unreadable files and their number.
+    """
+    bad: list[str] = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.size  # noqa: B018  (the header is parsed on open)
+        except FileNotFoundError:
+            raise DatasetNotFoundError(
+                f"image file {path} disappeared while {what} were checked; check the dataset "
+                "folder (was it moved or is the disk unmounted?)"
+            ) from None
+        except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
+            bad.append(f"{path} ({type(err).__name__})")
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; ... ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise CorruptImageError(
+            f"{len(bad)} of {what} cannot be read as images: {shown}. Replace them with good "
+            "copies (re-extract the dataset) or delete them, before training or evaluating on "
+            "them."
+        )
 
 
 def class_folder_names(root: Path, dataset: str, layout: str) -> list[str]:

@@ -11,7 +11,11 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from robustart.data.base import RobustartDataModule, Split
-from robustart.data.folders import empty_class_folders_message, load_rgb_image
+from robustart.data.folders import (
+    check_image_headers,
+    empty_class_folders_message,
+    load_rgb_image,
+)
 from robustart.errors import DatasetNotFoundError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,7 +37,9 @@ class ImageFolderDataModule(RobustartDataModule):
     same class folders (else a label would mean another class in each split) and every class
     folder must hold images; both are checked when a split is opened. An image file that
     cannot be decoded raises :class:`~robustart.errors.CorruptImageError` naming the file
-    when it is read.
+    when it is read; the validation and test images' headers are all checked when their split
+    is opened (:func:`~robustart.data.folders.check_image_headers`), so that an unreadable
+    file there is found before training, not after the first epoch.
 
     Args:
         root: Folder with ``train/`` and ``val/`` subfolders of class folders.
@@ -158,6 +164,9 @@ class ImageFolderDataModule(RobustartDataModule):
         path = self._split_dir(split)
         self._check_classes(path)
         dataset = _image_folder(path, transform)
+        if not train_transform:  # read every epoch, first after a whole training epoch
+            files = [file for file, _ in dataset.samples]
+            check_image_headers(files, f"the {len(files)} {split} images of {path}")
         if len(dataset.classes) != self.num_classes:
             raise DatasetNotFoundError(
                 f"{path} has {len(dataset.classes)} class folders but the datamodule expects "
