@@ -367,6 +367,24 @@ def warn_if_one_class(logits: Tensor, labels: Tensor, what: str = "the clean ima
     return True
 
 
+def looks_like_probabilities(scores: Tensor) -> bool:
+    """Whether every row of (N, K) ``scores`` is a probability vector: values in [0, 1] that
+    sum to 1, to the rounding of the scores' dtype (1e-4 for float32 and float64, two of its
+    epsilons for half precision: a float16 softmax over 1,000 classes sums to 1 ± 5e-4).
+
+    Example:
+        >>> logits = torch.randn(4, 1000)
+        >>> looks_like_probabilities(logits), looks_like_probabilities(logits.half().softmax(1))
+        (False, True)
+    """
+    if scores.ndim != 2 or scores.numel() == 0:
+        return False
+    tolerance = max(1e-4, 2 * torch.finfo(scores.dtype).eps) if scores.is_floating_point() else 0
+    values = scores.detach().double()
+    in_range = bool(((values >= 0) & (values <= 1)).all())
+    return in_range and bool(((values.sum(dim=1) - 1).abs() <= tolerance).all())
+
+
 def check_not_probabilities(logits: Tensor, what: str = "the model's outputs") -> None:
     """Refuse outputs that are probabilities (softmax) instead of logits, where attacks run.
 
@@ -393,9 +411,7 @@ def check_not_probabilities(logits: Tensor, what: str = "the model's outputs") -
     """
     if logits.ndim != 2 or len(logits) == 0 or logits.shape[1] < 2:
         return
-    outputs = logits.detach().double()
-    rows_sum_to_one = ((outputs.sum(dim=1) - 1).abs() <= 1e-4).all()
-    if bool(rows_sum_to_one & (outputs >= 0).all()):
+    if looks_like_probabilities(logits):
         raise InputRangeError(
             f"{what} are probabilities (every row is >= 0 and sums to 1), not logits: attacks "
             "apply their own softmax, and on probabilities their gradients nearly vanish, so "

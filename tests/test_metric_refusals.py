@@ -245,3 +245,102 @@ def test_metric_inputs_that_would_be_misread_are_refused():
     for correct in (torch.full((4,), 0.5), torch.full((4,), 2)):
         with pytest.raises(InputRangeError, match="0/1 or bool"):
             expected_calibration_error(torch.full((4,), 0.5), correct)
+
+
+# ----------------------------------------------------------------------------- fourth audit
+def test_half_precision_probabilities_are_not_softmaxed_again():
+    """Before: float16/bfloat16 softmax rows (sums off by more than 1e-4) were taken for
+    logits, so ECE was 0.0016 instead of 0.454 over 1,000 classes; MSP likewise."""
+    from robustart.metrics import expected_calibration_error_from_scores, max_softmax_anomaly_score
+
+    logits = torch.randn(64, 1000, generator=torch.Generator().manual_seed(0)) * 4
+    labels = torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(1))
+    expected = expected_calibration_error_from_scores(logits, labels)
+    for dtype in (torch.float16, torch.bfloat16):
+        probabilities = logits.to(dtype).softmax(1)
+        assert expected_calibration_error_from_scores(probabilities, labels) == pytest.approx(
+            expected, abs=2e-3
+        )
+        msp = max_softmax_anomaly_score(probabilities)
+        assert torch.allclose(msp, max_softmax_anomaly_score(logits), atol=0.05)  # not ~0
+
+
+def test_robustness_counts_need_the_clean_test_first_and_groups_with_members():
+    """Before: ["pgd", "clean"] gave AR relative to pgd (1.0 instead of 0.5) and an empty
+    worst-case group a worst-case accuracy of 100 %."""
+    with pytest.raises(ConfigError, match="clean test first"):
+        RobustnessCounts(["pgd", "clean"])
+    with pytest.raises(ConfigError, match="has no tests: its accuracy would be 100"):
+        RobustnessCounts(["clean", "pgd"], groups={"robust/worst_case_l2/eps=0.5": []})
+    RobustnessCounts(["robust/clean", "robust/pgd"], groups={"wc": ["robust/pgd"]})
+
+
+def test_perturbation_norms_take_a_bool_success_mask():
+    """Before: a 0/1 integer mask selected images 0, 0, 1 by index (L∞ mean 0.0133, not 0.03)."""
+    from robustart.metrics import PerturbationNorms
+
+    norms = PerturbationNorms(["pgd"])
+    delta = torch.stack([torch.full((3, 2, 2), v) for v in (0.01, 0.02, 0.03)])
+    with pytest.raises(InputRangeError, match="must be a bool tensor"):
+        norms.update("pgd", delta, torch.tensor([0, 0, 1]))
+    with pytest.raises(ConfigError, match="unknown test 'fgsm'"):
+        norms.update("fgsm", delta, torch.tensor([False, False, True]))
+    norms.update("pgd", delta, torch.tensor([False, False, True]))
+    assert norms.compute()["pgd"]["linf_mean"] == pytest.approx(0.03)
+
+
+def test_relative_mce_against_another_baseline_needs_its_clean_error():
+    """Before: AlexNet's clean error (0.435) was paired with the other baseline's errors:
+    181.6 instead of 83.3."""
+    from robustart.corruptions.base import BENCHMARK_CORRUPTIONS
+    from robustart.evaluation.report import RobustnessReport
+    from robustart.metrics import relative_mean_corruption_error, summarize_report
+
+    model = {c: dict.fromkeys(range(1, 6), 0.5) for c in BENCHMARK_CORRUPTIONS}
+    other = {c: dict.fromkeys(range(1, 6), 0.6) for c in BENCHMARK_CORRUPTIONS}
+    with pytest.raises(ConfigError, match="needs that baseline's clean error"):
+        relative_mean_corruption_error(model, 0.2, baseline=other)
+    value = relative_mean_corruption_error(model, 0.2, baseline=other, baseline_clean_error=0.24)
+    assert value == pytest.approx(100 * 0.3 / 0.36)
+    accuracies = {c: dict.fromkeys(range(1, 6), 0.5) for c in BENCHMARK_CORRUPTIONS}
+    report = RobustnessReport(4, 0.8, corruptions=accuracies, image_size=(224, 224))
+    with pytest.raises(ConfigError, match="give the baseline's own baseline_clean_error"):
+        summarize_report(report, other)
+    assert summarize_report(report, other, None)["relative_mce"] is None
+
+
+def test_mfr_and_mt5d_need_every_baseline_perturbation():
+    """Before: the mFR of one of three perturbations was reported (50.0); mCE refuses that."""
+    base = {"rotate": 0.2, "translate": 0.4, "scale": 0.3}
+    with pytest.raises(ConfigError, match="no value for scale, translate"):
+        mean_flip_rate({"rotate": 0.1}, base)
+    with pytest.raises(ConfigError, match="mT5D averages over the baseline's 3 perturbations"):
+        mean_top5_distance_rate({"rotate": 1.0}, base)
+    assert mean_flip_rate(dict.fromkeys(base, 0.1), dict.fromkeys(base, 0.2)) == pytest.approx(50)
+
+
+def test_top5_distance_refuses_non_finite_scores():
+    """Before: a NaN row ranked as perfectly stable (distance 0)."""
+    scores = torch.randn(3, 10)
+    broken = scores.clone()
+    broken[0, 0] = NAN
+    with pytest.raises(NonFiniteError):
+        top5_distance(scores, broken)
+
+
+def test_sixteen_bit_pngs_decode_to_the_same_pixels_with_every_decoder():
+    """Before: torchvision's decoder kept the low byte of each 16-bit sample (85 levels off)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from robustart.system_noise import DECODERS
+
+    samples = np.random.default_rng(0).integers(0, 65536, (20, 20)).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(samples).save(buffer, format="PNG")
+    expected = np.rint(samples / 257.0).astype(np.uint8)
+    for name in ("pil", "torchvision"):
+        decoded = DECODERS.get(name)(buffer.getvalue())
+        np.testing.assert_array_equal(decoded[..., 0], expected, err_msg=name)

@@ -257,10 +257,12 @@ def test_flip_rate_and_t5d_normalised_by_named_baseline():
     assert normalize_by_baseline(model, baseline) == pytest.approx(
         {"rotate": 0.5, "gaussian_noise": 1.5}
     )
-    assert mean_flip_rate(model, baseline) == pytest.approx(100.0)
+    with pytest.raises(ConfigError, match="no value for tilt"):  # a subset must be named
+        mean_flip_rate(model, baseline)
+    assert mean_flip_rate(model, baseline, ["rotate", "gaussian_noise"]) == pytest.approx(100.0)
     assert mean_top5_distance_rate({"rotate": 1.0}, {"rotate": 4.0}) == pytest.approx(25.0)
-    with pytest.raises(ConfigError, match="no value for scale"):
-        mean_flip_rate({"scale": 0.1}, baseline)
+    with pytest.raises(ConfigError, match="the baseline has no value for scale"):
+        mean_flip_rate({"scale": 0.1}, baseline, ["scale"])
 
 
 # ------------------------------------------------------------------ calibration

@@ -22,7 +22,7 @@ from torchmetrics.functional.classification import binary_calibration_error
 from torchmetrics.utilities import dim_zero_cat
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError
-from robustart.utils import check_finite_logits, check_labels
+from robustart.utils import check_finite_logits, check_labels, looks_like_probabilities
 
 
 def _check_bins(n_bins: int) -> int:
@@ -54,12 +54,8 @@ def confidence_and_correct(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tens
     check_labels(
         labels, scores.shape[0], scores.shape[1], "the labels given to the calibration error"
     )
+    is_probability = looks_like_probabilities(scores)  # in the scores' own precision
     scores = scores.detach().float()
-    is_probability = (
-        scores.numel() > 0
-        and bool(((scores >= 0) & (scores <= 1)).all())
-        and torch.allclose(scores.sum(1), torch.ones(len(scores), device=scores.device), atol=1e-4)
-    )
     probabilities = scores if is_probability else scores.softmax(dim=1)
     confidence, prediction = probabilities.max(dim=1)
     return confidence, prediction == labels

@@ -159,7 +159,7 @@ def relative_corruption_error(
     errors: Mapping[int, float],
     clean_error: float,
     baseline: CorruptionTable = ALEXNET_ERRORS,
-    baseline_clean_error: float = ALEXNET_CLEAN_ERROR,
+    baseline_clean_error: float | None = None,
 ) -> float:
     """Relative CE: the error *increase* over clean, normalised by the baseline's increase.
 
@@ -172,16 +172,20 @@ def relative_corruption_error(
         clean_error: Clean top-1 error of the model, a fraction in [0, 1].
         baseline: ``{corruption: {severity: error}}`` of the reference model (AlexNet),
             fractions in [0, 1].
-        baseline_clean_error: Clean top-1 error of the reference model, a fraction in [0, 1].
+        baseline_clean_error: Clean top-1 error of the reference model, a fraction in [0, 1];
+            AlexNet's by default, required with another ``baseline``.
 
     Raises:
         ConfigError: an error is not a finite fraction in [0, 1], a severity is not 1..5 or
-            lacks a baseline error, or the baseline's corruption errors do not exceed its clean
-            error (the denominator is ≤ 0).
+            lacks a baseline error, the baseline's corruption errors do not exceed its clean
+            error (the denominator is ≤ 0), or another baseline comes without its clean error
+            (AlexNet's would be paired with it).
     """
     curve = _check_curve(errors, f"errors of {name}")
     clean = check_fraction(clean_error, "clean_error")
-    baseline_clean = check_fraction(baseline_clean_error, "baseline_clean_error")
+    baseline_clean = check_fraction(
+        _baseline_clean_error(baseline, baseline_clean_error), "baseline_clean_error"
+    )
     denominator = sum(e - baseline_clean for e in _baseline_errors(baseline, name, curve))
     if denominator <= 0:
         raise ConfigError(f"the baseline's error on {name} does not exceed its clean error")
@@ -252,15 +256,31 @@ def relative_mean_corruption_error(
     clean_error: float,
     corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS,
     baseline: CorruptionTable = ALEXNET_ERRORS,
-    baseline_clean_error: float = ALEXNET_CLEAN_ERROR,
+    baseline_clean_error: float | None = None,
 ) -> float:
-    """Relative mCE (percent): ``100 · mean_c relative CE(f, c)`` over ``corruptions``."""
+    """Relative mCE (percent): ``100 · mean_c relative CE(f, c)`` over ``corruptions``; a
+    ``baseline`` other than AlexNet's needs its ``baseline_clean_error``
+    (:func:`relative_corruption_error`)."""
     _require_complete(errors, corruptions, "relative mCE")
+    baseline_clean_error = _baseline_clean_error(baseline, baseline_clean_error)
     values = [
         relative_corruption_error(n, errors[n], clean_error, baseline, baseline_clean_error)
         for n in corruptions
     ]
     return 100.0 * sum(values) / len(values)
+
+
+def _baseline_clean_error(baseline: CorruptionTable, clean_error: float | None) -> float:
+    """The baseline's clean error: AlexNet's for AlexNet's table, else the one given."""
+    if clean_error is not None:
+        return clean_error
+    if baseline is ALEXNET_ERRORS or baseline == ALEXNET_ERRORS:
+        return ALEXNET_CLEAN_ERROR
+    raise ConfigError(
+        "a relative corruption error against another baseline than AlexNet needs that "
+        "baseline's clean error (baseline_clean_error); AlexNet's "
+        f"({ALEXNET_CLEAN_ERROR:.4f}) would be paired with the other model's corruption errors"
+    )
 
 
 def _pair_values(table: CorruptionTable, what: str) -> list[float]:
@@ -338,8 +358,9 @@ def summarize_report(
             error compares other corruptions, :func:`imagenet_scale`); ``None``: no normalised
             scores (``mce``, ``relative_mce`` ``None``, ``ce`` empty), e.g. for CIFAR-10-C
             without a baseline model.
-        baseline_clean_error: Clean error of the reference model, for the relative mCE;
-            ``None``: no relative mCE.
+        baseline_clean_error: Clean error of the reference model, for the relative mCE
+            (AlexNet's by default: required with another ``baseline``); ``None``: no relative
+            mCE.
 
     Keys:
         ``mce``: mCE (percent) over the 15 benchmark corruptions, or ``None`` when a pair is
@@ -365,6 +386,13 @@ def summarize_report(
         )
     if baseline is ALEXNET_ERRORS and not imagenet_scale(report):
         baseline = baseline_clean_error = None  # AlexNet's errors are ImageNet-C's
+    custom = baseline is not None and baseline is not ALEXNET_ERRORS and baseline != ALEXNET_ERRORS
+    if custom and baseline_clean_error == ALEXNET_CLEAN_ERROR:
+        raise ConfigError(
+            "summarize_report: another baseline than AlexNet's, paired with AlexNet's clean "
+            "error (the default): give the baseline's own baseline_clean_error, or None for no "
+            "relative mCE"
+        )
     errors = accuracies_to_errors(accuracies)
     clean_error = (
         None if math.isnan(report.clean) else 1.0 - check_fraction(report.clean, "clean accuracy")

@@ -16,11 +16,14 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError, NonFiniteError
-from robustart.utils import check_finite_logits
+from robustart.utils import check_finite_logits, looks_like_probabilities
 
 
 def max_softmax_anomaly_score(logits: Tensor) -> Tensor:
     """``−max softmax`` per row of (N, K) logits: (N,) in [−1, −1/K]; higher = more anomalous.
+
+    Rows that are already probabilities (:func:`~robustart.utils.looks_like_probabilities`)
+    are taken as they are, not put through a second softmax.
 
     Raises:
         InputRangeError: logits not of shape (N, K).
@@ -29,7 +32,9 @@ def max_softmax_anomaly_score(logits: Tensor) -> Tensor:
     if logits.ndim != 2:
         raise InputRangeError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
     check_finite_logits(logits, "the logits given to the OOD anomaly score")
-    return -logits.detach().float().softmax(dim=1).max(dim=1).values
+    is_probability = looks_like_probabilities(logits)
+    scores = logits.detach().float()
+    return -(scores if is_probability else scores.softmax(dim=1)).max(dim=1).values
 
 
 def _one_score_per_image(scores: Tensor, what: str) -> Tensor:

@@ -18,7 +18,7 @@ It is 0 when B keeps A's top 5 in order, and at most :data:`MAX_TOP5_DISTANCE`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -129,12 +129,17 @@ def top5_distance(scores_a: Tensor, scores_b: Tensor) -> Tensor:
     Raises:
         InputRangeError: the shapes differ or are not (M, K), or K < 5 (the top 5 of fewer
             classes is not defined).
+        NonFiniteError: NaN or infinite scores (their ranking is arbitrary: NaN rows read as
+            perfectly stable).
     """
+    scores_a, scores_b = torch.as_tensor(scores_a), torch.as_tensor(scores_b)
     if scores_a.shape != scores_b.shape or scores_a.ndim != 2:
         raise InputRangeError(
             "scores_a and scores_b must both have shape (M, K), got "
             f"{tuple(scores_a.shape)} and {tuple(scores_b.shape)}"
         )
+    check_finite_logits(scores_a, "the scores given to the top-5 distance")
+    check_finite_logits(scores_b, "the scores given to the top-5 distance")
     num_classes = scores_a.shape[1]
     if num_classes < 5:
         raise InputRangeError(
@@ -215,28 +220,68 @@ def normalize_by_baseline(
     return ratios
 
 
-def mean_flip_rate(flip_probabilities: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+def mean_flip_rate(
+    flip_probabilities: Mapping[str, float],
+    baseline: Mapping[str, float],
+    perturbations: Sequence[str] | None = None,
+) -> float:
     """mFR (percent): mean over perturbations of ``FP(model) / FP(baseline)``.
 
     Raises:
         ConfigError: a flip probability is not a finite fraction in [0, 1], a baseline value is
-            missing or 0 (see :func:`normalize_by_baseline`).
+            missing or 0 (see :func:`normalize_by_baseline`), or the model lacks one of the
+            baseline's perturbations.
     """
-    ratios = normalize_by_baseline(flip_probabilities, baseline, 1.0, "flip probability")
+    values = _averaged(flip_probabilities, baseline, perturbations, "mFR")
+    ratios = normalize_by_baseline(values, baseline, 1.0, "flip probability")
     return 100.0 * sum(ratios.values()) / len(ratios)
 
 
 def mean_top5_distance_rate(
-    top5_distances: Mapping[str, float], baseline: Mapping[str, float]
+    top5_distances: Mapping[str, float],
+    baseline: Mapping[str, float],
+    perturbations: Sequence[str] | None = None,
 ) -> float:
     """mT5D (percent): mean over perturbations of ``T5D(model) / T5D(baseline)``.
 
     Raises:
         ConfigError: a top-5 distance is not finite in [0, :data:`MAX_TOP5_DISTANCE`], a
-            baseline value is missing or 0 (see :func:`normalize_by_baseline`).
+            baseline value is missing or 0 (see :func:`normalize_by_baseline`), or the model
+            lacks one of the baseline's perturbations.
     """
-    ratios = normalize_by_baseline(top5_distances, baseline, MAX_TOP5_DISTANCE, "top-5 distance")
+    values = _averaged(top5_distances, baseline, perturbations, "mT5D")
+    ratios = normalize_by_baseline(values, baseline, MAX_TOP5_DISTANCE, "top-5 distance")
     return 100.0 * sum(ratios.values()) / len(ratios)
+
+
+def _averaged(
+    values: Mapping[str, float],
+    baseline: Mapping[str, float],
+    perturbations: Sequence[str] | None,
+    what: str,
+) -> dict[str, float]:
+    """The values a mean rate averages: every perturbation of the baseline, or the named
+    ``perturbations``. A mean over fewer would be reported as the benchmark's (an mFR of one of
+    ten perturbations); mCE refuses a subset likewise unless it is named."""
+    if perturbations is not None:
+        if isinstance(perturbations, str) or not perturbations:
+            raise ConfigError(f"{what}: perturbations must be a non-empty list of names")
+        if len(set(perturbations)) != len(perturbations):
+            raise ConfigError(f"{what}: perturbations listed more than once would weigh double")
+        chosen = list(perturbations)
+    else:
+        chosen = list(baseline)
+    missing = [p for p in chosen if p not in values]
+    if values and missing:
+        whose = "the named" if perturbations is not None else "the baseline's"
+        raise ConfigError(
+            f"{what} averages over {whose} {len(chosen)} perturbations, but the model has no "
+            f"value for {', '.join(sorted(missing))}: evaluate them, or pass "
+            "`perturbations=` to average a named subset explicitly"
+        )
+    if perturbations is None:
+        return dict(values)  # a model value without a baseline one is refused when normalised
+    return {p: values[p] for p in chosen}
 
 
 class _SequenceMean(Metric):

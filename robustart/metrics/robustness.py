@@ -196,11 +196,23 @@ class RobustnessCounts(Metric):
     ) -> None:
         super().__init__(**kwargs)
         self.keys = list(keys)
+        clean = [k for k in self.keys if k == "clean" or k.endswith("/clean")]
+        if not self.keys or clean[:1] != self.keys[:1] or len(clean) > 1:
+            raise ConfigError(
+                f"RobustnessCounts needs the clean test first, once (a key named clean or "
+                f".../clean): got {self.keys}. The attack-robustness ratios (AR) divide by the "
+                "first test's accuracy"
+            )
         self.groups = {name: list(members) for name, members in (groups or {}).items()}
-        for members in self.groups.values():
+        for name, members in self.groups.items():
             unknown = set(members) - set(self.keys)
             if unknown:
-                raise ValueError(f"group members {sorted(unknown)} are not tests")
+                raise ConfigError(f"group {name!r}: members {sorted(unknown)} are not tests")
+            if not members:
+                raise ConfigError(
+                    f"worst-case group {name!r} has no tests: its accuracy would be 100 %. "
+                    "List the attacks it takes the worst of"
+                )
         k, g = len(self.keys), len(self.groups)
         self.add_state("correct", torch.zeros(k, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state(
@@ -294,8 +306,27 @@ class PerturbationNorms(Metric):
                 self.add_state(f"{norm}_{key}", [], dist_reduce_fx="cat")
 
     def update(self, key: str, perturbation: Tensor, success: Tensor) -> None:
-        """Record the norms of ``perturbation`` (N, C, H, W) where ``success`` (N,) holds."""
+        """Record the norms of ``perturbation`` (N, C, H, W) where ``success`` (N,) holds.
+
+        Raises:
+            ConfigError: an unknown ``key``.
+            InputRangeError: ``success`` is not a bool (N,) mask (a 0/1 integer tensor would
+                select images by index), or ``perturbation`` is not (N, C, H, W).
+        """
+        if key not in self.keys:
+            raise ConfigError(f"PerturbationNorms: unknown test {key!r}; the tests are {self.keys}")
         i = self.keys.index(key)
+        if not isinstance(success, Tensor) or success.dtype != torch.bool:
+            got = success.dtype if isinstance(success, Tensor) else type(success).__name__
+            raise InputRangeError(
+                f"the success mask of {key!r} must be a bool tensor, got {got}: an integer "
+                "tensor would select images by index. Pass e.g. adversarial_predictions != labels"
+            )
+        if perturbation.ndim != 4 or success.shape != perturbation.shape[:1]:
+            raise InputRangeError(
+                f"PerturbationNorms.update takes perturbations (N, C, H, W) and a mask (N,), "
+                f"got {tuple(perturbation.shape)} and {tuple(success.shape)}"
+            )
         for norm, values in perturbation_norms(perturbation[success].float()).items():
             getattr(self, f"{norm}_{i}").append(values)
 

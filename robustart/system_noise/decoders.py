@@ -30,8 +30,18 @@ OPENCV_DECODERS = frozenset({"opencv"})
 
 
 def _check(image: np.ndarray | None, library: str) -> np.ndarray:
+    """The decoded RGB pixels as 8-bit (H, W, 3): 16-bit samples (torchvision and OpenCV keep
+    a 16-bit PNG's depth) are divided by 257 and rounded, as the Pillow decoder's
+    :func:`~robustart.data.folders.to_rgb` does; other depths are refused, never wrapped."""
     if image is None or image.ndim != 3 or image.shape[2] != 3:
         raise InputRangeError(f"{library} could not decode the image into RGB pixels")
+    if image.dtype == np.uint16:
+        image = np.rint(image.astype(np.float64) / 257.0)
+    elif image.dtype != np.uint8:
+        raise InputRangeError(
+            f"{library} decoded the image into {image.dtype} samples; only 8- and 16-bit "
+            "images are supported"
+        )
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
