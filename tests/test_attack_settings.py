@@ -242,6 +242,27 @@ def test_suites_refuse_bad_attack_settings(spec, match):
         RobustnessSuite(attacks=[spec])
 
 
+@pytest.mark.parametrize(
+    ("label", "match"),
+    [
+        # before: accepted; 7 crashed the figures after the whole evaluation (benchmark, fit)
+        (7, "label must be a non-empty string, got 7"),
+        ("", "label must be a non-empty string"),
+        # before: overwritten by the suite's own worst case / clean results
+        ("worst_case_linf", "a name of the suite's own results"),
+        ("clean", "a name of the suite's own results"),
+        ("pgd/strong", "holds '/' or whitespace"),
+    ],
+)
+def test_suites_refuse_labels_that_cannot_name_a_metric(label, match):
+    with pytest.raises(ConfigError, match=match):
+        RobustnessSuite(attacks=[{"name": "fgsm", "eps": ["8/255"], "label": label}])
+    search = {"attack": "pgd", "steps": 2, "eps_max": "16/255", "label": label}
+    with pytest.raises(ConfigError, match=match):
+        RobustnessSuite(minimal_eps=[search])
+    RobustnessSuite(attacks=[{"name": "fgsm", "eps": ["8/255"], "label": "fgsm-strong_2.0"}])
+
+
 def test_suite_accepts_linf_one_and_large_l2_budgets():
     suite = RobustnessSuite(
         attacks=[

@@ -177,3 +177,20 @@ def test_a_consistency_weight_without_augmix_is_refused_before_any_recipe_trains
         check_recipes([STANDARD, Path(f"{STANDARD}+{workdir / 'jsd.yaml'}")], [], [])
     augmix = RECIPES / "digits" / "augmix.yaml"
     check_recipes([Path(f"{STANDARD}+{augmix}+{workdir / 'jsd.yaml'}")], [], [])
+
+
+def test_other_frost_photographs_change_a_recipes_identity(workdir, monkeypatch):
+    """Before: `compare` reused a stored run after $ROBUSTART_FROST_DIR changed (21.9 reused
+    against 25.0 afresh): the photographs are read outside the configuration."""
+    from PIL import Image
+
+    from robustart.corruptions.frost import FROST_ENV
+
+    (workdir / "frost.yaml").write_text("corruptions: [frost]\nseverities: [1]\n")
+    recipe = Path(f"{STANDARD}+{write_layer(workdir / 'layer.yaml', 'frost.yaml')}")
+    first = check_recipes([recipe], [], [])
+    assert check_recipes([recipe], [], []) == first
+    (workdir / "white").mkdir()
+    Image.new("RGB", (300, 300), (255, 255, 255)).save(workdir / "white" / "frost1.png")
+    monkeypatch.setenv(FROST_ENV, str(workdir / "white"))
+    assert check_recipes([recipe], [], []) != first

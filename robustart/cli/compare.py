@@ -311,9 +311,12 @@ def config_digest(cli: RobustartCLI) -> str:
     to the working folder, as the options read them), or a shipped suite by name, adds that
     file's contents: a suite YAML, a pretrained checkpoint, ... (files over
     :data:`CONTENT_HASH_LIMIT` add their size and modification time instead). Folders, e.g. a
-    dataset's root, add only their path: their contents are taken as fixed.
+    dataset's root, add only their path: their contents are taken as fixed. The data files
+    the robustness suites' corruptions read outside the configuration (frost's photographs,
+    wherever ``$ROBUSTART_FROST_DIR`` points) add their checksums.
     """
     import hashlib
+    import json
 
     import yaml
 
@@ -323,6 +326,11 @@ def config_digest(cli: RobustartCLI) -> str:
         file_digest = _referenced_file_digest(value)
         if file_digest is not None:
             digest.update(f"\0{value}\0{file_digest}".encode())
+    for callback in getattr(getattr(cli, "trainer", None), "callbacks", None) or []:
+        for suite in (getattr(callback, "suite", None), getattr(callback, "test_suite", None)):
+            identity = suite.data_identity() if hasattr(suite, "data_identity") else None
+            if identity:  # files the corruptions read outside the config (frost's photos)
+                digest.update(json.dumps(identity, sort_keys=True).encode())
     return digest.hexdigest()
 
 

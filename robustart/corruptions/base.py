@@ -262,6 +262,13 @@ class Corruption(ABC):
             return out
         return out.clamp_(0.0, 1.0).to(images.dtype)
 
+    def data_identity(self) -> dict[str, str]:
+        """Checksums of the data files the corruption reads besides its parameters (frost's
+        photographs), ``{what: sha256}``; empty for corruptions defined by their parameters
+        alone. Stored results are keyed by them, so that results made with other files are
+        not reused."""
+        return {}
+
     def check_available(self) -> None:  # noqa: B027  (optional hook, no-op by default)
         """Raise a :class:`~robustart.errors.RobustartError` if this corruption cannot run here
         (missing files or optional packages). Suites call it when they are built, so a missing

@@ -130,6 +130,21 @@ def read_texture(path: Path) -> Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
+def textures_digest(files: tuple[Path, ...]) -> str:
+    """SHA-256 over the names and contents of the frost photographs ``files``."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in files:
+        try:
+            digest.update(f"\0{Path(path).name}\0".encode() + Path(path).read_bytes())
+        except OSError as error:
+            raise DatasetNotFoundError(
+                f"frost: cannot read {str(path)!r} ({error.strerror or error})"
+            ) from error
+    return digest.hexdigest()
+
+
 @functools.lru_cache(maxsize=4)
 def load_textures(files: tuple[Path, ...]) -> tuple[Tensor, ...]:
     """Decode frost images as float RGB tensors (3, h, w) in [0, 1] (alpha dropped), cached.
@@ -250,6 +265,11 @@ class Frost(Corruption):
             DatasetNotFoundError: if the folder is missing or empty or an image is unreadable.
         """
         load_textures(tuple(frost_texture_files(self.frost_dir)))
+
+    def data_identity(self) -> dict[str, str]:
+        """The SHA-256 of the frost photographs in use (their names and contents): results
+        made with other photographs (another ``$ROBUSTART_FROST_DIR``) are not reused."""
+        return {"frost_textures": textures_digest(tuple(frost_texture_files(self.frost_dir)))}
 
     def textures(self, zoom: float, height: int, width: int, device: torch.device) -> tuple:
         """The fitted textures stacked (K, 3, H_max, W_max) on ``device``; their sizes (K, 2)."""

@@ -519,6 +519,7 @@ def build_items(
     for name in robustness.corruption_names:
         spec = {"corruptions": [name], "severities": list(robustness.severities)}
         settings = {"kind": "corruption", "name": name, "severities": list(robustness.severities)}
+        settings.update(robustness.corruptions[name].data_identity())  # e.g. frost's photos
         items.append(SuiteItem(f"corruption/{name}", spec, settings))
     for entry, spec in zip(robustness.minimal_eps, suite.spec.get("minimal_eps") or []):
         settings = {"kind": "minimal_eps", "label": entry.label, "spec": to_json(spec)}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -168,11 +169,42 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
         for value in eps[1:]:  # the first was checked by the attack
             check_budget(attack.name, attack.norm, value)
             attack.warn_if_short_of_budget(value)
-        label = label or attack.label
+        label = attack.label if label is None else check_label(label, f"attack {name!r}")
         if any(e.label == label for e in entries):
             raise ConfigError(f"two attacks share the label {label!r}: give one a 'label'")
         entries.append(AttackEntry(label, attack, eps))
     return entries
+
+
+#: Labels the suite's own results use: an attack under one of them would be overwritten.
+RESERVED_LABEL = re.compile(r"^(clean|worst_case_.*)$")
+
+
+def check_label(label: Any, what: str) -> str:
+    """Refuse a label that cannot name a metric: not a non-empty string (a YAML ``label: 7``
+    crashed the figures after the whole evaluation), a name the suite's own results use
+    (``clean``, ``worst_case_<norm>``: overwritten by them), or one holding ``/`` or
+    whitespace (metric names are ``robust/<label>/eps=...``).
+
+    Raises:
+        ConfigError: naming the label and what to write.
+    """
+    if not isinstance(label, str) or not label:
+        raise ConfigError(
+            f"{what} label must be a non-empty string, got {label!r}: quote it in YAML "
+            f"(label: '{label}')"
+        )
+    if RESERVED_LABEL.match(label):
+        raise ConfigError(
+            f"{what} label {label!r} is a name of the suite's own results (clean, "
+            "worst_case_<norm>), which would overwrite it: choose another"
+        )
+    if "/" in label or any(c.isspace() for c in label):
+        raise ConfigError(
+            f"{what} label {label!r} holds '/' or whitespace; metric names are "
+            "robust/<label>/eps=..., so use letters, digits, '_', '-' or '.'"
+        )
+    return label
 
 
 def parse_minimal_eps(specs: Sequence[dict[str, Any]] | None) -> list[MinimalEpsilonEntry]:
@@ -192,7 +224,11 @@ def parse_minimal_eps(specs: Sequence[dict[str, Any]] | None) -> list[MinimalEps
         settings = copy.deepcopy(dict(spec))
         label = settings.pop("label", None)
         search = MinimalEpsilonSearch.from_settings(settings)
-        label = label or search.attack.label
+        label = (
+            search.attack.label
+            if label is None
+            else check_label(label, f"minimal_eps entry #{i + 1}")
+        )
         if any(e.label == label for e in entries):
             raise ConfigError(
                 f"two minimal_eps searches share the label {label!r}: give one a 'label'"
@@ -308,6 +344,12 @@ class RobustnessSuite:
         self.severities = parse_severities(severities)
         if self.corruption_names and not self.severities:
             raise ConfigError("severities is empty but corruptions are listed")
+
+    def data_identity(self) -> dict[str, dict[str, str]]:
+        """``{corruption: checksums}`` of the data files its corruptions read (frost's
+        photographs; :meth:`~robustart.corruptions.base.Corruption.data_identity`)."""
+        identities = {n: c.data_identity() for n, c in self.corruptions.items()}
+        return {n: identity for n, identity in identities.items() if identity}
 
     @staticmethod
     def corruption_key(name: str, severity: int) -> str:
