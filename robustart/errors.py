@@ -52,6 +52,11 @@ class CorruptImageError(RobustartError, OSError):
     """
 
 
+class OutputError(RobustartError, OSError):
+    """A result could not be written (the output folder removed, replaced by a file, full or
+    not writable while the command ran)."""
+
+
 class EmptyInputError(ConfigError):
     """Nothing to score: zero images, an empty subset or empty predictions. An accuracy (or
     any other mean) over nothing is refused rather than reported as 0 or NaN."""

@@ -21,7 +21,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from robustart.errors import ConfigError, InputRangeError, RobustartWarning
+from robustart.errors import ConfigError, InputRangeError, OutputError, RobustartWarning
 
 #: Values a little outside [0, 1] that float arithmetic can produce are tolerated.
 RANGE_TOLERANCE = 1e-5
@@ -603,27 +603,53 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+@contextlib.contextmanager
+def writing_to(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``path`` into an :class:`OutputError` that says
+    what happened: the output folder was checked before the work, so it changed while the
+    command ran (removed and replaced by a file, full, permissions taken away).
+
+    Raises:
+        OutputError: naming the path, the system's reason and what to do.
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as error:
+        raise OutputError(
+            f"cannot write {os.fspath(path)} ({error.strerror or error}): the output folder "
+            "changed while the command ran (removed or replaced by a file, full, or no longer "
+            "writable). Results written so far are kept: fix the folder and rerun the same "
+            "command to resume"
+        ) from None
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically: readers see the old or the new file, never half.
 
     The file gets the permissions of an ordinary write (the user's umask applies), and no
     temporary file is left behind, also when writing fails.
+
+    Raises:
+        OutputError: the file cannot be written (:func:`writing_to`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = _temporary_affixes(path)["text"]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        publish_mode(tmp, replaces=path)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing_to(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prefix, suffix = _temporary_affixes(path)["text"]
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            publish_mode(tmp, replaces=path)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
     return path
 
 
@@ -646,14 +672,16 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         b'png'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = _temporary_affixes(path)["output"]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
-    os.close(fd)
+    with writing_to(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prefix, suffix = _temporary_affixes(path)["output"]
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+        os.close(fd)
     try:
         yield Path(tmp)
-        publish_mode(tmp, replaces=path)
-        os.replace(tmp, path)
+        with writing_to(path):
+            publish_mode(tmp, replaces=path)
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

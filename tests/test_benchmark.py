@@ -369,6 +369,8 @@ def test_minimal_eps_items_keep_every_image(digits):
     assert broken and median == pytest.approx(broken[(len(broken) - 1) // 2])
     row = dict(zip(result.leaderboard().headers, result.leaderboard().rows[0]))
     assert row["minimal_eps/pgd3_linf median"] == median
+    # printed as a budget (before: one decimal, so every L∞ median read 0.0, "misclassified")
+    assert f"{median:.4f}" in result.leaderboard().text()
 
 
 def test_transfer_and_shift_take_every_model_spec(tmp_path, digits, capsys):

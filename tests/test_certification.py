@@ -237,6 +237,9 @@ def test_gaussian_noise_overlay_parses_on_the_standard_recipe(capsys):
         ({"alpha": 1.5}, "alpha"),
         ({"radii": [-0.5]}, "radii"),
         ({"radii": []}, "radii"),
+        # before: accepted, and the column read 0 for any model (n = 8 certifies up to 0.17)
+        ({"n": 8, "alpha": 0.1, "radii": [0.5]}, r"the largest certifiable radius is .* 0\.169"),
+        ({"n": 8, "radii": [0]}, "no radius can be certified"),
         ({"sigmas": 0.25}, "unknown keys"),
         ([0.25], "mapping"),
     ],
@@ -248,7 +251,7 @@ def test_certification_section_is_validated(section, match):
 
 
 def test_benchmark_certification_item_and_leaderboard():
-    section = {"sigma": 0.25, "n0": 8, "n": 64, "alpha": 0.001, "radii": [0, 0.25, 0.5]}
+    section = {"sigma": 0.25, "n0": 8, "n": 64, "alpha": 0.001, "radii": [0, 0.1, 0.25]}
     result = benchmark(
         ZOO, "digits", {"certification": section}, num_images=16, batch_size=8, progress=False
     )
@@ -256,14 +259,14 @@ def test_benchmark_certification_item_and_leaderboard():
     assert list(model.items) == ["clean", "certification"]
     item = model.item("certification")
     assert item["settings"]["n"] == 64 and item["settings"]["sigma"] == 0.25
-    assert set(item["certified_accuracy"]) == {"0", "0.25", "0.5"}
+    assert set(item["certified_accuracy"]) == {"0", "0.1", "0.25"}
     assert len(item["per_image"]["radius"]) == 16
-    accuracy = [item["certified_accuracy"][r] for r in ("0", "0.25", "0.5")]
+    accuracy = [item["certified_accuracy"][r] for r in ("0", "0.1", "0.25")]
     assert accuracy == sorted(accuracy, reverse=True)
     predictions = item["per_image"]["prediction"]
     assert item["abstention_rate"] == sum(p == ABSTAIN for p in predictions) / 16
     table = result.leaderboard()
-    for r in ("0", "0.25", "0.5"):
+    for r in ("0", "0.1", "0.25"):
         column = table.headers.index(f"certified @r={r}")
         assert table.rows[0][column] == pytest.approx(100 * item["certified_accuracy"][r])
     assert not math.isnan(accuracy[0])

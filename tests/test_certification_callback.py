@@ -30,7 +30,7 @@ from robustart.main import cli_main
 STANDARD = RECIPES / "digits" / "standard.yaml"
 GAUSSIAN = RECIPES / "digits" / "gaussian_noise.yaml"
 LAYER = RECIPES / "evaluation" / "digits_certification.yaml"
-RADII = [0.0, 0.1, 0.25, 0.5]
+RADII = [0.0, 0.1, 0.25]  # n = 64 certifies up to 0.317
 #: Small enough for a CPU test: 16 images x (8 + 64 + 64) forward passes.
 SETTINGS = {"sigma": 0.25, "n0": 8, "n": 64, "n_predict": 64, "batch_size": 68, "radii": RADII}
 
@@ -77,7 +77,7 @@ def test_fit_logs_certified_accuracy_at_each_radius(workdir):
     assert code == 0
     run_dir = workdir / "runs" / "digits_gaussian_noise" / "version_0"
     names = certification_metric_names(RADII, smoothed=True)
-    assert names[:4] == ["certified/r=0", "certified/r=0.1", "certified/r=0.25", "certified/r=0.5"]
+    assert names[:3] == ["certified/r=0", "certified/r=0.1", "certified/r=0.25"]
     with open(run_dir / "metrics.csv", newline="") as file:
         rows = [row for row in csv.DictReader(file) if row.get("certified/r=0")]
     assert len(rows) == 1  # one evaluated epoch
@@ -95,8 +95,10 @@ def test_fit_logs_certified_accuracy_at_each_radius(workdir):
     assert certified[0] <= metrics["certified/guess_accuracy"] <= 1
     # certified-correct and abstained images are disjoint
     assert certified[0] + metrics["certified/abstention_rate"] <= 1 + 1e-12
-    # 64 samples at alpha = 0.001 cap the radius at sigma * Phi^-1(0.001^(1/64)) = 0.32
-    assert certified[-1] == 0.0
+    # 64 samples at alpha = 0.001 cap the radius at sigma * Phi^-1(0.001^(1/64)) = 0.32: a
+    # radius of 0.5 is refused before training (before: a column of zeros)
+    with pytest.raises(ConfigError, match=r"largest certifiable radius is .* 0\.317"):
+        check_certification_settings({**SETTINGS, "radii": [*RADII, 0.5]})
 
 
 # ----------------------------------------------------------------------------- settings

@@ -81,3 +81,23 @@ def test_atomic_write_json(tmp_path):
     path = atomic_write_json(tmp_path / "sub" / "r.json", {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temp files left
+
+
+def test_results_written_into_a_folder_replaced_by_a_file_are_one_error(tmp_path):
+    """Before: a NotADirectoryError traceback when the output folder was replaced by a file
+    during a benchmark (after 35 s of work); now an OutputError (one CLI line, exit 2)."""
+    from robustart.errors import OutputError, RobustartError
+    from robustart.evaluation.results import ItemStore
+    from robustart.utils import atomic_output
+
+    (tmp_path / "out").write_text("a file where the output folder was")
+    with pytest.raises(OutputError, match="the output folder changed while the command ran"):
+        atomic_write_json(tmp_path / "out" / "r.json", {"a": 1})
+    with (
+        pytest.raises(OutputError, match=r"out/plot\.png"),
+        atomic_output(tmp_path / "out" / "plot.png"),
+    ):
+        pass
+    store = ItemStore(tmp_path / "out")
+    with pytest.raises(RobustartError, match="cannot write"):
+        store.save({"item": "clean", "weights": "0" * 64}, {"result": {}})

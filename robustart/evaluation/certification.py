@@ -510,7 +510,8 @@ def certify_images(
         ConfigError: a setting out of range.
     """
     check_certification_settings(
-        {"sigma": sigma, "n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size}
+        {"sigma": sigma, "n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size},
+        check_radii=False,
     )
     if isinstance(n_predict, bool) or not isinstance(n_predict, int) or n_predict < 0:
         raise ConfigError(f"n_predict must be an integer >= 0, got {n_predict!r}")
@@ -634,12 +635,19 @@ def certify_chunks(
 
 
 # ----------------------------------------------------------------------------- settings
-def check_certification_settings(spec: Any) -> dict[str, Any]:
+def check_certification_settings(spec: Any, check_radii: bool = True) -> dict[str, Any]:
     """Validate a ``certification:`` section of a benchmark suite; returns it completed with
-    :data:`CERTIFICATION_DEFAULTS` (``radii`` sorted, as floats).
+    :data:`CERTIFICATION_DEFAULTS` (``radii`` sorted, as floats; the default grid only up to
+    :func:`largest_certifiable_radius`).
+
+    Args:
+        spec: The section.
+        check_radii: Refuse radii that ``n`` samples cannot certify (off for callers that
+            report no radii, e.g. :func:`certify_images`).
 
     Raises:
-        ConfigError: not a mapping, an unknown key, or a value out of range (one line each).
+        ConfigError: not a mapping, an unknown key, a value out of range, or a radius no
+            image can reach with these ``sigma``, ``n`` and ``alpha`` (one line each).
     """
     if not isinstance(spec, Mapping):
         raise ConfigError(
@@ -676,7 +684,36 @@ def check_certification_settings(spec: Any) -> dict[str, Any]:
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < math.inf:
             raise ConfigError(f"certification.radii must be numbers >= 0, got {r!r}")
     out.update(sigma=sigma, alpha=alpha, radii=sorted({float(r) for r in radii}))
+    largest = largest_certifiable_radius(sigma, out["n"], alpha)
+    if "radii" not in spec:  # the default grid, up to what n samples can certify
+        out["radii"] = [r for r in out["radii"] if r <= largest] or [0.0]
+    beyond = [r for r in out["radii"] if r > largest]
+    if beyond and check_radii:
+        reach = (
+            f"no radius can be certified (α^(1/n) = {alpha ** (1 / out['n']):.3g} ≤ 1/2)"
+            if largest < 0
+            else f"the largest certifiable radius is σ·Φ⁻¹(α^(1/n)) = {largest:.3g}"
+        )
+        raise ConfigError(
+            f"certification.radii {beyond}: with sigma {sigma:g}, n {out['n']} and alpha "
+            f"{alpha:g} {reach}, even for an image whose every noise sample is classified "
+            "right, so the column would read 0 whatever the model. Raise n (or sigma), or "
+            "drop those radii"
+        )
     return out
+
+
+def largest_certifiable_radius(sigma: float, n: int, alpha: float) -> float:
+    """``σ · Φ⁻¹(α^(1/n))``: the radius of an image whose ``n`` noise samples all vote for
+    its class (the Clopper–Pearson bound with ``k = n``); −1 when even that is not certified
+    (``α^(1/n) ≤ 1/2``).
+
+    Example:
+        >>> round(largest_certifiable_radius(0.25, 100_000, 0.001), 3)  # Cohen et al.'s n
+        0.953
+    """
+    p_lower = alpha ** (1 / n)
+    return certified_radius(p_lower, sigma) if p_lower >= 0.5 else -1.0
 
 
 def certification_metric_names(

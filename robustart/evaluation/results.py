@@ -34,6 +34,7 @@ from robustart.utils import (
     atomic_write_text,
     format_eps,
     remove_stale_temporaries,
+    writing_to,
 )
 
 __all__ = ["SCHEMA", "BenchmarkResult", "ItemStore", "ModelResult", "library_versions"]
@@ -98,7 +99,8 @@ class ItemStore:
         path = self.path(identity)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with writing_to(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"schema": SCHEMA, "identity": identity, **record})
 
 
@@ -179,6 +181,10 @@ class ModelResult:
         }
 
 
+#: Suffix of the leaderboard's minimal-ε columns (the median budget, image units).
+MINIMAL_EPS_COLUMN = " median"
+
+
 @dataclass
 class BenchmarkResult:
     """Every model's results, the settings that produced them and the notes of the run."""
@@ -229,7 +235,7 @@ class BenchmarkResult:
                     row["mCE"] = summary["mce"]
             for name, value in report.metrics().items():
                 if name.startswith("minimal_eps/") and name.endswith("/median"):
-                    row[name.removesuffix("/median") + " median"] = value
+                    row[name.removesuffix("/median") + MINIMAL_EPS_COLUMN] = value
             noise = model.item("system_noise")
             if noise is not None:
                 row["system noise mean"] = 100 * noise["mean"]
@@ -244,7 +250,14 @@ class BenchmarkResult:
             rows.append(row)
         headers = list(dict.fromkeys(h for row in rows for h in row))
         decimals = [
-            0 if h in ("model", "images") else 2 if h == "params (M)" else 1 for h in headers
+            0
+            if h in ("model", "images")
+            else 2
+            if h == "params (M)"
+            else 4
+            if h.endswith(MINIMAL_EPS_COLUMN)  # a budget in [0, 1] image units, not a percentage
+            else 1
+            for h in headers
         ]
         return Table(headers, [[row.get(h) for h in headers] for row in rows], decimals)
 
