@@ -457,6 +457,7 @@ def test_robustart_warnings_are_one_line_and_other_warnings_keep_pythons_format(
     with warnings.catch_warnings(), robustart_warnings_as_one_line():
         warnings.simplefilter("always")
         scan_class_folders(tmp_path, {"a": 0}, "my set", "<root>/<class>/*.png")
+        scan_class_folders(tmp_path, {"a": 0}, "my set", "<root>/<class>/*.png")  # once only
         warnings.warn("from elsewhere", UserWarning, stacklevel=1)
     err = capsys.readouterr().err  # the other warning goes to Python's (here pytest's) handler
     assert err.startswith("robustart: warning: my set: 1 file(s) in the class folders")
@@ -485,3 +486,14 @@ def test_checkpoint_monitor_directions_and_unknown_names_are_refused(
     outside robustart's names failed after the first epoch."""
     expect_error(capsys, "fit", "--config", STANDARD, *options, match=match)
     assert nothing_trained(workdir)
+
+
+def test_an_interrupted_command_is_one_line_and_status_130(capsys):
+    """Before: Ctrl-C during a benchmark printed a KeyboardInterrupt traceback."""
+    from robustart.cli.errors import input_errors_as_one_line
+
+    with pytest.raises(SystemExit) as info, input_errors_as_one_line():
+        raise KeyboardInterrupt
+    assert info.value.code == 130
+    err = capsys.readouterr().err
+    assert err.startswith("robustart: interrupted:") and len(err.splitlines()) == 1

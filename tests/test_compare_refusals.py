@@ -194,3 +194,11 @@ def test_other_frost_photographs_change_a_recipes_identity(workdir, monkeypatch)
     Image.new("RGB", (300, 300), (255, 255, 255)).save(workdir / "white" / "frost1.png")
     monkeypatch.setenv(FROST_ENV, str(workdir / "white"))
     assert check_recipes([recipe], [], []) != first
+
+
+def test_a_repeated_seed_is_refused(workdir, capsys):
+    """Before: `--seeds 1 1` quietly ran one seed and reported no spread."""
+    expect_cli_error(
+        capsys, "compare", STANDARD, "--seeds", "1", "1", match="--seeds lists 1 more than once"
+    )
+    assert not (workdir / "comparison").exists()

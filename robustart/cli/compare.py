@@ -529,7 +529,13 @@ def main(argv: list[str]) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     if args.seeds is not None and args.seed is not None:
         raise ConfigError("give --seed or --seeds, not both")
-    seeds = [args.seed] if args.seeds is None else list(dict.fromkeys(args.seeds))
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        raise ConfigError(
+            f"--seeds lists {', '.join(map(str, repeated))} more than once: each seed is one "
+            "run, and a repeat would count it twice in the mean ± std. Give each seed once"
+        )
+    seeds = [args.seed] if args.seeds is None else list(args.seeds)
     extra = fit_arguments(args, extra)
     check_output_dir(args.output, "--output folder")
     configs = check_recipes(args.recipes, args.common, extra)
@@ -574,9 +580,10 @@ def main(argv: list[str]) -> dict[str, Any]:
     shown = rows if spread is None else spread["text"]
     text = format_table(headers, shown)
     seeds_text = "" if spread is None else f"; mean ± std over seeds {seeds}, ≈: within spread"
+    settings = f"; {settings}" if settings else ""  # none without attacks
     print(
         f"\nRobustness comparison (accuracy %, test split; subset of {first.num_images} "
-        f"images; {settings}{seeds_text})\n{text}\n"
+        f"images{settings}{seeds_text})\n{text}\n"
     )
 
     out = args.output

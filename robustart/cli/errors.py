@@ -20,14 +20,25 @@ from robustart.utils import one_line, read_yaml_file
 
 #: Exit status of a command refused because of its input (argparse's usage-error status).
 INPUT_ERROR_STATUS = 2
+#: Exit status of a command interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_STATUS = 130
 
 
 @contextmanager
 def input_errors_as_one_line() -> Iterator[None]:
     """Run the body; an input error in it is printed as one ``robustart: error: ...`` line on
-    stderr and ends the program with status 2. Other exceptions (bugs) propagate."""
+    stderr and ends the program with status 2. An interruption (Ctrl-C) is one line too,
+    with status 130: the commands store their results as they go and resume. Other
+    exceptions (bugs) propagate."""
     try:
         yield
+    except KeyboardInterrupt:
+        print(
+            "robustart: interrupted: the results written so far are kept; run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
+        raise SystemExit(INTERRUPTED_STATUS) from None
     except Exception as exc:
         err = find_input_error(exc)
         if err is None:
@@ -41,8 +52,10 @@ def robustart_warnings_as_one_line() -> Iterator[None]:
     """Run the body; robustart's warnings in it (:class:`~robustart.errors.RobustartWarning`)
     are printed as one ``robustart: warning: ...`` line on stderr, like its errors, instead of
     Python's ``file:line: UserWarning: ...`` and a source line. Other libraries' warnings keep
-    Python's format."""
+    Python's format. Each distinct warning is printed once per command (a study repeats the
+    same check for every item of every model)."""
     default = warnings.showwarning
+    shown: set[str] = set()
 
     def show(
         message: Warning | str,
@@ -53,7 +66,10 @@ def robustart_warnings_as_one_line() -> Iterator[None]:
         line: str | None = None,
     ) -> None:
         if issubclass(category, RobustartWarning):
-            print(f"robustart: warning: {one_line(str(message))}", file=file or sys.stderr)
+            text = f"robustart: warning: {one_line(str(message))}"
+            if text not in shown:
+                shown.add(text)
+                print(text, file=file or sys.stderr)
         else:
             default(message, category, filename, lineno, file, line)
 
