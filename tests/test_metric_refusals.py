@@ -344,3 +344,24 @@ def test_sixteen_bit_pngs_decode_to_the_same_pixels_with_every_decoder():
     for name in ("pil", "torchvision"):
         decoded = DECODERS.get(name)(buffer.getvalue())
         np.testing.assert_array_equal(decoded[..., 0], expected, err_msg=name)
+
+
+def test_a_report_no_evaluation_can_produce_is_refused():
+    """Before: a report of 0 images gave metrics and an mCE of 64.67; percentages flowed into
+    the metrics and figures (y = 9000 %); a NaN between two budgets hid a rising curve from
+    the sanity check; a JSON without `corruptions` was a KeyError."""
+    from robustart.evaluation.report import RobustnessReport
+
+    with pytest.raises(EmptyInputError, match="at least one evaluated image"):
+        RobustnessReport(num_images=0, clean=0.5)
+    with pytest.raises(InputRangeError, match="a percentage"):
+        RobustnessReport(num_images=4, clean=85.0)
+    with pytest.raises(InputRangeError, match="pgd at eps=0.1 is nan"):
+        RobustnessReport(4, 0.5, attacks={"pgd": {0.05: 0.4, 0.1: NAN, 0.2: 0.6}})
+    with pytest.raises(InputRangeError, match="fog at severity 3"):
+        RobustnessReport(4, 0.5, corruptions={"fog": {3: 1.5}})
+    assert math.isnan(RobustnessReport(4, NAN).clean)  # clean not measured: allowed
+    data = RobustnessReport(4, 0.5, corruptions={"fog": {3: 0.25}}).to_dict()
+    del data["corruptions"]
+    with pytest.raises(ConfigError, match="not a robustart report .* 'corruptions'"):
+        RobustnessReport.from_dict(data)

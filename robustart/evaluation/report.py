@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from robustart.errors import EmptyInputError
+from robustart.errors import ConfigError, EmptyInputError, InputRangeError
 from robustart.evaluation.suite import CLEAN_KEY, RobustnessSuite
 from robustart.utils import eps_key
 
@@ -85,6 +85,52 @@ class RobustnessReport:
     minimal_eps: dict[str, dict[str, float | None]] = field(default_factory=dict)
     minimal_eps_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     image_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a report no evaluation can produce: fewer than one image, or accuracies that
+        are not fractions in [0, 1] (percentages, NaN between two budgets), which every
+        summary, sanity check and figure would otherwise take at face value.
+
+        Raises:
+            EmptyInputError: ``num_images`` below 1.
+            InputRangeError: an accuracy outside [0, 1] (the clean one may be NaN: not
+                measured).
+        """
+        if isinstance(self.num_images, bool) or not isinstance(self.num_images, int):
+            raise InputRangeError(
+                f"RobustnessReport: num_images must be an integer, got {self.num_images!r}"
+            )
+        if self.num_images < 1:
+            raise EmptyInputError(
+                f"RobustnessReport of {self.num_images} images: a report needs at least one "
+                "evaluated image"
+            )
+        values = [("clean", self.clean, True)]
+        values += [
+            (f"{label} at eps={eps:g}", acc, False)
+            for label, curve in self.attacks.items()
+            for eps, acc in curve.items()
+        ]
+        values += [
+            (f"{name} at severity {severity}", acc, False)
+            for name, curve in self.corruptions.items()
+            for severity, acc in curve.items()
+        ]
+        values += [(name, acc, False) for name, acc in self.worst_case.items()]
+        for what, value, may_be_nan in values:
+            number = float(value) if isinstance(value, (int, float)) else math.nan
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputRangeError(
+                    f"RobustnessReport: the accuracy {what} must be a number, got {value!r}"
+                )
+            if math.isnan(number) and may_be_nan:
+                continue
+            if not 0.0 <= number <= 1.0:
+                hint = " (a percentage? give fractions)" if 1 < number <= 100 else ""
+                raise InputRangeError(
+                    f"RobustnessReport: the accuracy {what} is {value!r}; accuracies are "
+                    f"fractions in [0, 1]{hint}"
+                )
 
     @classmethod
     def from_metrics(
@@ -310,8 +356,26 @@ class RobustnessReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RobustnessReport:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
 
+        Raises:
+            ConfigError: ``data`` is not a report's JSON (a key missing, a value of another
+                type), naming what is wrong.
+            EmptyInputError, InputRangeError: as the constructor.
+        """
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            if isinstance(error, (ConfigError, InputRangeError)):
+                raise
+            what = f"the key {error}" if isinstance(error, KeyError) else str(error)
+            raise ConfigError(
+                f"not a robustart report (RobustnessReport.to_dict): {what} is missing or "
+                "malformed. Read reports written by robustart, or rerun the evaluation"
+            ) from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> RobustnessReport:
         def by_eps(values: dict) -> dict:
             return {k: {float(e): a for e, a in v.items()} for k, v in values.items()}
 

@@ -95,8 +95,9 @@ def evaluate_corruption_files(
     """
     for severity in severities:
         check_severity(severity)
-    report = RobustnessReport(num_images=0, clean=float(clean_accuracy))
+    accuracies: dict[str, dict[int, float]] = {}
     calibration: dict[str, dict[int, float]] = {}
+    num_images = 0
     for name in corruptions:
         for severity in severities:
             data = create_shift_dataset(dataset, root, corruption=name, severity=severity)
@@ -109,9 +110,10 @@ def evaluate_corruption_files(
                 output_transform,
                 progress=progress,
             )
-            report.corruptions.setdefault(name, {})[severity] = scores["accuracy"]
+            accuracies.setdefault(name, {})[severity] = scores["accuracy"]
             calibration.setdefault(name, {})[severity] = scores["ece"]
-            report.num_images = int(scores["num_images"])
+            num_images = int(scores["num_images"])
+    report = RobustnessReport(num_images, float(clean_accuracy), corruptions=accuracies)
     return report, calibration
 
 
