@@ -356,12 +356,12 @@ def test_a_report_no_evaluation_can_produce_is_refused():
         RobustnessReport(num_images=0, clean=0.5)
     with pytest.raises(InputRangeError, match="a percentage"):
         RobustnessReport(num_images=4, clean=85.0)
-    with pytest.raises(InputRangeError, match="pgd at eps=0.1 is nan"):
+    with pytest.raises(InputRangeError, match=r"pgd at eps=0\.1 is nan"):
         RobustnessReport(4, 0.5, attacks={"pgd": {0.05: 0.4, 0.1: NAN, 0.2: 0.6}})
     with pytest.raises(InputRangeError, match="fog at severity 3"):
         RobustnessReport(4, 0.5, corruptions={"fog": {3: 1.5}})
     assert math.isnan(RobustnessReport(4, NAN).clean)  # clean not measured: allowed
     data = RobustnessReport(4, 0.5, corruptions={"fog": {3: 0.25}}).to_dict()
     del data["corruptions"]
-    with pytest.raises(ConfigError, match="not a robustart report .* 'corruptions'"):
+    with pytest.raises(ConfigError, match=r"not a robustart report .* 'corruptions'"):
         RobustnessReport.from_dict(data)
