@@ -635,21 +635,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         OutputError: the file cannot be written (:func:`writing_to`).
     """
     path = Path(path)
-    with writing_to(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        prefix, suffix = _temporary_affixes(path)["text"]
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            publish_mode(tmp, replaces=path)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+    with (
+        _replaced_atomically(path, "text") as tmp,
+        writing_to(path),
+        open(tmp, "w", encoding="utf-8") as f,
+    ):
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
@@ -671,10 +664,18 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         ...     print(target.read_bytes())
         b'png'
     """
-    path = Path(path)
+    with _replaced_atomically(Path(path), "output") as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _replaced_atomically(path: Path, kind: str) -> Iterator[Path]:
+    """A fresh temporary file beside ``path`` (named as :func:`_temporary_affixes` says for
+    ``kind``); when the body succeeds it replaces ``path`` with an ordinary file's
+    permissions, else it is removed. Folder and rename failures are :class:`OutputError`."""
     with writing_to(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        prefix, suffix = _temporary_affixes(path)["output"]
+        prefix, suffix = _temporary_affixes(path)[kind]
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
         os.close(fd)
     try:
