@@ -97,7 +97,7 @@ def evaluate_corruption_files(
         check_severity(severity)
     accuracies: dict[str, dict[int, float]] = {}
     calibration: dict[str, dict[int, float]] = {}
-    num_images = 0
+    counted = 0
     for name in corruptions:
         for severity in severities:
             data = create_shift_dataset(dataset, root, corruption=name, severity=severity)
@@ -112,8 +112,8 @@ def evaluate_corruption_files(
             )
             accuracies.setdefault(name, {})[severity] = scores["accuracy"]
             calibration.setdefault(name, {})[severity] = scores["ece"]
-            num_images = int(scores["num_images"])
-    report = RobustnessReport(num_images, float(clean_accuracy), corruptions=accuracies)
+            counted = int(scores["num_images"])
+    report = RobustnessReport(counted, float(clean_accuracy), corruptions=accuracies)
     return report, calibration
 
 
