@@ -194,12 +194,7 @@ def load_study(spec: str | os.PathLike | Mapping[str, Any]) -> StudySpec:
     for i, first in enumerate(models):
         for second in models[i + 1 :]:
             if first.spec == second.spec:
-                why = "load the same weights"
-                raise ConfigError(
-                    _same_replicates(first.group, first, second, why)
-                    if first.group == second.group
-                    else _same_model_twice(first, second, why)
-                )
+                raise ConfigError(_same_weights(first, second, "load the same weights"))
     for key in ("transfer", "wandb"):
         if data.get(key) is not None and not isinstance(data[key], Mapping):
             raise ConfigError(f"study `{key}` must be a mapping, got {data[key]!r}")
@@ -872,9 +867,15 @@ def _refuse_identical_replicates(models: list[StudyModel], checksums: dict[str, 
             if checksums[first.name] != checksums[second.name]:
                 continue
             why = f"hold the same weights (sha256 {checksums[first.name][:12]}...)"
-            if first.group == second.group:
-                raise ConfigError(_same_replicates(first.group, first, second, why))
-            raise ConfigError(_same_model_twice(first, second, why))
+            raise ConfigError(_same_weights(first, second, why))
+
+
+def _same_weights(first: StudyModel, second: StudyModel, why: str) -> str:
+    """The message for two study models with the same weights: replicates of one group, or
+    one network under two groups (techniques)."""
+    if first.group == second.group:
+        return _same_replicates(first.group, first, second, why)
+    return _same_model_twice(first, second, why)
 
 
 def _same_model_twice(first: StudyModel, second: StudyModel, why: str) -> str:
