@@ -136,7 +136,9 @@ def test_minimal_eps_statistics_refuses_nan_and_negative_budgets(bad):
 
 def test_minimal_eps_statistics_keeps_misclassified_and_unbroken_markers():
     stats = minimal_eps_statistics(torch.tensor([0.0, 0.2, INF]))
-    assert stats == pytest.approx({"mean": 0.2, "median": 0.2, "unbroken": 1 / 3})
+    assert stats == pytest.approx(
+        {"mean": 0.2, "median": 0.2, "unbroken": 1 / 3, "median_all": 0.2}
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from robustart.evaluation import (
     iterate_chunks,
     load_suite,
 )
-from robustart.evaluation.minimal import MinimalEpsilonSearch
+from robustart.evaluation.minimal import MinimalEpsilonSearch, accuracy_curve
 from robustart.metrics import MinimalEpsilons, minimal_eps_statistics
 from robustart.utils import make_generator, stable_seed
 
@@ -112,6 +112,8 @@ def test_suite_minimal_eps_equals_direct_search(trained_model):
         assert expected["mean"] == pytest.approx(broken.mean().item())
         assert expected["median"] == broken.sort().values[(len(broken) - 1) // 2].item()
         assert expected["unbroken"] == torch.isinf(min_eps).sum().item() / 20
+        # over all 20 (0 and inf included): the 10th smallest, where accuracy falls to 50 %
+        assert expected["median_all"] == min_eps.double().sort().values[9].item()
         for name, value in expected.items():
             key = f"minimal_eps/{label}/{name}"
             key = f"minimal_eps_unbroken/{label}" if name == "unbroken" else key
@@ -135,7 +137,12 @@ def test_minimal_epsilons_metric_restores_chunk_order():
     assert stats["mean"] == pytest.approx((0.1 + 0.2 + 0.4) / 3)
     empty = MinimalEpsilons(["a"])
     empty.update("a", torch.tensor([0.0, math.inf]), chunk_id=0)
-    assert empty.compute()["a"] == {"mean": None, "median": None, "unbroken": 0.5}
+    assert empty.compute()["a"] == {
+        "mean": None,
+        "median": None,
+        "unbroken": 0.5,
+        "median_all": 0.0,
+    }
     nan = RobustnessReport(num_images=2, clean=0.5, minimal_eps={"a": empty.compute()["a"]})
     assert math.isnan(nan.metrics()["minimal_eps/a/mean"])
 
@@ -180,3 +187,22 @@ def test_ddp_minimal_eps_equals_one_process(trained_model):
     assert set(NAMES) <= set(distributed)
     assert {"robust/pgd3_linf/eps=8_255", "corruption/gaussian_noise/5"} <= set(distributed)
     assert distributed == single
+
+
+def test_median_over_all_images_ranks_the_more_robust_model_higher():
+    """By hand: model A leaves 3 of 4 images unbroken and breaks the fourth at 0.01; model B
+    breaks all four at 0.02-0.05. Over the broken images A's median (0.01) is below B's
+    (0.03), the wrong order; over all images A's is inf (accuracy stays above 50 % up to
+    eps_max) and B's 0.03, the budget where B's accuracy falls to 50 %."""
+    inf = math.inf
+    a = minimal_eps_statistics(torch.tensor([0.01, inf, inf, inf]))
+    b = minimal_eps_statistics(torch.tensor([0.02, 0.03, 0.04, 0.05]))
+    assert a["median"] == pytest.approx(0.01) and b["median"] == pytest.approx(0.03)
+    assert a["median_all"] == inf and b["median_all"] == pytest.approx(0.03)
+    # odd count, misclassified images (0) included: the middle value
+    c = minimal_eps_statistics(torch.tensor([0.0, 0.0, 0.2, 0.5, inf]))
+    assert c["median_all"] == pytest.approx(0.2) and c["median"] == pytest.approx(0.2)
+    # even count: the lower middle value, so robust accuracy there is at most 50 %
+    d = minimal_eps_statistics(torch.tensor([0.0, 0.1, 0.3, inf]))
+    assert d["median_all"] == pytest.approx(0.1)
+    assert accuracy_curve(torch.tensor([0.0, 0.1, 0.3, inf]), [0.1]).item() == 0.5

@@ -227,10 +227,31 @@ def test_replicate_groups_give_mean_and_spread_and_mark_effects_within_it(tmp_pa
         "num_images": 32,
         "batch_size": 32,
         "models": models,
-        "suite": {"attacks": [{"name": "fgsm", "eps": ["8/255"]}]},
+        "suite": {
+            "attacks": [{"name": "fgsm", "eps": ["8/255"]}],
+            # a budget the adversarially trained model survives on most images: its median
+            # minimal ε is censored ("> 1/255"), which has no mean
+            "minimal_eps": [{"attack": "pgd", "eps_max": "1/255", "steps": 2}],
+        },
     }
     result = run_study(spec, tmp_path, device="cpu", progress=False)
     table, spreads = result.replicates()
+    column = "minimal_eps/pgd2_linf median"
+    board_rows = {row[0]: row for row in result.leaderboard().rows}
+    medians = {
+        name: row[result.leaderboard().headers.index(column)] for name, row in board_rows.items()
+    }
+    assert medians["digits_resnet20_pgd_at"] == "> 1/255"
+    by_group = {row[0]: row for row in table.rows}
+    assert by_group["digits_resnet20_pgd_at"][table.headers.index(column)] == "> 1/255"
+    pair = [medians["digits_resnet20_standard"], medians["blurred_standard"]]
+    std_cell = by_group["std"][table.headers.index(column)]
+    if all(isinstance(v, str) for v in pair):
+        assert std_cell == "> 1/255"
+    elif any(isinstance(v, str) for v in pair):
+        assert std_cell == "1 of 2 runs > 1/255"
+    else:
+        assert std_cell.startswith(f"{(pair[0] + pair[1]) / 2:.3f} ± ")
     board = result.leaderboard()
     clean = {row[0]: row[board.headers.index("clean")] for row in board.rows}
     first, second = clean["digits_resnet20_standard"], clean["blurred_standard"]

@@ -105,7 +105,7 @@ class MinimalEpsilonResult:
         return distortion_statistics({self.norm: self.min_eps.double()}, broken)
 
     def statistics(self) -> dict[str, float | None]:
-        """``{"mean", "median", "unbroken"}``, what a suite reports (see
+        """``{"mean", "median", "unbroken", "median_all"}``, what a suite reports (see
         :func:`~robustart.metrics.robustness.minimal_eps_statistics`)."""
         return minimal_eps_statistics(self.min_eps)
 

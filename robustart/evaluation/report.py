@@ -16,8 +16,11 @@ Metric names, the same for every logger (CSV, W&B, ``trainer.callback_metrics``)
   section ``corruption_error/``: ``mce``, ``relative_mce``, ``unnormalized_mce``, ``<name>``),
 * ``minimal_eps/<label>/mean`` and ``minimal_eps/<label>/median``: mean and median per-image
   minimal ε of a minimal-ε search, over the images it broke within ``eps_max`` (NaN if none),
-  in the search's norm; ``minimal_eps_unbroken/<label>``: the fraction of all images it did
-  not break within ``eps_max``,
+  in the search's norm; ``minimal_eps/<label>/median_all``: the median over all images
+  (misclassified ones count 0, unbroken ones ``inf``), the smallest budget at which robust
+  accuracy is at most 50 % (``inf`` when half the images survive ``eps_max``; the leaderboard
+  ranks by it); ``minimal_eps_unbroken/<label>``: the fraction of all images it did not break
+  within ``eps_max``,
 * with the callback's ``certification`` option (randomized smoothing), ``certified/r=<r>``
   (certified ℓ2 accuracy at radius ``r``, written ``%g``), ``certified/abstention_rate``,
   ``certified/guess_accuracy`` and ``certified/smoothed_accuracy`` (see
@@ -42,7 +45,7 @@ from robustart.utils import eps_key
 
 #: What each minimal-ε search reports (see
 #: :func:`~robustart.metrics.robustness.minimal_eps_statistics`).
-MINIMAL_EPS_STATISTICS = ("mean", "median", "unbroken")
+MINIMAL_EPS_STATISTICS = ("mean", "median", "unbroken", "median_all")
 
 #: Share of images with an all-zero CE input gradient above which a warning is raised.
 ZERO_GRADIENT_WARNING = 0.1
@@ -64,8 +67,9 @@ class RobustnessReport:
         distortion: ``{label: {eps: {"linf_mean", "linf_median", "l2_mean", "l2_median"}}}``
             over successful points.
         gradient_check: Fractions of images with all-zero / non-finite CE input gradients.
-        minimal_eps: ``{label: {"mean", "median", "unbroken"}}`` of every minimal-ε search
-            (mean and median ``None`` when no image was broken).
+        minimal_eps: ``{label: {"mean", "median", "unbroken", "median_all"}}`` of every
+            minimal-ε search (mean and median ``None`` when no image was broken, median_all
+            ``inf`` when half the images or more were not).
         minimal_eps_settings: ``{label: settings}`` of every minimal-ε search (attack, norm,
             eps_max, grid, bisection steps, ...).
         image_size: ``(height, width)`` of the evaluated images (``None``: not recorded). It
@@ -150,8 +154,8 @@ class RobustnessReport:
             distortion: :class:`~robustart.metrics.robustness.PerturbationNorms` output.
             gradient_check: :class:`~robustart.metrics.robustness.GradientHealth` output.
             minimal_eps: :class:`~robustart.metrics.robustness.MinimalEpsilons` output
-                ``{label: {"mean", "median", "unbroken"}}``; ``None`` leaves the suite's
-                minimal-ε searches out of the report.
+                ``{label: {"mean", "median", "unbroken", "median_all"}}``; ``None`` leaves the
+                suite's minimal-ε searches out of the report.
             image_size: ``(height, width)`` of the evaluated images.
         """
         acc, ar = counts["accuracy"], counts["ar"]

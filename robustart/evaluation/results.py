@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import html
 import json
+import math
 import os
 import platform
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from robustart.errors import ConfigError
 from robustart.evaluation.items import Item, to_json, unpack_bits
 from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.suite import metric_display_name, robust_metric, worst_case_metric
+from robustart.metrics.robustness import minimal_eps_statistics
 from robustart.utils import (
     atomic_write_json,
     atomic_write_text,
@@ -140,6 +142,12 @@ class ModelResult:
                         )
                 elif isinstance(value, dict) and section.name != "worst_case":
                     getattr(merged, section.name).update(value)
+            for label, values in result.get("minimal_eps", {}).items():
+                statistics = merged.minimal_eps.get(label)
+                if statistics is not None and "median_all" not in statistics:
+                    # saved before the statistic existed: from the per-image budgets
+                    budgets = torch.tensor([math.inf if v is None else v for v in values])
+                    statistics.update(minimal_eps_statistics(budgets.double()))
         merged.worst_case = self.worst_case()
         return merged
 
@@ -181,8 +189,22 @@ class ModelResult:
         }
 
 
-#: Suffix of the leaderboard's minimal-ε columns (the median budget, image units).
+#: Suffix of the leaderboard's minimal-ε columns (the median budget over all images, image
+#: units: the smallest budget at which robust accuracy is at most 50 %).
 MINIMAL_EPS_COLUMN = " median"
+
+
+def _minimal_eps_cell(statistics: dict[str, Any], settings: dict[str, Any]) -> float | str | None:
+    """A minimal-ε search's leaderboard cell: its median over all images (``median_all``),
+    ``"> eps_max"`` when half the images or more survive the search's largest budget, ``None``
+    (shown ``-``) for results saved before that statistic existed."""
+    median = statistics.get("median_all")
+    if median is None or math.isfinite(median):
+        return median
+    eps_max = settings.get("eps_max")
+    if eps_max is None:
+        return "> eps_max"
+    return f"> {format_eps(float(eps_max), settings.get('norm', 'linf'))}"
 
 
 @dataclass
@@ -233,9 +255,10 @@ class BenchmarkResult:
                 row["unnorm. mCE"] = summary["unnormalized_mce"]
                 if summary.get("mce") is not None:
                     row["mCE"] = summary["mce"]
-            for name, value in report.metrics().items():
-                if name.startswith("minimal_eps/") and name.endswith("/median"):
-                    row[name.removesuffix("/median") + MINIMAL_EPS_COLUMN] = value
+            for label, statistics in report.minimal_eps.items():
+                row[f"minimal_eps/{label}{MINIMAL_EPS_COLUMN}"] = _minimal_eps_cell(
+                    statistics, report.minimal_eps_settings.get(label, {})
+                )
             noise = model.item("system_noise")
             if noise is not None:
                 row["system noise mean"] = 100 * noise["mean"]

@@ -500,9 +500,22 @@ class StudyResult:
             columns = [h for h in columns if h.removeprefix("minimal_eps/") in shown]
         index = {h: table.headers.index(h) for h in columns}
         rows_of = {row[0]: row for row in table.rows}
-        spreads = {
-            group: {h: Spread.of([rows_of[m.name][index[h]] for m in members]) for h in columns}
+        values = {
+            group: {h: [rows_of[m.name][index[h]] for m in members] for h in columns}
             for group, members in groups.items()
+        }
+        # A text cell is a censored value ("> 16/255": half the images survived a minimal-ε
+        # search's largest budget): it has no mean, so its group shows the text, not a spread.
+        censored = {
+            group: {h: [v for v in cells if isinstance(v, str)] for h, cells in by_column.items()}
+            for group, by_column in values.items()
+        }
+        spreads = {
+            group: {
+                h: Spread(None, None, 0) if censored[group][h] else Spread.of(cells)
+                for h, cells in by_column.items()
+            }
+            for group, by_column in values.items()
         }
         standard: dict[str, list[str]] = {}
         for group, members in groups.items():
@@ -526,6 +539,12 @@ class StudyResult:
             base = baseline_of(group, members[0].family)
             cells = []
             for h in columns:
+                above = censored[group][h]
+                if above:
+                    runs = len(values[group][h])
+                    mixed = len(above) < runs or len(set(above)) > 1
+                    cells.append(f"{len(above)} of {runs} runs {above[0]}" if mixed else above[0])
+                    continue
                 cell = spreads[group][h]
                 close = base not in (None, group) and cell.within(spreads[base][h])
                 decimals = 3 if h.startswith("minimal_eps/") else 1

@@ -147,7 +147,12 @@ def minimal_eps_statistics(min_eps: Tensor) -> dict[str, float | None]:
     Returns:
         ``{"mean", "median"}``: the mean and (lower) median minimal ε over the broken images
         (finite, positive budgets), computed in float64, ``None`` if none is broken;
-        ``"unbroken"``: the fraction in [0, 1] of all N images not broken within ``eps_max``.
+        ``"unbroken"``: the fraction in [0, 1] of all N images not broken within ``eps_max``;
+        ``"median_all"``: the (lower) median over all N images, misclassified ones (0) and
+        unbroken ones (``inf``) included: the smallest budget at which robust accuracy is at
+        most 50 %, ``inf`` when half or more of the images survive ``eps_max``. This is the
+        one to rank models by: the median over the broken images alone falls when a more
+        robust model leaves only its weakest images to be broken.
 
     Raises:
         ConfigError: ``min_eps`` is not (N,) with N >= 1, or holds NaN or negative budgets
@@ -156,7 +161,7 @@ def minimal_eps_statistics(min_eps: Tensor) -> dict[str, float | None]:
     Example:
         >>> stats = minimal_eps_statistics(torch.tensor([0.0, 0.1, 0.2, 0.6, float("inf")]))
         >>> {name: round(value, 3) for name, value in stats.items()}
-        {'mean': 0.3, 'median': 0.2, 'unbroken': 0.2}
+        {'mean': 0.3, 'median': 0.2, 'unbroken': 0.2, 'median_all': 0.2}
     """
     if min_eps.ndim != 1 or min_eps.numel() == 0:
         raise ConfigError(f"min_eps must have shape (N,) with N >= 1, got {tuple(min_eps.shape)}")
@@ -171,7 +176,13 @@ def minimal_eps_statistics(min_eps: Tensor) -> dict[str, float | None]:
     broken = torch.isfinite(min_eps) & (min_eps > 0)
     stats = distortion_statistics({"eps": min_eps.double()}, broken)
     unbroken = torch.isinf(min_eps).sum().item() / min_eps.numel()
-    return {"mean": stats.mean["eps"], "median": stats.median["eps"], "unbroken": unbroken}
+    median_all = float(min_eps.double().sort().values[(min_eps.numel() - 1) // 2])
+    return {
+        "mean": stats.mean["eps"],
+        "median": stats.median["eps"],
+        "unbroken": unbroken,
+        "median_all": median_all,
+    }
 
 
 class RobustnessCounts(Metric):
@@ -356,7 +367,7 @@ class MinimalEpsilons(Metric):
         >>> metric.update("pgd10_linf", torch.tensor([0.0, 0.1, float("inf")]), chunk_id=0)
         >>> metric.update("pgd10_linf", torch.tensor([0.3]), chunk_id=1)
         >>> {k: round(v, 3) for k, v in metric.compute()["pgd10_linf"].items()}
-        {'mean': 0.2, 'median': 0.1, 'unbroken': 0.25}
+        {'mean': 0.2, 'median': 0.1, 'unbroken': 0.25, 'median_all': 0.1}
     """
 
     full_state_update = False
