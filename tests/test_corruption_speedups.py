@@ -27,6 +27,7 @@ from robustart.corruptions import base, corrupt, create_corruption, jpeg_compres
 from robustart.corruptions.disk_filter import disk_filter, disk_row_widths
 from robustart.corruptions.fractal import add_rolled_, plasma_fractal, plus_rolled
 from robustart.corruptions.frost import crop_textures
+from robustart.corruptions.geometry import clipped_zoom
 from robustart.corruptions.jpeg_compression import jpeg_roundtrip
 from robustart.corruptions.kernels import disk_kernel, fft_correlate
 from robustart.corruptions.pixelate import (
@@ -36,6 +37,7 @@ from robustart.corruptions.pixelate import (
     torch_nearest_exact_indices,
 )
 from robustart.corruptions.sampling import bernoulli_indices, poisson_table, scaled_poisson
+from robustart.corruptions.zoom_blur import FOLD_LANES, _balanced_chunks, zoom_factors
 from robustart.utils import make_generator
 
 stats = pytest.importorskip("scipy.stats")
@@ -374,3 +376,50 @@ def test_defocus_box_sums_leave_other_inputs_to_the_fourier_route():
     assert torch.equal(disk_filter(images, 3, 0.5), _disk_by_fft(images, 3, 0.5))
     small = torch.rand(1, 3, 5, 5)
     assert torch.equal(disk_filter(small, 6, 0.5), _disk_by_fft(small, 6, 0.5))
+
+
+# ----------------------------------------------------------------------------- zoom blur
+def _zooms_channels_last(images, factors):
+    """The route before the fold: the batch channels-last, three channels per pixel."""
+    planes = images.contiguous(memory_format=torch.channels_last)
+    total = planes.clone()
+    for zoom in factors:
+        total += clipped_zoom(planes, zoom)
+    return (total / (len(factors) + 1)).contiguous()
+
+
+@pytest.mark.parametrize(("size", "count"), [(224, 18), (32, 300), (32, 6), (45, 40)])
+def test_zoom_blur_folded_into_channels_equals_the_batch_route(size, count):
+    """The CPU fold (images as the channels of one image, padded to FOLD_LANES) gives the
+    values of the channels-last batch route up to the vector loop's float rounding."""
+    images = torch.rand(count, 3, size, size + 5, generator=make_generator(size))
+    corruption = create_corruption("zoom_blur")
+    for severity in (1, 3, 5):
+        param, _ = corruption.parameter(severity, size, size + 5)
+        expected = _zooms_channels_last(images, zoom_factors(*param))
+        out = corruption(images, severity)
+        assert out.is_contiguous() and out.dtype == images.dtype
+        assert (out - expected).abs().max().item() <= 1e-6, severity
+
+
+def test_zoom_blur_gives_an_image_the_same_values_in_any_batch_of_six_or_more():
+    """Every folded plane runs the vector loop, so an image's values do not depend on its
+    batch-mates or its place (the zero planes pad the fold); a batch below FOLD_LANES planes
+    and a lone image take the three-channel route, equal up to rounding."""
+    images = torch.rand(40, 3, 32, 32, generator=make_generator(0))
+    corruption = create_corruption("zoom_blur")
+    whole = corruption(images, 4)
+    assert FOLD_LANES == 16  # batches of 6 images (18 planes) and up are folded
+    for part in (slice(0, 6), slice(3, 40), slice(17, 25), slice(7, 39)):
+        assert torch.equal(corruption(images[part], 4), whole[part])
+    lone = torch.cat([corruption(images[i : i + 1], 4) for i in range(5)])
+    assert (lone - whole[:5]).abs().max().item() <= 1e-6
+    assert torch.equal(corruption(images[:5], 4), lone)  # 15 planes: the batch route
+
+
+def test_balanced_chunks_leave_no_small_remainder():
+    assert _balanced_chunks(10, 16) == [slice(0, 10)]
+    assert _balanced_chunks(17, 16) == [slice(0, 8), slice(8, 17)]
+    chunks = _balanced_chunks(300, 85)
+    assert [c.stop - c.start for c in chunks] == [75, 75, 75, 75]
+    assert chunks[0].start == 0 and chunks[-1].stop == 300
