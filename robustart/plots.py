@@ -924,7 +924,9 @@ def accuracy_heatmap_figure(
 
     Args:
         reports: One report, or ``{run name: report}`` drawn side by side. Missing pairs are
-            left grey (the mean is over the severities present); a NaN clean accuracy reads
+            left grey; the mean column averages the severities that every measured row of
+            every panel has (named in its header; grey when there are none); a NaN clean
+            accuracy reads
             "clean not measured".
         title: The figure's suptitle.
         category_labels: Name the corruption categories right of the last panel.
@@ -942,6 +944,14 @@ def accuracy_heatmap_figure(
     names = corruption_order({n for r in runs.values() for n, c in r.corruptions.items() if c})
     groups = _corruption_groups(names)
     severities = sorted({s for r in runs.values() for c in r.corruptions.values() for s in c})
+    # The mean column averages the same severities in every row and panel (those all of them
+    # have), so that its cells compare; a row measured at fewer severities would otherwise
+    # average easier or harder ones than its neighbours.
+    common = sorted(
+        set(severities).intersection(
+            *(set(c) for r in runs.values() for c in r.corruptions.values() if c)
+        )
+    )
     grids = {}
     for run, report in runs.items():
         grid = np.full((len(names), len(severities) + 1), np.nan)
@@ -950,11 +960,12 @@ def accuracy_heatmap_figure(
             for j, severity in enumerate(severities):
                 if severity in curve:
                     grid[i, j] = 100 * curve[severity]
-            if curve:
-                grid[i, -1] = 100 * sum(curve.values()) / len(curve)
+            if common and curve:
+                grid[i, -1] = 100 * sum(curve[s] for s in common) / len(common)
         grids[run] = grid
     limits = _zoomed_limits(np.concatenate([g.ravel() for g in grids.values()]), pad=0.03)
-    columns = [str(s) for s in severities] + [f"mean\n(sev {_severity_text(severities)})"]
+    mean_label = f"mean\n(sev {_severity_text(common)})" if common else "mean\n(no common sev)"
+    columns = [str(s) for s in severities] + [mean_label]
     width = 0.6 + 0.5 * len(columns)
     longest = max(len(n) for n in names)
     fig, axes = _new_figure(

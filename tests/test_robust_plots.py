@@ -96,7 +96,13 @@ def test_heatmap_single_and_side_by_side(tmp_path):
     assert grid_b.shape == (3, 6)  # fog, contrast, jpeg_compression × 1..5 + mean
     assert np.ma.is_masked(grid_b[0, 0])  # run b has no fog: blank cell
     assert np.ma.is_masked(grid_b[1, 1]) and grid_b[1, 0] == pytest.approx(70.0)
-    assert grid_b[1, 5] == pytest.approx(60.0)  # contrast mean of 0.7 and 0.5
+    # the mean column averages the severities every measured row has (jpeg_compression: only
+    # 1), in both panels: contrast's 0.7 at severity 1, not the mean of 0.7 and 0.5 beside
+    # fog's mean over 1..5, which would compare easier severities with harder ones
+    assert grid_b[1, 5] == pytest.approx(70.0) and grid_b[2, 5] == pytest.approx(60.0)
+    grid_a = fig2.axes[0].get_images()[0].get_array()
+    assert grid_a[0, 5] == pytest.approx(80.0) and np.ma.is_masked(grid_a[2, 5])
+    assert fig2.axes[0].get_xticklabels()[-1].get_text() == "mean\n(sev 1)"
 
 
 def test_heatmap_empty_report_is_a_clear_error(tmp_path):
@@ -325,7 +331,10 @@ def test_heatmap_several_runs_share_one_zoomed_scale():
     assert images[0].get_clim() == images[1].get_clim()
     low, high = images[0].get_clim()
     assert 85 <= low <= 90 and high >= 98
-    assert fig.axes[0].get_xticklabels()[-1].get_text() == "mean\n(sev 1–5)"
+    # contrast is measured at severity 1 only: the mean column is over severity 1 everywhere
+    assert fig.axes[0].get_xticklabels()[-1].get_text() == "mean\n(sev 1)"
+    full = accuracy_heatmap_figure(base)
+    assert full.axes[0].get_xticklabels()[-1].get_text() == "mean\n(sev 1–5)"
 
 
 def test_draw_accuracy_grid_zooms_unless_told():
