@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import torch
 import yaml
 from torch import Tensor, nn
@@ -365,6 +366,53 @@ def warn_if_one_class(logits: Tensor, labels: Tensor, what: str = "the clean ima
         stacklevel=2,
     )
     return True
+
+
+def as_tensor_argument(value: Any, name: str) -> Tensor:
+    """A metric's array argument as a tensor: tensors pass unchanged, NumPy arrays, lists and
+    numbers are converted with NumPy's dtypes (float64 for Python floats).
+
+    Args:
+        value: The argument.
+        name: Its name, for the error.
+
+    Raises:
+        ConfigError: ``value`` holds no numbers (strings, objects, ragged lists).
+
+    Example:
+        >>> import numpy as np
+        >>> as_tensor_argument(np.array([0.5, 1.0]), "confidence")
+        tensor([0.5000, 1.0000], dtype=torch.float64)
+        >>> as_tensor_argument([True, False], "correct")
+        tensor([ True, False])
+        >>> as_tensor_argument([0.1, 0.2], "sizes").dtype
+        torch.float64
+    """
+    if isinstance(value, Tensor):
+        return value
+    try:  # through NumPy, whose dtypes (float64 for Python floats) keep the values exact
+        tensor = torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(
+            f"{name} must be a tensor, a NumPy array or a list of numbers, got "
+            f"{type(value).__name__} ({error})"
+        ) from None
+    if not (tensor.is_floating_point() or tensor.dtype in _NUMERIC_DTYPES):
+        raise ConfigError(f"{name} must hold numbers, got dtype {tensor.dtype}")
+    return tensor
+
+
+_NUMERIC_DTYPES = (
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.uint16,
+    torch.uint32,
+    torch.uint64,
+)
 
 
 def looks_like_probabilities(scores: Tensor) -> bool:

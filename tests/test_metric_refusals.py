@@ -6,6 +6,7 @@ corruption is dropped from the category means."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from robustart.metrics import (
     category_means,
     corruption_category,
     corruption_error,
+    expected_calibration_error,
     flip_probability,
     mean_corruption_accuracy,
     mean_flip_rate,
@@ -367,3 +369,69 @@ def test_a_report_no_evaluation_can_produce_is_refused():
     del data["corruptions"]
     with pytest.raises(ConfigError, match=r"not a robustart report .* 'corruptions'"):
         RobustnessReport.from_dict(data)
+
+
+def _numpy_and_tensor_calls():
+    """(name, call) pairs: each call takes a converter applied to every array argument."""
+    g = np.random.default_rng(0)
+    logits = g.normal(size=(12, 6)).astype(np.float32)
+    labels = g.integers(0, 4, 12)
+    confidence, hit = g.random(12), g.random(12) > 0.5
+    sequences = g.integers(0, 4, (3, 6))
+    from robustart.evaluation.minimal import accuracy_curve
+    from robustart.metrics import (
+        auroc,
+        average_precision,
+        calibration_bins,
+        confidence_and_correct,
+        distortion_statistics,
+        expected_calibration_error_from_scores,
+        max_softmax_anomaly_score,
+        ood_detection_scores,
+        sequence_flip_probabilities,
+    )
+
+    return [
+        ("ece", lambda a: expected_calibration_error(a(confidence), a(hit))),
+        ("bins", lambda a: calibration_bins(a(confidence), a(hit))),
+        ("confidence", lambda a: confidence_and_correct(a(logits), a(labels))),
+        ("ece scores", lambda a: expected_calibration_error_from_scores(a(logits), a(labels))),
+        ("auroc", lambda a: auroc(a(confidence), a(hit))),
+        ("aupr", lambda a: average_precision(a(confidence), a(hit))),
+        ("msp", lambda a: max_softmax_anomaly_score(a(logits))),
+        ("ood", lambda a: ood_detection_scores(a(confidence[:6]), a(confidence[6:]))),
+        ("flips", lambda a: sequence_flip_probabilities(a(sequences), noise=False)),
+        ("flip", lambda a: flip_probability(a(sequences), noise=True)),
+        ("top5", lambda a: top5_distance(a(logits[:6]), a(logits[6:]))),
+        ("norms", lambda a: perturbation_norms(a(logits.reshape(12, 1, 2, 3)))),
+        ("distortion", lambda a: distortion_statistics({"l2": a(confidence)}, a(hit))),
+        ("minimal", lambda a: minimal_eps_statistics(a(np.array([0.0, 0.1, np.inf])))),
+        ("curve", lambda a: accuracy_curve(a(np.array([0.0, 0.1, 0.3])), [0.05])),
+    ]
+
+
+@pytest.mark.parametrize(("name", "call"), _numpy_and_tensor_calls())
+def test_metrics_take_numpy_arrays_and_lists_as_tensors(name, call):
+    """NumPy arrays and lists give what tensors give (before: AttributeError on .detach)."""
+    expected = _plain(call(torch.from_numpy))
+    for convert in (lambda x: x, lambda x: x.tolist()):  # a list of float32 values: float64
+        assert _plain(call(convert)) == pytest.approx(expected, rel=1e-6), name
+
+
+def _plain(value):
+    """Tensors, dataclasses and dicts of a metric's result as flat lists of floats."""
+    if isinstance(value, torch.Tensor):
+        return [float(v) for v in value.flatten()]
+    if hasattr(value, "__dataclass_fields__"):
+        value = vars(value)
+    if isinstance(value, dict):
+        return [x for key in sorted(value) for x in _plain(value[key])]
+    if isinstance(value, (tuple, list)):
+        return [x for item in value for x in _plain(item)]
+    return [float(value)]
+
+
+@pytest.mark.parametrize("bad", [["a", "b"], [[0.1, 0.2], [0.3]], None])
+def test_metrics_refuse_arguments_without_numbers(bad):
+    with pytest.raises(ConfigError, match="confidence must be a tensor, a NumPy array or a list"):
+        expected_calibration_error(bad, torch.ones(2, dtype=torch.bool))

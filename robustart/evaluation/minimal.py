@@ -53,6 +53,7 @@ from robustart.metrics.robustness import (
     minimal_eps_statistics,
 )
 from robustart.utils import (
+    as_tensor_argument,
     check_finite_logits,
     check_images,
     check_logits_shape,
@@ -131,6 +132,7 @@ def accuracy_curve(min_eps: Tensor, eps_grid: Sequence[float] | Tensor) -> Tenso
         >>> accuracy_curve(torch.tensor([0.0, 0.1, 0.3, float("inf")]), [0.0, 0.1, 0.2, 1.0])
         tensor([0.7500, 0.5000, 0.5000, 0.2500])
     """
+    min_eps = as_tensor_argument(min_eps, "min_eps")
     if min_eps.ndim != 1:
         raise ConfigError(f"min_eps must have shape (N,), got {tuple(min_eps.shape)}")
     # Budgets are compared in the precision of ``min_eps`` (float32 from a search), so that an

@@ -22,7 +22,12 @@ from torchmetrics.functional.classification import binary_calibration_error
 from torchmetrics.utilities import dim_zero_cat
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError
-from robustart.utils import check_finite_logits, check_labels, looks_like_probabilities
+from robustart.utils import (
+    as_tensor_argument,
+    check_finite_logits,
+    check_labels,
+    looks_like_probabilities,
+)
 
 
 def _check_bins(n_bins: int) -> int:
@@ -45,6 +50,8 @@ def confidence_and_correct(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tens
         InputRangeError: wrong shapes, or labels that are not class indices in [0, K).
         NonFiniteError: NaN or infinite scores (a calibration error of a broken model).
     """
+    scores = as_tensor_argument(scores, "scores")
+    labels = as_tensor_argument(labels, "labels")
     if scores.ndim != 2 or labels.shape != scores.shape[:1]:
         raise InputRangeError(
             f"scores must be (N, K) and labels (N,), got {tuple(scores.shape)} and "
@@ -77,6 +84,8 @@ def calibration_bins(
     Returns:
         Three float64 tensors of shape (M + 1,).
     """
+    confidence = as_tensor_argument(confidence, "confidence")
+    correct = as_tensor_argument(correct, "correct")
     confidence, correct = _checked(confidence, correct, n_bins)
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=confidence.device)
     index = torch.bucketize(confidence, edges, right=True) - 1
@@ -120,6 +129,8 @@ def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int 
         >>> round(expected_calibration_error(conf, hit, n_bins=10), 6)
         0.37
     """
+    confidence = as_tensor_argument(confidence, "confidence")
+    correct = as_tensor_argument(correct, "correct")
     return _ece(*_checked(confidence, correct, n_bins), n_bins).item()
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError, NonFiniteError
-from robustart.utils import check_finite_logits, looks_like_probabilities
+from robustart.utils import as_tensor_argument, check_finite_logits, looks_like_probabilities
 
 
 def max_softmax_anomaly_score(logits: Tensor) -> Tensor:
@@ -29,6 +29,7 @@ def max_softmax_anomaly_score(logits: Tensor) -> Tensor:
         InputRangeError: logits not of shape (N, K).
         NonFiniteError: NaN or infinite logits (their softmax is meaningless).
     """
+    logits = as_tensor_argument(logits, "logits")
     if logits.ndim != 2:
         raise InputRangeError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
     check_finite_logits(logits, "the logits given to the OOD anomaly score")
@@ -113,6 +114,8 @@ def average_precision(scores: Tensor, positive: Tensor) -> float:
         >>> round(ap, 6)  # 5/6, in torchmetrics' float32
         0.833333
     """
+    scores = as_tensor_argument(scores, "scores")
+    positive = as_tensor_argument(positive, "positive")
     scores, positive = _scores_and_positive(scores, positive, "average-precision")
     if int(positive.sum()) == 0:
         raise ConfigError("average precision needs at least one positive example")
@@ -126,6 +129,8 @@ def auroc(scores: Tensor, positive: Tensor) -> float:
         >>> auroc(torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([True, False, True, False]))
         0.75
     """
+    scores = as_tensor_argument(scores, "scores")
+    positive = as_tensor_argument(positive, "positive")
     scores, positive = _scores_and_positive(scores, positive, "AUROC")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
@@ -144,5 +149,7 @@ def ood_detection_scores(in_scores: Tensor, out_scores: Tensor) -> dict[str, flo
     Returns:
         ``{"aupr": ..., "auroc": ...}`` as fractions.
     """
+    in_scores = as_tensor_argument(in_scores, "in_scores")
+    out_scores = as_tensor_argument(out_scores, "out_scores")
     scores, positive = _scores_and_labels(in_scores, out_scores)
     return {"aupr": average_precision(scores, positive), "auroc": auroc(scores, positive)}

@@ -26,7 +26,7 @@ from torchmetrics import Metric
 
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError
 from robustart.metrics.checks import check_integer_tensor, check_number
-from robustart.utils import check_finite_logits
+from robustart.utils import as_tensor_argument, check_finite_logits
 
 #: Perturbations whose frames are compared with frame 0 (the rest: consecutive frames).
 NOISE_PERTURBATIONS: frozenset[str] = frozenset({"gaussian_noise", "shot_noise", "speckle_noise"})
@@ -94,6 +94,7 @@ def sequence_flip_probabilities(predictions: Tensor, noise: bool) -> Tensor:
         InputRangeError: ``predictions`` are not an integer (N, F) tensor with F >= 2 (float
             scores or probabilities would compare as all different).
     """
+    predictions = as_tensor_argument(predictions, "predictions")
     _check_sequences(predictions, 2, "predictions")
     check_integer_tensor(
         predictions,
@@ -112,6 +113,7 @@ def flip_probability(predictions: Tensor, noise: bool) -> float:
         >>> flip_probability(torch.tensor([[0, 1, 1, 0]]), noise=False)  # flips: 1, 0, 1
         0.6666666865348816
     """
+    predictions = as_tensor_argument(predictions, "predictions")
     return _sequence_mean(sequence_flip_probabilities(predictions, noise), "flip probability")
 
 
@@ -132,6 +134,8 @@ def top5_distance(scores_a: Tensor, scores_b: Tensor) -> Tensor:
         NonFiniteError: NaN or infinite scores (their ranking is arbitrary: NaN rows read as
             perfectly stable).
     """
+    scores_a = as_tensor_argument(scores_a, "scores_a")
+    scores_b = as_tensor_argument(scores_b, "scores_b")
     scores_a, scores_b = torch.as_tensor(scores_a), torch.as_tensor(scores_b)
     if scores_a.shape != scores_b.shape or scores_a.ndim != 2:
         raise InputRangeError(
@@ -166,6 +170,7 @@ def sequence_top5_distances(logits: Tensor, noise: bool) -> Tensor:
     Returns:
         (N,) float.
     """
+    logits = as_tensor_argument(logits, "logits")
     _check_sequences(logits, 3, "logits")
     check_finite_logits(logits, "the logits given to the top-5 distance")
     n, f, k = logits.shape

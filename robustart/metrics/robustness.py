@@ -31,6 +31,7 @@ from torchmetrics import Metric
 
 from robustart.attacks.threat import get_threat_model
 from robustart.errors import ConfigError, EmptyInputError, InputRangeError, NonFiniteError
+from robustart.utils import as_tensor_argument
 
 #: Norms of :class:`PerturbationNorms` and of :func:`perturbation_norms` by default.
 DISTORTION_NORMS = ("linf", "l2")
@@ -57,6 +58,7 @@ def perturbation_norms(
         >>> {k: round(float(v), 4) for k, v in perturbation_norms(delta).items()}
         {'linf': 0.4, 'l2': 0.5}
     """
+    perturbations = as_tensor_argument(perturbations, "perturbations")
     if not bool(torch.isfinite(perturbations).all()):
         bad = int((~torch.isfinite(perturbations.flatten(1))).any(dim=1).sum())
         raise NonFiniteError(
@@ -118,6 +120,9 @@ def distortion_statistics(
         >>> stats.count, round(stats.mean["l2"], 3), round(stats.median["l2"], 3)
         (3, 0.3, 0.2)
     """
+    sizes = {norm: as_tensor_argument(value, f"sizes[{norm!r}]") for norm, value in sizes.items()}
+    if success is not None:
+        success = as_tensor_argument(success, "success")
     shapes = {tuple(value.shape) for value in sizes.values()}
     if len(shapes) > 1 or any(len(shape) != 1 for shape in shapes):
         raise ConfigError(f"sizes must be (N,) tensors of one N, got shapes {sorted(shapes)}")
@@ -163,6 +168,7 @@ def minimal_eps_statistics(min_eps: Tensor) -> dict[str, float | None]:
         >>> {name: round(value, 3) for name, value in stats.items()}
         {'mean': 0.3, 'median': 0.2, 'unbroken': 0.2, 'median_all': 0.2}
     """
+    min_eps = as_tensor_argument(min_eps, "min_eps")
     if min_eps.ndim != 1 or min_eps.numel() == 0:
         raise ConfigError(f"min_eps must have shape (N,) with N >= 1, got {tuple(min_eps.shape)}")
     invalid = torch.isnan(min_eps) | (min_eps < 0)
