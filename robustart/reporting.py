@@ -11,6 +11,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from robustart.errors import ConfigError
+
+
+def _check_row_lengths(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """ConfigError unless every row has one cell per header (a cell would be dropped or
+    shifted under another column)."""
+    for number, row in enumerate(rows, 1):
+        if len(row) != len(headers):
+            raise ConfigError(
+                f"table row {number} has {len(row)} cells for {len(headers)} columns "
+                f"({', '.join(map(str, headers))})"
+            )
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A fixed-width text table; floats are printed with one decimal.
@@ -21,8 +34,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         ---  ----
         a    91.2
     """
+    _check_row_lengths(headers, rows)
+    if not headers:
+        return ""
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         first = values[0].ljust(widths[0])
@@ -36,6 +52,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-flavoured Markdown table."""
+    _check_row_lengths(headers, rows)
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
@@ -43,6 +60,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 def csv_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """CSV text with full-precision numbers."""
+    _check_row_lengths(headers, rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(headers)

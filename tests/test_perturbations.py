@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from robustart.corruptions.color import add_hsv_value
 from robustart.corruptions.geometry import shift_image
 from robustart.corruptions.kernels import gaussian_blur, motion_blur
-from robustart.errors import ConfigError, UnknownNameError
+from robustart.errors import ConfigError, EmptyInputError, UnknownNameError
 from robustart.perturbations import (
     BENCHMARK_PERTURBATIONS,
     EXTRA_PERTURBATIONS,
@@ -94,7 +94,9 @@ def test_gaussian_noise_level_is_the_table_value():
 
 
 def test_only_noise_sequences_have_difficulties():
-    with pytest.raises(ConfigError, match="difficulty of 'rotate' must be one of \\[1\\]"):
+    with pytest.raises(
+        ConfigError, match="difficulty of 'rotate' must be an integer, one of \\[1\\]"
+    ):
         perturb(smooth_images(), "rotate", 2)
 
 
@@ -203,3 +205,23 @@ def test_spatter_drifts_down_like_numpy_convolve():
     rows = torch.arange(32.0).view(1, 1, 32, 1)
     centre = (wet * rows).sum(dim=(2, 3)) / wet.sum(dim=(2, 3)).clamp_min(1e-9)
     assert (centre[:, 20] > centre[:, 0]).all()  # the water runs down
+
+
+def test_perturbations_refuse_float_difficulties_and_empty_batches():
+    """A float difficulty was accepted by the membership check and then failed as a tuple
+    index (TypeError); a batch of no images gave an empty video or a reduction error."""
+    images = torch.rand(1, 3, 32, 32)
+    with pytest.raises(ConfigError, match="must be an integer"):
+        perturb(images, "gaussian_noise", 1.0)
+    with pytest.raises(EmptyInputError, match="got no images"):
+        perturb(images[:0], "gaussian_noise", 1)
+    with pytest.raises(EmptyInputError, match="got no images"):
+        perturb(images[:0], "rotate", 1)
+
+
+@pytest.mark.parametrize("sides", [(0, 10, 5), (10, 0, 5), (10, 10, 0), (10, 10, -3)])
+def test_shorter_side_size_refuses_empty_sides(sides):
+    from robustart.system_noise.pipeline import shorter_side_size
+
+    with pytest.raises(ConfigError, match="at least 1 pixel"):
+        shorter_side_size(*sides)

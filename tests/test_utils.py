@@ -101,3 +101,14 @@ def test_results_written_into_a_folder_replaced_by_a_file_are_one_error(tmp_path
     store = ItemStore(tmp_path / "out")
     with pytest.raises(RobustartError, match="cannot write"):
         store.save({"item": "clean", "weights": "0" * 64}, {"result": {}})
+
+
+def test_tables_with_no_rows_print_their_headers_and_refuse_ragged_rows():
+    from robustart.reporting import csv_table, format_table, markdown_table
+
+    assert format_table(["run", "acc"], []) == "run  acc\n---  ---"
+    assert markdown_table(["run", "acc"], []) == "| run | acc |\n|---|---|\n"
+    assert format_table([], []) == ""
+    for table in (format_table, markdown_table, csv_table):
+        with pytest.raises(ConfigError, match="row 2 has 3 cells for 2 columns"):
+            table(["run", "acc"], [["a", 1.0], ["b", 2.0, "extra"]])

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import check_channel_count, table_for_size
 from robustart.corruptions.geometry import center_crop
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, EmptyInputError
 from robustart.registry import Registry
 from robustart.utils import check_images
 
@@ -103,6 +103,11 @@ class Perturbation(ABC):
             :meth:`num_frames`.
         """
         check_images(images)
+        if len(images) == 0:
+            raise EmptyInputError(
+                f"perturbation {self.name!r} got no images (a batch of 0): there is no "
+                "sequence to measure a flip probability on; check the data and its subset"
+            )
         check_channel_count(images.shape[1], self.channel_counts, f"perturbation {self.name!r}")
         height, width = images.shape[-2:]
         out_h, out_w = (crop, crop) if isinstance(crop, int) else (crop or (height, width))
@@ -120,10 +125,14 @@ class Perturbation(ABC):
 
     def parameter(self, difficulty: int, height: int, width: int) -> tuple[Any, float]:
         """The parameter for ``difficulty`` at this (output) size, and the spatial scale."""
-        if isinstance(difficulty, bool) or difficulty not in self.difficulties:
+        if (
+            isinstance(difficulty, bool)
+            or not isinstance(difficulty, int)
+            or difficulty not in self.difficulties
+        ):
             raise ConfigError(
-                f"difficulty of {self.name!r} must be one of {list(self.difficulties)}, "
-                f"got {difficulty!r}"
+                f"difficulty of {self.name!r} must be an integer, one of "
+                f"{list(self.difficulties)}, got {difficulty!r}"
             )
         table, scale = table_for_size(height, width)
         return getattr(self, table)[difficulty - 1], scale

@@ -85,7 +85,17 @@ def resize_size_for(crop_size: int) -> int:
 
 def shorter_side_size(height: int, width: int, short: int) -> tuple[int, int]:
     """``(height, width)`` after scaling the shorter side to ``short`` (longer side truncated
-    as torchvision does)."""
+    as torchvision does).
+
+    Raises:
+        ConfigError: a side or ``short`` below one pixel (an empty image, or a resize to
+            nothing).
+    """
+    if min(height, width, short) < 1:
+        raise ConfigError(
+            f"cannot resize a {height}×{width} image to a shorter side of {short}: every side "
+            "must be at least 1 pixel"
+        )
     if height <= width:
         return short, max(1, int(short * width / height))
     return max(1, int(short * height / width)), short
