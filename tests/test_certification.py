@@ -21,6 +21,7 @@ from robustart.evaluation.certification import (
     binomial_test_half,
     certified_radius,
     certify_images,
+    check_certification_settings,
     clopper_pearson_lower,
 )
 from robustart.evaluation.items import load_benchmark_suite
@@ -290,3 +291,8 @@ def test_a_study_reports_certified_accuracy_per_model(tmp_path):
     for row in summary.rows:
         assert 0 <= row[second] <= row[first] <= 100
     assert "certified @r=0.25" in (tmp_path / "study.md").read_text()
+
+
+def test_radii_that_round_to_one_metric_name_are_refused():
+    with pytest.raises(ConfigError, match="round to the same metric name"):
+        check_certification_settings({"radii": [0.25, 0.2500001]})

@@ -158,3 +158,12 @@ def test_every_shipped_suite_corrupts_at_every_severity_on_a_fresh_install(name,
         for severity in suite.severities:
             out = corruption(images, severity, make_generator(severity))
             assert out.shape == images.shape and torch.isfinite(out).all(), corruption_name
+
+
+def test_budgets_that_round_to_one_metric_name_are_refused():
+    """0.12345671 and 0.12345674 were two budgets with one metric name (eps=0.123457): the
+    second result overwrote the first in every report."""
+    with pytest.raises(ConfigError, match="round to the same metric name"):
+        load_suite({"attacks": [{"name": "fgsm", "eps": [0.12345671, 0.12345674]}]})
+    suite = load_suite({"attacks": [{"name": "fgsm", "eps": [1e-5, 1.1e-5, "8/255"]}]})
+    assert len(set(suite.keys())) == 4

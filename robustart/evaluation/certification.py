@@ -684,6 +684,12 @@ def check_certification_settings(spec: Any, check_radii: bool = True) -> dict[st
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < math.inf:
             raise ConfigError(f"certification.radii must be numbers >= 0, got {r!r}")
     out.update(sigma=sigma, alpha=alpha, radii=sorted({float(r) for r in radii}))
+    names = [eps_key(r, "l2") for r in out["radii"]]
+    if len(set(names)) != len(names):  # one metric name per radius: a result would be lost
+        raise ConfigError(
+            f"certification.radii {out['radii']} holds radii that round to the same metric "
+            "name (six significant digits): give radii that differ within six digits"
+        )
     largest = largest_certifiable_radius(sigma, out["n"], alpha)
     if "radii" not in spec:  # the default grid, up to what n samples can certify
         out["radii"] = [r for r in out["radii"] if r <= largest] or [0.0]

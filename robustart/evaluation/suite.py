@@ -166,6 +166,13 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
             )
         label = spec.pop("label", None)
         attack = create_attack(name, eps=eps[0], **spec)
+        names = [eps_key(e, attack.norm) for e in eps]
+        if len(set(names)) != len(names):  # one metric name per budget: a result would be lost
+            raise ConfigError(
+                f"attack {name!r} has budgets {list(raw_eps)} that round to the same metric "
+                f"name (eps={', eps='.join(names)}; six significant digits): give budgets that "
+                "differ within six digits"
+            )
         for value in eps[1:]:  # the first was checked by the attack
             check_budget(attack.name, attack.norm, value)
             attack.warn_if_short_of_budget(value)
