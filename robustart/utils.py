@@ -57,6 +57,11 @@ def check_images(images: Tensor, what: str = "images") -> None:
             f"{what} look channels-last (N, H, W, C): got shape {tuple(images.shape)}. robustart "
             "expects (N, C, H, W); convert with `images.permute(0, 3, 1, 2)`"
         )
+    if images.shape[1] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise InputRangeError(
+            f"{what} have an empty side: shape {tuple(images.shape)} (N, C, H, W) needs at "
+            "least one channel and one pixel in each direction"
+        )
     if images.numel() == 0:
         return
     lo, hi = torch.aminmax(images.detach())
@@ -366,6 +371,31 @@ def warn_if_one_class(logits: Tensor, labels: Tensor, what: str = "the clean ima
         stacklevel=2,
     )
     return True
+
+
+def check_flag(owner: str, name: str, value: Any, accepted: str = "true or false") -> bool:
+    """An on/off setting: ``True`` or ``False`` (``1``/``0`` and NumPy booleans too).
+
+    ``bool("false")`` is ``True``, so a string is refused rather than read as on.
+
+    Args:
+        owner: What the setting belongs to, for the message (``"augmix"``, ``"attack 'pgd'"``).
+        name: The setting's name.
+        value: The setting.
+        accepted: What the message says is accepted.
+
+    Raises:
+        ConfigError: naming the owner, the setting and the value.
+
+    Example:
+        >>> check_flag("augmix", "all_ops", 0)
+        False
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's boolean too
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ConfigError(f"{owner}: {name} must be {accepted}, got {value!r}")
 
 
 def as_tensor_argument(value: Any, name: str) -> Tensor:

@@ -206,10 +206,13 @@ def test_pgd_at_stays_the_default_with_its_settings():
 
 
 def test_bad_settings_are_clear_config_errors():
-    with pytest.raises(ConfigError, match="beta must be >= 0"):
+    with pytest.raises(ConfigError, match="beta must be a finite number >= 0"):
         AdversarialTrainingTask(objective={"name": "trades", "beta": -1.0})
-    with pytest.raises(ConfigError, match="beta must be >= 0"):
+    with pytest.raises(ConfigError, match="beta must be a finite number >= 0"):
         build_objective({"name": "mart", "beta": -0.5})
+    for name in ("trades", "mart"):  # inf made the loss inf, read later as divergence
+        with pytest.raises(ConfigError, match="beta must be a finite number >= 0"):
+            build_objective({"name": name, "beta": math.inf})
     with pytest.raises(ConfigError, match="Known adversarial training objectives: fgsm_rs, mart"):
         AdversarialTrainingTask(objective="trade")
     with pytest.raises(UnknownNameError, match="Did you mean: trades"):

@@ -339,3 +339,26 @@ def test_pgd_is_at_least_as_strong_as_torchattacks(trained_model, heldout):
     ref_acc = accuracy(trained_model, reference(images, labels), labels)
     ours = robust_accuracy(trained_model, PGD(steps=10), images, labels, eps)[0]
     assert ours <= ref_acc + 0.01, (ours, ref_acc)
+
+
+@pytest.mark.parametrize(
+    ("eps", "match"),
+    [
+        (torch.tensor([True, False, True, False]), "must hold real budgets"),
+        (torch.tensor([0.01, 0.02, 0.03, 0.04], dtype=torch.complex64), "must hold real budgets"),
+        (torch.full((2, 2), 0.01), r"shape \(\) or \(4,\)"),
+        (torch.full((4, 1), 0.01), r"shape \(\) or \(4,\)"),
+        (torch.full((3,), 0.01), r"shape \(\) or \(4,\)"),
+    ],
+)
+def test_per_sample_budgets_must_be_one_real_value_per_image(eps, match):
+    """A bool mask was read as ε = 1 on the marked images (their L∞ distance 0.96-0.98), and
+    (2, 2) or (4, 1) tensors were flattened into four budgets."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    images, labels = torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])
+    attack = create_attack("pgd", eps=0.01, steps=2)
+    with pytest.raises(ConfigError, match=match):
+        attack(model, images, labels, eps=eps)
+    for good in (torch.tensor(0.01), torch.tensor([0.01]), torch.full((4,), 0.01)):
+        distance = (attack(model, images, labels, eps=good) - images).abs().amax()
+        assert distance <= 0.01 + 1e-6

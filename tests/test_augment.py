@@ -358,3 +358,38 @@ def test_image_folder_policy_and_stylized_copy_in_worker_processes(tmp_path):
     assert len(dm.dataset("train")) == 18 and len(dm.dataset("val")) == 9
     views, labels = next(iter(dm.train_dataloader()))  # policies pickle into workers
     assert views.shape == (6, 3, 3, 32, 32) and labels.dtype == torch.int64
+
+
+@pytest.mark.parametrize("value", ["false", "no", 2, None])
+def test_augmix_all_ops_must_be_a_flag(value):
+    """all_ops: "false" was truthy: training silently used brightness, contrast, colour and
+    sharpness, the operations AugMix leaves out because they overlap the test corruptions."""
+    with pytest.raises(ConfigError, match="all_ops must be true or false"):
+        build_augment_policy({"name": "augmix", "all_ops": value})
+    assert build_augment_policy({"name": "augmix", "all_ops": 0}).transform.all_ops is False
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "mixup", "alpha": 0.001},
+        {"name": "cutmix", "alpha": 1e-300},
+        {"name": "mixup_cutmix", "mixup_alpha": 0.005},
+    ],
+)
+def test_mixing_refuses_concentrations_torch_cannot_sample(spec):
+    """Below 0.01, torch's Beta(α, α) returns exactly 0.5 for many draws (a quarter at 0.001;
+    at 1e-300 the first batch raised a raw ValueError)."""
+    with pytest.raises(ConfigError, match=r"must be >= 0\.01"):
+        build_batch_augmentations([spec], num_classes=10)
+    with pytest.raises(ConfigError, match=r"must be >= 0\.01"):
+        build_augment_policy({"name": "augmix", "alpha": 0.001})
+    assert (torch.tensor([sample_beta(0.01) for _ in range(2000)]) == 0.5).sum() == 0
+
+
+@pytest.mark.parametrize("value", ["0.5", True, None])
+def test_augmentation_numbers_must_be_numbers(value):
+    with pytest.raises(ConfigError, match="must be a number"):
+        build_batch_augmentations([{"name": "mixup", "alpha": value}], num_classes=10)
+    with pytest.raises(ConfigError, match="must be a number"):
+        build_batch_augmentations([{"name": "mixup", "prob": value}], num_classes=10)

@@ -343,3 +343,21 @@ def test_a_perturbation_crop_of_zero_pixels_is_refused():
 
     with pytest.raises(ConfigError, match="crop must be at least 1 pixel"):
         perturb(torch.rand(1, 3, 16, 16), "rotate", crop=0)
+
+
+def test_a_clean_only_evaluation_refuses_images_outside_zero_one():
+    """uint8 images were made float (0-255) and a clean-only suite scored them (0.0)."""
+    from robustart.errors import InputRangeError
+    from robustart.evaluation import RobustnessSuite
+    from robustart.evaluation.runner import evaluate_robustness
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    images, labels = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+    suite = RobustnessSuite(corruptions=[])
+    with pytest.raises(InputRangeError, match=r"float tensor in \[0, 1\].*uint8"):
+        evaluate_robustness(model, [(0, (images * 255).to(torch.uint8), labels)], suite, "cpu")
+    with pytest.raises(InputRangeError, match=r"must lie in \[0, 1\]"):
+        evaluate_robustness(model, [(0, images * 255, labels)], suite, "cpu")
+    with pytest.raises(InputRangeError, match=r"must lie in \[0, 1\]"):
+        suite.run_batch(model, (images - 0.5) / 0.25, labels, 0, 0)
+    assert evaluate_robustness(model, [(0, images, labels)], suite, "cpu").num_images == 4

@@ -167,3 +167,9 @@ def test_budgets_that_round_to_one_metric_name_are_refused():
         load_suite({"attacks": [{"name": "fgsm", "eps": [0.12345671, 0.12345674]}]})
     suite = load_suite({"attacks": [{"name": "fgsm", "eps": [1e-5, 1.1e-5, "8/255"]}]})
     assert len(set(suite.keys())) == 4
+
+
+def test_an_evaluation_attack_with_the_kl_loss_is_refused_when_the_suite_is_built():
+    """loss: kl was accepted and failed at the first batch with a plain ValueError."""
+    with pytest.raises(ConfigError, match="loss kl needs soft labels"):
+        load_suite({"attacks": [{"name": "pgd", "eps": "8/255", "loss": "kl"}]})

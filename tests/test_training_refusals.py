@@ -191,3 +191,66 @@ def test_a_consistency_weight_without_multi_view_batches_is_refused():
         task.check_training_data(DigitsDataModule())
     task.check_training_data(DigitsDataModule(augment_policy={"name": "augmix"}))
     ClassificationTask(model="resnet20").check_training_data(DigitsDataModule())  # the default
+
+
+def _fit_or_validate(task, images, labels, stage):
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(images, labels), batch_size=4)
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
+    torch.manual_seed(0)
+    if stage == "fit":
+        trainer.fit(task, loader)
+    else:
+        getattr(trainer, stage)(task, loader, verbose=False)
+
+
+@pytest.mark.parametrize("stage", ["fit", "validate", "test"])
+@pytest.mark.parametrize("scale", ["normalized", "0-255"])
+def test_images_outside_zero_one_are_refused_in_training_and_evaluation(stage, scale):
+    """Images after Normalize() or in 0-255 were trained on and scored (val/acc 0.0 reported
+    for a pipeline mistake)."""
+    import torch
+
+    from robustart.errors import InputRangeError
+
+    images = torch.rand(4, 3, 32, 32)
+    images = (images - 0.5) / 0.25 if scale == "normalized" else images * 255
+    task = ClassificationTask(model="resnet20", num_classes=10)
+    with pytest.raises(InputRangeError, match=r"must lie in \[0, 1\].*Remove Normalize"):
+        _fit_or_validate(task, images, torch.tensor([0, 1, 2, 3]), stage)
+
+
+@pytest.mark.parametrize("batch_augment", [None, [{"name": "mixup"}]])
+def test_training_labels_out_of_range_are_refused_clearly(batch_augment):
+    """A label of 12 for 10 classes raised a raw IndexError (RuntimeError with mixup)."""
+    import torch
+
+    from robustart.errors import InputRangeError
+
+    task = ClassificationTask(model="resnet20", num_classes=10, batch_augment=batch_augment)
+    with pytest.raises(InputRangeError, match="training labels"):
+        _fit_or_validate(task, torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 12, 3]), "fit")
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"num_classes": 1}, "num_classes must be an integer >= 2"),
+        ({"num_classes": 10.0}, "num_classes must be an integer >= 2"),
+        ({"in_channels": 0}, "in_channels must be an integer >= 1"),
+    ],
+)
+def test_task_refuses_degenerate_class_and_channel_counts(settings, match):
+    with pytest.raises(ConfigError, match=match):
+        ClassificationTask(model="resnet20", **settings)

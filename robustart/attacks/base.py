@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from robustart import utils
 from robustart.attacks.losses import ATTACK_LOSSES, check_logits
 from robustart.attacks.threat import ThreatModel, get_threat_model
 from robustart.errors import ConfigError, InputRangeError
@@ -159,24 +160,13 @@ def check_integer(attack: str, name: str, value: Any, minimum: int = 1) -> int:
 
 
 def check_flag(attack: str, name: str, value: Any, accepted: str = "true or false") -> bool:
-    """Check an on/off attack setting: ``True`` or ``False`` (``1``/``0`` too).
-
-    ``bool("no")`` is ``True``, so a string is refused rather than read as on.
-
-    Args:
-        attack: The attack's registry name, for the message.
-        name: The setting's name.
-        value: The setting.
-        accepted: What the message says is accepted.
+    """Check an on/off attack setting: ``True`` or ``False`` (``1``/``0`` too); see
+    :func:`robustart.utils.check_flag`.
 
     Raises:
         ConfigError: naming the attack, the setting and the value.
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's boolean too
-        return bool(value)
-    if isinstance(value, numbers.Integral) and value in (0, 1):
-        return bool(value)
-    raise ConfigError(f"attack {attack!r}: {name} must be {accepted}, got {value!r}")
+    return utils.check_flag(f"attack {attack!r}", name, value, accepted)
 
 
 def check_budget(attack: str, norm: str, value: float | int | str, what: str = "eps") -> float:
@@ -455,13 +445,20 @@ class Attack(ABC):
         if eps is None:
             eps = self.eps
         if isinstance(eps, Tensor):
+            if eps.dtype == torch.bool or eps.is_complex():
+                # a bool mask would be read as ε = 1 on the marked images
+                raise ConfigError(
+                    f"attack {self.name!r}: a per-sample eps must hold real budgets, got a "
+                    f"{eps.dtype} tensor"
+                )
+            if eps.ndim > 1 or (eps.ndim == 1 and len(eps) not in (1, images.shape[0])):
+                raise ConfigError(
+                    f"attack {self.name!r}: a per-sample eps must have shape () or "
+                    f"({images.shape[0]},), one budget per image, got {tuple(eps.shape)}"
+                )
             budget = eps.detach().to(device=images.device, dtype=torch.float32).flatten()
             if budget.numel() == 1:
                 budget = budget.expand(images.shape[0])
-            if budget.shape[0] != images.shape[0]:
-                raise ConfigError(
-                    f"a per-sample eps must have {images.shape[0]} values, got {budget.shape[0]}"
-                )
             if not bool(torch.isfinite(budget).all()) or bool((budget < 0).any()):
                 raise ConfigError("eps must be finite and >= 0")
             if budget.numel():

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from robustart.errors import InputRangeError
 from robustart.registry import Registry
 
 AttackLoss = Callable[[Tensor, Tensor], Tensor]
@@ -105,7 +106,10 @@ def kl_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """``KL(p ‖ softmax(logits))`` to a reference distribution ``p`` given as soft labels (N, K)
     (TRADES' inner maximisation uses the clean prediction as ``p``)."""
     if labels.ndim != 2:
-        raise ValueError("the kl attack loss needs soft labels (N, K), e.g. clean probabilities")
+        raise InputRangeError(
+            "the kl attack loss needs soft labels (N, K), e.g. clean probabilities; evaluate "
+            "with loss ce (or dlr, cw) on class labels"
+        )
     log_q = F.log_softmax(logits, dim=1)
     return F.kl_div(log_q, labels, reduction="none").sum(dim=1)
 

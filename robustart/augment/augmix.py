@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms import v2
 
-from robustart.augment.checks import check_int_range, check_positive
+from robustart.augment.checks import check_concentration, check_int_range
 from robustart.augment.policy import AUGMENT_POLICIES, AugmentPolicy
 from robustart.errors import ConfigError
+from robustart.utils import check_flag
 
 #: Mixture probabilities are clamped here before the logarithm (the reference code's value).
 MIXTURE_FLOOR = 1e-7
@@ -62,14 +63,16 @@ class AugMix(AugmentPolicy):
         check_int_range(self.name, "width", width, 1)
         if check_int_range(self.name, "depth", depth, -1) == 0:
             raise ConfigError(f"{self.name}: depth must be -1 (random 1-3) or >= 1, got 0")
-        check_positive(self.name, "alpha", alpha)
+        check_concentration(self.name, "alpha", alpha, "for milder mixing lower width or depth")
         self.views = check_int_range(self.name, "views", views, 1)
         self.transform = v2.AugMix(
             severity=severity,
             mixture_width=width,
             chain_depth=depth,
             alpha=alpha,
-            all_ops=all_ops,
+            # a string ("false") would be truthy, and the operations that overlap the test
+            # corruptions would silently join training
+            all_ops=check_flag(self.name, "all_ops", all_ops),
         )
 
     def apply(self, image: Tensor) -> Tensor:

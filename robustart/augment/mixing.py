@@ -17,7 +17,12 @@ import torch
 from torch import Tensor
 
 from robustart.augment.base import BatchAugmentation, smooth_targets, soft_targets
-from robustart.augment.checks import check_label_smoothing, check_positive, check_probability
+from robustart.augment.checks import (
+    check_concentration,
+    check_label_smoothing,
+    check_positive,
+    check_probability,
+)
 
 
 def sample_beta(alpha: float) -> float:
@@ -49,8 +54,9 @@ class PairMixing(BatchAugmentation):
 
     @staticmethod
     def check_alpha(owner: str, name: str, alpha: float) -> float:
-        """α of Beta(α, α) must be > 0 (α → 0 means no mixing: set ``prob: 0`` instead)."""
-        return check_positive(owner, name, alpha)
+        """α of Beta(α, α): see :func:`~robustart.augment.checks.check_concentration` (α → 0
+        means no mixing: set ``prob: 0`` instead)."""
+        return check_concentration(owner, name, alpha, "for no mixing set prob: 0")
 
     def mix(self, images: Tensor, partner: Tensor) -> tuple[Tensor, float]:
         """Mix ``images`` (N, C, H, W) with ``images[partner]``.

@@ -22,6 +22,7 @@ from robustart.evaluation.loop import Chunk
 from robustart.evaluation.report import RobustnessReport
 from robustart.evaluation.suite import BatchResult, RobustnessSuite
 from robustart.metrics import GradientHealth, MinimalEpsilons, PerturbationNorms, RobustnessCounts
+from robustart.utils import check_images
 
 
 def evaluate_robustness(
@@ -86,7 +87,10 @@ def evaluate_robustness(
 
         image_size: tuple[int, int] | None = None
         for chunk_id, images, labels in chunks:
-            images = images.to(device, non_blocking=True).float()
+            images = images.to(device, non_blocking=True)
+            # uint8 images made float would be 0-255; check_images names the fix
+            check_images(images, f"the images of chunk {chunk_id}")
+            images = images.float()
             image_size = (int(images.shape[-2]), int(images.shape[-1]))
             labels = labels.to(device, non_blocking=True)
             result = suite.run_batch(model, images, labels, chunk_id, seed, on_test)

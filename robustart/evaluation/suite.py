@@ -42,6 +42,7 @@ from robustart.errors import ConfigError, NonFiniteError, RobustartWarning
 from robustart.evaluation.minimal import MinimalEpsilonSearch
 from robustart.utils import (
     check_finite_logits,
+    check_images,
     check_labels,
     check_logits_shape,
     check_model_consistency,
@@ -166,6 +167,11 @@ def parse_attacks(specs: Sequence[dict[str, Any]] | None) -> list[AttackEntry]:
             )
         label = spec.pop("label", None)
         attack = create_attack(name, eps=eps[0], **spec)
+        if getattr(attack, "loss_name", None) == "kl":
+            raise ConfigError(
+                f"attack {name!r}: loss kl needs soft labels (TRADES crafts its training "
+                "examples with it); an evaluation attacks class labels: use loss ce, dlr or cw"
+            )
         names = [eps_key(e, attack.norm) for e in eps]
         if len(set(names)) != len(names):  # one metric name per budget: a result would be lost
             raise ConfigError(
@@ -429,6 +435,7 @@ class RobustnessSuite:
                 on_test(key)
             return correct
 
+        check_images(images, f"the images of chunk {chunk_id}")  # a clean-only suite too
         with preserve_mode(model, False):
             clean_logits = self._logits(model, images)
             check_logits_shape(clean_logits, len(images))

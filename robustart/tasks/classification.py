@@ -20,7 +20,7 @@ from robustart.models import create_model
 from robustart.models.weights import check_checkpoint_matches, check_state_fits
 from robustart.tasks.ema import ModelEma
 from robustart.tasks.optim import build_optimizer, check_optimization, lr_multiplier
-from robustart.utils import check_finite_logits, check_labels
+from robustart.utils import check_finite_logits, check_images, check_labels
 
 
 class ClassificationTask(LightningModule):
@@ -95,6 +95,9 @@ class ClassificationTask(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        for name, value, low in (("num_classes", num_classes, 2), ("in_channels", in_channels, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if not 0 <= label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if not 0 <= consistency_weight < math.inf:
@@ -239,8 +242,25 @@ class ClassificationTask(LightningModule):
         if stage == "fit" and datamodule is not None:
             self.check_training_data(datamodule)
 
+    def check_training_batch(self, images: Tensor, labels: Tensor, batch_idx: int) -> None:
+        """Check the first training batch of every epoch: images in [0, 1] (NCHW, or
+        (N, V, C, H, W) AugMix views) and class labels the model has.
+
+        Images after ``Normalize()`` or in 0–255, and labels counted from 1, come from the
+        data pipeline, so the first batch shows them; checking once per epoch costs no
+        per-step host synchronisation.
+
+        Raises:
+            InputRangeError: naming what is wrong and what to do.
+        """
+        if batch_idx != 0:
+            return
+        check_images(images.flatten(0, 1) if images.ndim == 5 else images, "training images")
+        check_labels(labels, len(images), self.hparams.num_classes, "training labels")
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
+        self.check_training_batch(images, labels, batch_idx)
         if images.ndim == 5:
             loss, logits, targets = self.multi_view_loss(images, labels)
         else:
@@ -257,6 +277,8 @@ class ClassificationTask(LightningModule):
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         images, labels = batch
+        # images after Normalize() or in 0-255 would be scored as if they were images
+        check_images(images, f"{stage} images")
         logits = self.model(images)
         # refuse rather than score NaN logits (argmax picks an arbitrary class) or labels the
         # model cannot predict (torchmetrics would raise a bare RuntimeError)

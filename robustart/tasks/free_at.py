@@ -115,6 +115,7 @@ class FreeAdversarialTrainingTask(ClassificationTask):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
+        self.check_training_batch(images, labels, batch_idx)
         self.check_multi_view_support(images.shape[1] if images.ndim == 5 else 1)
         images, targets = self.augment_batch(images, labels)
         optimizer = self.optimizers()

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -280,8 +281,8 @@ class ATObjective:
 
 
 def _check_beta(beta: float) -> float:
-    if not beta >= 0:  # also refuses NaN
-        raise ConfigError(f"beta must be >= 0, got {beta}")
+    if not 0 <= beta < math.inf:  # also refuses NaN; inf makes the loss inf
+        raise ConfigError(f"beta must be a finite number >= 0, got {beta}")
     return float(beta)
 
 
