@@ -362,3 +362,23 @@ def test_per_sample_budgets_must_be_one_real_value_per_image(eps, match):
     for good in (torch.tensor(0.01), torch.tensor([0.01]), torch.full((4,), 0.01)):
         distance = (attack(model, images, labels, eps=good) - images).abs().amax()
         assert distance <= 0.01 + 1e-6
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 16), (16, 1)])
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_square_attack_refuses_images_with_a_one_pixel_side(shape, norm):
+    """Its squares are at most side - 1 pixels: under L∞ every proposal was empty (robust
+    accuracy 1.0 where PGD gave 0.125), under L2 a raw IndexError."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * shape[0] * shape[1], 3))
+    images = torch.rand(4, 3, *shape)
+    attack = create_attack("square", eps=0.1, norm=norm, queries=5)
+    with pytest.raises(InputRangeError, match="at least 2×2 pixels"):
+        attack(model, images, torch.tensor([0, 1, 2, 0]))
+
+
+def test_cw_names_the_batch_size_in_a_logits_shape_error():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 1), nn.Flatten(0))  # (N,) logits
+    with pytest.raises(InputRangeError, match="4 images"):
+        create_attack("cw", steps=2, binary_steps=1)(
+            model, torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0])
+        )

@@ -92,7 +92,8 @@ class CarliniWagnerL2(MinimalDistortionAttack):
         labels = class_indices(labels)
         n = images.shape[0]
         device = images.device
-        one_hot = F.one_hot(labels, self.forward(model, images[:1]).shape[1]).bool()
+        # the whole batch (one forward of ~1000): a shape error then names the batch size
+        one_hot = F.one_hot(labels, self.forward(model, images).shape[1]).bool()
         closest = ClosestTracker(images)
         const = torch.full((n,), self.initial_const, device=device)
         lower = torch.zeros(n, device=device)

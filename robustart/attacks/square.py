@@ -17,7 +17,7 @@ from robustart.attacks.base import ATTACKS, Attack, Model, check_integer, check_
 from robustart.attacks.losses import margin_loss
 from robustart.attacks.threat import per_sample
 from robustart.attacks.tracking import BestTracker, cascade
-from robustart.errors import ConfigError
+from robustart.errors import ConfigError, InputRangeError
 
 #: (fraction of 10,000 queries after which, divisor of p_init) of the paper's schedule.
 _P_SCHEDULE = (
@@ -130,6 +130,13 @@ class Square(Attack):
         eps: Tensor,
         generator: torch.Generator | None,
     ) -> Tensor:
+        if min(images.shape[-2:]) < 2:
+            # its squares are at most (side - 1) pixels: on a 1-pixel side every proposal is
+            # empty, and the attack would report the clean accuracy as robust
+            raise InputRangeError(
+                f"attack 'square' needs images of at least 2×2 pixels, got "
+                f"{images.shape[-2]}×{images.shape[-1]}; use a gradient attack (pgd, apgd_ce)"
+            )
         tracker = BestTracker(images)
         margin = self._margin(model, images, labels)
         tracker.update(images, -margin, margin < 0)
