@@ -24,19 +24,27 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 import torch
 from torch import Tensor
 
-from robustart.errors import ConfigError, InputRangeError
+from robustart.errors import ConfigError, InputRangeError, NonFiniteError
 from robustart.registry import Registry
 from robustart.utils import check_images
 
 #: Where a corruption draws its randomness from: one generator for the whole batch, a sequence of
 #: generators with one per image, or ``None`` (PyTorch's global generator).
 Generators: TypeAlias = torch.Generator | Sequence[torch.Generator] | None
+
+
+#: Largest magnitude of a parameter entry: the corruptions compute in float32 (or the images'
+#: precision), so larger values overflow to infinity and give NaN images.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+#: Lengths in pixels (:attr:`Bound.per_side`) are bounded relative to the longer image side,
+#: but never below this many pixels (the CIFAR size), so that small images keep usable ranges.
+MIN_LIMIT_SIDE = 32
 
 
 class Bound(NamedTuple):
@@ -48,6 +56,10 @@ class Bound(NamedTuple):
         high: Largest value (inclusive).
         open_low: Whether ``low`` itself is excluded (a value that must be positive).
         integer: Whether the entry must be a whole number.
+        per_side: For lengths in pixels and zoom factors: the largest value as a multiple of
+            the longer image side (at least :data:`MIN_LIMIT_SIDE` px), checked when the image
+            size is known. Blur kernels, displacements and zooms far larger than the image
+            change nothing more but cost memory and time without bound.
     """
 
     name: str
@@ -55,32 +67,79 @@ class Bound(NamedTuple):
     high: float = math.inf
     open_low: bool = False
     integer: bool = False
+    per_side: float | None = None
 
-    def check(self, value: Any, corruption: str) -> None:
+    def check(
+        self,
+        value: Any,
+        corruption: str,
+        size: tuple[int, int] | None = None,
+        scale: float = 1.0,
+    ) -> None:
         """Raise a :class:`ConfigError` naming the corruption and the entry if ``value`` is
-        not a finite number in range (and whole, if ``integer``)."""
+        not a finite number in range (and whole, if ``integer``).
+
+        Args:
+            value: The entry.
+            corruption: The corruption's name, for the message.
+            size: ``(H, W)`` of the images, to check :attr:`per_side`; ``None``: not checked.
+            scale: The factor the entry is multiplied by when applied (spatial entries).
+        """
         number = _as_number(value, f"corruption {corruption!r}: {self.name}")
         above = number > self.low if self.open_low else number >= self.low
         if above and number <= self.high and (not self.integer or number == int(number)):
+            if self.per_side is not None and size is not None:
+                self._check_size(number * scale, corruption, size)
             return
         kind = "a whole number" if self.integer else "a number"
         if math.isinf(self.high):
             bound = f"{'>' if self.open_low else '>='} {self.low:g}"
+        elif math.isinf(self.low):
+            bound = f"<= {self.high:g}"
         else:
             bound = f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
         raise ConfigError(
             f"corruption {corruption!r}: {self.name} must be {kind} {bound}, got {value!r}"
         )
 
+    def limit(self, size: tuple[int, int]) -> float:
+        """The largest value allowed by :attr:`per_side` for images of ``size`` (H, W)."""
+        return (self.per_side or math.inf) * max(*size, MIN_LIMIT_SIDE)
+
+    def _check_size(self, value: float, corruption: str, size: tuple[int, int]) -> None:
+        limit = self.limit(size)
+        if value <= limit:
+            return
+        height, width = size
+        raise ConfigError(
+            f"corruption {corruption!r}: {self.name} must be at most {self.per_side:g} x the "
+            f"longer image side (at least {MIN_LIMIT_SIDE} px), i.e. <= {limit:g} for "
+            f"{height}x{width} images, got {value:g}; larger values change nothing more but "
+            "cost memory and time without bound"
+        )
+
 
 def _as_number(value: Any, what: str) -> float:
-    """``value`` as a finite float, or a :class:`ConfigError` naming ``what``."""
+    """``value`` as a finite float within float32 range, or a :class:`ConfigError` naming
+    ``what``. Strings and bools are refused: ``"0.1"`` or ``True`` is a mistake in a config
+    or a call, not a number."""
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(
+            f"{what} must be a number, got the string {value!r}; pass a number, not a string"
+        )
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # also numpy.bool_
+        raise ConfigError(f"{what} must be a number, got the bool {value!r}; pass a number")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
         raise ConfigError(f"{what} must be a number, got {value!r}") from None
     if not math.isfinite(number):
         raise ConfigError(f"{what} must be finite, got {value!r}")
+    if abs(number) > FLOAT32_MAX:
+        raise ConfigError(
+            f"{what} must lie within float32 range (magnitude <= {FLOAT32_MAX:.3g}), got "
+            f"{value!r}; the corruptions compute in float32"
+        )
     return number
 
 
@@ -181,6 +240,9 @@ class Corruption(ABC):
     #: number of the parameter need only be finite. Checked for explicit parameters
     #: (:meth:`apply_parameter`, the functional forms); the tables satisfy them.
     parameter_bounds: ClassVar[tuple[Bound, ...]] = ()
+    #: Shortest image side (px) the corruption is defined for; smaller images are refused by
+    #: :meth:`check_input`.
+    min_side: ClassVar[int] = 1
 
     def __call__(self, images: Tensor, severity: int, generator: Generators = None) -> Tensor:
         """Corrupt ``images`` at a severity.
@@ -216,12 +278,29 @@ class Corruption(ABC):
             Corrupted images, same shape, dtype and device, in [0, 1].
         """
         self.check_input(images)
-        self.check_parameter(param)
-        return self._apply_checked(images, param, scale, generator)
+        self.check_parameter(param, tuple(images.shape[-2:]), scale)
+        out = self._apply_checked(images, param, scale, generator)
+        # Safety net for explicit parameters only (the tables are known to give finite
+        # images; a check there would cost a pass over every output).
+        if out.numel() and not bool(torch.isfinite(out).all()):
+            raise NonFiniteError(
+                f"corruption {self.name!r} gave NaN or infinite pixels with the parameter "
+                f"{param!r}; use values nearer the severity tables' (see "
+                f"create_corruption({self.name!r}).parameter(severity, H, W))"
+            )
+        return out
 
-    def check_parameter(self, param: Any) -> None:
+    def check_parameter(
+        self, param: Any, size: tuple[int, int] | None = None, scale: float = 1.0
+    ) -> None:
         """Refuse an explicit parameter that is not finite or out of :attr:`parameter_bounds`
         (a NaN noise level gave NaN images, a pixelation fraction of 0 grey ones).
+
+        Args:
+            param: The parameter, in the layout of the tables.
+            size: ``(H, W)`` of the images: lengths in pixels are then also checked against
+                the image size (:attr:`Bound.per_side`).
+            scale: The factor the spatial entries are multiplied by when applied.
 
         Raises:
             ConfigError: naming the corruption, the entry and its range.
@@ -238,17 +317,28 @@ class Corruption(ABC):
                 f"value(s) ({names}), got {param!r}"
             )
         for bound, value in zip(self.parameter_bounds, values):
-            bound.check(value, self.name)
+            bound.check(value, self.name, size, scale)
 
     def check_input(self, images: Tensor) -> None:
-        """Check that ``images`` is an (N, C, H, W) float batch in [0, 1] with allowed channels."""
+        """Check that ``images`` is an (N, C, H, W) float batch in [0, 1] with allowed channels
+        and sides of at least :attr:`min_side` pixels (N may be 0: nothing to corrupt)."""
         check_images(images)
         self.check_channels(images.shape[1])
+        height, width = images.shape[-2:]
+        if min(height, width) < max(self.min_side, 1):
+            need = max(self.min_side, 1)
+            raise InputRangeError(
+                f"corruption {self.name!r} needs images of at least {need}x{need} pixels, got "
+                f"{height}x{width} (shape {tuple(images.shape)}); resize or pad the images, "
+                "or leave this corruption out for them"
+            )
 
     def _apply_checked(
         self, images: Tensor, param: Any, scale: float, generator: Generators
     ) -> Tensor:
         generators = per_image_generators(generator, len(images))
+        if len(images) == 0:  # nothing to corrupt: an empty batch of the input's kind
+            return images.clone()
         if generators is not None and not self.batched_generators:
             return torch.cat(
                 [
@@ -338,15 +428,24 @@ def per_image_generators(generator: Generators, count: int) -> list[torch.Genera
     one generator or ``None``.
 
     Raises:
-        ConfigError: if a sequence does not hold one generator per image.
+        ConfigError: if ``generator`` is neither a generator, ``None`` nor a sequence holding
+            one generator per image.
     """
     if generator is None or isinstance(generator, torch.Generator):
         return None
+    if isinstance(generator, (str, bytes)) or not isinstance(generator, Iterable):
+        raise ConfigError(
+            f"generator must be a torch.Generator, a sequence of {count} of them (one per "
+            f"image) or None, got {type(generator).__name__} {generator!r}; to seed, pass "
+            "torch.Generator().manual_seed(seed)"
+        )
     generators = list(generator)
-    if len(generators) != count or not all(isinstance(g, torch.Generator) for g in generators):
+    wrong = [type(g).__name__ for g in generators if not isinstance(g, torch.Generator)]
+    if len(generators) != count or wrong:
+        what = f"; items of type {', '.join(sorted(set(wrong)))}" if wrong else ""
         raise ConfigError(
             f"per-image generators: need {count} torch.Generator objects, one per image, got "
-            f"{len(generators)} items"
+            f"{len(generators)} items{what}"
         )
     return generators
 

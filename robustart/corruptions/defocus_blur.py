@@ -20,7 +20,10 @@ class DefocusBlur(Corruption):
     name = "defocus_blur"
     category = "blur"
     pixel_lengths = True
-    parameter_bounds = (Bound("radius", 0.0, open_low=True), Bound("alias_blur", 0.0))
+    parameter_bounds = (
+        Bound("radius", 0.0, open_low=True, per_side=4),
+        Bound("alias_blur", 0.0, per_side=4),
+    )
     imagenet = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
     cifar = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))
 

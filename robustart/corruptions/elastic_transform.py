@@ -65,7 +65,16 @@ class ElasticTransform(Corruption):
     name = "elastic_transform"
     category = "digital"
     pixel_lengths = True
-    parameter_bounds = (Bound("alpha", 0.0), Bound("sigma", 0.0), Bound("jitter", 0.0))
+    #: α is a gain on a smoothed field (at most a few pixels' displacement per unit), not a
+    #: kernel: it may exceed the image side more (the ImageNet table's is 2.2 × 224 px).
+    parameter_bounds = (
+        Bound("alpha", 0.0, per_side=16),
+        Bound("sigma", 0.0, per_side=4),
+        Bound("jitter", 0.0, per_side=4),
+    )
+    #: The affine jitter's reference points lie a third of the shorter side from the centre:
+    #: below 3 px they coincide and the affine map is undefined.
+    min_side = 3
     imagenet = (
         (2.0, 0.7, 0.1),
         (2.0, 0.08, 0.2),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import (
     CORRUPTIONS,
+    TABLE_SIZES,
     Bound,
     Corruption,
     Generators,
@@ -37,7 +39,7 @@ from robustart.corruptions.base import (
     table_for_size,
 )
 from robustart.corruptions.color import match_channels
-from robustart.errors import DatasetNotFoundError
+from robustart.errors import ConfigError, DatasetNotFoundError
 
 #: Environment variable naming a folder of frost images.
 FROST_ENV = "ROBUSTART_FROST_DIR"
@@ -46,6 +48,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 REFERENCE_TEXTURES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
 #: Texture enlargement per table: the CIFAR reference shrinks the photographs to 20 %.
 TEXTURE_ZOOM = {"imagenet": 1.0, "cifar": 0.2}
+#: Largest blend weight for explicit parameters (the tables' are at most 1).
+MAX_WEIGHT = 1000.0
+#: Largest texture zoom for explicit parameters, for images up to 224 px (proportionally more
+#: for larger ones): the tables use at most 1 × side / 224, and a zoom of 50 asked for 16 GB.
+MAX_TEXTURE_ZOOM = 2.0
 #: The five reference photographs shipped with robustart (package data, see its README.md).
 SHIPPED_FROST_DIR = Path(__file__).resolve().parent / "frost_textures"
 
@@ -243,8 +250,9 @@ class Frost(Corruption):
     name = "frost"
     category = "weather"
     parameter_bounds = (
-        Bound("image_weight", 0.0),
-        Bound("frost_weight", 0.0),
+        # blend weights: at most 1 in the tables; beyond 1000 they overflow float16 images
+        Bound("image_weight", 0.0, MAX_WEIGHT),
+        Bound("frost_weight", 0.0, MAX_WEIGHT),
         Bound("texture_zoom", 0.0, open_low=True),
     )
     imagenet = ((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
@@ -283,6 +291,23 @@ class Frost(Corruption):
                 stack[i, :, : t.shape[1], : t.shape[2]] = t
             self._stacks = {key: (stack.to(device), sizes.to(device))}  # keep one size
         return self._stacks[key]
+
+    def check_parameter(
+        self, param: Any, size: tuple[int, int] | None = None, scale: float = 1.0
+    ) -> None:
+        """The bounds, and a texture zoom of at most :data:`MAX_TEXTURE_ZOOM` × max(1, longer
+        image side / 224) (the photographs are resized by it and held in memory)."""
+        super().check_parameter(param, size, scale)
+        if size is None:
+            return
+        zoom = float(param[2]) * scale
+        limit = MAX_TEXTURE_ZOOM * max(1.0, max(size) / TABLE_SIZES["imagenet"])
+        if zoom > limit:
+            raise ConfigError(
+                f"corruption 'frost': texture_zoom must be at most {MAX_TEXTURE_ZOOM:g} x "
+                f"max(1, longer image side / 224), i.e. <= {limit:g} for {size[0]}x{size[1]} "
+                f"images, got {zoom:g}; the frost photographs are enlarged by it in memory"
+            )
 
     def parameter(self, severity: int, height: int, width: int) -> tuple[tuple, float]:
         """``(image weight, frost weight, texture zoom)`` at this image size, and scale 1.

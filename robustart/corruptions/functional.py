@@ -13,6 +13,13 @@ Random corruptions take ``generator``: one :class:`torch.Generator` on the image
 the batch, a sequence of N of them (one per image: each image's result then depends on that
 image and its generator alone), or ``None`` (PyTorch's global generator).
 
+The parameters are checked before any work (:class:`~robustart.errors.ConfigError`): they
+must be numbers (not strings or bools) within float32 range and in each corruption's range;
+lengths in pixels and zoom factors are at most a few times the longer image side (at least 32
+px; see :class:`~robustart.corruptions.base.Bound`), glass blur takes at most 100 iterations,
+zoom blur at most 1000 zooms and shot noise rates up to 1e12. An output with NaN pixels is
+refused (:class:`~robustart.errors.NonFiniteError`) rather than returned.
+
 Example:
     >>> import torch
     >>> from robustart.corruptions import functional
@@ -31,6 +38,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import Generators, create_corruption
 from robustart.corruptions.frost import Frost
+from robustart.errors import ConfigError
 
 __all__ = [
     "brightness",
@@ -457,7 +465,7 @@ def spatter(
         sigma: Its blur σ in pixels (0.5–4).
         threshold: Liquid below it is dry (0.65–0.7).
         intensity: Water: largest opacity (0.5–0.6); mud: blur σ of the mud mask in pixels.
-        mud: Mud instead of water.
+        mud: Mud instead of water (a bool, or 0 / 1).
         generator: See the module docstring.
 
     Returns:
@@ -467,6 +475,10 @@ def spatter(
         >>> spatter(torch.rand(2, 3, 32, 32), 0.62, 0.1, 0.7, 0.7, 0.5, False).shape
         torch.Size([2, 3, 32, 32])
     """
+    if isinstance(mud, (str, bytes)) or mud not in (False, True):
+        raise ConfigError(
+            f"corruption 'spatter': mud must be True (mud) or False (water), got {mud!r}"
+        )
     param = (mean, std, sigma, threshold, intensity, int(mud))
     return _apply("spatter", images, param, generator)
 

@@ -16,7 +16,7 @@ class GaussianBlur(Corruption):
     name = "gaussian_blur"
     category = "extra"
     pixel_lengths = True
-    parameter_bounds = (Bound("sigma", 0.0, open_low=True),)
+    parameter_bounds = (Bound("sigma", 0.0, open_low=True, per_side=4),)
     imagenet = (1, 2, 3, 4, 6)
     cifar = (0.4, 0.6, 0.7, 0.8, 1.0)
 

@@ -85,6 +85,11 @@ def sequential_copies(images: Tensor, max_delta: int, offsets: Tensor) -> Tensor
     return flat.gather(2, pointer[:, None, :].expand(n, c, h * w)).reshape(n, c, h, w)
 
 
+#: Most passes of pixel moves for explicit parameters (the tables use 1–3; each pass costs as
+#: much as the two blurs, and a billion ran for ever).
+MAX_ITERATIONS = 100
+
+
 @CORRUPTIONS.register("glass_blur")
 class GlassBlur(Corruption):
     """Gaussian blur (σ), 8-bit truncation, ``iterations`` passes of the reference's local pixel
@@ -97,9 +102,9 @@ class GlassBlur(Corruption):
     category = "blur"
     pixel_lengths = True
     parameter_bounds = (
-        Bound("sigma", 0.0),
-        Bound("max_delta", 0.0),
-        Bound("iterations", 0.0, integer=True),
+        Bound("sigma", 0.0, per_side=4),
+        Bound("max_delta", 0.0, per_side=4),
+        Bound("iterations", 0.0, MAX_ITERATIONS, integer=True),
     )
     imagenet = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
     cifar = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))

@@ -19,7 +19,9 @@ class MotionBlur(Corruption):
     name = "motion_blur"
     category = "blur"
     pixel_lengths = True
-    parameter_bounds = (Bound("radius", 0.0), Bound("sigma", 0.0, open_low=True))
+    #: σ below 0.01 px leaves the line's other taps at weight 0 (the image unchanged), and σ²
+    #: below float32's range gave NaN weights.
+    parameter_bounds = (Bound("radius", 0.0, per_side=4), Bound("sigma", 0.01, per_side=4))
     imagenet = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))
     cifar = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))
     batched_generators = True

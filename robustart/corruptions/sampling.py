@@ -35,6 +35,15 @@ EIGHT_BIT_STEPS = 255
 UNIFORM_BITS = 24
 #: Elements per chunk of the vectorised first pass (256 KiB of float32).
 CHUNK = 1 << 16
+#: Largest spacing ``λ / rows`` of a table's grid for which :func:`scaled_poisson` uses the
+#: table. The remainder's inversion starts from ``e^(−δ)`` (``δ < λ / rows``), which is exact
+#: in float64 far beyond this; but the table's size limit leaves fewer rows as λ grows (2 rows
+#: at λ = 1e6, δ up to 5e5, where ``e^(−δ)`` underflows to 0 and the remainder was dropped).
+#: Above it (λ above about 1.6e4), the counts come from ``torch.poisson``.
+MAX_TABLE_SPACING = 64.0
+#: Largest rate :func:`scaled_poisson` draws for: ``torch.poisson`` counts are 64-bit integers
+#: internally, and at 1e12 photons the noise (1e-6) is already below float32's resolution.
+MAX_RATE = 1e12
 
 
 class PoissonTable(NamedTuple):
@@ -60,11 +69,31 @@ class PoissonTable(NamedTuple):
     guide: Tensor
 
 
+def table_shape(scale: float) -> tuple[int, int]:
+    """``(rows, columns)`` of the :class:`PoissonTable` of ``Poisson(scale · x)``.
+
+    Example:
+        >>> table_shape(500.0)
+        (4080, 789)
+    """
+    columns = math.ceil(scale + 12 * math.sqrt(scale) + 20)
+    return grid_steps(math.ceil(scale / MAX_REMAINDER), MAX_TABLE // columns - 1), columns
+
+
+def table_is_exact(scale: float) -> bool:
+    """Whether :func:`scaled_poisson` draws ``Poisson(scale · x)`` from a table: its grid
+    spacing is at most :data:`MAX_TABLE_SPACING` (every rate of the severity tables, up to
+    500, and all rates up to about 1.6e4)."""
+    if scale > MAX_TABLE:  # fewer than one row per column: no table
+        return False
+    rows, _ = table_shape(scale)
+    return scale / rows <= MAX_TABLE_SPACING
+
+
 @functools.lru_cache(maxsize=8)
 def poisson_table(scale: float, device: torch.device) -> PoissonTable:
     """The :class:`PoissonTable` of ``Poisson(scale · x)`` on ``device`` (cached per scale)."""
-    columns = math.ceil(scale + 12 * math.sqrt(scale) + 20)
-    rows = grid_steps(math.ceil(scale / MAX_REMAINDER), MAX_TABLE // columns - 1)
+    rows, columns = table_shape(scale)
     buckets = 1 << max(6, min(10, math.ceil(math.log2(32 * math.sqrt(scale) + 1))))
     buckets = min(buckets, 1 << (MAX_TABLE // (rows + 1)).bit_length() - 1)
     rates = torch.arange(rows + 1, dtype=torch.float64, device=device) * (scale / rows)
@@ -107,13 +136,19 @@ def scaled_poisson(fractions: Tensor, scale: float, generator: torch.Generator |
     of ``Poisson(δ)`` term by term, which rarely goes beyond 0. When no element has a
     remainder (8-bit images: the grid has ``255 · 2^j`` steps), the second draw is skipped.
 
+    Rates whose table would be too coarse (:func:`table_is_exact` false, λ above about 1.6e4)
+    are drawn by ``torch.poisson`` instead, exact as well but slower on the CPU.
+
     Args:
         fractions: Float tensor of any shape with values in [0, 1].
-        scale: The rate at ``x = 1`` (λ ≥ 0).
+        scale: The rate at ``x = 1`` (0 ≤ λ ≤ :data:`MAX_RATE`).
         generator: Random generator on the tensor's device (``None``: global RNG).
 
     Returns:
         Float counts, same shape and dtype as ``fractions``.
+
+    Raises:
+        ValueError: for a rate above :data:`MAX_RATE` (callers check their parameters).
 
     Example:
         >>> generator = torch.Generator().manual_seed(0)
@@ -124,6 +159,11 @@ def scaled_poisson(fractions: Tensor, scale: float, generator: torch.Generator |
     device = fractions.device
     if scale <= 0 or fractions.numel() == 0:
         return torch.zeros_like(fractions)
+    if scale > MAX_RATE:
+        raise ValueError(f"scaled_poisson: the rate must be at most {MAX_RATE:g}, got {scale!r}")
+    if not table_is_exact(float(scale)):
+        rates = fractions.float() * scale  # float32 rates, as the table route's
+        return torch.poisson(rates, generator=generator).to(fractions.dtype)
     table = poisson_table(float(scale), device)
     flat = fractions.reshape(-1).float()  # rates in float32, as torch.poisson(x.float() * λ)
     out = torch.empty_like(flat, dtype=fractions.dtype)
@@ -231,7 +271,9 @@ def bernoulli_indices(
     while next_index < count:
         draws = int(expected + 6 * math.sqrt(expected) + 16)
         uniform = torch.rand(draws, generator=generator, device=device, dtype=torch.float64)
-        gaps = torch.log1p(-uniform).div_(log_miss).floor_().long()  # log of U ∈ (0, 1]
+        # log of U ∈ (0, 1]; gaps beyond the trials end the search (and would overflow int64
+        # for tiny p)
+        gaps = torch.log1p(-uniform).div_(log_miss).floor_().clamp_(max=count).long()
         positions = gaps.add_(1).cumsum_(0).add_(next_index - 1)
         found.append(positions[positions < count])
         next_index = int(positions[-1]) + 1

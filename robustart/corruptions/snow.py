@@ -73,12 +73,13 @@ class Snow(Corruption):
     name = "snow"
     category = "weather"
     parameter_bounds = (
-        Bound("mean"),
-        Bound("std", 0.0),
-        Bound("zoom", 0.0, open_low=True),
+        # noise levels (at most 0.67 in the tables); far larger ones overflowed to NaN
+        Bound("mean", -1000.0, 1000.0),
+        Bound("std", 0.0, 1000.0),
+        Bound("zoom", 0.0, open_low=True, per_side=1),
         Bound("threshold"),
-        Bound("radius", 0.0),
-        Bound("sigma", 0.0, open_low=True),
+        Bound("radius", 0.0, per_side=4),
+        Bound("sigma", 0.01, per_side=4),
         Bound("blend", 0.0, 1.0),
     )
     imagenet = (

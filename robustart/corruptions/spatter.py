@@ -102,11 +102,12 @@ class Spatter(Corruption):
     name = "spatter"
     category = "extra"
     parameter_bounds = (
-        Bound("mean"),
-        Bound("std", 0.0),
-        Bound("sigma", 0.0),
+        # noise levels (at most 0.67 in the tables); far larger ones overflowed to NaN
+        Bound("mean", -1000.0, 1000.0),
+        Bound("std", 0.0, 1000.0),
+        Bound("sigma", 0.0, per_side=4),
         Bound("threshold"),
-        Bound("intensity", 0.0),
+        Bound("intensity", 0.0, per_side=4),
         Bound("mud", 0, 1, integer=True),
     )
     imagenet = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,10 @@ from robustart.corruptions.base import (
 )
 from robustart.corruptions.geometry import clipped_zoom
 from robustart.errors import ConfigError
+
+#: Most zoomed copies for explicit parameters (the tables use up to 31; each costs a resize of
+#: the images, and a step of 1e-9 asked for a billion).
+MAX_ZOOMS = 1000
 
 
 def zoom_factors(start: float, stop: float, step: float) -> list[float]:
@@ -38,8 +43,8 @@ class ZoomBlur(Corruption):
     category = "blur"
     pixel_lengths = True
     parameter_bounds = (
-        Bound("start", 0.0, open_low=True),
-        Bound("stop", 0.0, open_low=True),
+        Bound("start", 1.0, per_side=1),  # zooms below 1 would zoom out, beyond the image
+        Bound("stop", 0.0, open_low=True, per_side=1),
         Bound("step", 0.0, open_low=True),
     )
     imagenet = (
@@ -59,15 +64,25 @@ class ZoomBlur(Corruption):
 
     batched_generators = True  # deterministic: no draws
 
-    def check_parameter(self, param: Any) -> None:
-        """The bounds, and ``start < stop`` (else the range of zooms is empty and the images
-        come back unchanged)."""
-        super().check_parameter(param)
-        start, stop, _ = param
+    def check_parameter(
+        self, param: Any, size: tuple[int, int] | None = None, scale: float = 1.0
+    ) -> None:
+        """The bounds, ``start < stop`` (else the range of zooms is empty and the images
+        come back unchanged) and at most :data:`MAX_ZOOMS` zooms. Zoom factors are at most
+        the longer image side (a larger one enlarges a single pixel)."""
+        super().check_parameter(param, size, scale)
+        start, stop, step = param
         if not start < stop:
             raise ConfigError(
                 f"corruption 'zoom_blur': start must be below stop (the zooms are "
                 f"start, start + step, ... < stop), got start {start}, stop {stop}"
+            )
+        zooms = math.ceil((float(stop) - float(start)) / float(step))
+        if zooms > MAX_ZOOMS:
+            raise ConfigError(
+                f"corruption 'zoom_blur': at most {MAX_ZOOMS} zooms (start, start + step, ... "
+                f"< stop), got {zooms:g} from start {start}, stop {stop}, step {step}; use a "
+                f"step of at least (stop - start) / {MAX_ZOOMS}"
             )
 
     def apply(
