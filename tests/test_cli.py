@@ -395,7 +395,7 @@ def test_fewer_than_two_classes_are_refused_before_training(capsys, tmp_path, mo
         "two",
         "--data.init_args.num_classes",
         "1",
-        match="`num_classes` to be an integer larger than 1, but got 1",
+        match="num_classes must be an integer >= 2, got 1",
     )
     assert len(err.strip().splitlines()[-1]) > 0 and "Subtypes" not in err
     assert not (tmp_path / "runs").exists()
