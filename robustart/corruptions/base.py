@@ -42,6 +42,9 @@ Generators: TypeAlias = torch.Generator | Sequence[torch.Generator] | None
 #: Largest magnitude of a parameter entry: the corruptions compute in float32 (or the images'
 #: precision), so larger values overflow to infinity and give NaN images.
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+#: Largest magnitude of an intensity-like parameter (blend weights, noise levels, fog
+#: strength): the tables stay below 3, and beyond this float16 images overflow (NaN pixels).
+MAX_LEVEL = 1000.0
 #: Lengths in pixels (:attr:`Bound.per_side`) are bounded relative to the longer image side,
 #: but never below this many pixels (the CIFAR size), so that small images keep usable ranges.
 MIN_LIMIT_SIDE = 32

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import (
     CORRUPTIONS,
+    MAX_LEVEL,
     Bound,
     Corruption,
     Generators,
@@ -33,7 +34,7 @@ class Fog(Corruption):
     category = "weather"
     #: The tables' strengths are at most 3; beyond 1000 float16 haze overflows (NaN images).
     parameter_bounds = (
-        Bound("strength", 0.0, 1000.0),
+        Bound("strength", 0.0, MAX_LEVEL),
         Bound("wibble_decay", 1.0, open_low=True),
     )
     imagenet = ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import (
     CORRUPTIONS,
+    MAX_LEVEL,
     TABLE_SIZES,
     Bound,
     Corruption,
@@ -48,8 +49,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 REFERENCE_TEXTURES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
 #: Texture enlargement per table: the CIFAR reference shrinks the photographs to 20 %.
 TEXTURE_ZOOM = {"imagenet": 1.0, "cifar": 0.2}
-#: Largest blend weight for explicit parameters (the tables' are at most 1).
-MAX_WEIGHT = 1000.0
 #: Largest texture zoom for explicit parameters, for images up to 224 px (proportionally more
 #: for larger ones): the tables use at most 1 × side / 224, and a zoom of 50 asked for 16 GB.
 MAX_TEXTURE_ZOOM = 2.0
@@ -251,8 +250,8 @@ class Frost(Corruption):
     category = "weather"
     parameter_bounds = (
         # blend weights: at most 1 in the tables; beyond 1000 they overflow float16 images
-        Bound("image_weight", 0.0, MAX_WEIGHT),
-        Bound("frost_weight", 0.0, MAX_WEIGHT),
+        Bound("image_weight", 0.0, MAX_LEVEL),
+        Bound("frost_weight", 0.0, MAX_LEVEL),
         Bound("texture_zoom", 0.0, open_low=True),
     )
     imagenet = ((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import Generators, create_corruption
 from robustart.corruptions.frost import Frost
-from robustart.errors import ConfigError
+from robustart.utils import check_flag
 
 __all__ = [
     "brightness",
@@ -475,10 +475,7 @@ def spatter(
         >>> spatter(torch.rand(2, 3, 32, 32), 0.62, 0.1, 0.7, 0.7, 0.5, False).shape
         torch.Size([2, 3, 32, 32])
     """
-    if isinstance(mud, (str, bytes)) or mud not in (False, True):
-        raise ConfigError(
-            f"corruption 'spatter': mud must be True (mud) or False (water), got {mud!r}"
-        )
+    mud = check_flag("corruption 'spatter'", "mud", mud, "True (mud) or False (water)")
     param = (mean, std, sigma, threshold, intensity, int(mud))
     return _apply("spatter", images, param, generator)
 

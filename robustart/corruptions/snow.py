@@ -7,6 +7,7 @@ from torch import Tensor
 
 from robustart.corruptions.base import (
     CORRUPTIONS,
+    MAX_LEVEL,
     Bound,
     Corruption,
     map_image_chunks,
@@ -74,8 +75,8 @@ class Snow(Corruption):
     category = "weather"
     parameter_bounds = (
         # noise levels (at most 0.67 in the tables); far larger ones overflowed to NaN
-        Bound("mean", -1000.0, 1000.0),
-        Bound("std", 0.0, 1000.0),
+        Bound("mean", -MAX_LEVEL, MAX_LEVEL),
+        Bound("std", 0.0, MAX_LEVEL),
         Bound("zoom", 0.0, open_low=True, per_side=1),
         Bound("threshold"),
         Bound("radius", 0.0, per_side=4),

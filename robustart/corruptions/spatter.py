@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robustart.corruptions.base import CORRUPTIONS, Bound, Corruption, Generators, random_normal
+from robustart.corruptions.base import (
+    CORRUPTIONS,
+    MAX_LEVEL,
+    Bound,
+    Corruption,
+    Generators,
+    random_normal,
+)
 from robustart.corruptions.color import match_channels
 from robustart.corruptions.imgproc import (
     box_blur_uint8,
@@ -103,8 +110,8 @@ class Spatter(Corruption):
     category = "extra"
     parameter_bounds = (
         # noise levels (at most 0.67 in the tables); far larger ones overflowed to NaN
-        Bound("mean", -1000.0, 1000.0),
-        Bound("std", 0.0, 1000.0),
+        Bound("mean", -MAX_LEVEL, MAX_LEVEL),
+        Bound("std", 0.0, MAX_LEVEL),
         Bound("sigma", 0.0, per_side=4),
         Bound("threshold"),
         Bound("intensity", 0.0, per_side=4),

@@ -88,8 +88,8 @@ def evaluate_robustness(
         image_size: tuple[int, int] | None = None
         for chunk_id, images, labels in chunks:
             images = images.to(device, non_blocking=True)
-            # uint8 images made float would be 0-255; check_images names the fix
-            check_images(images, f"the images of chunk {chunk_id}")
+            if not images.is_floating_point():  # .float() would make them 0-255 (the range
+                check_images(images, f"the images of chunk {chunk_id}")  # is run_batch's)
             images = images.float()
             image_size = (int(images.shape[-2]), int(images.shape[-1]))
             labels = labels.to(device, non_blocking=True)
